@@ -1,0 +1,73 @@
+/**
+ * @module The catalogue of replies mailbox sends. Every reply text on the wire is written here,
+ * once, with the RFC section that chooses its code. Functions take what varies.
+ */
+import { reply, type Reply } from './reply.ts';
+
+export const replies = {
+  // RFC 5321 §4.2.2 / §3.1: greeting and closing
+  greeting: (host: string) => reply(220, undefined, `${host} ESMTP mailbox ready`),
+  closing: (host: string) => reply(221, '2.0.0', `${host} closing connection`),
+  serviceUnavailable: (host: string) => reply(421, '4.3.2', `${host} service shutting down, try again later`),
+  internalError: () => reply(421, '4.3.0', 'Internal error, closing connection; try again later'),
+
+  // RFC 5321 §4.1.1.1: HELO and EHLO
+  helo: (host: string, client: string) => reply(250, undefined, `${host} greets ${client}`),
+  ehlo: (host: string, client: string, keywords: readonly string[]) =>
+    reply(250, undefined, [`${host} greets ${client}`, ...keywords].join('\n')),
+  heloNeedsDomain: (verb: string) => reply(501, '5.5.4', `Syntax: ${verb} domain-or-address-literal`),
+
+  ok: () => reply(250, '2.0.0', 'OK'),
+  senderOk: () => reply(250, '2.1.0', 'Sender OK'),
+  recipientOk: () => reply(250, '2.1.5', 'Recipient OK'),
+  resetOk: () => reply(250, '2.0.0', 'Reset OK'),
+  noopOk: () => reply(250, '2.0.0', 'OK'),
+  startData: () => reply(354, undefined, 'Start mail input; end with <CRLF>.<CRLF>'),
+  queued: (id: string) => reply(250, '2.0.0', `OK queued as ${id}`),
+
+  // RFC 5321 §3.5.3: VRFY that neither confirms nor denies
+  cannotVerify: () => reply(252, '2.5.0', 'Cannot VRFY user, but will accept message and attempt delivery'),
+  // RFC 5321 §3.5.2: EXPN is optional; not offered, so answered as not implemented
+  expnNotImplemented: () => reply(502, '5.5.1', 'EXPN not implemented'),
+  help: () =>
+    reply(214, '2.0.0', 'Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP\nSee RFC 5321; mailbox answers per command'),
+
+  // RFC 5321 §4.2.4, §4.3.2: syntax and sequence
+  unknownCommand: () => reply(500, '5.5.2', 'Command not recognized'),
+  lineTooLong: () => reply(500, '5.5.6', 'Command line too long (RFC 5321 §4.5.3.1.4)'),
+  syntax: (usage: string) => reply(501, '5.5.4', `Syntax: ${usage}`),
+  badSequence: (hint: string) => reply(503, '5.5.1', `Bad sequence of commands: ${hint}`),
+  notImplemented: (verb: string) => reply(502, '5.5.1', `${verb} not implemented`),
+  unknownParameter: (name: string) => reply(555, '5.5.4', `MAIL/RCPT parameter ${name} not recognized`),
+  badParameter: (text: string) => reply(501, '5.5.4', text),
+  tooManyErrors: () => reply(421, '4.7.0', 'Too many errors, closing connection'),
+  idleTimeout: () => reply(421, '4.4.2', 'Idle timeout, closing connection'),
+  dataTimeout: () => reply(421, '4.4.2', 'Timeout waiting for message data, closing connection'),
+  earlyTalker: () => reply(554, '5.5.0', 'Command sent before the greeting'),
+  httpOnSmtp: () => reply(554, '5.5.0', 'This is an SMTP server, not HTTP'),
+
+  // RFC 5321 §4.1.1.2-3 and RFC 3463: addresses
+  badSenderSyntax: (why: string) => reply(501, '5.1.7', `Bad sender address syntax: ${why}`),
+  badRecipientSyntax: (why: string) => reply(501, '5.1.3', `Bad recipient address syntax: ${why}`),
+  noSuchDomain: (domain: string) => reply(550, '5.1.2', `Domain ${domain} is not handled here`),
+  relayDenied: (domain: string) => reply(550, '5.7.1', `Relaying to ${domain} denied`),
+  // RFC 5321 §4.5.3.1.8: at least 100 recipients must be accepted; 452 beyond our cap
+  tooManyRecipients: () => reply(452, '4.5.3', 'Too many recipients'),
+  needsSmtpUtf8: () => reply(553, '5.6.7', 'Non-ASCII address requires the SMTPUTF8 parameter (RFC 6531)'),
+  mailNeedsRecipient: () => reply(554, '5.5.1', 'No valid recipients'),
+
+  // RFC 1870: SIZE
+  sizeExceeded: (max: number) => reply(552, '5.3.4', `Message size exceeds fixed maximum of ${max} bytes`),
+
+  // RFC 5321 §2.3.8 and §4.5.3.1.6: message content framing
+  bareLineEnding: () =>
+    reply(554, '5.6.0', 'Message rejected: bare CR or LF in message data (RFC 5321 §2.3.8); lines must end with CRLF'),
+  textLineTooLong: () =>
+    reply(554, '5.6.0', 'Message rejected: a line is longer than 1000 octets (RFC 5321 §4.5.3.1.6)'),
+
+  // Storage outcomes (DESIGN.md: disk full, permission errors → 4xx, nothing lost)
+  spoolUnavailable: (why: string) => reply(451, '4.3.0', `Message not accepted, try again later: ${why}`),
+  spoolFull: () => reply(452, '4.3.1', 'Insufficient system storage, try again later'),
+} as const satisfies Record<string, (...args: never[]) => Reply>;
+
+export type ReplyName = keyof typeof replies;

@@ -1,0 +1,80 @@
+/**
+ * @module SMTP replies: the value every layer passes outward, its wire format and its parser.
+ * Rule: a Reply is data; only replies.ts writes reply text.
+ */
+
+/** One SMTP reply: a three-digit code, an optional enhanced status code (RFC 3463), text lines. */
+export interface Reply {
+  readonly code: number;
+  readonly enhanced?: string;
+  readonly lines: readonly string[];
+}
+
+export type ReplyClass = 'positive' | 'intermediate' | 'transient' | 'permanent';
+
+/** RFC 5321 §4.2.1: the first digit says whether the command succeeded. */
+export function classifyReply(reply: Reply): ReplyClass {
+  const first = Math.floor(reply.code / 100);
+  if (first === 2) return 'positive';
+  if (first === 3) return 'intermediate';
+  if (first === 4) return 'transient';
+  return 'permanent';
+}
+
+export function isPositive(reply: Reply): boolean {
+  return reply.code >= 200 && reply.code < 300;
+}
+
+/** Builds a reply value; text may hold several lines separated by "\n". */
+export function reply(code: number, enhanced: string | undefined, text: string): Reply {
+  return Object.freeze({ code, enhanced, lines: Object.freeze(text.split('\n')) });
+}
+
+/**
+ * RFC 5321 §4.2.1: every line but the last is "code-text", the last "code SP text".
+ * The enhanced code, when there is one, starts every line (RFC 2034 §4).
+ */
+export function formatReply(r: Reply): string {
+  const prefix = r.enhanced ? `${r.enhanced} ` : '';
+  const last = r.lines.length - 1;
+  let out = '';
+  for (let i = 0; i <= last; i++) {
+    out += `${r.code}${i === last ? ' ' : '-'}${prefix}${r.lines[i]}\r\n`;
+  }
+  return out;
+}
+
+/** One-line human rendering for logs and error messages: "550 5.1.1 No such user". */
+export function describeReply(r: Reply): string {
+  const text = r.lines.join(' / ');
+  return r.enhanced ? `${r.code} ${r.enhanced} ${text}` : `${r.code} ${text}`;
+}
+
+const ENHANCED = /^([245])\.(\d{1,3})\.(\d{1,3})(?: |$)/;
+
+export type ReplyLine =
+  | { readonly kind: 'line'; readonly code: number; readonly last: boolean; readonly text: string }
+  | { readonly kind: 'malformed'; readonly line: string };
+
+/** Parses one reply line from a server: "250-SIZE 100", "250 OK", "220". */
+export function parseReplyLine(line: string): ReplyLine {
+  if (line.length < 3) return { kind: 'malformed', line };
+  const code = Number(line.slice(0, 3));
+  if (!/^[2-5][0-9][0-9]$/.test(line.slice(0, 3))) return { kind: 'malformed', line };
+  const sep = line.charAt(3);
+  if (sep !== '' && sep !== ' ' && sep !== '-') return { kind: 'malformed', line };
+  return { kind: 'line', code, last: sep !== '-', text: line.slice(4) };
+}
+
+/**
+ * Assembles parsed lines into a Reply. The enhanced code is taken from the first line when
+ * its class digit matches the reply code (RFC 3463 §2), and stripped from every line.
+ */
+export function assembleReply(code: number, texts: readonly string[]): Reply {
+  const m = ENHANCED.exec(texts[0] ?? '');
+  const enhanced = m && m[1] === String(code).charAt(0) ? `${m[1]}.${m[2]}.${m[3]}` : undefined;
+  const lines = enhanced
+    ? texts.map((t) => (t.startsWith(enhanced) ? t.slice(enhanced.length).replace(/^ /, '') : t))
+    : [...texts];
+  return Object.freeze({ code, enhanced, lines: Object.freeze(lines) });
+}
