@@ -7,6 +7,8 @@ import type { Parameter } from './command.ts';
 
 export interface Recipient {
   readonly mailbox: Mailbox;
+  /** Delivered into a local mailbox here (true) or relayed onward (false). */
+  readonly local: boolean;
   /** RCPT parameters as given (NOTIFY, ORCPT…), kept for relaying and DSN. */
   readonly params: readonly Parameter[];
 }

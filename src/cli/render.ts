@@ -1,0 +1,40 @@
+/**
+ * @module Human output: the only file that chooses picocolors styles. Colour only on a
+ * terminal, never when piped or when NO_COLOR is set.
+ */
+import { createColors } from 'picocolors';
+
+export type Paint = ReturnType<typeof createColors>;
+
+export function colorsFor(stream: { isTTY?: boolean }, env: Record<string, string | undefined>): Paint {
+  const enabled = Boolean(stream.isTTY) && env.NO_COLOR === undefined && env.TERM !== 'dumb';
+  return createColors(enabled);
+}
+
+export type Level = 'info' | 'warn' | 'error';
+
+/** Colours a log line's event word by what it means. */
+export function paintEvent(paint: Paint, level: Level, event: string): string {
+  if (level === 'error') return paint.red(paint.bold(event));
+  if (level === 'warn') return paint.yellow(event);
+  if (event === 'accepted') return paint.green(event);
+  return paint.cyan(event);
+}
+
+export function paintKey(paint: Paint, key: string): string {
+  return paint.dim(key);
+}
+
+export function paintError(paint: Paint, text: string): string {
+  return `${paint.red(paint.bold('mailbox:'))} ${text}`;
+}
+
+export function paintSuccess(paint: Paint, text: string): string {
+  return paint.green(text);
+}
+
+/** A value as it appears in a key=value log line: quoted when it has spaces or quotes. */
+export function formatValue(value: unknown): string {
+  const text = Array.isArray(value) ? value.join(',') : String(value);
+  return /[\s"=]/.test(text) || text === '' ? JSON.stringify(text) : text;
+}

@@ -1,0 +1,182 @@
+/**
+ * @module Configuration of `mailbox serve`: defaults, the config file, validation.
+ * Rule: every flag can come from the config file and the command line wins; the result is a
+ * frozen Config that is passed down, never read from a global.
+ *
+ * Config file format: one setting per line, `name value`, where name is a long flag of
+ * `mailbox serve` without its dashes; `#` starts a comment; a flag that can repeat may repeat.
+ *
+ *     # /etc/mailbox.conf
+ *     listen 127.0.0.1:1025
+ *     listen [::1]:1025
+ *     data /var/spool/mailbox
+ *     domain example.test
+ *     max-size 25M
+ *     max-age 7d
+ */
+import { readFileSync } from 'node:fs';
+import { homedir, hostname as osHostname } from 'node:os';
+import { join } from 'node:path';
+import { checkDomain, normalizeDomain } from './core/address.ts';
+import { DEFAULT_LIMITS, type Limits } from './core/limits.ts';
+import { SetupError, UsageError } from './cli/exit-codes.ts';
+import { parseHostPort } from './transport/tcp-server.ts';
+
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface ServeConfig {
+  readonly listen: readonly ListenAddress[];
+  readonly dataDir: string;
+  readonly hostname: string;
+  /** Local domains; null means every domain (catch-all development mode). */
+  readonly domains: readonly string[] | null;
+  readonly limits: Limits;
+  readonly maxMessages: number | null;
+  readonly maxAgeMs: number | null;
+  readonly log: 'text' | 'json';
+  readonly logFile: string | null;
+  readonly shutdownTimeoutMs: number;
+}
+
+/** The raw options as cac hands them over (strings, numbers, arrays, or undefined). */
+export type RawOptions = Record<string, unknown>;
+
+/** Flags of serve that the config file may set, and whether they repeat. */
+export const SERVE_SETTINGS = {
+  listen: 'repeat',
+  data: 'single',
+  hostname: 'single',
+  domain: 'repeat',
+  'max-size': 'single',
+  'max-recipients': 'single',
+  'max-errors': 'single',
+  'command-timeout': 'single',
+  'data-timeout': 'single',
+  'max-messages': 'single',
+  'max-age': 'single',
+  log: 'single',
+  'log-file': 'single',
+  'shutdown-timeout': 'single',
+} as const;
+
+export type SettingName = keyof typeof SERVE_SETTINGS;
+
+/** XDG_DATA_HOME/mailbox, else ~/.local/share/mailbox (root too: a per-user default). */
+export function defaultDataDir(env: Record<string, string | undefined>): string {
+  const base = env.XDG_DATA_HOME || join(env.HOME || homedir(), '.local', 'share');
+  return join(base, 'mailbox');
+}
+
+/** Reads a config file into setting name → values. Unknown names are errors, with the line. */
+export function readConfigFile(path: string): Map<SettingName, string[]> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new SetupError(`cannot read config file ${path}: ${(error as Error).message}`);
+  }
+  const settings = new Map<SettingName, string[]>();
+  text.split(/\r?\n/).forEach((raw, index) => {
+    const line = raw.replace(/(^|\s)#.*$/, '').trim();
+    if (line === '') return;
+    const space = line.search(/\s/);
+    const name = (space < 0 ? line : line.slice(0, space)).replace(/^--/, '');
+    const value = space < 0 ? '' : line.slice(space + 1).trim();
+    if (!(name in SERVE_SETTINGS)) throw new SetupError(`${path}:${index + 1}: unknown setting "${name}"`);
+    if (value === '') throw new SetupError(`${path}:${index + 1}: "${name}" needs a value`);
+    const key = name as SettingName;
+    const list = settings.get(key) ?? [];
+    if (SERVE_SETTINGS[key] === 'single' && list.length > 0) throw new SetupError(`${path}:${index + 1}: "${name}" is set twice`);
+    list.push(value);
+    settings.set(key, list);
+  });
+  return settings;
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, m: 1024 ** 2, mb: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3 };
+const TIME_UNITS: Record<string, number> = { ms: 1, s: 1000, '': 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** "50M", "1024", "2G" → bytes. */
+export function parseSize(text: string, what: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(text.trim());
+  const unit = m ? SIZE_UNITS[m[2].toLowerCase()] : undefined;
+  if (!m || unit === undefined) throw new UsageError(`${what}: "${text}" is not a size (examples: 1048576, 512K, 50M, 1G)`);
+  return Math.floor(Number(m[1]) * unit);
+}
+
+/** "30s", "5m", "7d", "300" (seconds) → milliseconds. */
+export function parseDuration(text: string, what: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|)$/i.exec(text.trim());
+  if (!m) throw new UsageError(`${what}: "${text}" is not a duration (examples: 30s, 5m, 2h, 7d)`);
+  return Math.floor(Number(m[1]) * TIME_UNITS[m[2].toLowerCase()]);
+}
+
+function parseCount(text: string, what: string, min: number): number {
+  if (!/^\d+$/.test(text.trim()) || Number(text) < min) throw new UsageError(`${what}: "${text}" must be a whole number of at least ${min}`);
+  return Number(text);
+}
+
+const asList = (value: unknown): string[] =>
+  value === undefined || value === null ? [] : (Array.isArray(value) ? value : [value]).map((v) => String(v));
+
+/** Builds the frozen serve configuration: defaults < config file < command line. */
+export function buildServeConfig(options: RawOptions, env: Record<string, string | undefined>): ServeConfig {
+  const file = options.config ? readConfigFile(String(options.config)) : new Map<SettingName, string[]>();
+  const pick = (name: SettingName, cliKey: string): string[] => {
+    const cli = asList(options[cliKey]);
+    return cli.length > 0 ? cli : (file.get(name) ?? []);
+  };
+  const one = (name: SettingName, cliKey: string): string | undefined => pick(name, cliKey).at(-1);
+
+  const listenTexts = pick('listen', 'listen');
+  const listen = (listenTexts.length > 0 ? listenTexts : ['127.0.0.1:1025']).map((text) => {
+    const parsed = parseHostPort(text);
+    if (!parsed) throw new UsageError(`--listen: "${text}" is not HOST:PORT (example: 127.0.0.1:1025)`);
+    return Object.freeze(parsed);
+  });
+
+  const domainTexts = pick('domain', 'domain').flatMap((d) => d.split(',')).map((d) => d.trim()).filter(Boolean);
+  for (const d of domainTexts) {
+    const why = checkDomain(d, true);
+    if (why) throw new UsageError(`--domain: ${why}`);
+  }
+
+  const get = {
+    maxSize: one('max-size', 'maxSize'),
+    maxRecipients: one('max-recipients', 'maxRecipients'),
+    maxErrors: one('max-errors', 'maxErrors'),
+    commandTimeout: one('command-timeout', 'commandTimeout'),
+    dataTimeout: one('data-timeout', 'dataTimeout'),
+    maxMessages: one('max-messages', 'maxMessages'),
+    maxAge: one('max-age', 'maxAge'),
+    log: one('log', 'log'),
+    shutdownTimeout: one('shutdown-timeout', 'shutdownTimeout'),
+  };
+  const limits: Limits = Object.freeze({
+    ...DEFAULT_LIMITS,
+    maxMessageBytes: get.maxSize ? parseSize(get.maxSize, '--max-size') : DEFAULT_LIMITS.maxMessageBytes,
+    // RFC 5321 §4.5.3.1.8: at least 100.
+    maxRecipients: get.maxRecipients ? parseCount(get.maxRecipients, '--max-recipients', 100) : DEFAULT_LIMITS.maxRecipients,
+    maxErrors: get.maxErrors ? parseCount(get.maxErrors, '--max-errors', 1) : DEFAULT_LIMITS.maxErrors,
+    commandTimeoutMs: get.commandTimeout ? parseDuration(get.commandTimeout, '--command-timeout') : DEFAULT_LIMITS.commandTimeoutMs,
+    dataTimeoutMs: get.dataTimeout ? parseDuration(get.dataTimeout, '--data-timeout') : DEFAULT_LIMITS.dataTimeoutMs,
+  });
+  const log = get.log ?? 'text';
+  if (log !== 'text' && log !== 'json') throw new UsageError(`--log: "${log}" must be text or json`);
+
+  return Object.freeze({
+    listen: Object.freeze(listen),
+    dataDir: one('data', 'data') ?? defaultDataDir(env),
+    hostname: one('hostname', 'hostname') ?? osHostname(),
+    domains: domainTexts.length > 0 ? Object.freeze(domainTexts.map(normalizeDomain)) : null,
+    limits,
+    maxMessages: get.maxMessages ? parseCount(get.maxMessages, '--max-messages', 1) : null,
+    maxAgeMs: get.maxAge ? parseDuration(get.maxAge, '--max-age') : null,
+    log,
+    logFile: one('log-file', 'logFile') ?? null,
+    shutdownTimeoutMs: get.shutdownTimeout ? parseDuration(get.shutdownTimeout, '--shutdown-timeout') : 30_000,
+  });
+}

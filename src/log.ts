@@ -1,0 +1,67 @@
+/**
+ * @module Logging: one readable line per event, or one JSON object per line with --log json.
+ * Rule: the logger is built in main and passed down; nothing logs through a global.
+ */
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { colorsFor, formatValue, paintEvent, paintKey, type Level, type Paint } from './cli/render.ts';
+
+export type Fields = Record<string, unknown>;
+
+export interface Logger {
+  info(event: string, fields?: Fields): void;
+  warn(event: string, fields?: Fields): void;
+  error(event: string, fields?: Fields): void;
+  /** Reopens the log file (SIGHUP), so that logrotate can move it away. */
+  reopen(): void;
+  close(): void;
+}
+
+export interface LoggerOptions {
+  readonly format: 'text' | 'json';
+  /** A file to append to; standard error when absent. */
+  readonly file?: string;
+  readonly now: () => number;
+  readonly env: Record<string, string | undefined>;
+}
+
+export function createLogger(options: LoggerOptions): Logger {
+  let fd = options.file ? openSync(options.file, 'a') : 2;
+  const paint: Paint = options.file ? colorsFor({ isTTY: false }, options.env) : colorsFor(process.stderr, options.env);
+
+  function line(level: Level, event: string, fields: Fields = {}): string {
+    const time = new Date(options.now()).toISOString();
+    if (options.format === 'json') return `${JSON.stringify({ time, level, event, ...fields })}\n`;
+    let text = `${paint.dim(time)} ${paintEvent(paint, level, event)}`;
+    for (const [key, value] of Object.entries(fields)) {
+      if (value === undefined) continue;
+      text += ` ${paintKey(paint, `${key}=`)}${formatValue(value)}`;
+    }
+    return `${text}\n`;
+  }
+
+  function emit(level: Level, event: string, fields?: Fields): void {
+    try {
+      writeSync(fd, line(level, event, fields));
+    } catch {
+      // A log that cannot be written must not stop mail; standard error is the last resort.
+      if (fd !== 2) writeSync(2, line(level, event, fields));
+    }
+  }
+
+  return {
+    info: (event, fields) => emit('info', event, fields),
+    warn: (event, fields) => emit('warn', event, fields),
+    error: (event, fields) => emit('error', event, fields),
+    reopen() {
+      if (!options.file) return;
+      const next = openSync(options.file, 'a');
+      const previous = fd;
+      fd = next;
+      closeSync(previous);
+    },
+    close() {
+      if (fd !== 2) closeSync(fd);
+      fd = 2;
+    },
+  };
+}

@@ -1,0 +1,58 @@
+/**
+ * @module The mailbox command line: builds the cac CLI, registers every command, and is the one
+ * place that exits. Errors become one line and a sysexits code (cli/exit-codes.ts).
+ */
+import { cac } from 'cac';
+import packageJson from '../package.json' with { type: 'json' };
+import { EXIT, UsageError, describeError, exitCodeFor } from './cli/exit-codes.ts';
+import { colorsFor, paintError } from './cli/render.ts';
+import * as serve from './commands/serve.ts';
+
+function stopSignals(): { stop: Promise<string>; onHangup(handler: () => void): void } {
+  const stop = new Promise<string>((resolve) => {
+    const once = (signal: string) => () => resolve(signal);
+    process.once('SIGTERM', once('SIGTERM'));
+    process.once('SIGINT', once('SIGINT'));
+  });
+  return {
+    stop,
+    onHangup(handler) {
+      process.on('SIGHUP', handler);
+    },
+  };
+}
+
+async function main(argv: string[]): Promise<number> {
+  const env = process.env;
+  const now = () => Date.now();
+  const cli = cac('mailbox');
+  serve.register(cli, { env, now, signals: stopSignals() });
+  cli.help();
+  cli.version(packageJson.version);
+
+  cli.parse(argv, { run: false });
+  const parsed = cli.matchedCommand;
+  if (!parsed) {
+    if (cli.options.help || cli.options.version) return EXIT.ok;
+    const word = cli.args[0];
+    if (word === undefined) {
+      cli.outputHelp();
+      return EXIT.usage;
+    }
+    throw new UsageError(`unknown command "${word}"`);
+  }
+  if (cli.options.help) return EXIT.ok;
+  await cli.runMatchedCommand();
+  return EXIT.ok;
+}
+
+const paint = colorsFor(process.stderr, process.env);
+let code: number;
+try {
+  code = await main(process.argv);
+} catch (error) {
+  const usage = error instanceof Error && error.name === 'CACError' ? new UsageError(error.message) : error;
+  process.stderr.write(`${paintError(paint, describeError(usage))}\n`);
+  code = exitCodeFor(usage);
+}
+process.exit(code);
