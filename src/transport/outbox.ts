@@ -9,6 +9,7 @@ export interface WritableSocket {
 }
 
 const ENCODER = new TextEncoder();
+const NON_ASCII = /[^\x00-\x7f]/;
 
 export class Outbox {
   #queue: Uint8Array[] = [];
@@ -25,8 +26,10 @@ export class Outbox {
       this.#queue.push(typeof data === 'string' ? ENCODER.encode(data) : data);
       return;
     }
+    const written = socket.write(data);
+    // Replies are nearly always ASCII, so string length equals byte length and nothing is left.
+    if (written === data.length && (typeof data !== 'string' || !NON_ASCII.test(data))) return;
     const bytes = typeof data === 'string' ? ENCODER.encode(data) : data;
-    const written = socket.write(bytes);
     if (written < bytes.length) this.#queue.push(bytes.subarray(Math.max(0, written)));
   }
 
