@@ -1,0 +1,671 @@
+/**
+ * @module Client session: the SMTP client as a pure state machine, greeting → EHLO (HELO) →
+ * STARTTLS → MAIL/RCPT…/DATA → message → QUIT, fed with bytes and returning what to write.
+ * Rule 1: no I/O and no clock. The adapter writes `out`, feeds what it reads to receive(), and
+ *         reports the world through tlsStarted(), tlsFailed(), timeout() and peerClosed().
+ * Rule 2: every reply is matched to the command it answers through one queue (#awaiting), so a
+ *         pipelined group (RFC 2920) and a lock-step dialogue run through the same handlers.
+ * Rule 3: every transaction given to send() gets exactly one `outcome` event.
+ */
+import { formatPath, needsSmtpUtf8, type Mailbox } from './address.ts';
+import { dotStuff } from './data.ts';
+import { ClientFailure, type ClientStage, type FailureKind } from './errors.ts';
+import { parseEhloLines, peerMaxSize, type PeerExtensions } from './extensions.ts';
+import { assembleReply, isPositive, parseReplyLine, type Reply } from './reply.ts';
+import type { TranscriptEntry } from './transcript.ts';
+
+/** 'opportunistic' upgrades when STARTTLS is offered; 'required' fails the session without it. */
+export type StartTlsPolicy = 'never' | 'opportunistic' | 'required';
+
+export interface ClientOptions {
+  /** The name given in EHLO/HELO (RFC 5321 §4.1.1.1: the client's FQDN or an address literal). */
+  readonly ehloName: string;
+  readonly startTls?: StartTlsPolicy;
+  /** The connection is TLS from the first byte (RFC 8314 implicit TLS); STARTTLS is not tried. */
+  readonly tls?: boolean;
+}
+
+/** One message to send: the envelope and the message bytes, with any line endings. */
+export interface OutgoingTransaction {
+  readonly sender: Mailbox | null;
+  readonly recipients: readonly Mailbox[];
+  /** Converted to CRLF and dot-stuffed by the session (RFC 5321 §4.5.2); ".\r\n" is added. */
+  readonly message: Uint8Array;
+}
+
+export interface RecipientOutcome {
+  readonly mailbox: Mailbox;
+  readonly reply: Reply;
+  readonly accepted: boolean;
+}
+
+/** What became of one transaction. `recipients` holds a reply for every RCPT that was sent. */
+export type TransactionOutcome =
+  | {
+      readonly ok: true;
+      readonly transaction: OutgoingTransaction;
+      /** The reply to the end of data: the server took responsibility for the message. */
+      readonly reply: Reply;
+      readonly recipients: readonly RecipientOutcome[];
+    }
+  | {
+      readonly ok: false;
+      readonly transaction: OutgoingTransaction;
+      readonly failure: ClientFailure;
+      readonly recipients: readonly RecipientOutcome[];
+    };
+
+export type ClientEvent =
+  | { readonly kind: 'transcript'; readonly entry: TranscriptEntry }
+  /** EHLO/HELO succeeded (after STARTTLS when there was one); transactions can run. */
+  | { readonly kind: 'ready'; readonly extensions: PeerExtensions; readonly tls: boolean }
+  /** The server said 220 to STARTTLS: start the TLS handshake, then call tlsStarted(). */
+  | { readonly kind: 'starttls' }
+  | { readonly kind: 'outcome'; readonly outcome: TransactionOutcome }
+  /** The session cannot go on; every pending transaction already has its outcome. */
+  | { readonly kind: 'failed'; readonly failure: ClientFailure }
+  /** The dialogue is over; the adapter closes the connection once `out` is written. */
+  | { readonly kind: 'closed' };
+
+export interface ClientStep {
+  /** Chunks to write, in order; commands are strings (UTF-8 on the wire), message bytes are not. */
+  readonly out: readonly (string | Uint8Array)[];
+  readonly events: readonly ClientEvent[];
+  readonly close: boolean;
+}
+
+/** What one outstanding reply answers. */
+type Awaited =
+  | { readonly verb: 'greeting' | 'EHLO' | 'HELO' | 'STARTTLS' | 'MAIL' | 'DATA' | '.' | 'RSET' | 'QUIT' }
+  | { readonly verb: 'RCPT'; readonly index: number };
+
+const STAGE_OF: Record<Awaited['verb'], ClientStage> = {
+  greeting: 'greeting',
+  EHLO: 'ehlo',
+  HELO: 'ehlo',
+  STARTTLS: 'starttls',
+  MAIL: 'mail',
+  RCPT: 'rcpt',
+  DATA: 'data',
+  '.': 'message',
+  RSET: 'mail',
+  QUIT: 'quit',
+};
+
+/** One transaction on the wire: the replies so far, and the failure once one is certain. */
+interface Flight {
+  readonly tx: OutgoingTransaction;
+  readonly stuffed: Uint8Array;
+  readonly pipelined: boolean;
+  readonly mailParams: string;
+  readonly mail: Reply | null;
+  readonly recipients: readonly RecipientOutcome[];
+  readonly failure: ClientFailure | null;
+}
+
+type State =
+  | { readonly kind: 'greeting' }
+  | { readonly kind: 'hello' }
+  | { readonly kind: 'starttls' }
+  | { readonly kind: 'handshake' }
+  | { readonly kind: 'ready' }
+  | { readonly kind: 'transaction'; readonly flight: Flight }
+  | { readonly kind: 'resetting' }
+  | { readonly kind: 'quitting' }
+  | { readonly kind: 'closed' };
+
+const CR = 13;
+const LF = 10;
+const DOT = 46;
+// RFC 5321 §4.5.3.1.5 allows reply lines of 512 octets; servers exceed it in EHLO and error
+// text, so the cap only guards against a peer that never ends a line.
+const MAX_REPLY_LINE_BYTES = 8192;
+// RFC 5321 §4.1.4: a server that does not know EHLO answers 500 or 502; HELO follows.
+const EHLO_UNKNOWN = new Set([500, 502]);
+const SETUP_STAGES: ReadonlySet<ClientStage> = new Set(['connect', 'greeting', 'ehlo', 'starttls', 'auth']);
+
+const DECODER = new TextDecoder();
+const NO_EXTENSIONS: PeerExtensions = new Map();
+
+/** RFC 1870 §3: SIZE counts the message with CRLF line endings, before dot-stuffing. */
+function unstuffedSize(stuffed: Uint8Array): number {
+  let dots = stuffed.length > 0 && stuffed[0] === DOT ? 1 : 0;
+  for (let i = stuffed.indexOf(LF); i >= 0 && i + 1 < stuffed.length; i = stuffed.indexOf(LF, i + 1)) {
+    if (stuffed[i + 1] === DOT) dots++;
+  }
+  return stuffed.length - dots;
+}
+
+function hasEightBit(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] >= 0x80) return true;
+  return false;
+}
+
+function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
+  if (a.length === 0) return b;
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+/**
+ * The client state machine. Queue transactions with send(), feed bytes with receive(); each call
+ * returns the chunks to write and the events that happened. Several transactions run one after
+ * another on one session; quit() ends it once the queue is empty.
+ */
+export class ClientSession {
+  readonly #options: ClientOptions;
+  #state: State = { kind: 'greeting' };
+  #awaiting: Awaited[] = [{ verb: 'greeting' }];
+  #queue: OutgoingTransaction[] = [];
+  #extensions: PeerExtensions = NO_EXTENSIONS;
+  #tls: boolean;
+  #triedStartTls = false;
+  #quitRequested = false;
+  #buffer: Uint8Array = new Uint8Array(0);
+  #replyCode = 0;
+  #replyTexts: string[] = [];
+  #out: (string | Uint8Array)[] = [];
+  #events: ClientEvent[] = [];
+  #close = false;
+
+  constructor(options: ClientOptions) {
+    this.#options = options;
+    this.#tls = options.tls === true;
+  }
+
+  /** The peer's EHLO keywords (empty before EHLO, and after HELO). */
+  get extensions(): PeerExtensions {
+    return this.#extensions;
+  }
+
+  /** True once the connection is TLS (implicit, or after a finished STARTTLS handshake). */
+  get tls(): boolean {
+    return this.#tls;
+  }
+
+  /** The stage whose reply the session waits for, or null: the adapter runs its timer meanwhile. */
+  get awaitingStage(): ClientStage | null {
+    if (this.#state.kind === 'handshake') return 'starttls';
+    const head = this.#awaiting[0];
+    return head ? STAGE_OF[head.verb] : null;
+  }
+
+  get closed(): boolean {
+    return this.#state.kind === 'closed';
+  }
+
+  /** Queues a transaction; it starts at once when the session is ready and idle. */
+  send(tx: OutgoingTransaction): ClientStep {
+    if (this.#state.kind === 'closed' || this.#state.kind === 'quitting') {
+      this.#emitOutcome({
+        ok: false,
+        transaction: tx,
+        failure: new ClientFailure('connect', 'mail', 'the session is already closed'),
+        recipients: [],
+      });
+      return this.#step();
+    }
+    this.#queue.push(tx);
+    if (this.#state.kind === 'ready') this.#next();
+    return this.#step();
+  }
+
+  /** Asks for QUIT once every queued transaction is done. */
+  quit(): ClientStep {
+    if (this.#quitRequested || this.#state.kind === 'closed') return this.#step();
+    this.#quitRequested = true;
+    if (this.#state.kind === 'ready') this.#next();
+    return this.#step();
+  }
+
+  /** Bytes read from the server, split anywhere. */
+  receive(bytes: Uint8Array): ClientStep {
+    // After 220 to STARTTLS the plaintext stream is over; whatever arrives belongs to TLS.
+    if (this.#state.kind === 'closed' || this.#state.kind === 'handshake') return this.#step();
+    this.#buffer = concatBytes(this.#buffer, bytes);
+    this.#readReplies();
+    return this.#step();
+  }
+
+  /** The TLS handshake the `starttls` event asked for has finished. */
+  tlsStarted(): ClientStep {
+    if (this.#state.kind !== 'handshake') throw new Error(`tlsStarted() in state ${this.#state.kind}`);
+    this.#tls = true;
+    this.#trace({ kind: 'event', name: 'tls' });
+    // RFC 3207 §4.2: the client must discard what it learnt before TLS and say EHLO again.
+    this.#extensions = NO_EXTENSIONS;
+    this.#hello('EHLO');
+    return this.#step();
+  }
+
+  /** The TLS handshake failed; the connection cannot be used any more. */
+  tlsFailed(reason: string): ClientStep {
+    if (this.#state.kind === 'closed') return this.#step();
+    this.#failSession(new ClientFailure('tls', 'starttls', `TLS handshake failed: ${reason}`), false);
+    return this.#step();
+  }
+
+  /** The adapter's timer ran out while a reply was awaited. */
+  timeout(message = 'no reply from the server in time'): ClientStep {
+    if (this.#state.kind === 'closed') return this.#step();
+    this.#trace({ kind: 'event', name: 'idle' });
+    const stage = this.awaitingStage;
+    if (stage === null) {
+      this.#enter({ kind: 'closed' });
+      return this.#step();
+    }
+    this.#failSession(new ClientFailure('connect', stage, message), false);
+    return this.#step();
+  }
+
+  /** The server closed the connection (or it broke). */
+  peerClosed(message = 'connection closed by the server'): ClientStep {
+    if (this.#state.kind === 'closed') return this.#step();
+    this.#trace({ kind: 'event', name: 'peer-closes' });
+    const stage = this.awaitingStage;
+    const idle = this.#state.kind === 'quitting' || (stage === null && this.#queue.length === 0);
+    if (idle) {
+      this.#enter({ kind: 'closed' });
+      return this.#step();
+    }
+    this.#failSession(new ClientFailure('connect', stage ?? 'mail', message), false);
+    return this.#step();
+  }
+
+  // ---- reading replies ----
+
+  #readReplies(): void {
+    while (this.#state.kind !== 'closed' && this.#state.kind !== 'handshake') {
+      const lf = this.#buffer.indexOf(LF);
+      if (lf < 0) {
+        if (this.#buffer.length > MAX_REPLY_LINE_BYTES) {
+          this.#protocolFailure(`a reply line longer than ${MAX_REPLY_LINE_BYTES} bytes`);
+        }
+        return;
+      }
+      // Replies end in CRLF (RFC 5321 §2.3.8); a bare LF from a sloppy server is tolerated.
+      const end = lf > 0 && this.#buffer[lf - 1] === CR ? lf - 1 : lf;
+      const line = DECODER.decode(this.#buffer.subarray(0, end));
+      this.#buffer = this.#buffer.subarray(lf + 1);
+      this.#trace({ kind: 'line', dir: 'S', text: line });
+      const parsed = parseReplyLine(line);
+      if (parsed.kind === 'malformed') {
+        this.#protocolFailure(`a malformed reply line ${JSON.stringify(line.slice(0, 80))}`);
+        return;
+      }
+      // RFC 5321 §4.2.1: every line of a multi-line reply carries the same code.
+      if (this.#replyTexts.length > 0 && parsed.code !== this.#replyCode) {
+        this.#protocolFailure(`a multi-line reply that changes its code from ${this.#replyCode} to ${parsed.code}`);
+        return;
+      }
+      this.#replyCode = parsed.code;
+      this.#replyTexts.push(parsed.text);
+      if (!parsed.last) continue;
+      const reply = assembleReply(this.#replyCode, this.#replyTexts);
+      this.#replyTexts = [];
+      this.#onReply(reply);
+    }
+    if (this.#state.kind === 'handshake' && this.#buffer.length > 0) {
+      // RFC 3207 §4.2 and §6: bytes after the 220 came before TLS and must not be trusted.
+      this.#trace({ kind: 'note', text: `discarded ${this.#buffer.length} bytes sent before the TLS handshake` });
+    }
+    if (this.#state.kind === 'handshake' || this.#state.kind === 'closed') this.#buffer = new Uint8Array(0);
+  }
+
+  #onReply(reply: Reply): void {
+    const awaited = this.#awaiting.shift();
+    if (awaited === undefined) {
+      // RFC 5321 §3.8: a server may send 421 at any time before closing, an idle session too.
+      if (reply.code !== 421) this.#protocolFailure('a reply with no command outstanding');
+      else if (this.#queue.length === 0) this.#enter({ kind: 'closed' });
+      else this.#failSession(new ClientFailure('rejected', 'mail', 'the server closed the session', reply), false);
+      return;
+    }
+    if (reply.code === 421 && awaited.verb !== 'QUIT') {
+      this.#failSession(new ClientFailure('rejected', STAGE_OF[awaited.verb], 'the server closed the session', reply), false);
+      return;
+    }
+    switch (awaited.verb) {
+      case 'greeting':
+        return this.#onGreeting(reply);
+      case 'EHLO':
+        return this.#onEhlo(reply);
+      case 'HELO':
+        return this.#onHelo(reply);
+      case 'STARTTLS':
+        return this.#onStartTls(reply);
+      case 'MAIL':
+        return this.#onMail(reply);
+      case 'RCPT':
+        return this.#onRcpt(reply, awaited.index);
+      case 'DATA':
+        return this.#onData(reply);
+      case '.':
+        return this.#onEndOfData(reply);
+      case 'RSET':
+        return this.#onRset();
+      case 'QUIT':
+        return this.#onQuit();
+      default:
+        awaited satisfies never;
+    }
+  }
+
+  // ---- session setup ----
+
+  #onGreeting(reply: Reply): void {
+    if (reply.code === 220) {
+      this.#hello('EHLO');
+      return;
+    }
+    // RFC 5321 §3.1: after a 554 greeting the client should send QUIT.
+    this.#failSession(new ClientFailure('rejected', 'greeting', 'the server refused the session', reply), true);
+  }
+
+  #hello(verb: 'EHLO' | 'HELO'): void {
+    this.#enter({ kind: 'hello' });
+    this.#write([`${verb} ${this.#options.ehloName}`], [{ verb }]);
+  }
+
+  #onEhlo(reply: Reply): void {
+    if (isPositive(reply)) {
+      this.#extensions = parseEhloLines(reply.lines);
+      this.#afterHello();
+    } else if (EHLO_UNKNOWN.has(reply.code)) {
+      this.#hello('HELO');
+    } else {
+      this.#failSession(new ClientFailure('rejected', 'ehlo', 'EHLO rejected', reply), true);
+    }
+  }
+
+  #onHelo(reply: Reply): void {
+    if (!isPositive(reply)) {
+      this.#failSession(new ClientFailure('rejected', 'ehlo', 'HELO rejected', reply), true);
+      return;
+    }
+    this.#extensions = NO_EXTENSIONS;
+    this.#afterHello();
+  }
+
+  #afterHello(): void {
+    const policy = this.#options.startTls ?? 'never';
+    if (!this.#tls && policy !== 'never') {
+      if (this.#extensions.has('STARTTLS') && !this.#triedStartTls) {
+        this.#triedStartTls = true;
+        this.#enter({ kind: 'starttls' });
+        this.#write(['STARTTLS'], [{ verb: 'STARTTLS' }]);
+        return;
+      }
+      if (policy === 'required') {
+        this.#failSession(new ClientFailure('tls', 'starttls', 'the server does not offer STARTTLS, and TLS is required'), true);
+        return;
+      }
+    }
+    this.#ready();
+  }
+
+  #onStartTls(reply: Reply): void {
+    if (reply.code === 220) {
+      this.#enter({ kind: 'handshake' });
+      this.#events.push({ kind: 'starttls' });
+      return;
+    }
+    // RFC 3207 §4: 454 means TLS is not available now; going on in clear is the client's choice.
+    if (this.#options.startTls === 'required') {
+      this.#failSession(new ClientFailure('tls', 'starttls', 'STARTTLS refused, and TLS is required', reply), true);
+      return;
+    }
+    this.#ready();
+  }
+
+  #ready(): void {
+    this.#enter({ kind: 'ready' });
+    this.#events.push({ kind: 'ready', extensions: this.#extensions, tls: this.#tls });
+    this.#next();
+  }
+
+  // ---- transactions ----
+
+  /** In state ready: starts the next queued transaction, or says QUIT when asked and idle. */
+  #next(): void {
+    for (let tx = this.#queue.shift(); tx !== undefined; tx = this.#queue.shift()) {
+      const flight = this.#prepare(tx);
+      if (flight === null) continue;
+      this.#startFlight(flight);
+      return;
+    }
+    if (this.#quitRequested) {
+      this.#enter({ kind: 'quitting' });
+      this.#write(['QUIT'], [{ verb: 'QUIT' }]);
+    }
+  }
+
+  /** Checks what can be checked before a byte is sent; a transaction that cannot go gets its outcome here. */
+  #prepare(tx: OutgoingTransaction): Flight | null {
+    const refuse = (kind: FailureKind, stage: ClientStage, message: string): null => {
+      this.#emitOutcome({ ok: false, transaction: tx, failure: new ClientFailure(kind, stage, message), recipients: [] });
+      return null;
+    };
+    if (tx.recipients.length === 0) return refuse('internal', 'rcpt', 'a transaction needs at least one recipient');
+    const ext = this.#extensions;
+    const utf8 = needsSmtpUtf8(tx.sender) || tx.recipients.some(needsSmtpUtf8);
+    // RFC 6531 §3.2: a non-ASCII address may only go to a server that offers SMTPUTF8.
+    if (utf8 && !ext.has('SMTPUTF8')) {
+      return refuse('rejected', 'mail', 'the addresses are not ASCII and the server does not offer SMTPUTF8 (RFC 6531)');
+    }
+    const stuffed = dotStuff(tx.message);
+    const size = unstuffedSize(stuffed);
+    const max = peerMaxSize(ext);
+    // RFC 1870 §6.1: a message larger than the server's SIZE is not sent at all.
+    if (max !== null && size > max) {
+      return refuse('rejected', 'mail', `the message is ${size} bytes, over the server's SIZE limit of ${max} bytes (RFC 1870)`);
+    }
+    const eightBit = hasEightBit(stuffed);
+    // RFC 6152 §3: 8-bit data goes only to a server that offers 8BITMIME (SMTPUTF8 implies it).
+    if (eightBit && !ext.has('8BITMIME') && !utf8) {
+      return refuse('rejected', 'mail', 'the message has 8-bit bytes and the server does not offer 8BITMIME (RFC 6152)');
+    }
+    let mailParams = '';
+    if (ext.has('SIZE')) mailParams += ` SIZE=${size}`;
+    if (eightBit && ext.has('8BITMIME')) mailParams += ' BODY=8BITMIME';
+    if (utf8) mailParams += ' SMTPUTF8';
+    return { tx, stuffed, pipelined: ext.has('PIPELINING'), mailParams, mail: null, recipients: [], failure: null };
+  }
+
+  #startFlight(flight: Flight): void {
+    this.#enter({ kind: 'transaction', flight });
+    const mail = `MAIL FROM:${formatPath(flight.tx.sender)}${flight.mailParams}`;
+    if (!flight.pipelined) {
+      this.#write([mail], [{ verb: 'MAIL' }]);
+      return;
+    }
+    // RFC 2920 §3.1: MAIL, every RCPT and DATA go as one group; DATA ends the group.
+    const lines = [mail, ...flight.tx.recipients.map((r) => `RCPT TO:${formatPath(r)}`), 'DATA'];
+    const awaited: Awaited[] = [
+      { verb: 'MAIL' },
+      ...flight.tx.recipients.map((_, index): Awaited => ({ verb: 'RCPT', index })),
+      { verb: 'DATA' },
+    ];
+    this.#write(lines, awaited);
+  }
+
+  #flight(): Flight {
+    if (this.#state.kind !== 'transaction') throw new Error(`a transaction reply in state ${this.#state.kind}`);
+    return this.#state.flight;
+  }
+
+  #update(flight: Flight): void {
+    this.#state = { kind: 'transaction', flight };
+  }
+
+  #onMail(reply: Reply): void {
+    const flight = this.#flight();
+    if (isPositive(reply)) {
+      this.#update({ ...flight, mail: reply });
+      if (!flight.pipelined) this.#write([`RCPT TO:${formatPath(flight.tx.recipients[0])}`], [{ verb: 'RCPT', index: 0 }]);
+      return;
+    }
+    const failure = new ClientFailure('rejected', 'mail', 'sender rejected', reply);
+    if (!flight.pipelined) {
+      this.#endFlight({ ...flight, mail: reply, failure }, null, false);
+      return;
+    }
+    // The RCPTs and DATA already sent will be answered (503, most likely); wait for them.
+    this.#update({ ...flight, mail: reply, failure });
+  }
+
+  #onRcpt(reply: Reply, index: number): void {
+    const flight = this.#flight();
+    const mailbox = flight.tx.recipients[index];
+    const next = { ...flight, recipients: [...flight.recipients, { mailbox, reply, accepted: isPositive(reply) }] };
+    this.#update(next);
+    if (flight.pipelined) return;
+    if (index + 1 < flight.tx.recipients.length) {
+      this.#write([`RCPT TO:${formatPath(flight.tx.recipients[index + 1])}`], [{ verb: 'RCPT', index: index + 1 }]);
+      return;
+    }
+    if (next.recipients.some((r) => r.accepted)) {
+      this.#write(['DATA'], [{ verb: 'DATA' }]);
+      return;
+    }
+    this.#endFlight({ ...next, failure: this.#recipientsFailure(next) }, null, true);
+  }
+
+  /** RFC 5321 §3.3: with no recipient accepted there is no message to send. */
+  #recipientsFailure(flight: Flight): ClientFailure {
+    const rejected = flight.recipients.filter((r) => !r.accepted);
+    const n = flight.tx.recipients.length;
+    return new ClientFailure('rejected', 'rcpt', n === 1 ? 'recipient rejected' : `all ${n} recipients rejected`, rejected[0]?.reply);
+  }
+
+  #onData(reply: Reply): void {
+    const flight = this.#flight();
+    const mailOk = flight.mail !== null && isPositive(flight.mail);
+    const anyAccepted = flight.recipients.some((r) => r.accepted);
+    const failure = flight.failure ?? (anyAccepted ? null : this.#recipientsFailure(flight));
+    if (reply.code === 354) {
+      if (failure === null) {
+        this.#trace({ kind: 'content', bytes: flight.stuffed });
+        this.#out.push(flight.stuffed);
+        this.#write(['.'], [{ verb: '.' }]);
+        return;
+      }
+      // RFC 2920 §3.1: DATA was accepted though nothing else was; a lone "." ends it empty.
+      this.#update({ ...flight, failure });
+      this.#write(['.'], [{ verb: '.' }]);
+      return;
+    }
+    this.#endFlight({ ...flight, failure: failure ?? new ClientFailure('rejected', 'data', 'DATA rejected', reply) }, null, mailOk);
+  }
+
+  #onEndOfData(reply: Reply): void {
+    const flight = this.#flight();
+    if (flight.failure !== null) {
+      this.#endFlight(flight, null, false);
+      return;
+    }
+    if (isPositive(reply)) {
+      this.#endFlight(flight, reply, false);
+      return;
+    }
+    this.#endFlight({ ...flight, failure: new ClientFailure('rejected', 'message', 'message rejected', reply) }, null, false);
+  }
+
+  /**
+   * Reports the transaction and moves on. `reset` says a transaction may still be open on the
+   * server (MAIL was accepted, the end of data was never reached): RSET closes it (RFC 5321 §4.1.1.5),
+   * unless QUIT is next anyway.
+   */
+  #endFlight(flight: Flight, reply: Reply | null, reset: boolean): void {
+    const { tx, recipients } = flight;
+    if (reply !== null && flight.failure === null) this.#emitOutcome({ ok: true, transaction: tx, reply, recipients });
+    else {
+      const failure = flight.failure ?? new ClientFailure('internal', 'message', 'transaction ended without a verdict');
+      this.#emitOutcome({ ok: false, transaction: tx, failure, recipients });
+    }
+    if (reset && !(this.#quitRequested && this.#queue.length === 0)) {
+      this.#enter({ kind: 'resetting' });
+      this.#write(['RSET'], [{ verb: 'RSET' }]);
+      return;
+    }
+    this.#enter({ kind: 'ready' });
+    this.#next();
+  }
+
+  #onRset(): void {
+    // Whatever RSET says, the next MAIL will tell whether the session is usable.
+    this.#enter({ kind: 'ready' });
+    this.#next();
+  }
+
+  #onQuit(): void {
+    this.#enter({ kind: 'closed' });
+  }
+
+  // ---- failure and output funnels ----
+
+  #protocolFailure(what: string): void {
+    const stage = this.awaitingStage ?? 'mail';
+    this.#failSession(new ClientFailure('protocol', stage, `the server sent ${what}`), false);
+  }
+
+  /**
+   * Ends the session: the transaction in flight and every queued one get their outcome, then
+   * QUIT is said (when the dialogue is still in step) or the connection is closed.
+   */
+  #failSession(failure: ClientFailure, sayQuit: boolean): void {
+    if (this.#state.kind === 'transaction') {
+      const { tx, recipients } = this.#state.flight;
+      this.#emitOutcome({ ok: false, transaction: tx, failure, recipients });
+    }
+    const queuedStage = SETUP_STAGES.has(failure.stage) ? failure.stage : 'mail';
+    const queued = new ClientFailure(failure.kind, queuedStage, failure.message, failure.reply, { cause: failure });
+    for (const tx of this.#queue) this.#emitOutcome({ ok: false, transaction: tx, failure: queued, recipients: [] });
+    this.#queue = [];
+    this.#awaiting = [];
+    this.#replyTexts = [];
+    this.#events.push({ kind: 'failed', failure });
+    if (sayQuit) {
+      this.#quitRequested = true;
+      this.#enter({ kind: 'quitting' });
+      this.#write(['QUIT'], [{ verb: 'QUIT' }]);
+      return;
+    }
+    this.#enter({ kind: 'closed' });
+  }
+
+  #emitOutcome(outcome: TransactionOutcome): void {
+    this.#events.push({ kind: 'outcome', outcome });
+  }
+
+  /** Every state change goes through here; entering 'closed' tells the adapter to close. */
+  #enter(next: State): void {
+    if (next.kind === 'closed' && this.#state.kind !== 'closed') {
+      this.#close = true;
+      this.#awaiting = [];
+      this.#events.push({ kind: 'closed' });
+    }
+    this.#state = next;
+  }
+
+  /** Writes command lines as one chunk and records which replies they wait for. */
+  #write(lines: readonly string[], awaited: readonly Awaited[]): void {
+    for (const text of lines) this.#trace({ kind: 'line', dir: 'C', text });
+    this.#out.push(lines.map((l) => `${l}\r\n`).join(''));
+    this.#awaiting.push(...awaited);
+  }
+
+  #trace(entry: TranscriptEntry): void {
+    this.#events.push({ kind: 'transcript', entry });
+  }
+
+  #step(): ClientStep {
+    const step: ClientStep = { out: this.#out, events: this.#events, close: this.#close };
+    this.#out = [];
+    this.#events = [];
+    this.#close = false;
+    return step;
+  }
+}
