@@ -1,0 +1,302 @@
+/**
+ * @module TCP client adapter: drives a ClientSession over one node:net connection (node:tls for
+ * implicit TLS and after STARTTLS), with a connect timeout and a timeout on every awaited reply.
+ * Rule 1: this file owns the socket and the timer; the core decides what to write and when.
+ * Rule 2: every error leaves as a ClientFailure; only failures at stage 'connect' name the peer,
+ *         since the caller knows which server it asked for and says so once.
+ * node:net buffers writes itself, so a turn's chunks go out as one write without an outbox; and
+ * BUN.md: under Bun, `tls.connect({socket})` is the clean STARTTLS upgrade for a client.
+ */
+import { connect as connectTcp, type Socket } from 'node:net';
+import { connect as connectTls, type TLSSocket } from 'node:tls';
+import {
+  ClientSession,
+  type ClientStep,
+  type OutgoingTransaction,
+  type StartTlsPolicy,
+  type TransactionOutcome,
+} from '../core/client-session.ts';
+import { ClientFailure } from '../core/errors.ts';
+import type { PeerExtensions } from '../core/extensions.ts';
+import type { TranscriptEntry } from '../core/transcript.ts';
+
+/**
+ * 'none': plain SMTP. 'opportunistic': STARTTLS when offered. 'starttls': STARTTLS or fail.
+ * 'implicit': TLS from the first byte (RFC 8314 §3.3, port 465).
+ */
+export type TlsMode = 'none' | 'opportunistic' | 'starttls' | 'implicit';
+
+export interface TlsSettings {
+  /** Verify the server's certificate (default true). */
+  readonly rejectUnauthorized?: boolean;
+  /** Extra trusted CA certificates, PEM. */
+  readonly ca?: string | readonly string[];
+  /** SNI and the name the certificate must carry (default: the host, unless it is an IP address). */
+  readonly servername?: string;
+}
+
+export interface SmtpClientOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly ehloName: string;
+  /** The connect timeout, and the longest wait for any one reply or TLS handshake. */
+  readonly timeoutMs: number;
+  readonly tls?: TlsMode;
+  readonly tlsSettings?: TlsSettings;
+  /** Called with every transcript entry as it happens (for `-v`). */
+  readonly onTranscript?: (entry: TranscriptEntry) => void;
+}
+
+const STARTTLS_POLICY: Record<TlsMode, StartTlsPolicy> = {
+  none: 'never',
+  opportunistic: 'opportunistic',
+  starttls: 'required',
+  implicit: 'never',
+};
+
+const ENCODER = new TextEncoder();
+
+/** "host:port", with IPv6 addresses in brackets. */
+export function formatPeer(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+const CONNECT_ERRORS: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset',
+  ENOTFOUND: 'host not found',
+  EAI_AGAIN: 'host name lookup failed, try again later',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ETIMEDOUT: 'connection timed out',
+};
+
+function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+function describeSocketError(error: unknown): string {
+  const code = errorCode(error);
+  if (code !== undefined && CONNECT_ERRORS[code]) return CONNECT_ERRORS[code];
+  return error instanceof Error ? error.message : String(error);
+}
+
+function isIpAddress(host: string): boolean {
+  return /^[\d.]+$/.test(host) || host.includes(':');
+}
+
+/** Joins a turn's chunks into one write. */
+function coalesce(chunks: readonly (string | Uint8Array)[]): string | Uint8Array {
+  if (chunks.every((c) => typeof c === 'string')) return chunks.join('');
+  const parts = chunks.map((c) => (typeof c === 'string' ? ENCODER.encode(c) : c));
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** One open SMTP session over TCP. Made by openSmtpClient(). */
+export class SmtpClient {
+  readonly peer: string;
+  readonly #options: SmtpClientOptions;
+  readonly #session: ClientSession;
+  #socket: Socket;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #ready = Promise.withResolvers<void>();
+  #isReady = false;
+  #finished = Promise.withResolvers<void>();
+  #isFinished = false;
+  #waiting = new Map<OutgoingTransaction, (outcome: TransactionOutcome) => void>();
+
+  /** Internal: openSmtpClient() builds it once the TCP (or TLS) connection is up. */
+  constructor(socket: Socket, options: SmtpClientOptions) {
+    this.peer = formatPeer(options.host, options.port);
+    this.#options = options;
+    this.#socket = socket;
+    this.#session = new ClientSession({
+      ehloName: options.ehloName,
+      startTls: STARTTLS_POLICY[options.tls ?? 'none'],
+      tls: options.tls === 'implicit',
+    });
+    // Nobody may be waiting on the promise when the session fails; that is not an unhandled error.
+    this.#ready.promise.catch(() => {});
+    this.#attach(socket);
+    this.#armTimer();
+  }
+
+  /** The server's EHLO keywords (after STARTTLS, those it gave over TLS). */
+  get extensions(): PeerExtensions {
+    return this.#session.extensions;
+  }
+
+  get tls(): boolean {
+    return this.#session.tls;
+  }
+
+  /** Resolves once EHLO (and STARTTLS) succeeded; rejects with the failure otherwise. */
+  get ready(): Promise<void> {
+    return this.#ready.promise;
+  }
+
+  /** Sends one transaction; resolves with its outcome (never rejects: failures are outcomes). */
+  send(tx: OutgoingTransaction): Promise<TransactionOutcome> {
+    const outcome = new Promise<TransactionOutcome>((resolve) => this.#waiting.set(tx, resolve));
+    this.#apply(this.#session.send(tx));
+    return outcome;
+  }
+
+  /** Says QUIT once queued transactions are done; resolves when the connection is closed. */
+  quit(): Promise<void> {
+    this.#apply(this.#session.quit());
+    return this.#finished.promise;
+  }
+
+  /** Closes the connection at once, without QUIT. */
+  close(): void {
+    this.#apply(this.#session.peerClosed('closed by the client'));
+    this.#socket.destroy();
+  }
+
+  #attach(socket: Socket): void {
+    socket.on('data', (chunk: Buffer) => {
+      if (socket === this.#socket) this.#apply(this.#session.receive(chunk));
+    });
+    socket.on('error', (error) => {
+      if (socket === this.#socket) this.#apply(this.#session.peerClosed(`connection lost: ${describeSocketError(error)}`));
+    });
+    socket.on('close', () => {
+      if (socket === this.#socket) this.#apply(this.#session.peerClosed('connection closed by the server'));
+    });
+  }
+
+  #apply(step: ClientStep): void {
+    if (step.out.length > 0 && !this.#socket.destroyed) this.#socket.write(coalesce(step.out));
+    for (const event of step.events) {
+      switch (event.kind) {
+        case 'transcript':
+          this.#options.onTranscript?.(event.entry);
+          break;
+        case 'ready':
+          this.#isReady = true;
+          this.#ready.resolve();
+          break;
+        case 'starttls':
+          this.#startTls();
+          break;
+        case 'outcome': {
+          const resolve = this.#waiting.get(event.outcome.transaction);
+          this.#waiting.delete(event.outcome.transaction);
+          resolve?.(event.outcome);
+          break;
+        }
+        case 'failed':
+          if (!this.#isReady) this.#ready.reject(event.failure);
+          break;
+        case 'closed':
+          this.#finish();
+          break;
+        default:
+          event satisfies never;
+      }
+    }
+    if (step.close) this.#finish();
+    this.#armTimer();
+  }
+
+  #finish(): void {
+    if (this.#isFinished) return;
+    this.#isFinished = true;
+    clearTimeout(this.#timer);
+    this.#socket.end();
+    // A peer that never closes its side must not keep the process alive.
+    setTimeout(() => this.#socket.destroy(), 1000).unref();
+    this.#finished.resolve();
+  }
+
+  #armTimer(): void {
+    clearTimeout(this.#timer);
+    if (this.#isFinished || this.#session.awaitingStage === null) return;
+    const seconds = this.#options.timeoutMs / 1000;
+    this.#timer = setTimeout(() => this.#apply(this.#session.timeout(`no reply within ${seconds} s`)), this.#options.timeoutMs);
+  }
+
+  /** RFC 3207 §4: the TLS handshake starts right after the 220; the plain socket is handed over. */
+  #startTls(): void {
+    const plain = this.#socket;
+    plain.removeAllListeners('data');
+    const secure = connectTls({ ...tlsOptions(this.#options), socket: plain });
+    this.#socket = secure;
+    secure.once('secureConnect', () => {
+      if (this.#socket === secure) this.#apply(this.#session.tlsStarted());
+    });
+    secure.on('data', (chunk: Buffer) => {
+      if (this.#socket === secure) this.#apply(this.#session.receive(chunk));
+    });
+    secure.on('error', (error) => {
+      if (this.#socket !== secure) return;
+      const reason = describeSocketError(error);
+      this.#apply(this.#session.tls ? this.#session.peerClosed(`connection lost: ${reason}`) : this.#session.tlsFailed(reason));
+    });
+    secure.on('close', () => {
+      if (this.#socket === secure) this.#apply(this.#session.peerClosed('connection closed by the server'));
+    });
+  }
+}
+
+function tlsOptions(options: SmtpClientOptions) {
+  const settings = options.tlsSettings ?? {};
+  const servername = settings.servername ?? (isIpAddress(options.host) ? undefined : options.host);
+  return {
+    rejectUnauthorized: settings.rejectUnauthorized ?? true,
+    ca: settings.ca === undefined ? undefined : typeof settings.ca === 'string' ? settings.ca : [...settings.ca],
+    servername,
+  };
+}
+
+/**
+ * Connects, reads the greeting, says EHLO (and STARTTLS when asked), and resolves with a ready
+ * client. Rejects with a ClientFailure: kind 'connect' when the server cannot be reached.
+ */
+export async function openSmtpClient(options: SmtpClientOptions): Promise<SmtpClient> {
+  const socket = await openSocket(options);
+  const client = new SmtpClient(socket, options);
+  await client.ready;
+  return client;
+}
+
+function openSocket(options: SmtpClientOptions): Promise<Socket> {
+  const peer = formatPeer(options.host, options.port);
+  const implicit = options.tls === 'implicit';
+  return new Promise((resolve, reject) => {
+    const socket: Socket | TLSSocket = implicit
+      ? connectTls({ ...tlsOptions(options), host: options.host, port: options.port })
+      : connectTcp({ host: options.host, port: options.port });
+    const fail = (failure: ClientFailure) => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(failure);
+    };
+    const timer = setTimeout(
+      () => fail(new ClientFailure('connect', 'connect', `cannot connect to ${peer}: no answer within ${options.timeoutMs / 1000} s`)),
+      options.timeoutMs,
+    );
+    socket.once(implicit ? 'secureConnect' : 'connect', () => {
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      resolve(socket);
+    });
+    socket.once('error', (error) => {
+      const code = errorCode(error);
+      const tlsProblem = implicit && code !== undefined && !(code in CONNECT_ERRORS);
+      fail(
+        tlsProblem
+          ? new ClientFailure('tls', 'connect', `TLS handshake with ${peer} failed: ${describeSocketError(error)}`, undefined, { cause: error })
+          : new ClientFailure('connect', 'connect', `cannot connect to ${peer}: ${describeSocketError(error)}`, undefined, { cause: error }),
+      );
+    });
+  });
+}
