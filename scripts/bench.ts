@@ -334,6 +334,13 @@ async function main(): Promise<void> {
 
   const servers: Server[] = [];
   const runs: Run[] = [];
+  // Ctrl-C or a kill: stop the peers (a daemonized Postfix master would outlive us), then leave.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      log(`${signal}: stopping servers`);
+      void Promise.allSettled(servers.map((s) => s.stop())).then(() => process.exit(130));
+    });
+  }
   const report: string[] = [...header, ''];
   try {
     for (const name of names) {

@@ -126,7 +126,7 @@ function spawnServe(host: string, port: number, dataDir: string, options: StartS
     for await (const chunk of stream) chunks.push(decoder.decode(chunk, { stream: true }));
   };
   const drained = Promise.all([drain(proc.stdout), drain(proc.stderr)]).catch(() => {});
-  const status = (): ExitStatus => ({ exitCode: proc.exitCode, signalCode: proc.signalCode });
+  const status = (): ExitStatus => ({ exitCode: proc.exitCode, signalCode: proc.signalCode === null ? null : String(proc.signalCode) });
   const waitExit = async () => {
     await proc.exited;
     await drained;

@@ -21,6 +21,15 @@ import { findFreePort, waitForGreeting } from './ports.ts';
 const POSTFIX = '/usr/sbin/postfix';
 const SMTP_SINK = '/usr/sbin/smtp-sink';
 
+/**
+ * Synchronous last-resort stoppers for peers still running when the process exits (a test
+ * runner killed on timeout, Ctrl-C in the bench): a daemonized Postfix master would outlive us.
+ */
+const lastResort = new Map<string, () => void>();
+process.on('exit', () => {
+  for (const stop of lastResort.values()) stop();
+});
+
 /** Why a private Postfix cannot run here, or undefined when it can. */
 export function postfixUnavailableReason(): string | undefined {
   if (!existsSync(POSTFIX)) return `${POSTFIX} is missing (run scripts/install-peers)`;
@@ -154,6 +163,9 @@ export async function startPostfix(options: StartPostfixOptions = {}): Promise<P
     [Symbol.asyncDispose]: () => handle.stop(),
   };
 
+  lastResort.set(dir, () => {
+    Bun.spawnSync([POSTFIX, '-c', configDir, 'stop'], { stdout: 'ignore', stderr: 'ignore' });
+  });
   const started = Bun.spawnSync([POSTFIX, '-c', configDir, 'start'], { stdout: 'pipe', stderr: 'pipe' });
   try {
     if (started.exitCode !== 0) {
@@ -206,6 +218,7 @@ async function stopPostfix(configDir: string, queueDir: string, dir: string): Pr
       await waitGone(family, 5000);
     }
   }
+  lastResort.delete(dir);
   await rm(dir, { recursive: true, force: true });
 }
 
@@ -281,7 +294,10 @@ export async function startSmtpSink(options: StartSmtpSinkOptions = {}): Promise
     for await (const chunk of stream) chunks.push(decoder.decode(chunk, { stream: true }));
   };
   const drained = Promise.all([drain(proc.stdout), drain(proc.stderr)]).catch(() => {});
+  const key = `smtp-sink:${proc.pid}`;
+  lastResort.set(key, () => proc.kill('SIGKILL'));
   const stop = async () => {
+    lastResort.delete(key);
     if (proc.exitCode === null && proc.signalCode === null) {
       proc.kill('SIGTERM');
       const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
