@@ -119,8 +119,12 @@ function createSessionHost(config: ServeConfig, spool: Spool, log: Logger, now: 
           hostname: config.hostname,
           limits: config.limits,
           localDomains,
-          relayAllowed: false,
+          relay: false,
+          trusted: false,
           clientAddress: client.address,
+          tls: 'none',
+          requireTls: false,
+          auth: null,
           newId,
         },
         at,
@@ -174,6 +178,8 @@ function createSessionHost(config: ServeConfig, spool: Spool, log: Logger, now: 
       case 'rejected':
         log.warn('rejected', { client: conn.client.address, command: event.command, reply: describeReply(event.reply) });
         return;
+      case 'auth':
+      case 'authenticated':
       case 'transition':
         return;
       default: {

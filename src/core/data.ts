@@ -221,3 +221,21 @@ export function dotStuff(message: Uint8Array): Uint8Array {
   }
   return buf.subarray(0, o);
 }
+
+/**
+ * Checks a message received with BDAT (RFC 3030), which has no dot framing: every line must end
+ * in CRLF and fit the text line limit, as for DATA, so that the spool can keep it as DATA.
+ */
+export function checkText(message: Uint8Array, maxLineBytes: number): DataViolation | null {
+  let violation: DataViolation | null = null;
+  let start = 0;
+  while (start < message.length) {
+    const lf = message.indexOf(LF, start);
+    const stop = lf < 0 ? message.length : lf;
+    const cr = message.indexOf(CR, start);
+    if (lf < 0 || lf === start || message[lf - 1] !== CR || (cr >= 0 && cr < stop - 1)) return 'bare-line-ending';
+    if (stop + 1 - start > maxLineBytes) violation = 'line-too-long';
+    start = lf + 1;
+  }
+  return violation;
+}

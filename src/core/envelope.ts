@@ -24,6 +24,8 @@ export interface Envelope {
   readonly body: '7BIT' | '8BITMIME' | 'BINARYMIME';
   /** SIZE declared in MAIL (RFC 1870), when given. */
   readonly declaredSize: number | null;
+  /** The user the session authenticated as (RFC 4954), recorded with the message. */
+  readonly authUser: string | null;
 }
 
 export function withRecipient(tx: Envelope, recipient: Recipient): Envelope {
@@ -39,6 +41,7 @@ export interface TraceInfo {
   readonly protocol: string;
   readonly id: string;
   readonly timeMs: number;
+  /** "TLSv1.3 TLS_AES_256_GCM_SHA384" when the session was encrypted. */
   readonly tls?: string;
 }
 

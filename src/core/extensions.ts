@@ -8,6 +8,9 @@ export interface ServerExtensions {
   readonly authMechanisms: readonly string[];
 }
 
+/** SASL mechanisms the server implements (RFC 4616 PLAIN; LOGIN as deployed clients expect). */
+export type AuthMechanism = 'PLAIN' | 'LOGIN';
+
 /** The keywords after the greeting line of a 250 EHLO reply, in a stable order. */
 export function buildEhloKeywords(ext: ServerExtensions): string[] {
   const keywords = [
@@ -16,6 +19,8 @@ export function buildEhloKeywords(ext: ServerExtensions): string[] {
     '8BITMIME', // RFC 6152
     'SMTPUTF8', // RFC 6531
     'ENHANCEDSTATUSCODES', // RFC 2034
+    'CHUNKING', // RFC 3030
+    'DSN', // RFC 3461
   ];
   if (ext.startTls) keywords.push('STARTTLS'); // RFC 3207
   if (ext.authMechanisms.length > 0) keywords.push(`AUTH ${ext.authMechanisms.join(' ')}`); // RFC 4954

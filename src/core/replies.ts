@@ -30,7 +30,7 @@ export const replies = {
   // RFC 5321 §3.5.2: EXPN is optional; not offered, so answered as not implemented
   expnNotImplemented: () => reply(502, '5.5.1', 'EXPN not implemented'),
   help: () =>
-    reply(214, '2.0.0', 'Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP\nSee RFC 5321; mailbox answers per command'),
+    reply(214, '2.0.0', 'Commands: HELO EHLO STARTTLS AUTH MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP\nSee RFC 5321; mailbox answers per command'),
 
   // RFC 5321 §4.2.4, §4.3.2: syntax and sequence
   unknownCommand: () => reply(500, '5.5.2', 'Command not recognized'),
@@ -39,6 +39,7 @@ export const replies = {
   badSequence: (hint: string) => reply(503, '5.5.1', `Bad sequence of commands: ${hint}`),
   notImplemented: (verb: string) => reply(502, '5.5.1', `${verb} not implemented`),
   unknownParameter: (name: string) => reply(555, '5.5.4', `MAIL/RCPT parameter ${name} not recognized`),
+  authLineTooLong: () => reply(500, '5.5.6', 'Authentication exchange line too long (RFC 4954 §4)'),
   badParameter: (text: string) => reply(501, '5.5.4', text),
   tooManyErrors: () => reply(421, '4.7.0', 'Too many errors, closing connection'),
   idleTimeout: () => reply(421, '4.4.2', 'Idle timeout, closing connection'),
@@ -50,7 +51,8 @@ export const replies = {
   badSenderSyntax: (why: string) => reply(501, '5.1.7', `Bad sender address syntax: ${why}`),
   badRecipientSyntax: (why: string) => reply(501, '5.1.3', `Bad recipient address syntax: ${why}`),
   noSuchDomain: (domain: string) => reply(550, '5.1.2', `Domain ${domain} is not handled here`),
-  relayDenied: (domain: string) => reply(550, '5.7.1', `Relaying to ${domain} denied`),
+  relayDenied: (domain: string) => reply(550, '5.7.1', `Relaying to ${domain} denied: not a local domain, and you are not authenticated or trusted`),
+  relayNotConfigured: (domain: string) => reply(550, '5.7.1', `Relaying to ${domain} denied: ${domain} is not a local domain and no relay is configured`),
   // RFC 5321 §4.5.3.1.8: at least 100 recipients must be accepted; 452 beyond our cap
   tooManyRecipients: () => reply(452, '4.5.3', 'Too many recipients'),
   needsSmtpUtf8: () => reply(553, '5.6.7', 'Non-ASCII address requires the SMTPUTF8 parameter (RFC 6531)'),
@@ -64,6 +66,37 @@ export const replies = {
     reply(554, '5.6.0', 'Message rejected: bare CR or LF in message data (RFC 5321 §2.3.8); lines must end with CRLF'),
   textLineTooLong: () =>
     reply(554, '5.6.0', 'Message rejected: a line is longer than 1000 octets (RFC 5321 §4.5.3.1.6)'),
+
+  // RFC 3207: STARTTLS
+  readyToStartTls: () => reply(220, '2.0.0', 'Ready to start TLS'),
+  tlsAlreadyActive: () => reply(503, '5.5.1', 'TLS is already active'),
+  tlsNotAvailable: () => reply(454, '4.7.0', 'TLS not available'),
+  // RFC 3207 §4: a server may refuse MAIL until TLS is in force.
+  tlsRequired: () => reply(530, '5.7.0', 'Must issue a STARTTLS command first'),
+
+  // RFC 4954: AUTH
+  authChallenge: (base64: string) => reply(334, undefined, base64),
+  authSucceeded: () => reply(235, '2.7.0', 'Authentication successful'),
+  authFailed: () => reply(535, '5.7.8', 'Authentication credentials invalid'),
+  authCancelled: () => reply(501, '5.7.0', 'Authentication cancelled'),
+  authBadBase64: () => reply(501, '5.5.2', 'Cannot decode the base64 response'),
+  authAlready: () => reply(503, '5.5.1', 'Already authenticated'),
+  authInTransaction: () => reply(503, '5.5.1', 'AUTH is not allowed during a mail transaction'),
+  authUnknownMechanism: (name: string) => reply(504, '5.5.4', `Unrecognized authentication mechanism ${name}`),
+  // RFC 4954 §6: 538 when the mechanism needs an encrypted connection.
+  authNeedsTls: () => reply(538, '5.7.11', 'Encryption required for requested authentication mechanism'),
+  authNotOffered: () => reply(503, '5.5.1', 'AUTH is not offered here'),
+  authTemporary: () => reply(454, '4.7.0', 'Temporary authentication failure, try again later'),
+  authThrottled: () => reply(454, '4.7.0', 'Too many failed authentications from your address, try again later'),
+
+  // RFC 3030: CHUNKING
+  chunkReceived: (octets: number) => reply(250, '2.0.0', `${octets} octets received`),
+  bdatSyntax: () => reply(501, '5.5.4', 'Syntax: BDAT chunk-size [LAST]; closing, the chunk cannot be framed'),
+  dataAfterBdat: () => reply(503, '5.5.1', 'Bad sequence of commands: DATA cannot follow BDAT in one transaction'),
+
+  // Connection limits
+  tooManyConnections: () => reply(421, '4.7.0', 'Too many connections, try again later'),
+  tooManyFromYou: () => reply(421, '4.7.0', 'Too many connections from your address, try again later'),
 
   // Storage outcomes (DESIGN.md: disk full, permission errors → 4xx, nothing lost)
   spoolUnavailable: (why: string) => reply(451, '4.3.0', `Message not accepted, try again later: ${why}`),

@@ -7,11 +7,11 @@
  * Rule 3: every state change goes through enter(); a transaction is an Envelope value that
  *         MAIL creates and RSET, HELO/EHLO and the end of DATA drop.
  */
-import { formatMailbox, normalizeDomain, parsePath, type Mailbox } from './address.ts';
-import { parseCommand, parseParameters, parsePathArgument, type Parameter, type Verb } from './command.ts';
-import { DataReceiver, type DataViolation } from './data.ts';
+import { formatMailbox, normalizeDomain, parseMailbox, parsePath, type Mailbox } from './address.ts';
+import { decodeXtext, parseCommand, parseParameters, parsePathArgument, type Parameter, type Verb } from './command.ts';
+import { DataReceiver, checkText, concat, dotStuff, type DataViolation } from './data.ts';
 import { formatReceived, withRecipient, type Envelope } from './envelope.ts';
-import { buildEhloKeywords } from './extensions.ts';
+import { buildEhloKeywords, type AuthMechanism } from './extensions.ts';
 import type { Limits } from './limits.ts';
 import { replies } from './replies.ts';
 import { formatReply, type Reply } from './reply.ts';
@@ -22,9 +22,17 @@ export interface ServerConfig {
   readonly limits: Limits;
   /** Domains whose mail is kept here; null accepts every domain (the development catch-all). */
   readonly localDomains: ReadonlySet<string> | null;
-  /** This client may relay to non-local domains (trusted network or authenticated). */
-  readonly relayAllowed: boolean;
+  /** A relay (MX or smarthost) is configured, so non-local recipients can be accepted at all. */
+  readonly relay: boolean;
+  /** The client is in a trusted network and may relay without authenticating. */
+  readonly trusted: boolean;
   readonly clientAddress: string;
+  /** 'starttls': STARTTLS is offered; 'implicit': the connection is TLS from its first byte. */
+  readonly tls: 'none' | 'starttls' | 'implicit';
+  /** MAIL is refused until TLS is in force (RFC 3207 §4). */
+  readonly requireTls: boolean;
+  /** AUTH mechanisms offered, and whether they may be used without TLS. */
+  readonly auth: { readonly mechanisms: readonly AuthMechanism[]; readonly allowInsecure: boolean } | null;
   /** Message ids; given so that tests are deterministic. */
   readonly newId: () => string;
 }
@@ -40,25 +48,61 @@ export type SessionEvent =
       readonly stuffed: Uint8Array;
       readonly size: number;
     }
+  /** Credentials to check; answer with resolveAuth(requestId, …). */
+  | {
+      readonly kind: 'auth';
+      readonly requestId: number;
+      readonly mechanism: AuthMechanism;
+      /** The authorization identity (RFC 4616): empty when the client acts as itself. */
+      readonly authzid: string;
+      readonly username: string;
+      readonly password: string;
+    }
+  | { readonly kind: 'authenticated'; readonly username: string }
   /** A command answered with 4xx or 5xx, for the log. */
   | { readonly kind: 'rejected'; readonly command: string; readonly reply: Reply }
   | { readonly kind: 'transition'; readonly from: StateKind; readonly to: StateKind };
 
-/** What the adapter must do after a call: write `out`, handle `events`, then close if asked. */
+/**
+ * What the adapter must do after a call: wait `delayMs` if set, write `out`, handle `events`,
+ * then close if asked, or start the TLS handshake if asked (and call tlsStarted()).
+ */
 export interface Step {
   readonly out: string;
   readonly events: readonly SessionEvent[];
   readonly close: boolean;
+  readonly startTls: boolean;
+  /** A pause before `out` is written: the growing delay after repeated errors. */
+  readonly delayMs: number;
 }
 
 export type CommitOutcome = { readonly ok: true } | { readonly ok: false; readonly reply: Reply };
+export type AuthOutcome = { readonly ok: true; readonly user: string } | { readonly ok: false; readonly reply: Reply };
+
+export interface TlsInfo {
+  readonly protocol: string;
+  readonly cipher: string;
+}
+
+/** A message arriving in BDAT chunks (RFC 3030). */
+interface ChunkedBody {
+  readonly chunks: Uint8Array[];
+  size: number;
+  tooBig: boolean;
+}
 
 type State =
   | { readonly kind: 'connected' }
   | { readonly kind: 'ready' }
-  | { readonly kind: 'mail'; readonly tx: Envelope }
+  | { readonly kind: 'mail'; readonly tx: Envelope; readonly chunked: ChunkedBody | null }
   | { readonly kind: 'data'; readonly tx: Envelope; readonly receiver: DataReceiver }
+  | { readonly kind: 'bdat'; readonly tx: Envelope; readonly chunked: ChunkedBody; remaining: number; readonly last: boolean }
+  /** A BDAT chunk that cannot be used is still read, then answered with `reply` (RFC 3030 §3). */
+  | { readonly kind: 'bdat-discard'; remaining: number; readonly reply: Reply; readonly after: State }
   | { readonly kind: 'committing'; readonly requestId: number; readonly id: string }
+  | { readonly kind: 'auth'; readonly mechanism: AuthMechanism; readonly step: 'plain' | 'username' | 'password'; readonly username: string }
+  | { readonly kind: 'authenticating'; readonly requestId: number }
+  | { readonly kind: 'tls-handshake' }
   | { readonly kind: 'closed' };
 
 export type StateKind = State['kind'];
@@ -70,9 +114,15 @@ interface Turn {
   readonly now: number;
   heloName: string;
   esmtp: boolean;
+  readonly tls: TlsInfo | null;
+  readonly user: string | null;
   enter(next: State): void;
   reply(r: Reply, command?: string): void;
   close(): void;
+  /** After this reply the adapter starts TLS; bytes already received behind it are dropped. */
+  startTls(): void;
+  /** Asks the host to check credentials. */
+  authenticate(mechanism: AuthMechanism, authzid: string, username: string, password: string): void;
 }
 
 interface CommandSpec {
@@ -87,6 +137,19 @@ const UTF8 = new TextDecoder('utf-8');
 const ENCODER = new TextEncoder();
 const LF = 10;
 const CR = 13;
+// RFC 4954 §4: an AUTH command or response line may be up to 12288 octets.
+const AUTH_LINE_BYTES = 12288;
+// Errors after which every further error reply is delayed, and the step and cap of that delay.
+const DELAY_AFTER_ERRORS = 3;
+const DELAY_STEP_MS = 250;
+const DELAY_MAX_MS = 5000;
+
+/** The AUTH mechanisms that may be used on this connection now, or why none may. */
+function usableMechanisms(config: ServerConfig, tls: TlsInfo | null): readonly AuthMechanism[] {
+  if (!config.auth) return [];
+  if (!tls && !config.auth.allowInsecure) return [];
+  return config.auth.mechanisms;
+}
 
 function heloCommand(verb: 'HELO' | 'EHLO'): CommandSpec {
   return {
@@ -103,46 +166,85 @@ function heloCommand(verb: 'HELO' | 'EHLO'): CommandSpec {
       if (verb === 'HELO') return turn.reply(replies.helo(host, name));
       const keywords = buildEhloKeywords({
         maxMessageBytes: turn.config.limits.maxMessageBytes,
-        startTls: false,
-        authMechanisms: [],
+        startTls: turn.config.tls === 'starttls' && turn.tls === null,
+        authMechanisms: turn.user === null ? usableMechanisms(turn.config, turn.tls) : [],
       });
       turn.reply(replies.ehlo(host, name, keywords));
     },
   };
 }
 
-/** MAIL parameters this server understands (RFC 1870, RFC 6152, RFC 6531). */
-function readMailParams(
-  turn: Turn,
-  params: readonly Parameter[],
-): { ok: true; size: number | null; body: Envelope['body']; utf8: boolean } | { ok: false; reply: Reply } {
-  let size: number | null = null;
-  let body: Envelope['body'] = '7BIT';
-  let utf8 = false;
+type MailParams = { size: number | null; body: Envelope['body']; utf8: boolean };
+
+/** MAIL parameters: SIZE (RFC 1870), BODY (RFC 6152), SMTPUTF8 (RFC 6531), RET/ENVID (RFC 3461), AUTH (RFC 4954 §5). */
+function readMailParams(turn: Turn, params: readonly Parameter[]): { ok: true; value: MailParams } | { ok: false; reply: Reply } {
+  const value: MailParams = { size: null, body: '7BIT', utf8: false };
+  const seen = new Set<string>();
   for (const p of params) {
     if (!turn.esmtp) return { ok: false, reply: replies.unknownParameter(p.name) };
+    if (seen.has(p.name)) return { ok: false, reply: replies.badParameter(`${p.name} given twice`) };
+    seen.add(p.name);
     switch (p.name) {
       case 'SIZE':
         if (p.value === null || !/^\d{1,20}$/.test(p.value)) return { ok: false, reply: replies.badParameter('SIZE needs a number of octets') };
-        size = Number(p.value);
+        value.size = Number(p.value);
         // RFC 1870 §6.2: a declared size above the fixed maximum is refused at MAIL.
-        if (size > turn.config.limits.maxMessageBytes) return { ok: false, reply: replies.sizeExceeded(turn.config.limits.maxMessageBytes) };
+        if (value.size > turn.config.limits.maxMessageBytes) return { ok: false, reply: replies.sizeExceeded(turn.config.limits.maxMessageBytes) };
         break;
       case 'BODY': {
-        const value = (p.value ?? '').toUpperCase();
-        if (value !== '7BIT' && value !== '8BITMIME') return { ok: false, reply: replies.badParameter('BODY must be 7BIT or 8BITMIME') };
-        body = value;
+        const body = (p.value ?? '').toUpperCase();
+        if (body !== '7BIT' && body !== '8BITMIME') return { ok: false, reply: replies.badParameter('BODY must be 7BIT or 8BITMIME') };
+        value.body = body;
         break;
       }
       case 'SMTPUTF8':
         if (p.value !== null) return { ok: false, reply: replies.badParameter('SMTPUTF8 takes no value') };
-        utf8 = true;
+        value.utf8 = true;
+        break;
+      case 'RET':
+        if (!/^(FULL|HDRS)$/i.test(p.value ?? '')) return { ok: false, reply: replies.badParameter('RET must be FULL or HDRS (RFC 3461 §4.3)') };
+        break;
+      case 'ENVID': {
+        const decoded = p.value === null ? null : decodeXtext(p.value);
+        if (decoded === null || decoded.length > 100) return { ok: false, reply: replies.badParameter('ENVID must be xtext of at most 100 characters (RFC 3461 §4.4)') };
+        break;
+      }
+      case 'AUTH':
+        // RFC 4954 §5: the submitter's identity; accepted only where AUTH is offered, and not trusted.
+        if (!turn.config.auth || p.value === null || (p.value !== '<>' && decodeXtext(p.value) === null)) {
+          return { ok: false, reply: replies.unknownParameter(p.name) };
+        }
         break;
       default:
         return { ok: false, reply: replies.unknownParameter(p.name) };
     }
   }
-  return { ok: true, size, body, utf8 };
+  return { ok: true, value };
+}
+
+const NOTIFY = /^(NEVER|(SUCCESS|FAILURE|DELAY)(,(SUCCESS|FAILURE|DELAY))*)$/i;
+
+/** RCPT parameters: NOTIFY and ORCPT (RFC 3461 §4.1, §4.2). */
+function checkRcptParams(turn: Turn, params: readonly Parameter[]): Reply | null {
+  const seen = new Set<string>();
+  for (const p of params) {
+    if (!turn.esmtp) return replies.unknownParameter(p.name);
+    if (seen.has(p.name)) return replies.badParameter(`${p.name} given twice`);
+    seen.add(p.name);
+    switch (p.name) {
+      case 'NOTIFY':
+        if (!NOTIFY.test(p.value ?? '')) return replies.badParameter('NOTIFY must be NEVER or a list of SUCCESS, FAILURE, DELAY (RFC 3461 §4.1)');
+        break;
+      case 'ORCPT': {
+        const m = /^([A-Za-z0-9-]+);(.+)$/.exec(p.value ?? '');
+        if (!m || decodeXtext(m[2]) === null) return replies.badParameter('ORCPT must be addr-type;xtext (RFC 3461 §4.2)');
+        break;
+      }
+      default:
+        return replies.unknownParameter(p.name);
+    }
+  }
+  return null;
 }
 
 function isLocalDomain(config: ServerConfig, domain: string): boolean {
@@ -154,13 +256,77 @@ function postmaster(path: string, hostname: string): Mailbox | null {
   return /^<postmaster>$/i.test(path.split(' ')[0]) ? { local: 'postmaster', domain: hostname } : null;
 }
 
+function decodeBase64(text: string): string | null {
+  const t = text.trim();
+  if (t === '=') return '';
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(t) || t.length % 4 !== 0) return null;
+  try {
+    return UTF8.decode(Uint8Array.from(atob(t), (c) => c.charCodeAt(0)));
+  } catch {
+    return null;
+  }
+}
+
+const toBase64 = (text: string) => btoa(String.fromCharCode(...ENCODER.encode(text)));
+
+/** RFC 4616: message = [authzid] NUL authcid NUL passwd. */
+function readPlain(turn: Turn, response: string): void {
+  const decoded = decodeBase64(response);
+  if (decoded === null) return turn.reply(replies.authBadBase64(), 'AUTH PLAIN');
+  const parts = decoded.split('\u0000');
+  if (parts.length !== 3 || parts[1] === '') return turn.reply(replies.authFailed(), 'AUTH PLAIN');
+  turn.authenticate('PLAIN', parts[0], parts[1], parts[2]);
+}
+
 const COMMANDS = {
   HELO: heloCommand('HELO'),
   EHLO: heloCommand('EHLO'),
+  STARTTLS: {
+    allowed: ['connected', 'ready'],
+    hint: 'STARTTLS is not allowed inside a mail transaction',
+    apply(turn, args) {
+      if (turn.tls !== null) return turn.reply(replies.tlsAlreadyActive(), 'STARTTLS');
+      if (turn.config.tls !== 'starttls') return turn.reply(replies.notImplemented('STARTTLS'), 'STARTTLS');
+      if (args.trim() !== '') return turn.reply(replies.syntax('STARTTLS (no arguments)'), 'STARTTLS');
+      turn.reply(replies.readyToStartTls());
+      turn.startTls();
+    },
+  },
+  AUTH: {
+    allowed: ['ready', 'mail'],
+    hint: 'send EHLO first',
+    apply(turn, args) {
+      if (turn.state.kind === 'mail') return turn.reply(replies.authInTransaction(), 'AUTH');
+      if (turn.user !== null) return turn.reply(replies.authAlready(), 'AUTH');
+      if (!turn.config.auth) return turn.reply(replies.authNotOffered(), 'AUTH');
+      const [name = '', initial] = args.trim().split(/ +/);
+      const mechanism = name.toUpperCase();
+      if (mechanism !== 'PLAIN' && mechanism !== 'LOGIN') return turn.reply(replies.authUnknownMechanism(name), 'AUTH');
+      if (!turn.config.auth.mechanisms.includes(mechanism)) return turn.reply(replies.authUnknownMechanism(name), 'AUTH');
+      if (usableMechanisms(turn.config, turn.tls).length === 0) return turn.reply(replies.authNeedsTls(), 'AUTH');
+      if (initial === '*') return turn.reply(replies.authCancelled(), 'AUTH');
+      if (mechanism === 'PLAIN') {
+        if (initial === undefined) {
+          turn.enter({ kind: 'auth', mechanism, step: 'plain', username: '' });
+          return turn.reply(replies.authChallenge(''));
+        }
+        return readPlain(turn, initial);
+      }
+      if (initial === undefined) {
+        turn.enter({ kind: 'auth', mechanism, step: 'username', username: '' });
+        return turn.reply(replies.authChallenge(toBase64('Username:')));
+      }
+      const username = decodeBase64(initial);
+      if (username === null) return turn.reply(replies.authBadBase64(), 'AUTH LOGIN');
+      turn.enter({ kind: 'auth', mechanism, step: 'password', username });
+      turn.reply(replies.authChallenge(toBase64('Password:')));
+    },
+  },
   MAIL: {
     allowed: ['ready'],
     hint: 'send EHLO or HELO first, and only one MAIL per transaction',
     apply(turn, args) {
+      if (turn.config.requireTls && turn.tls === null) return turn.reply(replies.tlsRequired(), 'MAIL');
       const arg = parsePathArgument(args, 'FROM');
       if (!arg.ok) return turn.reply(replies.syntax('MAIL FROM:<address> [parameters]'), 'MAIL');
       const path = parsePath(arg.path, { allowNull: true, utf8: true });
@@ -169,16 +335,18 @@ const COMMANDS = {
       if (!parsed.ok) return turn.reply(replies.badParameter(`Cannot read parameter "${parsed.bad}"`), `MAIL ${args}`);
       const params = readMailParams(turn, parsed.params);
       if (!params.ok) return turn.reply(params.reply, `MAIL ${args}`);
-      if (path.utf8 && !params.utf8) return turn.reply(replies.needsSmtpUtf8(), `MAIL ${args}`);
+      if (path.utf8 && !params.value.utf8) return turn.reply(replies.needsSmtpUtf8(), `MAIL ${args}`);
       const tx: Envelope = {
         sender: path.mailbox,
-        mailParams: parsed.params,
+        // The client's AUTH= claim is not kept; the session's own identity is (authUser).
+        mailParams: parsed.params.filter((p) => p.name !== 'AUTH'),
         recipients: [],
-        utf8: params.utf8,
-        body: params.body,
-        declaredSize: params.size,
+        utf8: params.value.utf8,
+        body: params.value.body,
+        declaredSize: params.value.size,
+        authUser: turn.user,
       };
-      turn.enter({ kind: 'mail', tx });
+      turn.enter({ kind: 'mail', tx, chunked: null });
       turn.reply(replies.senderOk());
     },
   },
@@ -187,7 +355,8 @@ const COMMANDS = {
     hint: 'send MAIL first',
     apply(turn, args) {
       if (turn.state.kind !== 'mail') return;
-      const tx = turn.state.tx;
+      const { tx, chunked } = turn.state;
+      if (chunked) return turn.reply(replies.badSequence('RCPT cannot follow BDAT'), 'RCPT');
       const arg = parsePathArgument(args, 'TO');
       if (!arg.ok) return turn.reply(replies.syntax('RCPT TO:<address> [parameters]'), 'RCPT');
       let mailbox = postmaster(arg.path, turn.config.hostname);
@@ -202,12 +371,16 @@ const COMMANDS = {
       if (mailbox === null) return;
       const parsed = parseParameters(rest);
       if (!parsed.ok) return turn.reply(replies.badParameter(`Cannot read parameter "${parsed.bad}"`), `RCPT ${args}`);
-      if (parsed.params.length > 0) return turn.reply(replies.unknownParameter(parsed.params[0].name), `RCPT ${args}`);
+      const bad = checkRcptParams(turn, parsed.params);
+      if (bad) return turn.reply(bad, `RCPT ${args}`);
       if (tx.recipients.length >= turn.config.limits.maxRecipients) return turn.reply(replies.tooManyRecipients(), `RCPT ${args}`);
       const local = isLocalDomain(turn.config, mailbox.domain);
-      // RFC 5321 §3.6.2: no relaying for clients that are neither trusted nor authenticated.
-      if (!local && !turn.config.relayAllowed) return turn.reply(replies.relayDenied(mailbox.domain), `RCPT ${args}`);
-      turn.enter({ kind: 'mail', tx: withRecipient(tx, { mailbox, params: parsed.params, local }) });
+      if (!local) {
+        // RFC 5321 §3.6.2: never an open relay; only trusted or authenticated clients relay.
+        if (!turn.config.relay) return turn.reply(replies.relayNotConfigured(mailbox.domain), `RCPT ${args}`);
+        if (!turn.config.trusted && turn.user === null) return turn.reply(replies.relayDenied(mailbox.domain), `RCPT ${args}`);
+      }
+      turn.enter({ kind: 'mail', tx: withRecipient(tx, { mailbox, params: parsed.params, local }), chunked: null });
       turn.reply(replies.recipientOk());
     },
   },
@@ -216,12 +389,33 @@ const COMMANDS = {
     hint: 'send MAIL and RCPT first',
     apply(turn, args) {
       if (turn.state.kind !== 'mail') return;
+      if (turn.state.chunked) return turn.reply(replies.dataAfterBdat(), 'DATA');
       if (args.trim() !== '') return turn.reply(replies.syntax('DATA (no arguments)'), 'DATA');
       // RFC 5321 §3.3: DATA without an accepted recipient is a bad sequence.
       if (turn.state.tx.recipients.length === 0) return turn.reply(replies.badSequence('no valid recipients'), 'DATA');
       const { maxMessageBytes, textLineBytes } = turn.config.limits;
       turn.enter({ kind: 'data', tx: turn.state.tx, receiver: new DataReceiver(maxMessageBytes, textLineBytes) });
       turn.reply(replies.startData());
+    },
+  },
+  BDAT: {
+    // BDAT is framed by its size, so its chunk is read in every state before any 503 (RFC 3030 §3).
+    allowed: ['connected', 'ready', 'mail'],
+    hint: '',
+    apply(turn, args) {
+      const m = /^(\d{1,15})(?: +(LAST))? *$/i.exec(args);
+      if (!m) {
+        turn.reply(replies.bdatSyntax(), 'BDAT');
+        return turn.close();
+      }
+      const size = Number(m[1]);
+      const last = m[2] !== undefined;
+      const state = turn.state;
+      const discard = (reply: Reply, after: State) => turn.enter({ kind: 'bdat-discard', remaining: size, reply, after });
+      if (state.kind !== 'mail') return discard(replies.badSequence('send MAIL and RCPT first'), state);
+      if (state.tx.recipients.length === 0) return discard(replies.badSequence('no valid recipients'), state);
+      const chunked = state.chunked ?? { chunks: [], size: 0, tooBig: false };
+      turn.enter({ kind: 'bdat', tx: state.tx, chunked, remaining: size, last });
     },
   },
   RSET: {
@@ -272,27 +466,6 @@ const COMMANDS = {
       turn.reply(replies.help());
     },
   },
-  STARTTLS: {
-    allowed: ANY,
-    hint: '',
-    apply(turn) {
-      turn.reply(replies.notImplemented('STARTTLS'), 'STARTTLS');
-    },
-  },
-  AUTH: {
-    allowed: ANY,
-    hint: '',
-    apply(turn) {
-      turn.reply(replies.notImplemented('AUTH'), 'AUTH');
-    },
-  },
-  BDAT: {
-    allowed: ANY,
-    hint: '',
-    apply(turn) {
-      turn.reply(replies.notImplemented('BDAT'), 'BDAT');
-    },
-  },
 } as const satisfies Record<Verb, CommandSpec>;
 
 function violationReply(v: DataViolation, limits: Limits): Reply {
@@ -310,8 +483,9 @@ function violationReply(v: DataViolation, limits: Limits): Reply {
   }
 }
 
-/** Printable, bounded rendering of a client's command for logs. */
+/** Printable, bounded rendering of a client's command for logs; AUTH data never reaches a log. */
 function summarize(line: string): string {
+  if (/^AUTH /i.test(line)) return line.split(' ').slice(0, 2).join(' ');
   const clean = line.replace(/[^\x20-\x7e\u00a0-\uffff]/g, '?');
   return clean.length > 120 ? `${clean.slice(0, 117)}...` : clean;
 }
@@ -322,9 +496,13 @@ export class ServerSession {
   #state: State = { kind: 'connected' };
   #heloName = '';
   #esmtp = false;
+  #tls: TlsInfo | null = null;
+  #user: string | null = null;
   #out = '';
   #events: SessionEvent[] = [];
   #close = false;
+  #startTls = false;
+  #delayMs = 0;
   #pending: Uint8Array | null = null;
   #discardingLongLine = false;
   #errors = 0;
@@ -334,28 +512,34 @@ export class ServerSession {
   #draining = false;
   readonly #trace: boolean;
 
-  constructor(config: ServerConfig, now: number, options: { trace?: boolean } = {}) {
+  constructor(config: ServerConfig, now: number, options: { trace?: boolean; tls?: TlsInfo } = {}) {
     this.#config = config;
     this.#lastActivity = now;
     this.#trace = options.trace ?? false;
+    this.#tls = options.tls ?? null;
   }
 
   get state(): StateKind {
     return this.#state.kind;
   }
 
-  /** The time at which tick() will time the session out, or Infinity while a commit is pending. */
+  /** The time at which tick() will time the session out, or Infinity while the host is busy. */
   get deadline(): number {
     const { commandTimeoutMs, dataTimeoutMs } = this.#config.limits;
     switch (this.#state.kind) {
       case 'committing':
+      case 'authenticating':
       case 'closed':
         return Infinity;
       case 'data':
+      case 'bdat':
+      case 'bdat-discard':
         return this.#lastActivity + dataTimeoutMs;
       case 'connected':
       case 'ready':
       case 'mail':
+      case 'auth':
+      case 'tls-handshake':
         return this.#lastActivity + commandTimeoutMs;
       default: {
         const never: never = this.#state;
@@ -364,7 +548,7 @@ export class ServerSession {
     }
   }
 
-  /** RFC 5321 §3.1: the 220 greeting, sent as soon as the connection is open. */
+  /** RFC 5321 §3.1: the 220 greeting, sent as soon as the connection is open (after the handshake for implicit TLS). */
   greet(now: number): Step {
     this.#lastActivity = now;
     this.#write(replies.greeting(this.#config.hostname));
@@ -374,13 +558,12 @@ export class ServerSession {
   /** Feeds bytes from the client. */
   receive(bytes: Uint8Array, now: number): Step {
     this.#lastActivity = now;
-    if (this.#state.kind === 'closed') return this.#flush();
+    const kind = this.#state.kind;
+    // RFC 3207 §4.2 and CVE-2011-0411: nothing sent in plaintext after STARTTLS is executed.
+    if (kind === 'closed' || kind === 'tls-handshake') return this.#flush();
     let input = bytes;
     if (this.#pending) {
-      const joined = new Uint8Array(this.#pending.length + bytes.length);
-      joined.set(this.#pending);
-      joined.set(bytes, this.#pending.length);
-      input = joined;
+      input = concat([this.#pending, bytes]);
       this.#pending = null;
     }
     this.#process(input, now);
@@ -395,16 +578,44 @@ export class ServerSession {
     this.#enter({ kind: 'ready' });
     if (outcome.ok) this.#write(replies.queued(state.id));
     else this.#reply(outcome.reply, 'DATA');
-    const pending = this.#pending;
+    return this.#resume(now);
+  }
+
+  /** Answers an 'auth' event with the host's verdict on the credentials. */
+  resolveAuth(requestId: number, outcome: AuthOutcome, now: number): Step {
+    const state = this.#state;
+    if (state.kind !== 'authenticating' || state.requestId !== requestId) return this.#flush();
+    this.#lastActivity = now;
+    this.#enter({ kind: 'ready' });
+    if (outcome.ok) {
+      this.#user = outcome.user;
+      this.#events.push({ kind: 'authenticated', username: outcome.user });
+      this.#write(replies.authSucceeded());
+    } else {
+      this.#reply(outcome.reply, 'AUTH');
+    }
+    return this.#resume(now);
+  }
+
+  /**
+   * The TLS handshake that STARTTLS asked for is done. RFC 3207 §4.2: the server forgets
+   * everything it learned before it, and the client must send EHLO again.
+   */
+  tlsStarted(info: TlsInfo, now: number): Step {
+    this.#lastActivity = now;
+    this.#tls = info;
+    this.#heloName = '';
+    this.#esmtp = false;
     this.#pending = null;
-    if (pending && !this.#close) this.#process(pending, now);
+    this.#enter({ kind: 'connected' });
     return this.#flush();
   }
 
   /** Checks the idle and data timeouts (RFC 5321 §4.5.3.2). */
   tick(now: number): Step {
     if (now >= this.deadline) {
-      this.#write(this.#state.kind === 'data' ? replies.dataTimeout() : replies.idleTimeout());
+      const inData = this.#state.kind === 'data' || this.#state.kind === 'bdat' || this.#state.kind === 'bdat-discard';
+      this.#write(inData ? replies.dataTimeout() : replies.idleTimeout());
       this.#closeNow();
     }
     return this.#flush();
@@ -420,28 +631,61 @@ export class ServerSession {
     return this.#flush();
   }
 
+  #resume(now: number): Step {
+    const pending = this.#pending;
+    this.#pending = null;
+    if (pending && !this.#close) this.#process(pending, now);
+    else this.#closeIfDraining();
+    return this.#flush();
+  }
+
   #process(input: Uint8Array, now: number): void {
-    const limit = this.#config.limits.commandLineBytes;
     let i = 0;
     while (i < input.length && !this.#close) {
       const state = this.#state;
-      if (state.kind === 'data') {
-        const r = state.receiver.push(input, i);
-        i += r.consumed;
-        if (r.done) this.#endOfData(state.tx, state.receiver, now);
-        continue;
+      switch (state.kind) {
+        case 'data': {
+          const r = state.receiver.push(input, i);
+          i += r.consumed;
+          if (r.done) this.#endOfData(state.tx, state.receiver, now);
+          continue;
+        }
+        case 'bdat':
+        case 'bdat-discard': {
+          const n = Math.min(state.remaining, input.length - i);
+          if (state.kind === 'bdat') this.#appendChunk(state.chunked, input.subarray(i, i + n));
+          state.remaining -= n;
+          i += n;
+          if (state.remaining === 0) this.#endOfChunk(now);
+          continue;
+        }
+        case 'committing':
+        case 'authenticating':
+          // RFC 2920: commands pipelined behind DATA (or AUTH) wait for its reply.
+          this.#pending = input.slice(i);
+          return;
+        case 'tls-handshake':
+          // RFC 3207 §4.2: bytes pipelined after STARTTLS are discarded, never executed.
+          return;
+        case 'closed':
+          return;
+        case 'connected':
+        case 'ready':
+        case 'mail':
+        case 'auth':
+          break;
+        default: {
+          const never: never = state;
+          return never;
+        }
       }
-      if (state.kind === 'committing') {
-        // RFC 2920: commands pipelined behind DATA wait for its reply.
-        this.#pending = input.slice(i);
-        return;
-      }
-      if (state.kind === 'closed') return;
+      const limit = state.kind === 'auth' ? AUTH_LINE_BYTES : this.#config.limits.commandLineBytes;
       const lf = input.indexOf(LF, i);
       if (this.#discardingLongLine) {
         if (lf < 0) return;
         this.#discardingLongLine = false;
-        this.#reply(replies.lineTooLong(), '(line too long)');
+        this.#reply(state.kind === 'auth' ? replies.authLineTooLong() : replies.lineTooLong(), '(line too long)');
+        if (state.kind === 'auth') this.#enter({ kind: 'ready' });
         i = lf + 1;
         continue;
       }
@@ -451,14 +695,20 @@ export class ServerSession {
         return;
       }
       if (lf + 1 - i > limit) {
-        this.#reply(replies.lineTooLong(), '(line too long)');
+        this.#reply(state.kind === 'auth' ? replies.authLineTooLong() : replies.lineTooLong(), '(line too long)');
+        if (state.kind === 'auth') this.#enter({ kind: 'ready' });
         i = lf + 1;
         continue;
       }
       const end = lf > i && input[lf - 1] === CR ? lf - 1 : lf;
       const line = UTF8.decode(input.subarray(i, end));
       i = lf + 1;
-      this.#command(line, now);
+      if (state.kind === 'auth') this.#authResponse(state, line, now);
+      else this.#command(line, now);
+      if (this.#startTls) return;
+      const next = this.#state;
+      // "BDAT 0 LAST" has no chunk to wait for (RFC 3030 §2).
+      if ((next.kind === 'bdat' || next.kind === 'bdat-discard') && next.remaining === 0) this.#endOfChunk(now);
     }
     this.#closeIfDraining();
   }
@@ -494,6 +744,67 @@ export class ServerSession {
     }
   }
 
+  /** A line of the AUTH exchange (RFC 4954 §4): base64, or "*" to cancel. */
+  #authResponse(state: Extract<State, { kind: 'auth' }>, line: string, now: number): void {
+    const turn = this.#turn(now);
+    if (line.trim() === '*') {
+      this.#enter({ kind: 'ready' });
+      return this.#reply(replies.authCancelled(), 'AUTH');
+    }
+    if (state.step === 'plain') {
+      this.#enter({ kind: 'ready' });
+      return readPlain(turn, line);
+    }
+    const decoded = decodeBase64(line);
+    if (decoded === null) {
+      this.#enter({ kind: 'ready' });
+      return this.#reply(replies.authBadBase64(), 'AUTH LOGIN');
+    }
+    if (state.step === 'username') {
+      this.#enter({ kind: 'auth', mechanism: 'LOGIN', step: 'password', username: decoded });
+      return this.#write(replies.authChallenge(toBase64('Password:')));
+    }
+    this.#enter({ kind: 'ready' });
+    turn.authenticate('LOGIN', '', state.username, decoded);
+  }
+
+  #appendChunk(chunked: ChunkedBody, bytes: Uint8Array): void {
+    chunked.size += bytes.length;
+    if (chunked.tooBig) return;
+    if (chunked.size > this.#config.limits.maxMessageBytes) {
+      chunked.tooBig = true;
+      chunked.chunks.length = 0;
+      return;
+    }
+    if (bytes.length > 0) chunked.chunks.push(bytes.slice());
+  }
+
+  #endOfChunk(now: number): void {
+    const state = this.#state;
+    if (state.kind === 'bdat-discard') {
+      this.#enter(state.after);
+      return this.#reply(state.reply, 'BDAT');
+    }
+    if (state.kind !== 'bdat') return;
+    const { tx, chunked } = state;
+    if (chunked.tooBig) {
+      // RFC 3030 §2: after a failed chunk the transaction is over; RFC 1870 gives the code.
+      this.#enter({ kind: 'ready' });
+      return this.#reply(replies.sizeExceeded(this.#config.limits.maxMessageBytes), 'BDAT');
+    }
+    if (!state.last) {
+      this.#enter({ kind: 'mail', tx, chunked });
+      return this.#write(replies.chunkReceived(chunked.size));
+    }
+    const message = concat(chunked.chunks, chunked.size);
+    const violation = checkText(message, this.#config.limits.textLineBytes);
+    if (violation) {
+      this.#enter({ kind: 'ready' });
+      return this.#reply(violationReply(violation, this.#config.limits), 'BDAT');
+    }
+    this.#accept(tx, dotStuff(message), message.length, now);
+  }
+
   #endOfData(tx: Envelope, receiver: DataReceiver, now: number): void {
     const result = receiver.result();
     if (result.violation) {
@@ -501,8 +812,15 @@ export class ServerSession {
       this.#reply(violationReply(result.violation, this.#config.limits), 'DATA');
       return;
     }
+    this.#accept(tx, result.stuffed, result.size, now);
+  }
+
+  /** A whole message: stamp the trace header and ask the host to make it durable. */
+  #accept(tx: Envelope, stuffedBody: Uint8Array, size: number, now: number): void {
     const id = this.#config.newId();
-    const protocol = tx.utf8 ? 'UTF8SMTP' : this.#esmtp ? 'ESMTP' : 'SMTP';
+    // RFC 3848 and RFC 6531 §3.7.3: the protocol name says ESMTP, TLS (S), AUTH (A), SMTPUTF8.
+    const base = tx.utf8 ? 'UTF8SMTP' : this.#esmtp ? 'ESMTP' : 'SMTP';
+    const protocol = this.#esmtp || tx.utf8 ? `${base}${this.#tls ? 'S' : ''}${this.#user !== null ? 'A' : ''}` : base;
     const trace = formatReceived(
       {
         heloName: this.#heloName,
@@ -511,16 +829,17 @@ export class ServerSession {
         protocol,
         id,
         timeMs: now,
+        tls: this.#tls ? `${this.#tls.protocol} ${this.#tls.cipher}` : undefined,
       },
       tx,
     );
     const header = ENCODER.encode(trace);
-    const stuffed = new Uint8Array(header.length + result.stuffed.length);
+    const stuffed = new Uint8Array(header.length + stuffedBody.length);
     stuffed.set(header);
-    stuffed.set(result.stuffed, header.length);
+    stuffed.set(stuffedBody, header.length);
     const requestId = this.#nextRequest++;
     this.#enter({ kind: 'committing', requestId, id });
-    this.#events.push({ kind: 'message', requestId, id, envelope: tx, stuffed, size: result.size + header.length });
+    this.#events.push({ kind: 'message', requestId, id, envelope: tx, stuffed, size: size + header.length });
   }
 
   #turn(now: number): Turn {
@@ -543,9 +862,25 @@ export class ServerSession {
       set esmtp(v: boolean) {
         session.#esmtp = v;
       },
+      get tls() {
+        return session.#tls;
+      },
+      get user() {
+        return session.#user;
+      },
       enter: (next) => this.#enter(next),
       reply: (r, command) => this.#reply(r, command),
       close: () => this.#closeNow(),
+      startTls: () => {
+        this.#startTls = true;
+        this.#pending = null;
+        this.#enter({ kind: 'tls-handshake' });
+      },
+      authenticate: (mechanism, authzid, username, password) => {
+        const requestId = this.#nextRequest++;
+        this.#enter({ kind: 'authenticating', requestId });
+        this.#events.push({ kind: 'auth', requestId, mechanism, authzid, username, password });
+      },
     };
   }
 
@@ -560,12 +895,18 @@ export class ServerSession {
     this.#out += formatReply(r);
   }
 
-  /** The reply funnel: writes, counts errors (RFC 5321 §4.3.2 leaves the cap to us) and reports rejections. */
+  /**
+   * The reply funnel: writes, reports rejections, counts errors (RFC 5321 §4.3.2 leaves the cap
+   * to us) and slows down a client that keeps failing.
+   */
   #reply(r: Reply, command?: string): void {
     this.#write(r);
     if (r.code < 400) return;
     this.#events.push({ kind: 'rejected', command: command ?? '', reply: r });
     this.#errors++;
+    if (this.#errors > DELAY_AFTER_ERRORS) {
+      this.#delayMs = Math.min(DELAY_MAX_MS, (this.#errors - DELAY_AFTER_ERRORS) * DELAY_STEP_MS);
+    }
     if (this.#errors > this.#config.limits.maxErrors && !this.#close) {
       this.#write(replies.tooManyErrors());
       this.#closeNow();
@@ -587,8 +928,10 @@ export class ServerSession {
   }
 
   #flush(): Step {
-    const step: Step = { out: this.#out, events: this.#events, close: this.#close };
+    const step: Step = { out: this.#out, events: this.#events, close: this.#close, startTls: this.#startTls, delayMs: this.#delayMs };
     this.#out = '';
+    this.#startTls = false;
+    this.#delayMs = 0;
     if (this.#events.length > 0) this.#events = [];
     return step;
   }
@@ -597,4 +940,9 @@ export class ServerSession {
 /** The address the log and the spool index use for a mailbox (or "<>" for the null sender). */
 export function mailboxKey(mailbox: Mailbox | null): string {
   return mailbox ? formatMailbox(mailbox) : '<>';
+}
+
+/** Checks "user@domain" text as the auth layer and tests need it. */
+export function isMailboxText(text: string): boolean {
+  return parseMailbox(text, true).ok;
 }

@@ -3,9 +3,13 @@
  *
  * Format: `C: text` is sent followed by CRLF (escapes \r \n \t \xHH \\; a trailing \c sends no
  * CRLF); `S: 250 2.1.0 *` expects one reply line, matched exactly on code, separator and
- * enhanced code, with `*` standing for any text; `@ idle` lets the idle timeout pass;
+ * enhanced code, with `*` standing for any text; `S: 250 ...` takes a whole multi-line reply
+ * with that code (an EHLO reply, say); `@ idle` lets the idle timeout pass;
  * `@ commit-fails` makes the next spool commit fail with 452 4.3.1; `@ closed` expects the
- * session to have closed; `#` lines are comments (the first one cites the RFC).
+ * session to have closed; `@ tls` completes the TLS handshake STARTTLS asked for (and checks
+ * that it did ask); `% name value` sets the server configuration (tls, auth, insecure-auth,
+ * require-tls, relay, trusted, domains, max-size); `#` lines are comments (the first one cites
+ * the RFC). AUTH accepts the user "alice" with the password "secret", and no one else.
  * The client side is fed whole, line by line, or byte by byte; the replies must not differ.
  */
 import { ServerSession, type ServerConfig } from '../../src/core/server-session.ts';
@@ -19,7 +23,8 @@ type Step =
   | { kind: 'expect'; line: string; lineNo: number }
   | { kind: 'idle' }
   | { kind: 'commit-fails' }
-  | { kind: 'closed'; lineNo: number };
+  | { kind: 'closed'; lineNo: number }
+  | { kind: 'tls'; lineNo: number };
 
 function unescape(text: string): Uint8Array {
   const bytes: number[] = [];
@@ -54,8 +59,9 @@ function unescape(text: string): Uint8Array {
   return new Uint8Array(bytes);
 }
 
-export function parseServerTranscript(text: string): { title: string; steps: Step[] } {
+export function parseServerTranscript(text: string): { title: string; steps: Step[]; config: TranscriptOverrides } {
   const steps: Step[] = [];
+  const config: { -readonly [K in keyof TranscriptOverrides]: TranscriptOverrides[K] } = {};
   let title = '';
   text.split('\n').forEach((raw, index) => {
     const line = raw.replace(/\r$/, '');
@@ -70,9 +76,21 @@ export function parseServerTranscript(text: string): { title: string; steps: Ste
     else if (line === '@ idle') steps.push({ kind: 'idle' });
     else if (line === '@ commit-fails') steps.push({ kind: 'commit-fails' });
     else if (line === '@ closed') steps.push({ kind: 'closed', lineNo });
-    else throw new Error(`line ${lineNo}: cannot read "${line}"`);
+    else if (line === '@ tls') steps.push({ kind: 'tls', lineNo });
+    else if (line.startsWith('% ')) {
+      const [name, value = ''] = line.slice(2).split(' ');
+      if (name === 'tls') config.tls = value as 'starttls' | 'implicit';
+      else if (name === 'auth') config.auth = { mechanisms: value.split(',') as ('PLAIN' | 'LOGIN')[], allowInsecure: config.auth?.allowInsecure ?? false };
+      else if (name === 'insecure-auth') config.auth = { mechanisms: config.auth?.mechanisms ?? ['PLAIN', 'LOGIN'], allowInsecure: true };
+      else if (name === 'require-tls') config.requireTls = true;
+      else if (name === 'relay') config.relay = true;
+      else if (name === 'trusted') config.trusted = true;
+      else if (name === 'domains') config.localDomains = new Set(value.split(','));
+      else if (name === 'max-size') config.limits = { ...config.limits, maxMessageBytes: Number(value) };
+      else throw new Error(`line ${lineNo}: unknown setting "${name}"`);
+    } else throw new Error(`line ${lineNo}: cannot read "${line}"`);
   });
-  return { title, steps };
+  return { title, steps, config };
 }
 
 function matches(expected: string, actual: string): boolean {
@@ -89,18 +107,22 @@ export interface RunResult {
   readonly output: string[];
 }
 
-export function runServerTranscript(
-  text: string,
-  mode: FeedMode,
-  overrides: Partial<ServerConfig> & { limits?: Partial<Limits> } = {},
-): RunResult {
-  const { steps } = parseServerTranscript(text);
+export type TranscriptOverrides = Partial<Omit<ServerConfig, 'limits'>> & { limits?: Partial<Limits> };
+
+export function runServerTranscript(text: string, mode: FeedMode, overrides: TranscriptOverrides = {}): RunResult {
+  const parsed = parseServerTranscript(text);
+  const { steps } = parsed;
+  overrides = { ...parsed.config, ...overrides, limits: { ...parsed.config.limits, ...overrides.limits } };
   let ids = 0;
   const config: ServerConfig = {
     hostname: 'mx.test',
     localDomains: null,
-    relayAllowed: false,
+    relay: false,
+    trusted: false,
     clientAddress: '192.0.2.1',
+    tls: 'none',
+    requireTls: false,
+    auth: null,
     newId: () => `ID${++ids}`,
     ...overrides,
     limits: { ...DEFAULT_LIMITS, ...overrides.limits },
@@ -111,12 +133,20 @@ export function runServerTranscript(
   const messages: Uint8Array[] = [];
   let failNext = false;
   let closed = false;
+  let tlsAsked = false;
   let buffered = '';
 
   const absorb = (step: { out: string; events: readonly { kind: string }[]; close: boolean }): void => {
     buffered += step.out;
     if (step.close) closed = true;
+    if ((step as { startTls?: boolean }).startTls) tlsAsked = true;
     for (const event of step.events) {
+      if (event.kind === 'auth') {
+        const a = event as unknown as { requestId: number; username: string; password: string };
+        const ok = a.username === 'alice' && a.password === 'secret';
+        absorb(session.resolveAuth(a.requestId, ok ? { ok: true, user: a.username } : { ok: false, reply: replies.authFailed() }, now));
+        continue;
+      }
       if (event.kind !== 'message') continue;
       const m = event as unknown as { requestId: number; stuffed: Uint8Array };
       messages.push(m.stuffed);
@@ -171,6 +201,13 @@ export function runServerTranscript(
         break;
       case 'expect': {
         flushSends();
+        if (step.line.endsWith(' ...')) {
+          const code = step.line.slice(0, 3);
+          let line = takeLine();
+          while (line !== null && line.startsWith(`${code}-`)) line = takeLine();
+          if (line === null || !line.startsWith(`${code} `)) mismatches.push(`line ${step.lineNo}: expected a ${code} reply, got "${line}"`);
+          break;
+        }
         const actual = takeLine();
         if (actual === null) mismatches.push(`line ${step.lineNo}: expected "${step.line}", got nothing`);
         else if (!matches(step.line, actual)) mismatches.push(`line ${step.lineNo}: expected "${step.line}", got "${actual}"`);
@@ -187,6 +224,12 @@ export function runServerTranscript(
       case 'closed':
         flushSends();
         if (!closed) mismatches.push(`line ${step.lineNo}: expected the session to be closed`);
+        break;
+      case 'tls':
+        flushSends();
+        if (!tlsAsked) mismatches.push(`line ${step.lineNo}: the session did not ask for TLS`);
+        tlsAsked = false;
+        absorb(session.tlsStarted({ protocol: 'TLSv1.3', cipher: 'TLS_AES_256_GCM_SHA384' }, now));
         break;
     }
   }
