@@ -1,0 +1,413 @@
+/**
+ * @module Composing a message (RFC 5322): header fields with RFC 2047 encoded words, folded to
+ * 78 characters, and a text/plain body sent as 7bit, 8bit or quoted-printable (RFC 2045 §6.7).
+ * Rule 1: pure. The time and the unique part of the Message-ID are given, never taken.
+ * Rule 2: a line break inside a header value is refused, never cleaned up: it is how header
+ *         injection works, and whatever the caller meant cannot be guessed.
+ */
+import { formatMailbox, parseMailbox, type Mailbox } from '../core/address.ts';
+import { formatDate } from '../core/envelope.ts';
+
+/** A refused input, with the reason in words. */
+export class ComposeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ComposeError';
+  }
+}
+
+/** An address as it appears in a header: an optional display name and the mailbox. */
+export interface NamedAddress {
+  readonly name: string | null;
+  readonly mailbox: Mailbox;
+}
+
+export interface ComposeInput {
+  /** "Name <local@domain>" or "local@domain". */
+  readonly from: string;
+  readonly to: readonly string[];
+  readonly cc?: readonly string[];
+  /** Recipients that get the message but appear in no header. */
+  readonly bcc?: readonly string[];
+  readonly subject?: string;
+  readonly body: string;
+  /** Extra header fields, "Name: value". Date, Message-ID and Subject here replace the generated ones. */
+  readonly headers?: readonly string[];
+  /** The Date: header, in epoch milliseconds. */
+  readonly timeMs: number;
+  /** The left part of the Message-ID; it must be unique (a random or time-based id). */
+  readonly uniqueId: string;
+  /** The Message-ID domain when the sender's domain cannot be used (non-ASCII, address literal). */
+  readonly hostname: string;
+  /** The server offers 8BITMIME (RFC 6152), so non-ASCII text may go as 8bit. */
+  readonly eightBitMime?: boolean;
+}
+
+export type TransferEncoding = '7bit' | '8bit' | 'quoted-printable';
+
+export interface ComposedMessage {
+  /** The whole message, CRLF line endings. */
+  readonly bytes: Uint8Array;
+  /** With its angle brackets: "<id@domain>". */
+  readonly messageId: string;
+  readonly sender: Mailbox;
+  /** To, Cc and Bcc, each address once, in that order. */
+  readonly recipients: readonly Mailbox[];
+  readonly transferEncoding: TransferEncoding;
+}
+
+// RFC 5322 §2.1.1: lines SHOULD be at most 78 characters and MUST be at most 998.
+const LINE_LIMIT = 78;
+const HARD_LINE_LIMIT = 998;
+// RFC 2047 §2: an encoded word is at most 75 characters.
+const ENCODED_WORD_LIMIT = 75;
+// RFC 2045 §6.7 rule 5: encoded lines are at most 76 characters.
+const QP_LINE_LIMIT = 76;
+
+const ENCODER = new TextEncoder();
+const ATOM = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+$/;
+const FIELD_NAME = /^[!-9;-~]+$/;
+const DOT_ATOM_TEXT = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*$/;
+const PRINTABLE = /^[\x20-\x7e\t]*$/;
+const LOOKS_ENCODED = /=\?[^?\s]*\?[bBqQ]\?[^?\s]*\?=/;
+const HEX = '0123456789ABCDEF';
+
+/** Header fields built from the other inputs: they cannot also come from `headers`. */
+const BUILT: Record<string, string> = {
+  from: 'the sender',
+  to: 'the To addresses',
+  cc: 'the Cc addresses',
+  bcc: 'the Bcc addresses (which never appear in the message)',
+  'mime-version': 'the body',
+  'content-type': 'the body',
+  'content-transfer-encoding': 'the body',
+};
+const REPLACEABLE = new Set(['date', 'message-id', 'subject']);
+
+function refuseBreaks(what: string, value: string): void {
+  if (/[\r\n]/.test(value)) throw new ComposeError(`${what} contains a line break (CR or LF); refused, as it could inject header fields`);
+  if (value.includes('\0')) throw new ComposeError(`${what} contains a NUL character`);
+}
+
+// ---- addresses ----
+
+/** Parses "Name <local@domain>", "\"Doe, J.\" <j@x>" or "local@domain". */
+export function parseAddress(text: string): NamedAddress {
+  refuseBreaks(`the address ${JSON.stringify(text)}`, text);
+  const trimmed = text.trim();
+  let name: string | null = null;
+  let address = trimmed;
+  if (trimmed.endsWith('>')) {
+    const open = trimmed.lastIndexOf('<');
+    if (open < 0) throw new ComposeError(`"${text}" has ">" without "<"`);
+    address = trimmed.slice(open + 1, -1).trim();
+    const phrase = trimmed.slice(0, open).trim();
+    if (phrase.startsWith('"') && phrase.endsWith('"') && phrase.length >= 2) name = phrase.slice(1, -1).replace(/\\(.)/g, '$1');
+    else if (phrase !== '') name = phrase;
+  }
+  const parsed = parseMailbox(address, true);
+  if (!parsed.ok) throw new ComposeError(`"${text}" is not a valid address: ${parsed.why}`);
+  return { name, mailbox: parsed.mailbox };
+}
+
+/** Splits "a@x, Name <b@y>, \"Doe, J.\" <c@z>" at the commas that separate addresses. */
+export function parseAddressList(text: string): NamedAddress[] {
+  const parts: string[] = [];
+  let current = '';
+  let quoted = false;
+  let angle = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted && c === '\\') {
+      current += c + (text[i + 1] ?? '');
+      i++;
+      continue;
+    }
+    if (c === '"') quoted = !quoted;
+    else if (!quoted && c === '<') angle = true;
+    else if (!quoted && c === '>') angle = false;
+    else if (!quoted && !angle && c === ',') {
+      parts.push(current);
+      current = '';
+      continue;
+    }
+    current += c;
+  }
+  parts.push(current);
+  return parts.filter((p) => p.trim() !== '').map(parseAddress);
+}
+
+/**
+ * The display name as header tokens: atoms as they are, other ASCII as one quoted-string,
+ * anything else as RFC 2047 encoded words (§5(3): the restricted set for a phrase).
+ */
+function phraseTokens(name: string): string[] {
+  const words = name.trim().split(/\s+/);
+  if (words.every((w) => ATOM.test(w))) return words;
+  if (PRINTABLE.test(name)) return [`"${name.replace(/["\\]/g, '\\$&')}"`];
+  return encodeWords(name, ENCODED_WORD_LIMIT);
+}
+
+function addressTokens(address: NamedAddress): string[] {
+  const angle = `<${formatMailbox(address.mailbox)}>`;
+  if (address.name === null || address.name.trim() === '') return [formatMailbox(address.mailbox)];
+  return [...phraseTokens(address.name), angle];
+}
+
+/** One address as it would appear in a header (unfolded). */
+export function formatAddress(address: NamedAddress): string {
+  return addressTokens(address).join(' ');
+}
+
+// ---- RFC 2047 encoded words ----
+
+/** RFC 2047 §5(3): the characters a "Q" word may carry as they are, in any header context. */
+function qSafe(byte: number): boolean {
+  return (
+    (byte >= 0x30 && byte <= 0x39) ||
+    (byte >= 0x41 && byte <= 0x5a) ||
+    (byte >= 0x61 && byte <= 0x7a) ||
+    byte === 0x21 || byte === 0x2a || byte === 0x2b || byte === 0x2d || byte === 0x2f
+  );
+}
+
+function qLength(bytes: Uint8Array): number {
+  let n = 0;
+  for (const b of bytes) n += qSafe(b) || b === 0x20 ? 1 : 3;
+  return n;
+}
+
+function qEncode(bytes: Uint8Array): string {
+  let out = '';
+  for (const b of bytes) {
+    if (b === 0x20) out += '_';
+    else if (qSafe(b)) out += String.fromCharCode(b);
+    else out += `=${HEX[b >> 4]}${HEX[b & 15]}`;
+  }
+  return out;
+}
+
+function bEncode(bytes: Uint8Array): string {
+  let binary = '';
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary);
+}
+
+/**
+ * Encodes text as UTF-8 encoded words of at most `firstLimit` characters for the first and 75
+ * for the rest. Each word holds whole characters (RFC 2047 §5).
+ */
+export function encodeWords(text: string, firstLimit: number = ENCODED_WORD_LIMIT): string[] {
+  const all = ENCODER.encode(text);
+  // "Q" stays readable for mostly-Latin text; it is chosen unless it is much longer than "B".
+  const useQ = qLength(all) <= Math.ceil(all.length / 3) * 4 * 1.5;
+  const prefix = useQ ? '=?UTF-8?Q?' : '=?UTF-8?B?';
+  const overhead = prefix.length + 2;
+  const encodedLength = (n: number, q: number) => (useQ ? q : Math.ceil(n / 3) * 4);
+  const words: string[] = [];
+  let chunk: number[] = [];
+  let q = 0;
+  const flush = () => {
+    const bytes = Uint8Array.from(chunk);
+    words.push(`${prefix}${useQ ? qEncode(bytes) : bEncode(bytes)}?=`);
+    chunk = [];
+    q = 0;
+  };
+  for (const char of text) {
+    const bytes = ENCODER.encode(char);
+    const limit = (words.length === 0 ? firstLimit : ENCODED_WORD_LIMIT) - overhead;
+    const addQ = qLength(bytes);
+    if (chunk.length > 0 && encodedLength(chunk.length + bytes.length, q + addQ) > limit) flush();
+    chunk.push(...bytes);
+    q += addQ;
+  }
+  if (chunk.length > 0 || words.length === 0) flush();
+  return words;
+}
+
+// ---- header fields ----
+
+/**
+ * Joins tokens with spaces into "Name: token token…", folding (CRLF + space, RFC 5322 §2.2.3)
+ * before a token that would pass 78 characters. A token longer than a line stays whole.
+ */
+export function foldHeader(name: string, tokens: readonly string[]): string {
+  const lines: string[] = [];
+  let line = `${name}:`;
+  let hasToken = false;
+  for (const token of tokens) {
+    if (hasToken && token !== '' && line.length + 1 + token.length > LINE_LIMIT) {
+      lines.push(line);
+      line = ` ${token}`;
+    } else {
+      line += ` ${token}`;
+    }
+    hasToken = true;
+  }
+  lines.push(line);
+  return `${lines.join('\r\n')}\r\n`;
+}
+
+/** An unstructured value (Subject, most custom fields): as it is when plain ASCII, else encoded words. */
+function unstructuredHeader(name: string, value: string): string {
+  refuseBreaks(`the ${name} header`, value);
+  if (PRINTABLE.test(value) && !LOOKS_ENCODED.test(value)) return foldHeader(name, value.split(' '));
+  const room = LINE_LIMIT - name.length - 2;
+  return foldHeader(name, encodeWords(value, room >= 20 ? Math.min(room, ENCODED_WORD_LIMIT) : ENCODED_WORD_LIMIT));
+}
+
+/** Folds between addresses; inside one only when it cannot fit on a line by itself. */
+function addressHeader(name: string, addresses: readonly NamedAddress[]): string {
+  const tokens: string[] = [];
+  addresses.forEach((a, i) => {
+    const t = addressTokens(a);
+    if (i < addresses.length - 1) t[t.length - 1] += ',';
+    const whole = t.join(' ');
+    if (whole.length < LINE_LIMIT) tokens.push(whole);
+    else tokens.push(...t);
+  });
+  return foldHeader(name, tokens);
+}
+
+interface CustomHeader {
+  readonly name: string;
+  readonly value: string;
+}
+
+function parseCustomHeader(text: string): CustomHeader {
+  refuseBreaks(`the header ${JSON.stringify(text.slice(0, 40))}`, text);
+  const colon = text.indexOf(':');
+  if (colon <= 0) throw new ComposeError(`the header "${text}" is not "Name: value"`);
+  const name = text.slice(0, colon).trim();
+  if (!FIELD_NAME.test(name)) throw new ComposeError(`"${name}" is not a valid header field name (RFC 5322 §2.2)`);
+  const builtFrom = BUILT[name.toLowerCase()];
+  if (builtFrom) throw new ComposeError(`the ${name} header is built from ${builtFrom}; it cannot be given as an extra header`);
+  return { name, value: text.slice(colon + 1).trim() };
+}
+
+// ---- body ----
+
+function toCrlf(body: string): string {
+  if (body === '') return '';
+  const text = body.replace(/\r\n|\r|\n/g, '\r\n');
+  return text.endsWith('\r\n') ? text : `${text}\r\n`;
+}
+
+function longestLine(bytes: Uint8Array): number {
+  let longest = 0;
+  let start = 0;
+  for (let i = bytes.indexOf(10); i >= 0; i = bytes.indexOf(10, i + 1)) {
+    longest = Math.max(longest, i + 1 - start);
+    start = i + 1;
+  }
+  return Math.max(longest, bytes.length - start);
+}
+
+/** RFC 2045 §2.7-2.8: 7bit and 8bit data have no NUL and lines of at most 998 octets. */
+function chooseEncoding(bytes: Uint8Array, eightBitMime: boolean): TransferEncoding {
+  const lineOk = longestLine(bytes) <= HARD_LINE_LIMIT + 2 && !bytes.includes(0);
+  if (!lineOk) return 'quoted-printable';
+  if (bytes.every((b) => b < 0x80)) return '7bit';
+  return eightBitMime ? '8bit' : 'quoted-printable';
+}
+
+/**
+ * RFC 2045 §6.7: quoted-printable. Input lines end in CRLF (hard breaks, kept); encoded lines
+ * are at most 76 characters, soft breaks ("=" CRLF) fold longer ones; a space or tab at the end
+ * of a line is encoded, so that no transport can strip it.
+ */
+export function encodeQuotedPrintable(bytes: Uint8Array): string {
+  const out: string[] = [];
+  let start = 0;
+  while (start < bytes.length) {
+    let end = bytes.indexOf(10, start);
+    const hardBreak = end >= 0;
+    if (!hardBreak) end = bytes.length;
+    const lineEnd = hardBreak && end > start && bytes[end - 1] === 13 ? end - 1 : end;
+    const tokens: string[] = [];
+    for (let i = start; i < lineEnd; i++) {
+      const b = bytes[i];
+      const last = i === lineEnd - 1;
+      const literal = (b >= 33 && b <= 126 && b !== 61) || ((b === 32 || b === 9) && !last);
+      tokens.push(literal ? String.fromCharCode(b) : `=${HEX[b >> 4]}${HEX[b & 15]}`);
+    }
+    let line = '';
+    tokens.forEach((token, i) => {
+      // The last token may use the whole line; any other leaves room for the soft-break "=".
+      const limit = i === tokens.length - 1 ? QP_LINE_LIMIT : QP_LINE_LIMIT - 1;
+      if (line.length + token.length > limit) {
+        out.push(`${line}=\r\n`);
+        line = '';
+      }
+      line += token;
+    });
+    out.push(hardBreak ? `${line}\r\n` : line);
+    start = end + 1;
+  }
+  return out.join('');
+}
+
+// ---- the message ----
+
+function messageIdDomain(sender: Mailbox, hostname: string): string {
+  const domain = sender.domain;
+  if (/^[A-Za-z0-9.-]+$/.test(domain) && domain.includes('.')) return domain;
+  // RFC 5322 §3.6.4: id-right is a dot-atom; a host name that is not one gives way to a placeholder.
+  return /^[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*$/.test(hostname) ? hostname : 'mailbox.invalid';
+}
+
+/** Builds the message; throws ComposeError on an input that cannot make a valid one. */
+export function composeMessage(input: ComposeInput): ComposedMessage {
+  const from = parseAddress(input.from);
+  const to = input.to.flatMap(parseAddressList);
+  const cc = (input.cc ?? []).flatMap(parseAddressList);
+  const bcc = (input.bcc ?? []).flatMap(parseAddressList);
+  if (to.length + cc.length + bcc.length === 0) throw new ComposeError('the message has no recipient');
+  const custom = (input.headers ?? []).map(parseCustomHeader);
+  const replaced = new Map(custom.filter((h) => REPLACEABLE.has(h.name.toLowerCase())).map((h) => [h.name.toLowerCase(), h]));
+  const extra = custom.filter((h) => !REPLACEABLE.has(h.name.toLowerCase()));
+
+  if (!DOT_ATOM_TEXT.test(input.uniqueId)) throw new ComposeError(`"${input.uniqueId}" cannot be the left part of a Message-ID`);
+  let messageId = `<${input.uniqueId}@${messageIdDomain(from.mailbox, input.hostname)}>`;
+  const givenId = replaced.get('message-id');
+  if (givenId) {
+    // RFC 5322 §3.6.4: msg-id is "<" id-left "@" id-right ">".
+    if (!/^<[^<>@\s]+@[^<>@\s]+>$/.test(givenId.value)) throw new ComposeError(`"${givenId.value}" is not a Message-ID like <id@domain>`);
+    messageId = givenId.value;
+  }
+  const subject = replaced.get('subject')?.value ?? input.subject ?? '';
+  const date = replaced.get('date')?.value ?? formatDate(input.timeMs);
+
+  const body = ENCODER.encode(toCrlf(input.body));
+  const encoding = chooseEncoding(body, input.eightBitMime === true);
+  const encodedBody = encoding === 'quoted-printable' ? ENCODER.encode(encodeQuotedPrintable(body)) : body;
+
+  let head = unstructuredHeader('Date', date);
+  head += addressHeader('From', [from]);
+  if (to.length > 0) head += addressHeader('To', to);
+  if (cc.length > 0) head += addressHeader('Cc', cc);
+  // RFC 5322 §3.6.3 allows no destination field; the usual empty group says the list is private.
+  if (to.length + cc.length === 0) head += 'To: undisclosed-recipients:;\r\n';
+  if (subject !== '') head += unstructuredHeader('Subject', subject);
+  head += `Message-ID: ${messageId}\r\n`;
+  for (const h of extra) head += unstructuredHeader(h.name, h.value);
+  head += 'MIME-Version: 1.0\r\n';
+  head += 'Content-Type: text/plain; charset=utf-8\r\n';
+  head += `Content-Transfer-Encoding: ${encoding}\r\n`;
+  head += '\r\n';
+
+  const headBytes = ENCODER.encode(head);
+  const bytes = new Uint8Array(headBytes.length + encodedBody.length);
+  bytes.set(headBytes, 0);
+  bytes.set(encodedBody, headBytes.length);
+
+  const seen = new Set<string>();
+  const recipients: Mailbox[] = [];
+  for (const a of [...to, ...cc, ...bcc]) {
+    const key = `${a.mailbox.local}@${a.mailbox.domain.toLowerCase()}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    recipients.push(a.mailbox);
+  }
+  return { bytes, messageId, sender: from.mailbox, recipients, transferEncoding: encoding };
+}
