@@ -1,0 +1,175 @@
+/**
+ * @module Reclaiming space: retention, removal of finished segments, rewriting of mostly-dead
+ * ones, and snapshots of the state journal.
+ * Rule 1: planning is pure (entries and segments in, what to do out); the copy is I/O.
+ * Rule 2: a new file is published by tmp + fsync + rename + directory fsync, and only then is the
+ *         old one unlinked; a crash in between leaves two copies, and the later segment wins.
+ * Rule 3: the active segment, and any file with bytes still waiting for their sync, is never touched.
+ */
+import * as fs from 'node:fs';
+import type { DeliveryState } from './delivery-state.ts';
+import type { Entry, SegmentInfo } from './index.ts';
+import { readExactly, syncDirectory, syncDirectorySync, writeFully, type SpoolIo } from './journal.ts';
+import type { DamagedRecord } from './recovery.ts';
+import { checkRecord } from './segment-format.ts';
+
+export interface CompactionReport {
+  /** Messages deleted by maxMessages / maxAgeMs. */
+  retentionDeleted: number;
+  /** Segments removed because every message in them was finished. */
+  readonly removedSegments: string[];
+  readonly rewrittenSegments: { readonly from: string; readonly to: string; readonly records: number }[];
+  reclaimedBytes: number;
+  journalRewritten: boolean;
+  /** Records whose checksum failed while being copied (set aside, as at recovery). */
+  readonly damaged: DamagedRecord[];
+}
+
+export function emptyReport(): CompactionReport {
+  return { retentionDeleted: 0, removedSegments: [], rewrittenSegments: [], reclaimedBytes: 0, journalRewritten: false, damaged: [] };
+}
+
+export interface RetentionLimits {
+  readonly maxMessages?: number;
+  readonly maxAgeMs?: number;
+}
+
+/** Messages still waiting for relay are the queue's business, not retention's. */
+function isHeld(entry: Entry): boolean {
+  return entry.visible && entry.states.every((s) => s.kind !== 'pending' && s.kind !== 'deferred');
+}
+
+/**
+ * Ids to delete so that at most maxMessages are kept and none is older than maxAgeMs (Mailpit's
+ * --max and --max-age). Only held messages count as candidates; the oldest go first.
+ */
+export function planRetention(entries: Iterable<Entry>, visibleCount: number, limits: RetentionLimits, nowMs: number): string[] {
+  const { maxMessages, maxAgeMs } = limits;
+  if (maxMessages === undefined && maxAgeMs === undefined) return [];
+  const held: Entry[] = [];
+  for (const e of entries) if (isHeld(e)) held.push(e);
+  held.sort((a, b) => a.timeMs - b.timeMs);
+  const cutoff = maxAgeMs === undefined ? -Infinity : nowMs - maxAgeMs;
+  let excess = maxMessages === undefined ? 0 : visibleCount - maxMessages;
+  const out: string[] = [];
+  for (const e of held) {
+    if (e.timeMs < cutoff || excess > 0) {
+      out.push(e.id);
+      excess--;
+    } else break;
+  }
+  return out;
+}
+
+export interface SegmentPlan {
+  readonly remove: SegmentInfo[];
+  readonly rewrite: SegmentInfo[];
+}
+
+/** Finished segments go; mostly-dead ones (dead bytes over `deadRatio`) are rewritten. */
+export function planSegments(
+  segments: readonly SegmentInfo[],
+  canTouch: (seg: SegmentInfo) => boolean,
+  deadRatio = 0.5,
+): SegmentPlan {
+  const remove: SegmentInfo[] = [];
+  const rewrite: SegmentInfo[] = [];
+  for (const seg of segments) {
+    if (!canTouch(seg)) continue;
+    if (seg.liveRecords === 0) remove.push(seg);
+    else if (seg.bytes - seg.headerBytes - seg.liveBytes > deadRatio * seg.bytes) rewrite.push(seg);
+  }
+  return { remove, rewrite };
+}
+
+/** The journal lines that reproduce the current state of every tracked record. */
+export function planJournalSnapshot(entries: Iterable<Entry>): { id: string; rcpt: number | null; state: DeliveryState }[] {
+  const out: { id: string; rcpt: number | null; state: DeliveryState }[] = [];
+  for (const e of entries) {
+    if (!e.visible) {
+      // Deleted for every recipient: one line says so.
+      out.push({ id: e.id, rcpt: null, state: e.states[0] });
+      continue;
+    }
+    for (let i = 0; i < e.states.length; i++) {
+      const initial = e.local[i] ? 'local' : 'pending';
+      if (e.states[i].kind !== initial) out.push({ id: e.id, rcpt: i, state: e.states[i] });
+    }
+  }
+  return out;
+}
+
+/** Yield to the event loop this often while copying, so sessions keep being served. */
+const COPY_SLICE_BYTES = 4 << 20;
+
+export interface CopyResult {
+  /** New offset per entry, or -1 when its checksum failed and it was set aside instead. */
+  readonly offsets: number[];
+  readonly bytes: number;
+}
+
+/**
+ * Copies records into a new segment and publishes it under `finalPath` (tmp + fsync + rename +
+ * directory fsync). Each record's checksum is checked on the way; a failing one goes to `setAside`.
+ */
+export async function writeSegmentCopy(opts: {
+  readonly io: SpoolIo;
+  readonly sourceFd: number;
+  readonly entries: readonly Entry[];
+  readonly header: Uint8Array;
+  readonly tmpPath: string;
+  readonly finalPath: string;
+  readonly dir: string;
+  readonly setAside: (entry: Entry, bytes: Buffer, reason: string) => void;
+}): Promise<CopyResult> {
+  const fd = fs.openSync(opts.tmpPath, 'wx');
+  let open = true;
+  try {
+    let at = 0;
+    writeFully(opts.io, fd, opts.header, at);
+    at += opts.header.length;
+    const offsets: number[] = [];
+    let slice = 0;
+    for (const e of opts.entries) {
+      const bytes = readExactly(opts.sourceFd, e.offset, e.bytes);
+      const why = checkRecord(bytes);
+      if (why !== null) {
+        opts.setAside(e, bytes, why);
+        offsets.push(-1);
+        continue;
+      }
+      writeFully(opts.io, fd, bytes, at);
+      offsets.push(at);
+      at += bytes.length;
+      slice += bytes.length;
+      if (slice >= COPY_SLICE_BYTES) {
+        slice = 0;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    }
+    await opts.io.datasync(fd);
+    open = false;
+    fs.closeSync(fd);
+    fs.renameSync(opts.tmpPath, opts.finalPath);
+    await syncDirectory(opts.dir);
+    return { offsets, bytes: at };
+  } catch (err) {
+    if (open) fs.closeSync(fd);
+    fs.rmSync(opts.tmpPath, { force: true });
+    throw err;
+  }
+}
+
+/** Publishes a journal snapshot with blocking calls: no append may run between its steps. */
+export function writeJournalSnapshotSync(tmpPath: string, finalPath: string, dir: string, bytes: Uint8Array): void {
+  const fd = fs.openSync(tmpPath, 'w');
+  try {
+    let done = 0;
+    while (done < bytes.length) done += fs.writeSync(fd, bytes, done, bytes.length - done, done);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmpPath, finalPath);
+  syncDirectorySync(dir);
+}

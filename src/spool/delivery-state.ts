@@ -1,0 +1,115 @@
+/**
+ * @module Per-recipient delivery state and its records in the state journal.
+ * Rule 1: state only changes by appending a record; the last record for a recipient wins, and
+ *         a record without a recipient index applies to every recipient of the message.
+ * Rule 2: a journal line is "<crc32 hex of the JSON> <JSON>\n"; one that fails its checksum or
+ *         does not parse is never applied.
+ */
+import type { Reply } from '../core/reply.ts';
+
+/** A delivery is one recipient of one message (STYLE convention 2: message ≠ delivery). */
+export type DeliveryState =
+  | { readonly kind: 'pending' }
+  /** Held in a local mailbox (catch-all and local domains): kept until deleted. */
+  | { readonly kind: 'local' }
+  | { readonly kind: 'delivered'; readonly atMs: number; readonly reply?: Reply }
+  | { readonly kind: 'deferred'; readonly attempts: number; readonly nextAttemptMs: number; readonly lastReply: Reply }
+  | { readonly kind: 'bounced'; readonly atMs: number; readonly reply: Reply }
+  | { readonly kind: 'deleted'; readonly atMs: number };
+
+export type DeliveryStateKind = DeliveryState['kind'];
+
+export const PENDING: DeliveryState = Object.freeze({ kind: 'pending' });
+export const LOCAL: DeliveryState = Object.freeze({ kind: 'local' });
+
+/** Delivered, bounced or deleted: nothing more will happen to this delivery. */
+export function isFinished(state: DeliveryState): boolean {
+  return state.kind === 'delivered' || state.kind === 'bounced' || state.kind === 'deleted';
+}
+
+/** One journal record. `rcpt` null means every recipient of the message. */
+export interface StateRecord {
+  readonly id: string;
+  readonly rcpt: number | null;
+  readonly state: DeliveryState;
+}
+
+/** Serialises one record as a journal line. */
+export function formatStateRecord(record: StateRecord): Buffer {
+  const json = JSON.stringify({ id: record.id, r: record.rcpt, s: record.state });
+  const body = Buffer.from(json, 'utf8');
+  const line = Buffer.allocUnsafe(9 + body.length + 1);
+  line.write((Bun.hash.crc32(body) >>> 0).toString(16).padStart(8, '0'), 0, 'latin1');
+  line[8] = 0x20;
+  line.set(body, 9);
+  line[line.length - 1] = 0x0a;
+  return line;
+}
+
+const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
+function parseReply(v: unknown): Reply | null {
+  if (typeof v !== 'object' || v === null) return null;
+  const r = v as Record<string, unknown>;
+  if (!isNum(r.code) || !Array.isArray(r.lines) || !r.lines.every((l) => typeof l === 'string')) return null;
+  if (r.enhanced !== undefined && typeof r.enhanced !== 'string') return null;
+  return Object.freeze({ code: r.code, enhanced: r.enhanced as string | undefined, lines: Object.freeze([...r.lines]) });
+}
+
+/** Validates a state read from the journal; null when it is not one. */
+export function parseDeliveryState(v: unknown): DeliveryState | null {
+  if (typeof v !== 'object' || v === null) return null;
+  const s = v as Record<string, unknown>;
+  switch (s.kind) {
+    case 'pending':
+      return PENDING;
+    case 'local':
+      return LOCAL;
+    case 'delivered': {
+      if (!isNum(s.atMs)) return null;
+      const reply = s.reply === undefined ? undefined : parseReply(s.reply);
+      if (reply === null) return null;
+      return reply ? { kind: 'delivered', atMs: s.atMs, reply } : { kind: 'delivered', atMs: s.atMs };
+    }
+    case 'deferred': {
+      const lastReply = parseReply(s.lastReply);
+      if (!isNum(s.attempts) || !isNum(s.nextAttemptMs) || !lastReply) return null;
+      return { kind: 'deferred', attempts: s.attempts, nextAttemptMs: s.nextAttemptMs, lastReply };
+    }
+    case 'bounced': {
+      const reply = parseReply(s.reply);
+      return isNum(s.atMs) && reply ? { kind: 'bounced', atMs: s.atMs, reply } : null;
+    }
+    case 'deleted':
+      return isNum(s.atMs) ? { kind: 'deleted', atMs: s.atMs } : null;
+    default:
+      return null;
+  }
+}
+
+export type JournalLine =
+  | { readonly kind: 'record'; readonly record: StateRecord }
+  | { readonly kind: 'bad'; readonly reason: string };
+
+/** Parses one journal line (without its "\n"). */
+export function parseStateLine(line: Buffer): JournalLine {
+  if (line.length < 10 || line[8] !== 0x20) return { kind: 'bad', reason: 'the journal line has no checksum' };
+  const stored = line.toString('latin1', 0, 8);
+  const body = line.subarray(9);
+  const computed = (Bun.hash.crc32(body) >>> 0).toString(16).padStart(8, '0');
+  if (stored !== computed) return { kind: 'bad', reason: `checksum mismatch (stored ${stored}, computed ${computed})` };
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString('utf8'));
+  } catch {
+    return { kind: 'bad', reason: 'the journal line is not JSON' };
+  }
+  const o = value as Record<string, unknown>;
+  const id = o?.id;
+  const rcpt = o?.r;
+  const state = parseDeliveryState(o?.s);
+  if (typeof id !== 'string' || !(rcpt === null || (Number.isInteger(rcpt) && (rcpt as number) >= 0)) || !state) {
+    return { kind: 'bad', reason: 'the journal line is not a state record' };
+  }
+  return { kind: 'record', record: { id, rcpt: rcpt as number | null, state } };
+}

@@ -1,0 +1,298 @@
+/**
+ * @module Derived lookups over the spool: by id, recipient, sender and time, plus how many live
+ * and dead bytes each segment holds.
+ * Rule 1: everything here is rebuilt from the segments and the journal at open; nothing here
+ *         is ever written to disk.
+ * Rule 2: a record whose bytes are on disk is tracked until its bytes are gone (compaction), so
+ *         a deleted message stays deleted across a journal snapshot; only visible ones are listed.
+ * Rule 3: deletion is final: a deleted delivery never changes again, and a message is listed
+ *         while some recipient is not deleted (a recipient's own lookups skip its deleted copy).
+ * Rule 4: addresses are looked up without regard to case (as Mailpit's search does).
+ */
+import { mailboxKey } from '../core/server-session.ts';
+import type { Envelope } from '../core/envelope.ts';
+import type { Mailbox } from '../core/address.ts';
+import { isFinished, type DeliveryState } from './delivery-state.ts';
+
+/** One stored message as the spool tracks it. Offsets are absolute within its segment. */
+export interface Entry {
+  readonly id: string;
+  readonly timeMs: number;
+  readonly envelope: Envelope;
+  /** Initial states came from these flags (local mailbox or relay); kept for journal snapshots. */
+  readonly local: readonly boolean[];
+  states: DeliveryState[];
+  seq: number;
+  offset: number;
+  readonly bytes: number;
+  bodyOffset: number;
+  readonly bodyBytes: number;
+  /** Some delivery is not finished: the record must be kept. */
+  live: boolean;
+  /** Listed by get() and list(): on disk and not deleted. */
+  visible: boolean;
+}
+
+export interface SegmentInfo {
+  readonly seq: number;
+  readonly name: string;
+  /** File size as written. */
+  bytes: number;
+  headerBytes: number;
+  /** Bytes of live records; the rest (finished records, damage, duplicates) is reclaimable. */
+  liveBytes: number;
+  liveRecords: number;
+  /** Records tracked in this segment, live or not. */
+  records: number;
+}
+
+export interface ListQuery {
+  readonly recipient?: string;
+  readonly sender?: string;
+  /** Inclusive lower bound on the message time (epoch ms). */
+  readonly since?: number;
+  /** Exclusive upper bound on the message time (epoch ms). */
+  readonly until?: number;
+  readonly limit?: number;
+}
+
+/** The key an address is indexed under: "local@domain" lower-cased, "<>" for the null sender. */
+export function addressKey(mailbox: Mailbox | null): string {
+  return mailboxKey(mailbox).toLowerCase();
+}
+
+/** A query address as typed by a person: angle brackets optional, case ignored. */
+export function queryKey(address: string): string {
+  const trimmed = address.trim();
+  if (trimmed === '<>' || trimmed === '') return '<>';
+  return trimmed.replace(/^<(.*)>$/, '$1').toLowerCase();
+}
+
+export class SpoolIndex {
+  readonly #records = new Map<string, Entry>();
+  readonly #segments = new Map<number, SegmentInfo>();
+  readonly #byRecipient = new Map<string, Set<Entry>>();
+  readonly #bySender = new Map<string, Set<Entry>>();
+  /** Visible entries by time, ascending; entries that stop being visible are skipped, then swept. */
+  #byTime: Entry[] = [];
+  #stale = 0;
+  #visible = 0;
+
+  // ---- segments
+
+  addSegment(info: SegmentInfo): void {
+    this.#segments.set(info.seq, info);
+  }
+
+  segment(seq: number): SegmentInfo | undefined {
+    return this.#segments.get(seq);
+  }
+
+  /** Segments in sequence order. */
+  segments(): SegmentInfo[] {
+    return [...this.#segments.values()].sort((a, b) => a.seq - b.seq);
+  }
+
+  removeSegment(seq: number): void {
+    this.#segments.delete(seq);
+  }
+
+  /** Entries stored in one segment, in file order. */
+  entriesIn(seq: number): Entry[] {
+    const out: Entry[] = [];
+    for (const e of this.#records.values()) if (e.seq === seq) out.push(e);
+    return out.sort((a, b) => a.offset - b.offset);
+  }
+
+  // ---- records
+
+  /** Every tracked record, visible or not. */
+  records(): IterableIterator<Entry> {
+    return this.#records.values();
+  }
+
+  record(id: string): Entry | undefined {
+    return this.#records.get(id);
+  }
+
+  /**
+   * Tracks a record. When the id is already tracked (a compaction that stopped between its
+   * rename and its unlink leaves two copies), the later copy wins and the earlier becomes dead.
+   */
+  addRecord(entry: Entry): void {
+    const previous = this.#records.get(entry.id);
+    if (previous) this.dropRecord(previous);
+    entry.live = !entry.states.every(isFinished);
+    entry.visible = !entry.states.every(isDeleted);
+    this.#records.set(entry.id, entry);
+    const seg = this.#segments.get(entry.seq);
+    if (seg) {
+      seg.records++;
+      if (entry.live) {
+        seg.liveRecords++;
+        seg.liveBytes += entry.bytes;
+      }
+    }
+    if (entry.visible) this.#show(entry);
+  }
+
+  /** Applies one journal record; returns false when the message is not tracked. */
+  applyState(id: string, rcpt: number | null, state: DeliveryState): boolean {
+    const entry = this.#records.get(id);
+    if (!entry) return false;
+    if (rcpt !== null && rcpt >= entry.states.length) return false;
+    for (let i = 0; i < entry.states.length; i++) {
+      if ((rcpt === null || rcpt === i) && !isDeleted(entry.states[i])) entry.states[i] = state;
+    }
+    const live = !entry.states.every(isFinished);
+    if (live !== entry.live) {
+      const seg = this.#segments.get(entry.seq);
+      if (seg) {
+        seg.liveRecords += live ? 1 : -1;
+        seg.liveBytes += live ? entry.bytes : -entry.bytes;
+      }
+      entry.live = live;
+    }
+    if (entry.visible && entry.states.every(isDeleted)) this.#hide(entry);
+    return true;
+  }
+
+  /** Forgets a record whose bytes are gone (or are about to be). */
+  dropRecord(entry: Entry): void {
+    if (this.#records.get(entry.id) !== entry) return;
+    this.#records.delete(entry.id);
+    const seg = this.#segments.get(entry.seq);
+    if (seg) {
+      seg.records--;
+      if (entry.live) {
+        seg.liveRecords--;
+        seg.liveBytes -= entry.bytes;
+      }
+    }
+    if (entry.visible) this.#hide(entry);
+  }
+
+  /** Points a record at its copy in another segment (compaction); the id is unchanged. */
+  moveRecord(entry: Entry, seq: number, offset: number): void {
+    const from = this.#segments.get(entry.seq);
+    const to = this.#segments.get(seq);
+    if (from) {
+      from.records--;
+      if (entry.live) {
+        from.liveRecords--;
+        from.liveBytes -= entry.bytes;
+      }
+    }
+    if (to) {
+      to.records++;
+      if (entry.live) {
+        to.liveRecords++;
+        to.liveBytes += entry.bytes;
+      }
+    }
+    entry.bodyOffset += offset - entry.offset;
+    entry.offset = offset;
+    entry.seq = seq;
+  }
+
+  // ---- visible messages
+
+  get visibleCount(): number {
+    return this.#visible;
+  }
+
+  get(id: string): Entry | undefined {
+    const e = this.#records.get(id);
+    return e?.visible ? e : undefined;
+  }
+
+  /** Visible messages, newest first. */
+  query(q: ListQuery = {}): Entry[] {
+    const since = q.since ?? -Infinity;
+    const until = q.until ?? Infinity;
+    const limit = q.limit ?? Infinity;
+    const out: Entry[] = [];
+    if (limit <= 0) return out;
+    const sets: Set<Entry>[] = [];
+    const rcptKey = q.recipient === undefined ? null : queryKey(q.recipient);
+    if (rcptKey !== null) sets.push(this.#byRecipient.get(rcptKey) ?? new Set());
+    if (q.sender !== undefined) sets.push(this.#bySender.get(queryKey(q.sender)) ?? new Set());
+    if (sets.length > 0) {
+      sets.sort((a, b) => a.size - b.size);
+      const [smallest, ...others] = sets;
+      const candidates = [...smallest].filter(
+        (e) =>
+          e.timeMs >= since &&
+          e.timeMs < until &&
+          others.every((s) => s.has(e)) &&
+          (rcptKey === null || hasUndeletedRecipient(e, rcptKey)),
+      );
+      // Insertion order breaks ties, newest first; Array.prototype.sort is stable.
+      candidates.reverse().sort((a, b) => b.timeMs - a.timeMs);
+      return candidates.length > limit ? candidates.slice(0, limit) : candidates;
+    }
+    for (let i = upperBound(this.#byTime, until - 1) - 1; i >= 0 && out.length < limit; i--) {
+      const e = this.#byTime[i];
+      if (e.timeMs < since) break;
+      if (e.visible) out.push(e);
+    }
+    return out;
+  }
+
+  #show(entry: Entry): void {
+    entry.visible = true;
+    this.#visible++;
+    const at = upperBound(this.#byTime, entry.timeMs);
+    if (at === this.#byTime.length) this.#byTime.push(entry);
+    else this.#byTime.splice(at, 0, entry);
+    addTo(this.#bySender, addressKey(entry.envelope.sender), entry);
+    for (const r of entry.envelope.recipients) addTo(this.#byRecipient, addressKey(r.mailbox), entry);
+  }
+
+  #hide(entry: Entry): void {
+    entry.visible = false;
+    this.#visible--;
+    this.#stale++;
+    removeFrom(this.#bySender, addressKey(entry.envelope.sender), entry);
+    for (const r of entry.envelope.recipients) removeFrom(this.#byRecipient, addressKey(r.mailbox), entry);
+    if (this.#stale > 1024 && this.#stale * 2 > this.#byTime.length) {
+      this.#byTime = this.#byTime.filter((e) => e.visible);
+      this.#stale = 0;
+    }
+  }
+}
+
+const isDeleted = (s: DeliveryState) => s.kind === 'deleted';
+
+function hasUndeletedRecipient(entry: Entry, key: string): boolean {
+  const rcpts = entry.envelope.recipients;
+  for (let i = 0; i < rcpts.length; i++) {
+    if (!isDeleted(entry.states[i]) && addressKey(rcpts[i].mailbox) === key) return true;
+  }
+  return false;
+}
+
+/** First position whose time is greater than `timeMs`. */
+function upperBound(list: readonly Entry[], timeMs: number): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (list[mid].timeMs <= timeMs) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function addTo(map: Map<string, Set<Entry>>, key: string, entry: Entry): void {
+  let set = map.get(key);
+  if (!set) map.set(key, (set = new Set()));
+  set.add(entry);
+}
+
+function removeFrom(map: Map<string, Set<Entry>>, key: string, entry: Entry): void {
+  const set = map.get(key);
+  if (!set) return;
+  set.delete(entry);
+  if (set.size === 0) map.delete(key);
+}

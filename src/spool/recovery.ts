@@ -1,0 +1,245 @@
+/**
+ * @module Start-up scan: what a crash or a bad disk left behind is made whole before anything is
+ * appended.
+ * Rule 1: a torn tail (a last record cut short, which never got its 250) is cut off.
+ * Rule 2: a damaged record is never silently dropped: its bytes and a reason file go to the
+ *         quarantine folder (as Haraka keeps error.* files), and the scan resynchronises on the
+ *         next NOOP marker, so acknowledged records after the damage are kept.
+ * Rule 3: recovery reads each segment whole and uses blocking I/O: it runs once, before the
+ *         listener opens.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseStateLine, type StateRecord } from './delivery-state.ts';
+import { isTmpName, parseSegmentName, type SpoolLayout } from './layout.ts';
+import { findNextRecord, parseRecordAt, parseSegmentHeader, type ParsedRecord } from './segment-format.ts';
+import { syncDirectorySync } from './journal.ts';
+
+export interface SpoolLog {
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+export interface DamagedRecord {
+  /** The spool file the bytes came from. */
+  readonly file: string;
+  readonly offset: number;
+  readonly bytes: number;
+  readonly reason: string;
+  /** Where the bytes were set aside (a reason file sits beside it), or null if that failed. */
+  readonly quarantined: string | null;
+}
+
+export interface RecoveryReport {
+  /** Messages found intact. */
+  records: number;
+  /** Bytes cut off the ends of files: writes that never got their 250. */
+  tornBytes: number;
+  readonly damaged: DamagedRecord[];
+}
+
+export interface ScannedSegment {
+  readonly seq: number;
+  readonly name: string;
+  /** File size after any torn tail was cut. */
+  readonly bytes: number;
+  /** 0 when the header was damaged (the segment is then rewritten). */
+  readonly headerBytes: number;
+  readonly records: readonly ParsedRecord[];
+  /** Damage was set aside: the segment is rewritten without it. */
+  readonly damaged: boolean;
+}
+
+export interface RecoveryContext {
+  readonly layout: SpoolLayout;
+  readonly log: SpoolLog;
+  readonly now: () => number;
+}
+
+/** Creates the spool folders; a folder just created is made durable in its parent. */
+export function prepareDirectories(layout: SpoolLayout): void {
+  for (const dir of [layout.dir, layout.segmentsDir, layout.journalDir, layout.quarantineDir]) {
+    const first = fs.mkdirSync(dir, { recursive: true });
+    if (first === undefined) continue;
+    for (let p = dir; ; p = path.dirname(p)) {
+      syncDirectorySync(path.dirname(p));
+      if (p === first || p === path.dirname(p)) break;
+    }
+  }
+}
+
+/** Removes what a compaction or journal snapshot left before its rename: never acknowledged data. */
+export function removeLeftovers(ctx: RecoveryContext): void {
+  for (const dir of [ctx.layout.segmentsDir, ctx.layout.journalDir]) {
+    for (const name of fs.readdirSync(dir)) {
+      if (!isTmpName(name)) continue;
+      fs.rmSync(path.join(dir, name), { force: true });
+      ctx.log.info('spool: removed an unfinished compaction file', { file: path.join(dir, name) });
+    }
+  }
+}
+
+/** Copies damaged bytes and a reason file into the quarantine folder, both fsynced. */
+export function quarantine(
+  ctx: RecoveryContext,
+  source: { file: string; offset: number; bytes: Uint8Array; reason: string },
+): string | null {
+  const name = path.basename(source.file);
+  const target = ctx.layout.quarantinePath(name, source.offset);
+  const reasonText =
+    `file: ${source.file}\noffset: ${source.offset}\nbytes: ${source.bytes.length}\n` +
+    `found: ${new Date(ctx.now()).toISOString()}\nreason: ${source.reason}\n`;
+  try {
+    writeDurably(target, source.bytes);
+    writeDurably(ctx.layout.quarantineReasonPath(name, source.offset), Buffer.from(reasonText, 'utf8'));
+    syncDirectorySync(ctx.layout.quarantineDir);
+    return target;
+  } catch (err) {
+    ctx.log.error('spool: could not quarantine damaged bytes', { file: source.file, offset: source.offset, err: String(err) });
+    return null;
+  }
+}
+
+function writeDurably(file: string, bytes: Uint8Array): void {
+  const fd = fs.openSync(file, 'w');
+  try {
+    fs.writeSync(fd, bytes);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function cutFile(file: string, size: number): void {
+  const fd = fs.openSync(file, 'r+');
+  try {
+    fs.ftruncateSync(fd, size);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Segment files in sequence order. */
+export function listSegments(layout: SpoolLayout): { seq: number; name: string }[] {
+  const out: { seq: number; name: string }[] = [];
+  for (const name of fs.readdirSync(layout.segmentsDir)) {
+    const seq = parseSegmentName(name);
+    if (seq !== null) out.push({ seq, name });
+  }
+  return out.sort((a, b) => a.seq - b.seq);
+}
+
+/** Scans every segment: keeps intact records, cuts torn tails, quarantines damage. */
+export function recoverSegments(ctx: RecoveryContext, report: RecoveryReport): ScannedSegment[] {
+  const out: ScannedSegment[] = [];
+  for (const { seq, name } of listSegments(ctx.layout)) {
+    const scanned = recoverSegment(ctx, report, seq, name);
+    if (scanned) out.push(scanned);
+  }
+  return out;
+}
+
+function recoverSegment(ctx: RecoveryContext, report: RecoveryReport, seq: number, name: string): ScannedSegment | null {
+  const file = ctx.layout.segmentPath(seq);
+  const bytes = fs.readFileSync(file);
+  const setAside = (offset: number, end: number, reason: string) => {
+    const quarantined = quarantine(ctx, { file, offset, bytes: bytes.subarray(offset, end), reason });
+    report.damaged.push({ file, offset, bytes: end - offset, reason, quarantined });
+    ctx.log.error('spool: damaged record set aside', { file, offset, bytes: end - offset, reason, quarantined });
+  };
+
+  let headerBytes = parseSegmentHeader(bytes) ?? 0;
+  let damaged = false;
+  let pos = headerBytes;
+  if (headerBytes === 0) {
+    const first = findNextRecord(bytes, 0);
+    if (first < 0 && bytes.indexOf(0x0a) < 0 && bytes.length < 512) {
+      // Created, then the process died before its header was complete: it never held a record.
+      fs.rmSync(file, { force: true });
+      syncDirectorySync(ctx.layout.segmentsDir);
+      report.tornBytes += bytes.length;
+      ctx.log.warn('spool: removed a segment that never got its first record', { file });
+      return null;
+    }
+    const end = first < 0 ? bytes.length : first;
+    setAside(0, end, 'the segment does not start with an EHLO line');
+    damaged = true;
+    pos = end;
+    headerBytes = 0;
+  }
+
+  const records: ParsedRecord[] = [];
+  let size = bytes.length;
+  while (pos < size) {
+    const scan = parseRecordAt(bytes, pos);
+    if (scan.kind === 'record') {
+      records.push(scan.record);
+      pos += scan.record.bytes;
+      continue;
+    }
+    let next: number;
+    if (scan.kind === 'bad' && scan.end !== null) next = scan.end === size ? -1 : scan.end;
+    else next = findNextRecord(bytes, pos + 1);
+    if (next < 0) {
+      if (scan.kind === 'short') {
+        report.tornBytes += size - pos;
+        ctx.log.warn('spool: cut a torn record at the end of a segment (it was never acknowledged)', {
+          file,
+          offset: pos,
+          bytes: size - pos,
+        });
+      } else {
+        // Nothing valid follows, so this may be a torn write too; its bytes are kept anyway.
+        setAside(pos, size, `${scan.reason} (last record in the file)`);
+      }
+      cutFile(file, pos);
+      size = pos;
+      break;
+    }
+    setAside(pos, next, scan.kind === 'short' ? 'the record length runs past the next record' : scan.reason);
+    damaged = true;
+    pos = next;
+  }
+  report.records += records.length;
+  return { seq, name, bytes: size, headerBytes, records, damaged };
+}
+
+export interface RecoveredJournal {
+  readonly records: readonly StateRecord[];
+  /** Valid bytes (the file is cut to this length). */
+  readonly bytes: number;
+  /** Bad lines were set aside: the journal should be rewritten without them. */
+  readonly damaged: boolean;
+}
+
+/** Reads the state journal: applies good lines in order, cuts a torn last line, quarantines bad ones. */
+export function recoverJournal(ctx: RecoveryContext, report: RecoveryReport): RecoveredJournal {
+  const file = ctx.layout.journalPath;
+  if (!fs.existsSync(file)) return { records: [], bytes: 0, damaged: false };
+  const bytes = fs.readFileSync(file);
+  const records: StateRecord[] = [];
+  let damaged = false;
+  let pos = 0;
+  while (pos < bytes.length) {
+    const nl = bytes.indexOf(0x0a, pos);
+    if (nl < 0) {
+      report.tornBytes += bytes.length - pos;
+      ctx.log.warn('spool: cut a torn line at the end of the state journal', { file, offset: pos, bytes: bytes.length - pos });
+      cutFile(file, pos);
+      return { records, bytes: pos, damaged };
+    }
+    const line = parseStateLine(bytes.subarray(pos, nl));
+    if (line.kind === 'record') {
+      records.push(line.record);
+    } else {
+      const quarantined = quarantine(ctx, { file, offset: pos, bytes: bytes.subarray(pos, nl + 1), reason: line.reason });
+      report.damaged.push({ file, offset: pos, bytes: nl + 1 - pos, reason: line.reason, quarantined });
+      ctx.log.error('spool: damaged journal line set aside', { file, offset: pos, reason: line.reason, quarantined });
+      damaged = true;
+    }
+    pos = nl + 1;
+  }
+  return { records, bytes: bytes.length, damaged };
+}

@@ -1,0 +1,663 @@
+/**
+ * @module The spool façade: durable messages (segments) and delivery state (journal) in one
+ * directory, as DESIGN.md "Storage" promises.
+ * Rule 1: commit() resolves only after its batch is fdatasync'ed (and a new segment's folder
+ *         fsynced): a 250 after it survives kill -9 and power loss. Everything else (index,
+ *         stats, lists) follows what is durable, never what is merely written.
+ * Rule 2: one Spool per directory and per process (the lock); only the main thread mutates it.
+ * Rule 3: I/O failures reach callers as SmtpError with replies.spoolFull() or
+ *         replies.spoolUnavailable(why), and what was acknowledged before is left alone.
+ */
+import * as fs from 'node:fs';
+import type { Mailbox } from '../core/address.ts';
+import { dotUnstuff } from '../core/data.ts';
+import type { Envelope } from '../core/envelope.ts';
+import { SmtpError } from '../core/errors.ts';
+import { replies } from '../core/replies.ts';
+import { mailboxKey } from '../core/server-session.ts';
+import {
+  emptyReport,
+  planJournalSnapshot,
+  planRetention,
+  planSegments,
+  writeJournalSnapshotSync,
+  writeSegmentCopy,
+  type CompactionReport,
+} from './compaction.ts';
+import { formatStateRecord, LOCAL, PENDING, type DeliveryState, type StateRecord } from './delivery-state.ts';
+import { SpoolIndex, type Entry, type ListQuery, type SegmentInfo } from './index.ts';
+import { AppendFile, nodeIo, readExactly, syncDirectory, type SpoolIo } from './journal.ts';
+import { createLayout, type SpoolLayout } from './layout.ts';
+import { acquireLock, releaseLock } from './lock.ts';
+import {
+  prepareDirectories,
+  quarantine,
+  recoverJournal,
+  recoverSegments,
+  removeLeftovers,
+  type RecoveryContext,
+  type RecoveryReport,
+  type ScannedSegment,
+  type SpoolLog,
+} from './recovery.ts';
+import { formatRecord, formatSegmentHeader } from './segment-format.ts';
+import { GroupCommit } from './writer.ts';
+
+export type { CompactionReport } from './compaction.ts';
+export type { DeliveryState } from './delivery-state.ts';
+export type { ListQuery } from './index.ts';
+export type { SpoolIo } from './journal.ts';
+export type { DamagedRecord, RecoveryReport, SpoolLog } from './recovery.ts';
+export { SpoolLockedError } from './lock.ts';
+
+export interface SpoolOptions {
+  readonly dir: string;
+  /** Written in each segment's EHLO line. */
+  readonly hostname: string;
+  readonly now: () => number;
+  readonly log: SpoolLog;
+  /** Catcher-mode retention, applied by compact(): keep at most this many messages. */
+  readonly maxMessages?: number;
+  /** Catcher-mode retention, applied by compact(): delete messages older than this. */
+  readonly maxAgeMs?: number;
+  /** A segment is closed and a new one started past this size; default 64 MiB. */
+  readonly segmentBytes?: number;
+  /** The write and fdatasync calls; tests replace them to inject ENOSPC or EIO. */
+  readonly io?: SpoolIo;
+  /** The pid written in the lock file; default process.pid. */
+  readonly pid?: number;
+}
+
+export interface CommitRequest {
+  readonly id: string;
+  readonly timeMs: number;
+  readonly envelope: Envelope;
+  /** The full message (Received header included), dot-stuffed, CRLF lines, without the final ".\r\n". */
+  readonly stuffed: Uint8Array;
+  /** Per envelope recipient: true = a local mailbox (state 'local'), false = to relay ('pending'). */
+  readonly localRecipients: readonly boolean[];
+}
+
+export interface RecipientInfo {
+  readonly mailbox: Mailbox;
+  /** "local@domain" as given in RCPT. */
+  readonly address: string;
+  readonly state: DeliveryState;
+}
+
+export interface MessageInfo {
+  readonly id: string;
+  readonly timeMs: number;
+  /** "local@domain", or "<>" for the null reverse-path. */
+  readonly sender: string;
+  readonly envelope: Envelope;
+  readonly recipients: readonly RecipientInfo[];
+  /** Stored message bytes (dot-stuffed: one more per line that starts with "."). */
+  readonly size: number;
+  /** Segment file name, and where the record's NOOP line starts in it. */
+  readonly segment: string;
+  readonly offset: number;
+}
+
+/** One recipient that still needs a relay attempt. */
+export interface DeliveryInfo {
+  readonly id: string;
+  readonly rcptIndex: number;
+  readonly recipient: Mailbox;
+  readonly state: DeliveryState;
+}
+
+export interface SpoolStats {
+  /** Messages listed (not deleted). */
+  readonly messages: number;
+  readonly segments: number;
+  /** Bytes in segments and the journal. */
+  readonly bytes: number;
+  /** Messages made durable since open. */
+  readonly commits: number;
+  /** Group-commit batches since open: one fdatasync round each. */
+  readonly syncBatches: number;
+}
+
+/** get/readMessage/setState name a message the spool does not hold (or no longer lists). */
+export class MessageNotFoundError extends Error {
+  readonly id: string;
+  constructor(id: string) {
+    super(`no message ${id} in the spool`);
+    this.name = 'MessageNotFoundError';
+    this.id = id;
+  }
+}
+
+type Durable = { readonly kind: 'message'; readonly entry: Entry } | { readonly kind: 'state'; readonly record: StateRecord };
+
+interface ActiveSegment {
+  readonly file: AppendFile;
+  readonly info: SegmentInfo;
+}
+
+const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+/** A journal is rewritten once it is this big and mostly obsolete. */
+const JOURNAL_SNAPSHOT_MIN_BYTES = 256 * 1024;
+
+const FULL_CODES = new Set(['ENOSPC', 'EDQUOT', 'EFBIG']);
+const UNAVAILABLE_REASONS: Readonly<Record<string, string>> = Object.freeze({
+  EACCES: 'the spool is not writable',
+  EPERM: 'the spool is not writable',
+  EROFS: 'the spool is on a read-only file system',
+  EIO: 'an I/O error on the spool disk',
+  EMFILE: 'too many open files',
+  ENFILE: 'too many open files',
+  ENOENT: 'the spool directory is missing',
+});
+
+/** Opens (creating if needed) the spool in opts.dir: takes the lock, recovers, rebuilds the index. */
+export async function openSpool(opts: SpoolOptions): Promise<Spool> {
+  const layout = createLayout(opts.dir);
+  const pid = opts.pid ?? process.pid;
+  prepareDirectories(layout);
+  acquireLock(layout.dir, layout.lockPath, pid);
+  try {
+    const spool = new Spool(opts, layout, pid);
+    await spool.open();
+    return spool;
+  } catch (err) {
+    releaseLock(layout.lockPath, pid);
+    throw err;
+  }
+}
+
+export class Spool {
+  readonly #opts: SpoolOptions;
+  readonly #layout: SpoolLayout;
+  readonly #pid: number;
+  readonly #io: SpoolIo;
+  readonly #ctx: RecoveryContext;
+  readonly #segmentBytes: number;
+  readonly #index = new SpoolIndex();
+  readonly #writer: GroupCommit<Durable>;
+  readonly #readFds = new Map<number, number>();
+  readonly #retired: AppendFile[] = [];
+  #active: ActiveSegment | null = null;
+  #journal: AppendFile | null = null;
+  #journalLines = 0;
+  #lastSeq = 0;
+  #commits = 0;
+  #compacting: Promise<CompactionReport> | null = null;
+  #closed = false;
+  #recovery: RecoveryReport = { records: 0, tornBytes: 0, damaged: [] };
+
+  /** Use openSpool(). */
+  constructor(opts: SpoolOptions, layout: SpoolLayout, pid: number) {
+    this.#opts = opts;
+    this.#layout = layout;
+    this.#pid = pid;
+    this.#io = opts.io ?? nodeIo;
+    this.#ctx = { layout, log: opts.log, now: opts.now };
+    this.#segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+    this.#writer = new GroupCommit<Durable>({
+      onDurable: (items) => this.#onDurable(items),
+      onFailure: (err, files) => this.#onSyncFailure(err, files),
+      onBug: (err) => opts.log.error('spool: bookkeeping failed after a durable batch', { err: String(err) }),
+    });
+  }
+
+  /** What the start-up scan found: intact records, bytes cut from torn tails, damage set aside. */
+  get recovery(): RecoveryReport {
+    return this.#recovery;
+  }
+
+  /** @internal Recovery and index rebuild; called once by openSpool. */
+  async open(): Promise<void> {
+    const ctx = this.#ctx;
+    removeLeftovers(ctx);
+    const report = this.#recovery;
+    const scanned = recoverSegments(ctx, report);
+    const journal = recoverJournal(ctx, report);
+    for (const seg of scanned) this.#track(seg);
+    for (const r of journal.records) this.#index.applyState(r.id, r.rcpt, r.state);
+    this.#journalLines = journal.records.length;
+    this.#lastSeq = Math.max(0, ...scanned.map((s) => s.seq));
+
+    this.#journal = fs.existsSync(this.#layout.journalPath)
+      ? AppendFile.openExisting(this.#layout.journalPath, journal.bytes, this.#io)
+      : AppendFile.create(this.#layout.journalPath, new Uint8Array(0), this.#io);
+
+    // Damaged bytes are in quarantine now; rewrite their segments so the spool holds none.
+    const damaged = new Set(scanned.filter((s) => s.damaged).map((s) => s.seq));
+    for (const seq of damaged) {
+      const info = this.#index.segment(seq);
+      if (info) await this.#rewriteSegment(info, emptyReport()).catch((err) => this.#logIo('rewrite after recovery', err));
+    }
+    if (journal.damaged && !this.#snapshotJournal()) {
+      this.#opts.log.warn('spool: the state journal keeps its damaged lines until the next compaction');
+    }
+
+    const last = scanned.at(-1);
+    const info = last && !damaged.has(last.seq) ? this.#index.segment(last.seq) : undefined;
+    if (last && info && last.headerBytes > 0 && last.bytes < this.#segmentBytes) {
+      this.#active = { file: AppendFile.openExisting(this.#layout.segmentPath(last.seq), last.bytes, this.#io), info };
+    }
+    this.#opts.log.info('spool: opened', {
+      dir: this.#layout.dir,
+      messages: this.#index.visibleCount,
+      segments: this.#index.segments().length,
+      records: report.records,
+      tornBytes: report.tornBytes,
+      damaged: report.damaged.length,
+    });
+  }
+
+  #track(seg: ScannedSegment): void {
+    const info: SegmentInfo = {
+      seq: seg.seq,
+      name: seg.name,
+      bytes: seg.bytes,
+      headerBytes: seg.headerBytes,
+      liveBytes: 0,
+      liveRecords: 0,
+      records: 0,
+    };
+    this.#index.addSegment(info);
+    for (const r of seg.records) {
+      this.#index.addRecord({
+        id: r.id,
+        timeMs: r.timeMs,
+        envelope: r.envelope,
+        local: r.local,
+        states: r.local.map((l) => (l ? LOCAL : PENDING)),
+        seq: seg.seq,
+        offset: r.offset,
+        bytes: r.bytes,
+        bodyOffset: r.bodyOffset,
+        bodyBytes: r.bodyBytes,
+        live: true,
+        visible: true,
+      });
+    }
+  }
+
+  // ---- writing
+
+  /**
+   * Appends one message and resolves once it is durable (group commit: one fdatasync covers
+   * every commit of its batch). Rejects with SmtpError 452 4.3.1 (disk full) or 451 4.3.0.
+   */
+  commit(req: CommitRequest): Promise<void> {
+    if (this.#closed) return Promise.reject(new SmtpError(replies.spoolUnavailable('the server is shutting down')));
+    if (this.#index.record(req.id)) return Promise.reject(new Error(`spool: duplicate message id ${req.id}`));
+    let record: Buffer;
+    try {
+      record = formatRecord({ id: req.id, timeMs: req.timeMs, envelope: req.envelope, stuffed: req.stuffed, local: req.localRecipients });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    let active: ActiveSegment;
+    let offset: number;
+    try {
+      active = this.#activeFor(record.length);
+      offset = active.file.append(record);
+    } catch (err) {
+      return Promise.reject(this.#ioError('write', err));
+    }
+    active.info.bytes = active.file.bytes;
+    const entry: Entry = {
+      id: req.id,
+      timeMs: req.timeMs,
+      envelope: req.envelope,
+      local: req.localRecipients,
+      states: req.localRecipients.map((l) => (l ? LOCAL : PENDING)),
+      seq: active.info.seq,
+      offset,
+      bytes: record.length,
+      bodyOffset: offset + record.length - 3 - req.stuffed.length,
+      bodyBytes: req.stuffed.length,
+      live: true,
+      visible: true,
+    };
+    return this.#writer.enqueue(active.file, { kind: 'message', entry });
+  }
+
+  #activeFor(recordBytes: number): ActiveSegment {
+    const current = this.#active;
+    if (current && !(current.file.bytes > current.info.headerBytes && current.file.bytes + recordBytes > this.#segmentBytes)) {
+      return current;
+    }
+    if (current) this.#retire(current);
+    const seq = this.#lastSeq + 1;
+    const header = formatSegmentHeader(this.#opts.hostname);
+    const file = AppendFile.create(this.#layout.segmentPath(seq), header, this.#io);
+    this.#lastSeq = seq;
+    const info: SegmentInfo = {
+      seq,
+      name: this.#layout.segmentName(seq),
+      bytes: header.length,
+      headerBytes: header.length,
+      liveBytes: 0,
+      liveRecords: 0,
+      records: 0,
+    };
+    this.#index.addSegment(info);
+    this.#active = { file, info };
+    return this.#active;
+  }
+
+  /** The active segment stops taking records; its fd closes once its last batch is durable. */
+  #retire(active: ActiveSegment): void {
+    if (this.#active === active) this.#active = null;
+    this.#retired.push(active.file);
+    this.#closeRetired();
+  }
+
+  #closeRetired(): void {
+    for (let i = this.#retired.length - 1; i >= 0; i--) {
+      const f = this.#retired[i];
+      // Not in a batch any more: its last bytes are durable, or were cut back after a failed sync.
+      if (this.#writer.involves(f)) continue;
+      f.close();
+      this.#retired.splice(i, 1);
+    }
+  }
+
+  /** Journals a new state for one recipient; resolves once durable. */
+  setState(id: string, rcptIndex: number, state: DeliveryState): Promise<void> {
+    const entry = this.#index.record(id);
+    if (!entry) return Promise.reject(new MessageNotFoundError(id));
+    if (!Number.isInteger(rcptIndex) || rcptIndex < 0 || rcptIndex >= entry.states.length) {
+      return Promise.reject(new Error(`spool: message ${id} has no recipient ${rcptIndex}`));
+    }
+    return this.#appendStates([{ id, rcpt: rcptIndex, state }]);
+  }
+
+  /** Journals the deletion of whole messages (unknown ids are ignored); resolves once durable. */
+  delete(ids: readonly string[]): Promise<void> {
+    const atMs = this.#opts.now();
+    const records: StateRecord[] = [];
+    for (const id of ids) {
+      if (this.#index.record(id)) records.push({ id, rcpt: null, state: { kind: 'deleted', atMs } });
+    }
+    return records.length === 0 ? Promise.resolve() : this.#appendStates(records);
+  }
+
+  #appendStates(records: readonly StateRecord[]): Promise<void> {
+    if (this.#closed || this.#journal === null) {
+      return Promise.reject(new SmtpError(replies.spoolUnavailable('the server is shutting down')));
+    }
+    const journal = this.#journal;
+    const bytes = Buffer.concat(records.map(formatStateRecord));
+    try {
+      journal.append(bytes);
+    } catch (err) {
+      return Promise.reject(this.#ioError('journal write', err));
+    }
+    this.#journalLines += records.length;
+    let done: Promise<void> = Promise.resolve();
+    for (const record of records) done = this.#writer.enqueue(journal, { kind: 'state', record });
+    return done;
+  }
+
+  #onDurable(items: readonly Durable[]): void {
+    for (const item of items) {
+      if (item.kind === 'message') {
+        this.#index.addRecord(item.entry);
+        this.#commits++;
+      } else {
+        this.#index.applyState(item.record.id, item.record.rcpt, item.record.state);
+      }
+    }
+    if (this.#retired.length > 0) this.#closeRetired();
+  }
+
+  #onSyncFailure(err: unknown, files: readonly AppendFile[]): SmtpError {
+    // After a failed fdatasync the kernel may have dropped the dirty pages: nothing more goes
+    // into that segment (fsyncgate); the next commit starts a new one.
+    if (this.#active && files.includes(this.#active.file)) {
+      this.#active.info.bytes = this.#active.file.bytes;
+      this.#retire(this.#active);
+    }
+    return this.#ioError('fdatasync', err);
+  }
+
+  #ioError(op: string, err: unknown): SmtpError {
+    const code = (err as NodeJS.ErrnoException)?.code ?? '';
+    this.#logIo(op, err);
+    if (FULL_CODES.has(code)) return new SmtpError(replies.spoolFull(), { cause: err });
+    return new SmtpError(replies.spoolUnavailable(UNAVAILABLE_REASONS[code] ?? 'the spool cannot be written'), { cause: err });
+  }
+
+  #logIo(op: string, err: unknown): void {
+    const e = err as NodeJS.ErrnoException;
+    this.#opts.log.error(`spool: ${op} failed`, { code: e?.code, path: e?.path, err: String(err) });
+  }
+
+  // ---- reading
+
+  get(id: string): MessageInfo | undefined {
+    const e = this.#index.get(id);
+    return e ? this.#info(e) : undefined;
+  }
+
+  /** Listed messages, newest first; `since` is inclusive, `until` exclusive (epoch ms). */
+  list(query?: ListQuery): MessageInfo[] {
+    return this.#index.query(query).map((e) => this.#info(e));
+  }
+
+  /** Recipients still to relay: pending ones, and deferred ones due by `dueBy` (default: all). */
+  deliveries(opts: { dueBy?: number } = {}): DeliveryInfo[] {
+    const dueBy = opts.dueBy ?? Infinity;
+    const out: DeliveryInfo[] = [];
+    for (const e of this.#index.records()) {
+      if (!e.live) continue;
+      e.states.forEach((state, i) => {
+        if (state.kind === 'pending' || (state.kind === 'deferred' && state.nextAttemptMs <= dueBy)) {
+          out.push({ id: e.id, rcptIndex: i, recipient: e.envelope.recipients[i].mailbox, state });
+        }
+      });
+    }
+    return out;
+  }
+
+  #info(e: Entry): MessageInfo {
+    return {
+      id: e.id,
+      timeMs: e.timeMs,
+      sender: mailboxKey(e.envelope.sender),
+      envelope: e.envelope,
+      recipients: e.envelope.recipients.map((r, i) => ({ mailbox: r.mailbox, address: mailboxKey(r.mailbox), state: e.states[i] })),
+      size: e.bodyBytes,
+      segment: this.#layout.segmentName(e.seq),
+      offset: e.offset,
+    };
+  }
+
+  /** The message as the client sent it (dot-unstuffed), our Received header first. */
+  async readMessage(id: string): Promise<Uint8Array> {
+    return dotUnstuff(await this.readRaw(id));
+  }
+
+  /** The stored bytes: dot-stuffed, as on the wire, without the final ".\r\n". */
+  async readRaw(id: string): Promise<Uint8Array> {
+    const e = this.#index.get(id);
+    if (!e) throw new MessageNotFoundError(id);
+    // Blocking pread: no compaction can unlink or move the record between lookup and read.
+    return readExactly(this.#readFd(e.seq), e.bodyOffset, e.bodyBytes);
+  }
+
+  #readFd(seq: number): number {
+    let fd = this.#readFds.get(seq);
+    if (fd === undefined) {
+      fd = fs.openSync(this.#layout.segmentPath(seq), 'r');
+      this.#readFds.set(seq, fd);
+    }
+    return fd;
+  }
+
+  #forgetSegment(seq: number): void {
+    const fd = this.#readFds.get(seq);
+    if (fd !== undefined) fs.closeSync(fd);
+    this.#readFds.delete(seq);
+    this.#index.removeSegment(seq);
+  }
+
+  stats(): SpoolStats {
+    let bytes = this.#journal?.bytes ?? 0;
+    const segments = this.#index.segments();
+    for (const s of segments) bytes += s.bytes;
+    return {
+      messages: this.#index.visibleCount,
+      segments: segments.length,
+      bytes,
+      commits: this.#commits,
+      syncBatches: this.#writer.batches,
+    };
+  }
+
+  // ---- reclaiming space
+
+  /** Applies retention, removes finished segments, rewrites mostly-dead ones, snapshots the journal. */
+  compact(): Promise<CompactionReport> {
+    if (this.#closed) return Promise.resolve(emptyReport());
+    if (this.#compacting === null) {
+      this.#compacting = this.#compactOnce().finally(() => {
+        this.#compacting = null;
+      });
+    }
+    return this.#compacting;
+  }
+
+  async #compactOnce(): Promise<CompactionReport> {
+    const report = emptyReport();
+    const doomed = planRetention(this.#index.records(), this.#index.visibleCount, this.#opts, this.#opts.now());
+    if (doomed.length > 0) {
+      await this.delete(doomed);
+      report.retentionDeleted = doomed.length;
+      this.#opts.log.info('spool: retention deleted messages', { count: doomed.length });
+    }
+    // States decide which bytes may go: every state written so far must be durable first.
+    await this.#writer.flush();
+
+    const plan = planSegments(this.#index.segments(), (seg) => this.#canTouch(seg));
+    for (const seg of plan.remove) {
+      for (const e of this.#index.entriesIn(seg.seq)) this.#index.dropRecord(e);
+      this.#forgetSegment(seg.seq);
+      fs.rmSync(this.#layout.segmentPath(seg.seq), { force: true });
+      report.removedSegments.push(seg.name);
+      report.reclaimedBytes += seg.bytes;
+    }
+    if (plan.remove.length > 0) await syncDirectory(this.#layout.segmentsDir);
+    for (const seg of plan.rewrite) {
+      if (this.#closed) break;
+      await this.#rewriteSegment(seg, report);
+    }
+    if (!this.#closed && this.#journalWorthSnapshot()) report.journalRewritten = this.#snapshotJournal();
+    if (report.removedSegments.length + report.rewrittenSegments.length > 0 || report.journalRewritten) {
+      this.#opts.log.info('spool: compacted', {
+        removed: report.removedSegments.length,
+        rewritten: report.rewrittenSegments.length,
+        reclaimedBytes: report.reclaimedBytes,
+        journalRewritten: report.journalRewritten,
+      });
+    }
+    return report;
+  }
+
+  #canTouch(seg: SegmentInfo): boolean {
+    if (this.#active?.info === seg) return false;
+    return !this.#retired.some((f) => f.path === this.#layout.segmentPath(seg.seq));
+  }
+
+  /** Copies a segment's live records to a new segment, then unlinks the old one. Ids are unchanged. */
+  async #rewriteSegment(seg: SegmentInfo, report: CompactionReport): Promise<void> {
+    const live = this.#index.entriesIn(seg.seq).filter((e) => e.live);
+    const seq = this.#lastSeq + 1;
+    this.#lastSeq = seq;
+    const source = this.#layout.segmentPath(seg.seq);
+    const header = formatSegmentHeader(this.#opts.hostname);
+    const copy = await writeSegmentCopy({
+      io: this.#io,
+      sourceFd: this.#readFd(seg.seq),
+      entries: live,
+      header,
+      tmpPath: this.#layout.segmentTmpPath(seq),
+      finalPath: this.#layout.segmentPath(seq),
+      dir: this.#layout.segmentsDir,
+      setAside: (entry, bytes, reason) => {
+        const quarantined = quarantine(this.#ctx, { file: source, offset: entry.offset, bytes, reason });
+        report.damaged.push({ file: source, offset: entry.offset, bytes: bytes.length, reason, quarantined });
+        this.#opts.log.error('spool: damaged record set aside during compaction', { file: source, offset: entry.offset, reason });
+      },
+    });
+    const info: SegmentInfo = {
+      seq,
+      name: this.#layout.segmentName(seq),
+      bytes: copy.bytes,
+      headerBytes: header.length,
+      liveBytes: 0,
+      liveRecords: 0,
+      records: 0,
+    };
+    this.#index.addSegment(info);
+    live.forEach((e, i) => {
+      if (this.#index.record(e.id) !== e) return;
+      if (copy.offsets[i] >= 0) this.#index.moveRecord(e, seq, copy.offsets[i]);
+      else this.#index.dropRecord(e);
+    });
+    // A record that came back to life during the copy keeps the old segment for now.
+    const left = this.#index.entriesIn(seg.seq);
+    if (left.some((e) => e.live)) return;
+    for (const e of left) this.#index.dropRecord(e);
+    this.#forgetSegment(seg.seq);
+    fs.rmSync(source, { force: true });
+    await syncDirectory(this.#layout.segmentsDir);
+    report.rewrittenSegments.push({ from: seg.name, to: info.name, records: copy.offsets.filter((o) => o >= 0).length });
+    report.reclaimedBytes += seg.bytes - copy.bytes;
+  }
+
+  #journalWorthSnapshot(): boolean {
+    const journal = this.#journal;
+    if (!journal || journal.bytes < JOURNAL_SNAPSHOT_MIN_BYTES) return false;
+    return planJournalSnapshot(this.#index.records()).length * 2 < this.#journalLines;
+  }
+
+  /**
+   * Replaces the journal with the lines that reproduce the current state. It runs with blocking
+   * calls and only when no journal bytes wait for a sync, so no append can fall between the
+   * snapshot and the rename. Returns false when it had to wait for another time.
+   */
+  #snapshotJournal(): boolean {
+    const journal = this.#journal;
+    if (!journal || journal.dirty || this.#writer.involves(journal)) return false;
+    const lines = planJournalSnapshot(this.#index.records());
+    const bytes = Buffer.concat(lines.map((l) => formatStateRecord(l)));
+    try {
+      writeJournalSnapshotSync(this.#layout.journalTmpPath, this.#layout.journalPath, this.#layout.journalDir, bytes);
+    } catch (err) {
+      this.#logIo('journal snapshot', err);
+      fs.rmSync(this.#layout.journalTmpPath, { force: true });
+      return false;
+    }
+    journal.close();
+    this.#journal = AppendFile.openExisting(this.#layout.journalPath, bytes.length, this.#io);
+    this.#journalLines = lines.length;
+    return true;
+  }
+
+  // ---- closing
+
+  /** Waits for everything written to be durable, then closes files and releases the lock. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#compacting?.catch(() => undefined);
+    await this.#writer.flush();
+    this.#active?.file.close();
+    this.#active = null;
+    for (const f of this.#retired) f.close();
+    this.#retired.length = 0;
+    this.#journal?.close();
+    this.#journal = null;
+    for (const fd of this.#readFds.values()) fs.closeSync(fd);
+    this.#readFds.clear();
+    releaseLock(this.#layout.lockPath, this.#pid);
+  }
+}
