@@ -39,12 +39,28 @@ export function createLogger(options: LoggerOptions): Logger {
     return `${text}\n`;
   }
 
-  function emit(level: Level, event: string, fields?: Fields): void {
+  // Lines written in one turn of the event loop go out in one write: under load a write per
+  // accepted message cost a tenth of the server's CPU.
+  let buffered = '';
+  let scheduled = false;
+  function flush(): void {
+    scheduled = false;
+    if (buffered === '') return;
+    const text = buffered;
+    buffered = '';
     try {
-      writeSync(fd, line(level, event, fields));
+      writeSync(fd, text);
     } catch {
       // A log that cannot be written must not stop mail; standard error is the last resort.
-      if (fd !== 2) writeSync(2, line(level, event, fields));
+      if (fd !== 2) writeSync(2, text);
+    }
+  }
+  function emit(level: Level, event: string, fields?: Fields): void {
+    buffered += line(level, event, fields);
+    if (level === 'error') return flush();
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(flush);
     }
   }
 
@@ -53,6 +69,7 @@ export function createLogger(options: LoggerOptions): Logger {
     warn: (event, fields) => emit('warn', event, fields),
     error: (event, fields) => emit('error', event, fields),
     reopen() {
+      flush();
       if (!options.file) return;
       const next = openSync(options.file, 'a');
       const previous = fd;
@@ -60,6 +77,7 @@ export function createLogger(options: LoggerOptions): Logger {
       closeSync(previous);
     },
     close() {
+      flush();
       if (fd !== 2) closeSync(fd);
       fd = 2;
     },

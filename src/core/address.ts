@@ -122,7 +122,7 @@ export function parseMailbox(text: string, utf8: boolean): { ok: true; mailbox: 
   if (whyLocal) return { ok: false, why: whyLocal };
   const whyDomain = checkDomain(domain, utf8);
   if (whyDomain) return { ok: false, why: whyDomain };
-  return { ok: true, mailbox: Object.freeze({ local, domain }) };
+  return { ok: true, mailbox: { local, domain } };
 }
 
 /**
