@@ -252,7 +252,8 @@ export class ClientSession {
     if (this.#state.kind === 'closed') return this.#step();
     this.#trace({ kind: 'event', name: 'idle' });
     const stage = this.awaitingStage;
-    if (stage === null) {
+    // A server slow to answer QUIT has already done everything that mattered.
+    if (stage === null || this.#state.kind === 'quitting') {
       this.#enter({ kind: 'closed' });
       return this.#step();
     }

@@ -4,7 +4,7 @@
  * Rule 1: this file owns the socket and the timer; the core decides what to write and when.
  * Rule 2: every error leaves as a ClientFailure; only failures at stage 'connect' name the peer,
  *         since the caller knows which server it asked for and says so once.
- * node:net buffers writes itself, so a turn's chunks go out as one write without an outbox; and
+ * node:net buffers writes itself, so a turn's chunks go out corked together without an outbox; and
  * BUN.md: under Bun, `tls.connect({socket})` is the clean STARTTLS upgrade for a client.
  */
 import { connect as connectTcp, type Socket } from 'node:net';
@@ -54,8 +54,6 @@ const STARTTLS_POLICY: Record<TlsMode, StartTlsPolicy> = {
   implicit: 'never',
 };
 
-const ENCODER = new TextEncoder();
-
 /** "host:port", with IPv6 addresses in brackets. */
 export function formatPeer(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
@@ -84,19 +82,6 @@ function describeSocketError(error: unknown): string {
 
 function isIpAddress(host: string): boolean {
   return /^[\d.]+$/.test(host) || host.includes(':');
-}
-
-/** Joins a turn's chunks into one write. */
-function coalesce(chunks: readonly (string | Uint8Array)[]): string | Uint8Array {
-  if (chunks.every((c) => typeof c === 'string')) return chunks.join('');
-  const parts = chunks.map((c) => (typeof c === 'string' ? ENCODER.encode(c) : c));
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /** One open SMTP session over TCP. Made by openSmtpClient(). */
@@ -174,7 +159,7 @@ export class SmtpClient {
   }
 
   #apply(step: ClientStep): void {
-    if (step.out.length > 0 && !this.#socket.destroyed) this.#socket.write(coalesce(step.out));
+    if (step.out.length > 0 && !this.#socket.destroyed) this.#write(step.out);
     for (const event of step.events) {
       switch (event.kind) {
         case 'transcript':
@@ -205,6 +190,18 @@ export class SmtpClient {
     }
     if (step.close) this.#finish();
     this.#armTimer();
+  }
+
+  /** One turn's chunks leave together: commands joined, message bytes corked with them, never copied. */
+  #write(chunks: readonly (string | Uint8Array)[]): void {
+    const socket = this.#socket;
+    if (chunks.every((c) => typeof c === 'string')) {
+      socket.write(chunks.join(''));
+      return;
+    }
+    socket.cork();
+    for (const chunk of chunks) socket.write(chunk);
+    socket.uncork();
   }
 
   #finish(): void {

@@ -316,6 +316,14 @@ describe('protocol errors and timeouts', () => {
     expect(step.close).toBe(true);
   });
 
+  test('a timeout while waiting for the reply to QUIT just closes', () => {
+    const session = readySession([]);
+    session.quit();
+    const step = session.timeout();
+    expect(failures(step.events)).toHaveLength(0);
+    expect(step.close).toBe(true);
+  });
+
   test('replies split at every byte boundary give the same result', () => {
     const replies = '220 mx\r\n250-mx\r\n250-PIPELINING\r\n250 SIZE 100\r\n250 ok\r\n250 ok\r\n354 go\r\n250 2.0.0 done\r\n221 bye\r\n';
     const bytes = ENCODER.encode(replies);
