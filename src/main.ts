@@ -6,16 +6,31 @@ import { cac } from 'cac';
 import packageJson from '../package.json' with { type: 'json' };
 import { EXIT, UsageError, describeError, exitCodeFor } from './cli/exit-codes.ts';
 import { colorsFor, paintError } from './cli/render.ts';
+import { hostname } from 'node:os';
+import * as send from './commands/send.ts';
 import * as serve from './commands/serve.ts';
+import { createIdGenerator } from './ids.ts';
 
-function stopSignals(): { stop: Promise<string>; onHangup(handler: () => void): void } {
-  const stop = new Promise<string>((resolve) => {
-    const once = (signal: string) => () => resolve(signal);
-    process.once('SIGTERM', once('SIGTERM'));
-    process.once('SIGINT', once('SIGINT'));
-  });
+/**
+ * The first SIGTERM or SIGINT asks for a graceful stop; a second one asks to stop now. Both
+ * handlers stay installed, so a repeated signal never kills the process mid-write.
+ */
+function stopSignals(): { stop: Promise<string>; urgent: Promise<string>; onHangup(handler: () => void): void } {
+  let count = 0;
+  let resolveStop!: (signal: string) => void;
+  let resolveUrgent!: (signal: string) => void;
+  const stop = new Promise<string>((resolve) => (resolveStop = resolve));
+  const urgent = new Promise<string>((resolve) => (resolveUrgent = resolve));
+  const onSignal = (signal: string) => () => {
+    count++;
+    if (count === 1) resolveStop(signal);
+    else resolveUrgent(signal);
+  };
+  process.on('SIGTERM', onSignal('SIGTERM'));
+  process.on('SIGINT', onSignal('SIGINT'));
   return {
     stop,
+    urgent,
     onHangup(handler) {
       process.on('SIGHUP', handler);
     },
@@ -26,7 +41,8 @@ async function main(argv: string[]): Promise<number> {
   const env = process.env;
   const now = () => Date.now();
   const cli = cac('mailbox');
-  serve.register(cli, { env, now, signals: stopSignals() });
+  serve.register(cli, { env, now, signals: stopSignals });
+  send.register(cli, { now, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, hostname, newId: createIdGenerator(now) });
   cli.help();
   cli.version(packageJson.version);
 

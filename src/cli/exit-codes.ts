@@ -77,6 +77,8 @@ export function exitCodeFor(error: unknown): ExitCode {
   if (error instanceof ClientFailure) {
     if (error.reply) return error.reply.code < 500 ? EXIT.tempFail : EXIT.unavailable;
     if (error.kind === 'internal') return EXIT.software;
+    // Refused before sending (too big for SIZE, needs SMTPUTF8): trying again will not help.
+    if (error.kind === 'rejected') return EXIT.unavailable;
     // No reply at all: the peer could not be reached or hung up; trying later may work.
     return error.kind === 'protocol' ? EXIT.unavailable : EXIT.tempFail;
   }

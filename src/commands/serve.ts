@@ -17,8 +17,11 @@ import { SetupError, EXIT } from '../cli/exit-codes.ts';
 export interface ServeDeps {
   readonly env: Record<string, string | undefined>;
   readonly now: () => number;
-  /** Resolves when the process is asked to stop (SIGTERM/SIGINT); `onHangup` gets SIGHUP. */
-  readonly signals: { stop: Promise<string>; onHangup(handler: () => void): void };
+  /**
+   * `stop` resolves when the process is asked to stop (SIGTERM/SIGINT), `urgent` on a second
+   * request (stop waiting for open transactions); `onHangup` gets SIGHUP.
+   */
+  readonly signals: () => { stop: Promise<string>; urgent: Promise<string>; onHangup(handler: () => void): void };
 }
 
 const COMPACT_EVERY_MS = 60_000;
@@ -52,7 +55,8 @@ export function register(cli: CAC, deps: ServeDeps): void {
 /** Runs the server until a stop signal, then drains and closes. */
 export async function runServe(config: ServeConfig, deps: ServeDeps): Promise<void> {
   const log = createLogger({ format: config.log, file: config.logFile ?? undefined, now: deps.now, env: deps.env });
-  deps.signals.onHangup(() => {
+  const signals = deps.signals();
+  signals.onHangup(() => {
     log.reopen();
     log.info('log-reopened');
   });
@@ -94,13 +98,18 @@ export async function runServe(config: ServeConfig, deps: ServeDeps): Promise<vo
     spool.compact().catch((error: unknown) => log.error('compaction-failed', { error: (error as Error).message }));
   }, COMPACT_EVERY_MS);
 
-  const signal = await deps.signals.stop;
+  const signal = await signals.stop;
   log.info('stopping', { signal, open_sessions: listeners.reduce((n, l) => n + l.connections, 0) });
   clearInterval(compactTimer);
   for (const l of listeners) l.stopAccepting();
   for (const l of listeners) l.shutdown();
   const deadline = deps.now() + config.shutdownTimeoutMs;
-  while (listeners.some((l) => l.connections > 0) && deps.now() < deadline) {
+  let hurry = false;
+  signals.urgent.then((again) => {
+    hurry = true;
+    log.warn('stopping-now', { signal: again });
+  });
+  while (listeners.some((l) => l.connections > 0) && deps.now() < deadline && !hurry) {
     await Bun.sleep(20);
   }
   for (const l of listeners) l.closeAll();
