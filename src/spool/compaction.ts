@@ -5,6 +5,7 @@
  * Rule 2: a new file is published by tmp + fsync + rename + directory fsync, and only then is the
  *         old one unlinked; a crash in between leaves two copies, and the later segment wins.
  * Rule 3: the active segment, and any file with bytes still waiting for their sync, is never touched.
+ * Rule 4: records keep their ids and their bytes; only their segment and offset change.
  */
 import * as fs from 'node:fs';
 import type { DeliveryState } from './delivery-state.ts';
@@ -18,7 +19,11 @@ export interface CompactionReport {
   retentionDeleted: number;
   /** Segments removed because every message in them was finished. */
   readonly removedSegments: string[];
-  readonly rewrittenSegments: { readonly from: string; readonly to: string; readonly records: number }[];
+  /** Segments whose live records were copied into `newSegments`, and then removed. */
+  readonly rewrittenSegments: string[];
+  readonly newSegments: string[];
+  /** Records copied by the rewrite (ids unchanged). */
+  movedRecords: number;
   reclaimedBytes: number;
   journalRewritten: boolean;
   /** Records whose checksum failed while being copied (set aside, as at recovery). */
@@ -26,7 +31,16 @@ export interface CompactionReport {
 }
 
 export function emptyReport(): CompactionReport {
-  return { retentionDeleted: 0, removedSegments: [], rewrittenSegments: [], reclaimedBytes: 0, journalRewritten: false, damaged: [] };
+  return {
+    retentionDeleted: 0,
+    removedSegments: [],
+    rewrittenSegments: [],
+    newSegments: [],
+    movedRecords: 0,
+    reclaimedBytes: 0,
+    journalRewritten: false,
+    damaged: [],
+  };
 }
 
 export interface RetentionLimits {
@@ -63,23 +77,50 @@ export function planRetention(entries: Iterable<Entry>, visibleCount: number, li
 
 export interface SegmentPlan {
   readonly remove: SegmentInfo[];
+  /** In sequence order; their live records are packed into as few new segments as fit. */
   readonly rewrite: SegmentInfo[];
 }
 
-/** Finished segments go; mostly-dead ones (dead bytes over `deadRatio`) are rewritten. */
+/**
+ * Finished segments go. Mostly-dead ones (dead bytes over `deadRatio`) are rewritten, and so are
+ * small ones (under a quarter of `segmentBytes`, often the output of earlier rewrites) when
+ * there are at least two to merge, so the number of files stays bounded too.
+ */
 export function planSegments(
   segments: readonly SegmentInfo[],
   canTouch: (seg: SegmentInfo) => boolean,
+  segmentBytes: number,
   deadRatio = 0.5,
 ): SegmentPlan {
   const remove: SegmentInfo[] = [];
   const rewrite: SegmentInfo[] = [];
+  const small: SegmentInfo[] = [];
   for (const seg of segments) {
     if (!canTouch(seg)) continue;
     if (seg.liveRecords === 0) remove.push(seg);
     else if (seg.bytes - seg.headerBytes - seg.liveBytes > deadRatio * seg.bytes) rewrite.push(seg);
+    else if (seg.bytes < segmentBytes / 4) small.push(seg);
   }
-  return { remove, rewrite };
+  if (small.length + rewrite.length >= 2) rewrite.push(...small);
+  return { remove, rewrite: rewrite.sort((a, b) => a.seq - b.seq) };
+}
+
+/** Splits records, in order, into groups that each fill at most one segment (and at least one record). */
+export function packRecords<T extends { readonly bytes: number }>(records: readonly T[], segmentBytes: number): T[][] {
+  const groups: T[][] = [];
+  let current: T[] = [];
+  let size = 0;
+  for (const r of records) {
+    if (current.length > 0 && size + r.bytes > segmentBytes) {
+      groups.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(r);
+    size += r.bytes;
+  }
+  if (current.length > 0) groups.push(current);
+  return groups;
 }
 
 /** The journal lines that reproduce the current state of every tracked record. */
@@ -114,7 +155,8 @@ export interface CopyResult {
  */
 export async function writeSegmentCopy(opts: {
   readonly io: SpoolIo;
-  readonly sourceFd: number;
+  /** The read fd of the segment an entry is in now. */
+  readonly sourceFd: (entry: Entry) => number;
   readonly entries: readonly Entry[];
   readonly header: Uint8Array;
   readonly tmpPath: string;
@@ -131,7 +173,7 @@ export async function writeSegmentCopy(opts: {
     const offsets: number[] = [];
     let slice = 0;
     for (const e of opts.entries) {
-      const bytes = readExactly(opts.sourceFd, e.offset, e.bytes);
+      const bytes = readExactly(opts.sourceFd(e), e.offset, e.bytes);
       const why = checkRecord(bytes);
       if (why !== null) {
         opts.setAside(e, bytes, why);

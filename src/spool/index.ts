@@ -71,6 +71,7 @@ export function queryKey(address: string): string {
 export class SpoolIndex {
   readonly #records = new Map<string, Entry>();
   readonly #segments = new Map<number, SegmentInfo>();
+  readonly #bySegment = new Map<number, Set<Entry>>();
   readonly #byRecipient = new Map<string, Set<Entry>>();
   readonly #bySender = new Map<string, Set<Entry>>();
   /** Visible entries by time, ascending; entries that stop being visible are skipped, then swept. */
@@ -99,9 +100,7 @@ export class SpoolIndex {
 
   /** Entries stored in one segment, in file order. */
   entriesIn(seq: number): Entry[] {
-    const out: Entry[] = [];
-    for (const e of this.#records.values()) if (e.seq === seq) out.push(e);
-    return out.sort((a, b) => a.offset - b.offset);
+    return [...(this.#bySegment.get(seq) ?? [])].sort((a, b) => a.offset - b.offset);
   }
 
   // ---- records
@@ -125,6 +124,7 @@ export class SpoolIndex {
     entry.live = !entry.states.every(isFinished);
     entry.visible = !entry.states.every(isDeleted);
     this.#records.set(entry.id, entry);
+    addTo(this.#bySegment, entry.seq, entry);
     const seg = this.#segments.get(entry.seq);
     if (seg) {
       seg.records++;
@@ -161,6 +161,7 @@ export class SpoolIndex {
   dropRecord(entry: Entry): void {
     if (this.#records.get(entry.id) !== entry) return;
     this.#records.delete(entry.id);
+    removeFrom(this.#bySegment, entry.seq, entry);
     const seg = this.#segments.get(entry.seq);
     if (seg) {
       seg.records--;
@@ -190,6 +191,8 @@ export class SpoolIndex {
         to.liveBytes += entry.bytes;
       }
     }
+    removeFrom(this.#bySegment, entry.seq, entry);
+    addTo(this.#bySegment, seq, entry);
     entry.bodyOffset += offset - entry.offset;
     entry.offset = offset;
     entry.seq = seq;
@@ -284,13 +287,13 @@ function upperBound(list: readonly Entry[], timeMs: number): number {
   return lo;
 }
 
-function addTo(map: Map<string, Set<Entry>>, key: string, entry: Entry): void {
+function addTo<K>(map: Map<K, Set<Entry>>, key: K, entry: Entry): void {
   let set = map.get(key);
   if (!set) map.set(key, (set = new Set()));
   set.add(entry);
 }
 
-function removeFrom(map: Map<string, Set<Entry>>, key: string, entry: Entry): void {
+function removeFrom<K>(map: Map<K, Set<Entry>>, key: K, entry: Entry): void {
   const set = map.get(key);
   if (!set) return;
   set.delete(entry);

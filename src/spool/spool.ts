@@ -17,6 +17,7 @@ import { replies } from '../core/replies.ts';
 import { mailboxKey } from '../core/server-session.ts';
 import {
   emptyReport,
+  packRecords,
   planJournalSnapshot,
   planRetention,
   planSegments,
@@ -225,9 +226,9 @@ export class Spool {
 
     // Damaged bytes are in quarantine now; rewrite their segments so the spool holds none.
     const damaged = new Set(scanned.filter((s) => s.damaged).map((s) => s.seq));
-    for (const seq of damaged) {
-      const info = this.#index.segment(seq);
-      if (info) await this.#rewriteSegment(info, emptyReport()).catch((err) => this.#logIo('rewrite after recovery', err));
+    const toRewrite = [...damaged].map((seq) => this.#index.segment(seq)).filter((s) => s !== undefined);
+    if (toRewrite.length > 0) {
+      await this.#rewriteSegments(toRewrite, emptyReport()).catch((err) => this.#logIo('rewrite after recovery', err));
     }
     if (journal.damaged && !this.#snapshotJournal()) {
       this.#opts.log.warn('spool: the state journal keeps its damaged lines until the next compaction');
@@ -536,7 +537,7 @@ export class Spool {
     // States decide which bytes may go: every state written so far must be durable first.
     await this.#writer.flush();
 
-    const plan = planSegments(this.#index.segments(), (seg) => this.#canTouch(seg));
+    const plan = planSegments(this.#index.segments(), (seg) => this.#canTouch(seg), this.#segmentBytes);
     for (const seg of plan.remove) {
       for (const e of this.#index.entriesIn(seg.seq)) this.#index.dropRecord(e);
       this.#forgetSegment(seg.seq);
@@ -545,15 +546,13 @@ export class Spool {
       report.reclaimedBytes += seg.bytes;
     }
     if (plan.remove.length > 0) await syncDirectory(this.#layout.segmentsDir);
-    for (const seg of plan.rewrite) {
-      if (this.#closed) break;
-      await this.#rewriteSegment(seg, report);
-    }
+    if (plan.rewrite.length > 0) await this.#rewriteSegments(plan.rewrite, report);
     if (!this.#closed && this.#journalWorthSnapshot()) report.journalRewritten = this.#snapshotJournal();
     if (report.removedSegments.length + report.rewrittenSegments.length > 0 || report.journalRewritten) {
       this.#opts.log.info('spool: compacted', {
         removed: report.removedSegments.length,
         rewritten: report.rewrittenSegments.length,
+        written: report.newSegments.length,
         reclaimedBytes: report.reclaimedBytes,
         journalRewritten: report.journalRewritten,
       });
@@ -566,51 +565,64 @@ export class Spool {
     return !this.#retired.some((f) => f.path === this.#layout.segmentPath(seg.seq));
   }
 
-  /** Copies a segment's live records to a new segment, then unlinks the old one. Ids are unchanged. */
-  async #rewriteSegment(seg: SegmentInfo, report: CompactionReport): Promise<void> {
-    const live = this.#index.entriesIn(seg.seq).filter((e) => e.live);
-    const seq = this.#lastSeq + 1;
-    this.#lastSeq = seq;
-    const source = this.#layout.segmentPath(seg.seq);
+  /**
+   * Copies the live records of `sources` into as few new segments as fit, then unlinks the
+   * sources. Ids are unchanged; only segment and offset move.
+   */
+  async #rewriteSegments(sources: readonly SegmentInfo[], report: CompactionReport): Promise<void> {
+    const live = sources.flatMap((seg) => this.#index.entriesIn(seg.seq).filter((e) => e.live));
     const header = formatSegmentHeader(this.#opts.hostname);
-    const copy = await writeSegmentCopy({
-      io: this.#io,
-      sourceFd: this.#readFd(seg.seq),
-      entries: live,
-      header,
-      tmpPath: this.#layout.segmentTmpPath(seq),
-      finalPath: this.#layout.segmentPath(seq),
-      dir: this.#layout.segmentsDir,
-      setAside: (entry, bytes, reason) => {
-        const quarantined = quarantine(this.#ctx, { file: source, offset: entry.offset, bytes, reason });
-        report.damaged.push({ file: source, offset: entry.offset, bytes: bytes.length, reason, quarantined });
-        this.#opts.log.error('spool: damaged record set aside during compaction', { file: source, offset: entry.offset, reason });
-      },
-    });
-    const info: SegmentInfo = {
-      seq,
-      name: this.#layout.segmentName(seq),
-      bytes: copy.bytes,
-      headerBytes: header.length,
-      liveBytes: 0,
-      liveRecords: 0,
-      records: 0,
-    };
-    this.#index.addSegment(info);
-    live.forEach((e, i) => {
-      if (this.#index.record(e.id) !== e) return;
-      if (copy.offsets[i] >= 0) this.#index.moveRecord(e, seq, copy.offsets[i]);
-      else this.#index.dropRecord(e);
-    });
-    // A record that came back to life during the copy keeps the old segment for now.
-    const left = this.#index.entriesIn(seg.seq);
-    if (left.some((e) => e.live)) return;
-    for (const e of left) this.#index.dropRecord(e);
-    this.#forgetSegment(seg.seq);
-    fs.rmSync(source, { force: true });
-    await syncDirectory(this.#layout.segmentsDir);
-    report.rewrittenSegments.push({ from: seg.name, to: info.name, records: copy.offsets.filter((o) => o >= 0).length });
-    report.reclaimedBytes += seg.bytes - copy.bytes;
+    for (const group of packRecords(live, this.#segmentBytes - header.length)) {
+      if (this.#closed) return;
+      const seq = ++this.#lastSeq;
+      const copy = await writeSegmentCopy({
+        io: this.#io,
+        sourceFd: (e) => this.#readFd(e.seq),
+        entries: group,
+        header,
+        tmpPath: this.#layout.segmentTmpPath(seq),
+        finalPath: this.#layout.segmentPath(seq),
+        dir: this.#layout.segmentsDir,
+        setAside: (entry, bytes, reason) => {
+          const file = this.#layout.segmentPath(entry.seq);
+          const quarantined = quarantine(this.#ctx, { file, offset: entry.offset, bytes, reason });
+          report.damaged.push({ file, offset: entry.offset, bytes: bytes.length, reason, quarantined });
+          this.#opts.log.error('spool: damaged record set aside during compaction', { file, offset: entry.offset, reason });
+        },
+      });
+      const info: SegmentInfo = {
+        seq,
+        name: this.#layout.segmentName(seq),
+        bytes: copy.bytes,
+        headerBytes: header.length,
+        liveBytes: 0,
+        liveRecords: 0,
+        records: 0,
+      };
+      this.#index.addSegment(info);
+      group.forEach((e, i) => {
+        if (this.#index.record(e.id) !== e) return;
+        if (copy.offsets[i] >= 0) {
+          this.#index.moveRecord(e, seq, copy.offsets[i]);
+          report.movedRecords++;
+        } else this.#index.dropRecord(e);
+      });
+      report.newSegments.push(info.name);
+      report.reclaimedBytes -= copy.bytes;
+    }
+    let removed = false;
+    for (const seg of sources) {
+      const left = this.#index.entriesIn(seg.seq);
+      // A record that came back to life during the copy keeps its old segment for now.
+      if (left.some((e) => e.live)) continue;
+      for (const e of left) this.#index.dropRecord(e);
+      this.#forgetSegment(seg.seq);
+      fs.rmSync(this.#layout.segmentPath(seg.seq), { force: true });
+      report.rewrittenSegments.push(seg.name);
+      report.reclaimedBytes += seg.bytes;
+      removed = true;
+    }
+    if (removed) await syncDirectory(this.#layout.segmentsDir);
   }
 
   #journalWorthSnapshot(): boolean {

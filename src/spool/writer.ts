@@ -69,11 +69,13 @@ export class GroupCommit<T> {
     return batch.promise;
   }
 
-  /** Resolves when nothing written before the call is waiting any more (failures included). */
+  /**
+   * Resolves when nothing enqueued before the call is waiting any more (failures included).
+   * Batches complete in order, so the newest one standing for the call is enough; later
+   * traffic does not hold it up.
+   */
   async flush(): Promise<void> {
-    while (this.#queued !== null || this.#inFlight !== null) {
-      await (this.#queued ?? this.#inFlight)?.promise.catch(() => undefined);
-    }
+    await (this.#queued ?? this.#inFlight)?.promise.catch(() => undefined);
   }
 
   async #run(): Promise<void> {
