@@ -1,8 +1,9 @@
 /**
- * @module Spool directory layout and message ids.
+ * @module Spool directory layout, and what a message id may contain.
  * Rule 1: this is the only file that builds spool paths; every other module asks it.
  * Rule 2: segment names are zero-padded sequence numbers, so `ls` lists them in write order.
- * Rule 3: an id never encodes mutable state (STYLE convention 8); it is safe in a NOOP line.
+ * Rule 3: ids come from src/ids.ts; the spool only checks that one is safe in a NOOP line and
+ *         in a file name.
  */
 import * as path from 'node:path';
 
@@ -64,48 +65,4 @@ export function parseSegmentName(name: string): number | null {
 /** True for the leftovers of a compaction or journal snapshot that never reached its rename. */
 export function isTmpName(name: string): boolean {
   return name.endsWith('.tmp');
-}
-
-/** `$XDG_DATA_HOME/mailbox`, else `~/.local/share/mailbox` (XDG Base Directory Specification). */
-export function defaultDataDir(env: Readonly<Record<string, string | undefined>>, homeDir: string): string {
-  const xdg = env.XDG_DATA_HOME;
-  // The specification says a relative XDG_DATA_HOME is invalid and must be ignored.
-  if (xdg && path.isAbsolute(xdg)) return path.join(xdg, 'mailbox');
-  return path.join(env.HOME || homeDir, '.local', 'share', 'mailbox');
-}
-
-const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
-
-/**
- * Returns a generator of message ids that sort by time: 10 Crockford base32 characters of epoch
- * milliseconds, then 10 random ones (ULID-like, 20 characters). Within one millisecond a counter
- * replaces the random tail's low part so ids from one generator stay strictly increasing.
- */
-export function createIdGenerator(now: () => number, random: (bytes: Uint8Array) => void): () => string {
-  let lastMs = -1;
-  let tail = new Uint8Array(10);
-  return () => {
-    const ms = Math.max(now(), lastMs);
-    if (ms === lastMs) {
-      for (let i = tail.length - 1; i >= 0; i--) {
-        tail[i] = (tail[i] + 1) & 31;
-        if (tail[i] !== 0) break;
-      }
-    } else {
-      lastMs = ms;
-      tail = new Uint8Array(10);
-      random(tail);
-      for (let i = 0; i < tail.length; i++) tail[i] &= 31;
-      tail[0] &= 15; // leaves room for the counter to grow without wrapping
-    }
-    let time = '';
-    let t = ms;
-    for (let i = 0; i < 10; i++) {
-      time = CROCKFORD[t % 32] + time;
-      t = Math.floor(t / 32);
-    }
-    let rest = '';
-    for (const v of tail) rest += CROCKFORD[v];
-    return time + rest;
-  };
 }

@@ -2,8 +2,9 @@
  * @module Segment format: a segment file is a valid SMTP session, for `less` and `mailbox replay`.
  * Rule 1: a segment is "EHLO <host>" then records. A record is one NOOP line, then MAIL, RCPT…,
  *         DATA, the message exactly as received (dot-stuffed, CRLF lines) and ".":
- *           NOOP "mailbox id=<id> t=<epoch ms> len=<n>[ local=<*|hex mask>] crc=<8 hex>"\r\n
- *         len counts the bytes after the NOOP line through the final ".\r\n".
+ *           NOOP "mailbox id=<id> t=<epoch ms> len=<n>[ local=<*|hex mask>][ auth=<user>] crc=<8 hex>"\r\n
+ *         len counts the bytes after the NOOP line through the final ".\r\n"; local marks the
+ *         recipients held in local mailboxes; auth is the SMTP AUTH identity, percent-encoded.
  * Rule 2: the CRC-32 covers the NOOP line up to " crc=" and the len bytes, so a bit flipped
  *         anywhere in a record, the local flags included, is caught.
  * Rule 3: pure: bytes in, values out; no file I/O here.
@@ -21,13 +22,17 @@ const LF = 10;
 const NOOP_PREFIX = 'NOOP "mailbox id=';
 /** What resynchronisation searches for. The CRLF before it is not required: damage may have hit it. */
 export const RECORD_MARKER = Buffer.from(NOOP_PREFIX, 'latin1');
-/** RFC 5321 §4.5.3.1.4: a command line is at most 512 octets, CRLF included. */
-export const MAX_RECORD_LINE_BYTES = 512;
+/**
+ * The longest NOOP or EHLO line read back. A NOOP line stays under RFC 5321's 512 octets
+ * (§4.5.3.1.4) unless a message has hundreds of recipients split between local and relay, or a
+ * very long AUTH identity; this cap only bounds the search for its end.
+ */
+export const MAX_RECORD_LINE_BYTES = 2048;
 
 const TERMINATOR = Buffer.from('\r\n.\r\n', 'latin1');
 const DATA_LINE = 'DATA\r\n';
 const HEADER_LINE =
-  /^NOOP "mailbox id=([A-Za-z0-9._-]{1,64}) t=(\d{1,15}) len=(\d{1,15})(?: local=(\*|[0-9a-f]{1,250}))? crc=([0-9a-f]{8})"\r\n$/;
+  /^NOOP "mailbox id=([A-Za-z0-9._-]{1,64}) t=(\d{1,15}) len=(\d{1,15})(?: local=(\*|[0-9a-f]{1,250}))?(?: auth=([A-Za-z0-9%._~!*'()-]{1,1024}))? crc=([0-9a-f]{8})"\r\n$/;
 const CRC_FIELD = ' crc=';
 
 export interface RecordInput {
@@ -130,7 +135,8 @@ export function formatRecord(input: RecordInput): Buffer {
   env += DATA_LINE;
   const envBytes = Buffer.byteLength(env, 'utf8');
   const len = envBytes + n + 3;
-  const prefix = `${NOOP_PREFIX}${id} t=${input.timeMs} len=${len}${formatLocalMask(input.local)}`;
+  const auth = envelope.authUser === null ? '' : ` auth=${encodeURIComponent(envelope.authUser)}`;
+  const prefix = `${NOOP_PREFIX}${id} t=${input.timeMs} len=${len}${formatLocalMask(input.local)}${auth}`;
   const lineBytes = prefix.length + CRC_FIELD.length + 8 + 3; // crc=XXXXXXXX"\r\n
   const buf = Buffer.allocUnsafe(lineBytes + len);
   buf.write(prefix, 0, 'latin1');
@@ -149,8 +155,8 @@ export function formatRecord(input: RecordInput): Buffer {
   return buf;
 }
 
-/** Builds an Envelope from stored MAIL and RCPT lines (the inverse of formatRecord). */
-function parseEnvelope(text: string): Envelope | string {
+/** Builds an Envelope from stored MAIL and RCPT lines and the NOOP fields (the inverse of formatRecord). */
+function parseEnvelope(text: string, mask: string | undefined, authField: string | undefined): Envelope | string {
   const lines = text.split('\r\n');
   const mail = lines[0] ?? '';
   if (!mail.startsWith('MAIL ')) return 'the record has no MAIL line';
@@ -173,19 +179,27 @@ function parseEnvelope(text: string): Envelope | string {
     if (!path.ok || path.mailbox === null) return 'a RCPT path does not parse';
     const params = parseParameters(path.rest);
     if (!params.ok) return 'RCPT parameters do not parse';
-    recipients.push({ mailbox: path.mailbox as Mailbox, params: params.params });
+    recipients.push({ mailbox: path.mailbox as Mailbox, params: params.params, local: false });
   }
   if (recipients.length === 0) return 'the record has no RCPT line';
+  const local = parseLocalMask(mask, recipients.length);
+  let authUser: string | null = null;
+  try {
+    if (authField !== undefined) authUser = decodeURIComponent(authField);
+  } catch {
+    return 'the auth field does not decode';
+  }
   const params = mailParams.params;
   const body = params.find((p) => p.name === 'BODY')?.value?.toUpperCase();
   const size = params.find((p) => p.name === 'SIZE')?.value;
   return {
     sender: sender.mailbox,
     mailParams: params,
-    recipients,
+    recipients: recipients.map((r, i) => ({ ...r, local: local[i] })),
     utf8: params.some((p) => p.name === 'SMTPUTF8'),
     body: body === '8BITMIME' || body === 'BINARYMIME' ? body : '7BIT',
     declaredSize: size !== undefined && size !== null && /^\d+$/.test(size) ? Number(size) : null,
+    authUser,
   };
 }
 
@@ -209,7 +223,7 @@ export function parseRecordAt(bytes: Buffer, offset: number): RecordScan {
   if (end > bytes.length) return { kind: 'short' };
   const trusted = () => (end === bytes.length || isRecordStart(bytes, end) ? end : null);
   const crcAt = line.lastIndexOf(CRC_FIELD);
-  const stored = m[5];
+  const stored = m[6];
   const computed = hex8(Bun.hash.crc32(bytes.subarray(lf + 1, end), Bun.hash.crc32(bytes.subarray(offset, offset + crcAt))));
   if (computed !== stored) {
     return { kind: 'bad', reason: `checksum mismatch (stored ${stored}, computed ${computed})`, end: trusted() };
@@ -220,7 +234,7 @@ export function parseRecordAt(bytes: Buffer, offset: number): RecordScan {
   if (bytes.indexOf(TERMINATOR, dataAt + 6) !== end - 5) {
     return { kind: 'bad', reason: 'the message does not end at the record length', end: trusted() };
   }
-  const envelope = parseEnvelope(bytes.toString('utf8', lf + 1, dataAt + 8));
+  const envelope = parseEnvelope(bytes.toString('utf8', lf + 1, dataAt + 8), m[4], m[5]);
   if (typeof envelope === 'string') return { kind: 'bad', reason: envelope, end: trusted() };
   return {
     kind: 'record',
@@ -228,7 +242,7 @@ export function parseRecordAt(bytes: Buffer, offset: number): RecordScan {
       id: m[1],
       timeMs: Number(m[2]),
       envelope,
-      local: parseLocalMask(m[4], envelope.recipients.length),
+      local: envelope.recipients.map((r) => r.local),
       offset,
       bytes: lineBytes + len,
       bodyOffset: dataAt + 8,

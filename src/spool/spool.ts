@@ -75,8 +75,11 @@ export interface CommitRequest {
   readonly envelope: Envelope;
   /** The full message (Received header included), dot-stuffed, CRLF lines, without the final ".\r\n". */
   readonly stuffed: Uint8Array;
-  /** Per envelope recipient: true = a local mailbox (state 'local'), false = to relay ('pending'). */
-  readonly localRecipients: readonly boolean[];
+  /**
+   * Per envelope recipient: true = a local mailbox (state 'local'), false = to relay ('pending').
+   * Defaults to each recipient's `local` flag.
+   */
+  readonly localRecipients?: readonly boolean[];
 }
 
 export interface RecipientInfo {
@@ -287,9 +290,10 @@ export class Spool {
   commit(req: CommitRequest): Promise<void> {
     if (this.#closed) return Promise.reject(new SmtpError(replies.spoolUnavailable('the server is shutting down')));
     if (this.#index.record(req.id)) return Promise.reject(new Error(`spool: duplicate message id ${req.id}`));
+    const local = req.localRecipients ?? req.envelope.recipients.map((r) => r.local);
     let record: Buffer;
     try {
-      record = formatRecord({ id: req.id, timeMs: req.timeMs, envelope: req.envelope, stuffed: req.stuffed, local: req.localRecipients });
+      record = formatRecord({ id: req.id, timeMs: req.timeMs, envelope: req.envelope, stuffed: req.stuffed, local });
     } catch (err) {
       return Promise.reject(err);
     }
@@ -306,8 +310,8 @@ export class Spool {
       id: req.id,
       timeMs: req.timeMs,
       envelope: req.envelope,
-      local: req.localRecipients,
-      states: req.localRecipients.map((l) => (l ? LOCAL : PENDING)),
+      local,
+      states: local.map((l) => (l ? LOCAL : PENDING)),
       seq: active.info.seq,
       offset,
       bytes: record.length,
