@@ -26,10 +26,11 @@ const quiet = { info() {}, warn() {}, error: (m: string, f?: unknown) => console
 const envelope: Envelope = {
   sender: { local: 'bench', domain: 'client.example' },
   mailParams: [{ name: 'SIZE', value: String(size) }],
-  recipients: [{ mailbox: { local: 'sink', domain: 'server.example' }, params: [] }],
+  recipients: [{ mailbox: { local: 'sink', domain: 'server.example' }, params: [], local: true }],
   utf8: false,
   body: '7BIT',
   declaredSize: size,
+  authUser: null,
 };
 const line = 'The quick brown fox jumps over the lazy dog, again and again and again.\r\n';
 const text = `Received: from bench by mailbox\r\nSubject: bench\r\n\r\n${line.repeat(Math.ceil(size / line.length))}`.slice(0, size);
@@ -42,7 +43,7 @@ for (const concurrency of levels) {
   let stop = false;
   const session = async (s: number) => {
     for (let i = 0; !stop; i++) {
-      await spool.commit({ id: `s${s}-${i}`, timeMs: Date.now(), envelope, stuffed, localRecipients: [true] });
+      await spool.commit({ id: `s${s}-${i}`, timeMs: Date.now(), envelope, stuffed });
       n++;
     }
   };

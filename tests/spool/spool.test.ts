@@ -105,11 +105,16 @@ describe('round trip', () => {
       ],
       utf8: true,
     };
-    const recipients = env.recipients.map((r, i) => (i === 1 ? { ...r, params: [{ name: 'NOTIFY', value: 'SUCCESS,FAILURE' }] } : r));
+    // The recipients' own local flags stand when localRecipients is not given.
+    const recipients = env.recipients.map((r, i) =>
+      i === 1 ? { ...r, local: false, params: [{ name: 'NOTIFY', value: 'SUCCESS,FAILURE' }] } : r,
+    );
     const s = await spoolIn(dir);
-    await s.commit(request('env', { envelope: { ...env, recipients }, localRecipients: [true, false, true] }));
+    await s.commit({ ...request('env'), envelope: { ...env, recipients, authUser: 'alice' }, localRecipients: undefined });
     await closeSpool(s);
     const info = (await spoolIn(dir)).get('env');
+    expect(info?.envelope.authUser).toBe('alice');
+    expect(info?.envelope.recipients.map((r) => r.local)).toEqual([true, false, true]);
     expect(info?.sender).toBe('Sender@Client.Example');
     expect(info?.envelope.mailParams).toEqual(env.mailParams);
     expect(info?.envelope.utf8).toBe(true);

@@ -1,0 +1,93 @@
+import { describe, expect, test } from 'bun:test';
+import { dotStuff } from '../../src/core/data.ts';
+import {
+  findNextRecord,
+  formatRecord,
+  formatSegmentHeader,
+  parseRecordAt,
+  parseSegmentHeader,
+} from '../../src/spool/segment-format.ts';
+import { envelope } from './fixtures/messages.ts';
+
+const body = dotStuff(Buffer.from('Subject: t\r\n\r\n.dot\r\nx\r\n'));
+
+function record(id: string, local: boolean[], authUser: string | null = null): Buffer {
+  const env = { ...envelope('a@b.example', local.map((_, i) => `r${i}@c.example`)), authUser };
+  return formatRecord({ id, timeMs: 1234, envelope: env, stuffed: body, local });
+}
+
+describe('segment format', () => {
+  test('a record reads as NOOP, MAIL, RCPT, DATA, the stuffed message and "."', () => {
+    const text = record('abc', [true]).toString('latin1');
+    const lines = text.split('\r\n');
+    expect(lines[0]).toMatch(/^NOOP "mailbox id=abc t=1234 len=\d+ local=\* crc=[0-9a-f]{8}"$/);
+    expect(lines.slice(1)).toEqual(['MAIL FROM:<a@b.example> BODY=8BITMIME', 'RCPT TO:<r0@c.example>', 'DATA', 'Subject: t', '', '..dot', 'x', '.', '']);
+    const len = Number(/len=(\d+)/.exec(lines[0])![1]);
+    expect(len).toBe(Buffer.byteLength(text) - lines[0].length - 2);
+  });
+
+  test('parse is the inverse of format: envelope, local flags, auth identity, body position', () => {
+    const auth = 'user name "quoted"@example.org';
+    const bytes = Buffer.concat([Buffer.from('EHLO h\r\n'), record('x.1-_', [false, true, false, false, true], auth)]);
+    expect(parseSegmentHeader(bytes)).toBe(8);
+    const scan = parseRecordAt(bytes, 8);
+    if (scan.kind !== 'record') throw new Error(`not a record: ${JSON.stringify(scan)}`);
+    const r = scan.record;
+    expect(r.id).toBe('x.1-_');
+    expect(r.timeMs).toBe(1234);
+    expect(r.local).toEqual([false, true, false, false, true]);
+    expect(r.envelope.recipients.map((x) => x.local)).toEqual([...r.local]);
+    expect(r.envelope.authUser).toBe(auth);
+    expect(r.envelope.sender).toEqual({ local: 'a', domain: 'b.example' });
+    expect(r.envelope.body).toBe('8BITMIME');
+    expect(bytes.subarray(r.bodyOffset, r.bodyOffset + r.bodyBytes).equals(Buffer.from(body))).toBe(true);
+    expect(r.offset + r.bytes).toBe(bytes.length);
+    expect(bytes.toString('latin1', 8, 120)).toContain('auth=user%20name%20%22quoted%22%40example.org');
+  });
+
+  test('the checksum covers the NOOP line as well as the rest', () => {
+    const good = record('abc', [true, false]);
+    expect(parseRecordAt(good, 0).kind).toBe('record');
+    // "local=1" → "local=3": still well-formed, so only the checksum can tell.
+    const text = good.toString('latin1');
+    const at = text.indexOf('local=') + 6;
+    const flipped = Buffer.from(good);
+    flipped[at] = '3'.charCodeAt(0);
+    const scan = parseRecordAt(flipped, 0);
+    expect(scan.kind).toBe('bad');
+    if (scan.kind === 'bad') {
+      expect(scan.reason).toContain('checksum mismatch');
+      expect(scan.end).toBe(flipped.length);
+    }
+  });
+
+  test('a short record is "short"; resync finds the next good record after damage', () => {
+    const a = record('a', [true]);
+    const b = record('b', [true]);
+    expect(parseRecordAt(a.subarray(0, a.length - 1), 0).kind).toBe('short');
+    expect(parseRecordAt(a.subarray(0, 10), 0).kind).toBe('short');
+    const both = Buffer.concat([a, b]);
+    both[5] = 0x00;
+    expect(parseRecordAt(both, 0).kind).toBe('bad');
+    expect(findNextRecord(both, 1)).toBe(a.length);
+    // A marker inside a message body is not a record: its checksum cannot match.
+    const fake = Buffer.concat([Buffer.from('NOOP "mailbox id=z t=1 len=5 crc=00000000"\r\nhello'), b]);
+    expect(findNextRecord(fake, 0)).toBe(fake.length - b.length);
+  });
+
+  test('writer bugs are refused', () => {
+    const env = envelope('a@b.example', ['c@d.example']);
+    const ok = { id: 'i', timeMs: 1, envelope: env, stuffed: body, local: [true] };
+    expect(() => formatRecord({ ...ok, id: 'has space' })).toThrow(/unsafe/);
+    expect(() => formatRecord({ ...ok, id: 'x'.repeat(65) })).toThrow(/unsafe/);
+    expect(() => formatRecord({ ...ok, local: [] })).toThrow(/localRecipients/);
+    expect(() => formatRecord({ ...ok, stuffed: Buffer.from('.\r\n') })).toThrow(/end-of-data/);
+    expect(() => formatRecord({ ...ok, stuffed: Buffer.from('a\r\nb') })).toThrow(/CRLF/);
+  });
+
+  test('the EHLO line takes a sanitised host name', () => {
+    expect(Buffer.from(formatSegmentHeader('mx.example')).toString()).toBe('EHLO mx.example\r\n');
+    expect(Buffer.from(formatSegmentHeader('bad host\r\n')).toString()).toBe('EHLO badhost\r\n');
+    expect(parseSegmentHeader(Buffer.from('HELO x\r\n'))).toBeNull();
+  });
+});
