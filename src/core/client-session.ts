@@ -6,9 +6,11 @@
  * Rule 2: every reply is matched to the command it answers through one queue (#awaiting), so a
  *         pipelined group (RFC 2920) and a lock-step dialogue run through the same handlers.
  * Rule 3: every transaction given to send() gets exactly one `outcome` event.
+ * Rule 4: secrets (AUTH responses) go to `out` only; transcript entries carry "<redacted>".
  */
-import { formatPath, needsSmtpUtf8, type Mailbox } from './address.ts';
-import { dotStuff } from './data.ts';
+import { formatMailbox, formatPath, needsSmtpUtf8, type Mailbox } from './address.ts';
+import { encodeXtext } from './command.ts';
+import { dotStuff, dotUnstuff } from './data.ts';
 import { ClientFailure, type ClientStage, type FailureKind } from './errors.ts';
 import { parseEhloLines, peerMaxSize, type PeerExtensions } from './extensions.ts';
 import { assembleReply, isPositive, parseReplyLine, type Reply } from './reply.ts';
@@ -17,12 +19,50 @@ import type { TranscriptEntry } from './transcript.ts';
 /** 'opportunistic' upgrades when STARTTLS is offered; 'required' fails the session without it. */
 export type StartTlsPolicy = 'never' | 'opportunistic' | 'required';
 
+/** SASL mechanisms the client speaks (RFC 4616, draft LOGIN, RFC 2195, XOAUTH2, RFC 7628). */
+export type SaslMechanism = 'PLAIN' | 'LOGIN' | 'CRAM-MD5' | 'XOAUTH2' | 'OAUTHBEARER';
+export const SASL_MECHANISMS: readonly SaslMechanism[] = ['PLAIN', 'LOGIN', 'CRAM-MD5', 'XOAUTH2', 'OAUTHBEARER'];
+
+export interface ClientAuth {
+  readonly username: string;
+  /** A password (PLAIN, LOGIN, CRAM-MD5) or an OAuth 2.0 bearer token (XOAUTH2, OAUTHBEARER). */
+  readonly secret: string;
+  readonly secretKind: 'password' | 'token';
+  /** Absent: the best mechanism the server offers for this kind of secret. */
+  readonly mechanism?: SaslMechanism;
+  /** A secret may go over a connection without TLS (the user said so). */
+  readonly allowCleartext?: boolean;
+  /** RFC 7628 §3.1: the host and port OAUTHBEARER names. */
+  readonly host?: string;
+  readonly port?: number;
+}
+
+/** HMAC-MD5 (RFC 2104) for CRAM-MD5, given by the adapter: the core computes no crypto itself. */
+export type HmacMd5 = (key: Uint8Array, data: Uint8Array) => Uint8Array;
+
+/** Where `--quit-after` ends the session with QUIT (for testing servers, as swaks does). */
+export type QuitAfter = 'connect' | 'ehlo' | 'tls' | 'auth' | 'mail' | 'rcpt';
+export const QUIT_AFTER: readonly QuitAfter[] = ['connect', 'ehlo', 'tls', 'auth', 'mail', 'rcpt'];
+
 export interface ClientOptions {
   /** The name given in EHLO/HELO (RFC 5321 §4.1.1.1: the client's FQDN or an address literal). */
   readonly ehloName: string;
   readonly startTls?: StartTlsPolicy;
   /** The connection is TLS from the first byte (RFC 8314 implicit TLS); STARTTLS is not tried. */
   readonly tls?: boolean;
+  /** Authenticate after EHLO (and STARTTLS) with these credentials (RFC 4954). */
+  readonly auth?: ClientAuth;
+  readonly hmacMd5?: HmacMd5;
+  /** Send messages with BDAT when the server offers CHUNKING (RFC 3030); default true. */
+  readonly chunking?: boolean;
+  readonly quitAfter?: QuitAfter;
+}
+
+/** RFC 3461 delivery status notification requests. */
+export interface DsnOptions {
+  readonly notify?: readonly ('NEVER' | 'SUCCESS' | 'FAILURE' | 'DELAY')[];
+  readonly ret?: 'FULL' | 'HDRS';
+  readonly envid?: string;
 }
 
 /** One message to send: the envelope and the message bytes, with any line endings. */
@@ -31,6 +71,7 @@ export interface OutgoingTransaction {
   readonly recipients: readonly Mailbox[];
   /** Converted to CRLF and dot-stuffed by the session (RFC 5321 §4.5.2); ".\r\n" is added. */
   readonly message: Uint8Array;
+  readonly dsn?: DsnOptions;
 }
 
 export interface RecipientOutcome {
@@ -53,10 +94,21 @@ export type TransactionOutcome =
       readonly transaction: OutgoingTransaction;
       readonly failure: ClientFailure;
       readonly recipients: readonly RecipientOutcome[];
+      /**
+       * Set when `quitAfter` 'mail' or 'rcpt' ended the transaction there, as asked: MAIL (and
+       * the RCPTs) were answered as `recipients` says, and no message was sent.
+       */
+      readonly stoppedAfter?: 'mail' | 'rcpt';
     };
 
 export type ClientEvent =
   | { readonly kind: 'transcript'; readonly entry: TranscriptEntry }
+  /** A complete reply, with the stage it answers (for timings and reports). */
+  | { readonly kind: 'reply'; readonly stage: ClientStage; readonly reply: Reply }
+  /** AUTH succeeded with this mechanism. */
+  | { readonly kind: 'authenticated'; readonly mechanism: SaslMechanism }
+  /** `quitAfter` was reached: QUIT follows. */
+  | { readonly kind: 'stopped'; readonly stage: QuitAfter }
   /** EHLO/HELO succeeded (after STARTTLS when there was one); transactions can run. */
   | { readonly kind: 'ready'; readonly extensions: PeerExtensions; readonly tls: boolean }
   /** The server said 220 to STARTTLS: start the TLS handshake, then call tlsStarted(). */
@@ -76,7 +128,7 @@ export interface ClientStep {
 
 /** What one outstanding reply answers. */
 type Awaited =
-  | { readonly verb: 'greeting' | 'EHLO' | 'HELO' | 'STARTTLS' | 'MAIL' | 'DATA' | '.' | 'RSET' | 'QUIT' }
+  | { readonly verb: 'greeting' | 'EHLO' | 'HELO' | 'STARTTLS' | 'AUTH' | 'MAIL' | 'DATA' | '.' | 'BDAT' | 'RSET' | 'QUIT' }
   | { readonly verb: 'RCPT'; readonly index: number };
 
 const STAGE_OF: Record<Awaited['verb'], ClientStage> = {
@@ -84,10 +136,12 @@ const STAGE_OF: Record<Awaited['verb'], ClientStage> = {
   EHLO: 'ehlo',
   HELO: 'ehlo',
   STARTTLS: 'starttls',
+  AUTH: 'auth',
   MAIL: 'mail',
   RCPT: 'rcpt',
   DATA: 'data',
   '.': 'message',
+  BDAT: 'message',
   RSET: 'mail',
   QUIT: 'quit',
 };
@@ -97,7 +151,10 @@ interface Flight {
   readonly tx: OutgoingTransaction;
   readonly stuffed: Uint8Array;
   readonly pipelined: boolean;
+  /** BDAT instead of DATA (RFC 3030): the RCPT replies are awaited before the message goes. */
+  readonly chunked: boolean;
   readonly mailParams: string;
+  readonly rcptParams: string;
   readonly mail: Reply | null;
   readonly recipients: readonly RecipientOutcome[];
   readonly failure: ClientFailure | null;
@@ -108,6 +165,7 @@ type State =
   | { readonly kind: 'hello' }
   | { readonly kind: 'starttls' }
   | { readonly kind: 'handshake' }
+  | { readonly kind: 'auth'; readonly mechanism: SaslMechanism; readonly step: number }
   | { readonly kind: 'ready' }
   | { readonly kind: 'transaction'; readonly flight: Flight }
   | { readonly kind: 'resetting' }
@@ -125,7 +183,46 @@ const EHLO_UNKNOWN = new Set([500, 502]);
 const SETUP_STAGES: ReadonlySet<ClientStage> = new Set(['connect', 'greeting', 'ehlo', 'starttls', 'auth']);
 
 const DECODER = new TextDecoder();
+const ENCODER = new TextEncoder();
 const NO_EXTENSIONS: PeerExtensions = new Map();
+const REDACTED = '<redacted>';
+
+// Preference when the user names no mechanism. With TLS the password is protected anyway and
+// PLAIN is the one every server has; without TLS CRAM-MD5 at least keeps the password off the wire.
+const PASSWORD_MECHANISMS_TLS: readonly SaslMechanism[] = ['PLAIN', 'LOGIN', 'CRAM-MD5'];
+const PASSWORD_MECHANISMS_CLEAR: readonly SaslMechanism[] = ['CRAM-MD5', 'PLAIN', 'LOGIN'];
+const TOKEN_MECHANISMS: readonly SaslMechanism[] = ['OAUTHBEARER', 'XOAUTH2'];
+const TOKEN_ONLY: ReadonlySet<SaslMechanism> = new Set(['XOAUTH2', 'OAUTHBEARER']);
+
+/** Base64 of UTF-8 text (RFC 4954 §4: SASL data travels base64-encoded). */
+function base64Text(text: string): string {
+  return base64Bytes(ENCODER.encode(text));
+}
+
+function base64Bytes(bytes: Uint8Array): string {
+  let binary = '';
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary);
+}
+
+function decodeBase64(text: string): Uint8Array | null {
+  try {
+    return Uint8Array.from(atob(text.trim()), (c) => c.charCodeAt(0));
+  } catch {
+    return null;
+  }
+}
+
+/** RFC 5801 §4: "," and "=" in a GS2 authzid are written =2C and =3D. */
+function gs2Name(name: string): string {
+  return name.replace(/=/g, '=3D').replace(/,/g, '=2C');
+}
+
+function hex(bytes: Uint8Array): string {
+  let out = '';
+  for (const b of bytes) out += b.toString(16).padStart(2, '0');
+  return out;
+}
 
 /** RFC 1870 §3: SIZE counts the message with CRLF line endings, before dot-stuffing. */
 function unstuffedSize(stuffed: Uint8Array): number {
@@ -324,6 +421,7 @@ export class ClientSession {
       else this.#failSession(new ClientFailure('rejected', 'mail', 'the server closed the session', reply), false);
       return;
     }
+    this.#events.push({ kind: 'reply', stage: STAGE_OF[awaited.verb], reply });
     if (reply.code === 421 && awaited.verb !== 'QUIT') {
       this.#failSession(new ClientFailure('rejected', STAGE_OF[awaited.verb], 'the server closed the session', reply), false);
       return;
@@ -337,6 +435,8 @@ export class ClientSession {
         return this.#onHelo(reply);
       case 'STARTTLS':
         return this.#onStartTls(reply);
+      case 'AUTH':
+        return this.#onAuth(reply);
       case 'MAIL':
         return this.#onMail(reply);
       case 'RCPT':
@@ -344,6 +444,7 @@ export class ClientSession {
       case 'DATA':
         return this.#onData(reply);
       case '.':
+      case 'BDAT':
         return this.#onEndOfData(reply);
       case 'RSET':
         return this.#onRset();
@@ -358,6 +459,7 @@ export class ClientSession {
 
   #onGreeting(reply: Reply): void {
     if (reply.code === 220) {
+      if (this.#stopAt('connect')) return;
       this.#hello('EHLO');
       return;
     }
@@ -391,6 +493,8 @@ export class ClientSession {
   }
 
   #afterHello(): void {
+    // The first EHLO is the one 'ehlo' means; after STARTTLS the second one is 'tls'.
+    if (!this.#triedStartTls && this.#stopAt('ehlo')) return;
     const policy = this.#options.startTls ?? 'never';
     if (!this.#tls && policy !== 'never') {
       if (this.#extensions.has('STARTTLS') && !this.#triedStartTls) {
@@ -404,6 +508,20 @@ export class ClientSession {
         return;
       }
     }
+    this.#afterTls();
+  }
+
+  #afterTls(): void {
+    if (this.#stopAt('tls')) return;
+    if (this.#options.auth !== undefined) {
+      this.#startAuth(this.#options.auth);
+      return;
+    }
+    this.#afterAuth();
+  }
+
+  #afterAuth(): void {
+    if (this.#stopAt('auth')) return;
     this.#ready();
   }
 
@@ -418,7 +536,132 @@ export class ClientSession {
       this.#failSession(new ClientFailure('tls', 'starttls', 'STARTTLS refused, and TLS is required', reply), true);
       return;
     }
-    this.#ready();
+    this.#afterTls();
+  }
+
+  // ---- AUTH (RFC 4954) ----
+
+  /** The mechanism to use, or the reason there is none. */
+  #chooseMechanism(auth: ClientAuth): SaslMechanism | string {
+    const offered = new Set((this.#extensions.get('AUTH') ?? []).map((m) => m.toUpperCase()));
+    if (offered.size === 0) {
+      const hint = !this.#tls && this.#extensions.has('STARTTLS') ? ' before TLS; it may after STARTTLS (--tls starttls)' : '';
+      return `the server does not offer AUTH${hint}`;
+    }
+    const list = [...offered].join(' ');
+    if (auth.mechanism !== undefined) {
+      if (!offered.has(auth.mechanism)) return `the server offers AUTH ${list}, not ${auth.mechanism}`;
+      if (TOKEN_ONLY.has(auth.mechanism) !== (auth.secretKind === 'token')) {
+        return `${auth.mechanism} needs ${TOKEN_ONLY.has(auth.mechanism) ? 'a token' : 'a password'}, and a ${auth.secretKind} was given`;
+      }
+      return auth.mechanism;
+    }
+    const order = auth.secretKind === 'token' ? TOKEN_MECHANISMS : this.#tls ? PASSWORD_MECHANISMS_TLS : PASSWORD_MECHANISMS_CLEAR;
+    const usable = order.filter((m) => offered.has(m) && (m !== 'CRAM-MD5' || this.#options.hmacMd5 !== undefined));
+    return usable[0] ?? `the server offers AUTH ${list}, none of which takes a ${auth.secretKind}`;
+  }
+
+  #startAuth(auth: ClientAuth): void {
+    const chosen = this.#chooseMechanism(auth);
+    if (!SASL_MECHANISMS.includes(chosen as SaslMechanism)) {
+      this.#failSession(new ClientFailure('rejected', 'auth', chosen), true);
+      return;
+    }
+    const mechanism = chosen as SaslMechanism;
+    // CRAM-MD5 sends only a keyed digest; every other mechanism sends the secret itself.
+    if (!this.#tls && mechanism !== 'CRAM-MD5' && auth.allowCleartext !== true) {
+      const message = `refusing to send the ${auth.secretKind} for AUTH ${mechanism} without TLS`
+        + ' (use --tls starttls or --tls implicit; --tls off allows it)';
+      this.#failSession(new ClientFailure('tls', 'auth', message), true);
+      return;
+    }
+    if (mechanism === 'CRAM-MD5' && this.#options.hmacMd5 === undefined) {
+      this.#failSession(new ClientFailure('internal', 'auth', 'CRAM-MD5 needs an HMAC-MD5 function'), true);
+      return;
+    }
+    this.#enter({ kind: 'auth', mechanism, step: 0 });
+    const initial = this.#initialResponse(auth, mechanism);
+    const command = initial === null ? `AUTH ${mechanism}` : `AUTH ${mechanism} ${initial}`;
+    this.#writeSecret(command, initial === null ? command : `AUTH ${mechanism} ${REDACTED}`, { verb: 'AUTH' });
+  }
+
+  /** RFC 4954 §4: the initial response goes with the command, saving a round trip; null: none. */
+  #initialResponse(auth: ClientAuth, mechanism: SaslMechanism): string | null {
+    switch (mechanism) {
+      case 'PLAIN':
+        // RFC 4616 §2: [authzid] NUL authcid NUL passwd.
+        return base64Text(`\0${auth.username}\0${auth.secret}`);
+      case 'XOAUTH2':
+        return base64Text(`user=${auth.username}\x01auth=Bearer ${auth.secret}\x01\x01`);
+      case 'OAUTHBEARER': {
+        // RFC 7628 §3.1: gs2-header, then key=value pairs separated by ^A, ending ^A^A.
+        const host = auth.host !== undefined ? `host=${auth.host}\x01` : '';
+        const port = auth.port !== undefined ? `port=${auth.port}\x01` : '';
+        return base64Text(`n,a=${gs2Name(auth.username)},\x01${host}${port}auth=Bearer ${auth.secret}\x01\x01`);
+      }
+      case 'LOGIN':
+      case 'CRAM-MD5':
+        return null;
+      default:
+        mechanism satisfies never;
+        return null;
+    }
+  }
+
+  #onAuth(reply: Reply): void {
+    if (this.#state.kind !== 'auth') throw new Error(`an AUTH reply in state ${this.#state.kind}`);
+    const { mechanism, step } = this.#state;
+    const auth = this.#options.auth!;
+    if (reply.code === 235) {
+      this.#events.push({ kind: 'authenticated', mechanism });
+      this.#afterAuth();
+      return;
+    }
+    if (reply.code !== 334) {
+      this.#failSession(new ClientFailure('rejected', 'auth', `authentication failed (${mechanism})`, reply), true);
+      return;
+    }
+    this.#enter({ kind: 'auth', mechanism, step: step + 1 });
+    const challenge = reply.lines.join('');
+    const response = this.#challengeResponse(auth, mechanism, step, challenge);
+    if (response === null) {
+      // RFC 4954 §4: "*" cancels the exchange; the server answers 501.
+      this.#writeSecret('*', '*', { verb: 'AUTH' });
+      return;
+    }
+    this.#writeSecret(response, REDACTED, { verb: 'AUTH' });
+  }
+
+  /** The answer to the step-th 334 challenge, or null to cancel. */
+  #challengeResponse(auth: ClientAuth, mechanism: SaslMechanism, step: number, challenge: string): string | null {
+    switch (mechanism) {
+      case 'LOGIN':
+        // The LOGIN draft: the server asks "Username:", then "Password:" (base64), in that order.
+        if (step === 0) return base64Text(auth.username);
+        if (step === 1) return base64Text(auth.secret);
+        return null;
+      case 'CRAM-MD5': {
+        // RFC 2195 §2: username SP hex(HMAC-MD5(password, challenge)).
+        const decoded = decodeBase64(challenge);
+        if (step > 0 || decoded === null) return null;
+        const digest = this.#options.hmacMd5!(ENCODER.encode(auth.secret), decoded);
+        return base64Text(`${auth.username} ${hex(digest)}`);
+      }
+      case 'XOAUTH2':
+      case 'OAUTHBEARER': {
+        // A 334 here carries an error status in JSON; RFC 7628 §3.2.3: the client answers ^A
+        // (XOAUTH2 takes an empty line) and the server ends the exchange with a failure.
+        const status = decodeBase64(challenge);
+        if (status !== null) this.#trace({ kind: 'note', text: `${mechanism} error status: ${DECODER.decode(status)}` });
+        return mechanism === 'OAUTHBEARER' ? 'AQ==' : '';
+      }
+      case 'PLAIN':
+        // The initial response was sent; a server that asks again gets the same.
+        return step === 0 ? base64Text(`\0${auth.username}\0${auth.secret}`) : null;
+      default:
+        mechanism satisfies never;
+        return null;
+    }
   }
 
   #ready(): void {
@@ -468,27 +711,45 @@ export class ClientSession {
     if (eightBit && !ext.has('8BITMIME') && !utf8) {
       return refuse('rejected', 'mail', 'the message has 8-bit bytes and the server does not offer 8BITMIME (RFC 6152)');
     }
+    const dsn = tx.dsn ?? {};
+    const wantsDsn = (dsn.notify?.length ?? 0) > 0 || dsn.ret !== undefined || dsn.envid !== undefined;
+    // RFC 3461 §4: the parameters exist only where the server offers DSN; silently dropping them
+    // would lose what the user asked for.
+    if (wantsDsn && !ext.has('DSN')) {
+      return refuse('rejected', 'mail', 'delivery status notifications were asked for and the server does not offer DSN (RFC 3461)');
+    }
     let mailParams = '';
     if (ext.has('SIZE')) mailParams += ` SIZE=${size}`;
     if (eightBit && ext.has('8BITMIME')) mailParams += ' BODY=8BITMIME';
     if (utf8) mailParams += ' SMTPUTF8';
-    return { tx, stuffed, pipelined: ext.has('PIPELINING'), mailParams, mail: null, recipients: [], failure: null };
+    if (dsn.ret !== undefined) mailParams += ` RET=${dsn.ret}`;
+    if (dsn.envid !== undefined) mailParams += ` ENVID=${encodeXtext(dsn.envid)}`;
+    const rcptParams = dsn.notify !== undefined && dsn.notify.length > 0 ? ` NOTIFY=${dsn.notify.join(',')}` : '';
+    const chunked = ext.has('CHUNKING') && this.#options.chunking !== false;
+    return { tx, stuffed, pipelined: ext.has('PIPELINING'), chunked, mailParams, rcptParams, mail: null, recipients: [], failure: null };
+  }
+
+  #rcptLine(flight: Flight, index: number): string {
+    return `RCPT TO:${formatPath(flight.tx.recipients[index])}${flight.rcptParams}`;
   }
 
   #startFlight(flight: Flight): void {
     this.#enter({ kind: 'transaction', flight });
     const mail = `MAIL FROM:${formatPath(flight.tx.sender)}${flight.mailParams}`;
-    if (!flight.pipelined) {
+    const quitAfter = this.#options.quitAfter;
+    if (!flight.pipelined || quitAfter === 'mail') {
       this.#write([mail], [{ verb: 'MAIL' }]);
       return;
     }
-    // RFC 2920 §3.1: MAIL, every RCPT and DATA go as one group; DATA ends the group.
-    const lines = [mail, ...flight.tx.recipients.map((r) => `RCPT TO:${formatPath(r)}`), 'DATA'];
-    const awaited: Awaited[] = [
-      { verb: 'MAIL' },
-      ...flight.tx.recipients.map((_, index): Awaited => ({ verb: 'RCPT', index })),
-      { verb: 'DATA' },
-    ];
+    // RFC 2920 §3.1: MAIL, every RCPT and DATA go as one group; DATA ends the group. BDAT waits
+    // for the RCPT replies instead, so that a message nobody takes is not sent at all.
+    const withData = !flight.chunked && quitAfter !== 'rcpt';
+    const lines = [mail, ...flight.tx.recipients.map((_, index) => this.#rcptLine(flight, index))];
+    const awaited: Awaited[] = [{ verb: 'MAIL' }, ...flight.tx.recipients.map((_, index): Awaited => ({ verb: 'RCPT', index }))];
+    if (withData) {
+      lines.push('DATA');
+      awaited.push({ verb: 'DATA' });
+    }
     this.#write(lines, awaited);
   }
 
@@ -505,7 +766,11 @@ export class ClientSession {
     const flight = this.#flight();
     if (isPositive(reply)) {
       this.#update({ ...flight, mail: reply });
-      if (!flight.pipelined) this.#write([`RCPT TO:${formatPath(flight.tx.recipients[0])}`], [{ verb: 'RCPT', index: 0 }]);
+      if (this.#options.quitAfter === 'mail') {
+        this.#stopFlight({ ...flight, mail: reply }, 'mail');
+        return;
+      }
+      if (!flight.pipelined) this.#write([this.#rcptLine(flight, 0)], [{ verb: 'RCPT', index: 0 }]);
       return;
     }
     const failure = new ClientFailure('rejected', 'mail', 'sender rejected', reply);
@@ -522,16 +787,36 @@ export class ClientSession {
     const mailbox = flight.tx.recipients[index];
     const next = { ...flight, recipients: [...flight.recipients, { mailbox, reply, accepted: isPositive(reply) }] };
     this.#update(next);
-    if (flight.pipelined) return;
-    if (index + 1 < flight.tx.recipients.length) {
-      this.#write([`RCPT TO:${formatPath(flight.tx.recipients[index + 1])}`], [{ verb: 'RCPT', index: index + 1 }]);
+    const last = index + 1 === flight.tx.recipients.length;
+    const stopping = this.#options.quitAfter === 'rcpt';
+    // Pipelined DATA was sent with the group; its reply decides (see #onData).
+    if (flight.pipelined && !flight.chunked && !stopping) return;
+    if (!last) {
+      if (!flight.pipelined) this.#write([this.#rcptLine(flight, index + 1)], [{ verb: 'RCPT', index: index + 1 }]);
       return;
     }
-    if (next.recipients.some((r) => r.accepted)) {
+    if (next.failure !== null) {
+      // MAIL was refused: no transaction is open on the server.
+      this.#endFlight(next, null, false);
+      return;
+    }
+    if (stopping) {
+      this.#stopFlight(next, 'rcpt');
+      return;
+    }
+    if (!next.recipients.some((r) => r.accepted)) {
+      this.#endFlight({ ...next, failure: this.#recipientsFailure(next) }, null, true);
+      return;
+    }
+    if (!flight.chunked) {
       this.#write(['DATA'], [{ verb: 'DATA' }]);
       return;
     }
-    this.#endFlight({ ...next, failure: this.#recipientsFailure(next) }, null, true);
+    // RFC 3030 §2: BDAT carries the message as it is (CRLF lines, no dot-stuffing) in one last chunk.
+    const bytes = dotUnstuff(flight.stuffed);
+    this.#write([`BDAT ${bytes.length} LAST`], [{ verb: 'BDAT' }]);
+    this.#trace({ kind: 'content', bytes });
+    this.#out.push(bytes);
   }
 
   /** RFC 5321 §3.3: with no recipient accepted there is no message to send. */
@@ -605,6 +890,27 @@ export class ClientSession {
     this.#enter({ kind: 'closed' });
   }
 
+  // ---- stopping early (quitAfter) ----
+
+  /** At the point `quitAfter` names: reports it and says QUIT. */
+  #stopAt(stage: QuitAfter): boolean {
+    if (this.#options.quitAfter !== stage) return false;
+    this.#events.push({ kind: 'stopped', stage });
+    const failure = new ClientFailure('internal', stage === 'connect' ? 'greeting' : stage === 'tls' ? 'starttls' : (stage as ClientStage), `the session stopped after ${stage} as asked`);
+    for (const tx of this.#queue) this.#emitOutcome({ ok: false, transaction: tx, failure, recipients: [] });
+    this.#queue = [];
+    this.#quitRequested = true;
+    this.#enter({ kind: 'quitting' });
+    this.#write(['QUIT'], [{ verb: 'QUIT' }]);
+    return true;
+  }
+
+  #stopFlight(flight: Flight, stage: 'mail' | 'rcpt'): void {
+    const failure = new ClientFailure('internal', stage, `stopped after ${stage === 'mail' ? 'MAIL' : 'RCPT'} as asked`, flight.mail ?? undefined);
+    this.#emitOutcome({ ok: false, transaction: flight.tx, failure, recipients: flight.recipients, stoppedAfter: stage });
+    this.#stopAt(stage);
+  }
+
   // ---- failure and output funnels ----
 
   #protocolFailure(what: string): void {
@@ -649,6 +955,13 @@ export class ClientSession {
       this.#events.push({ kind: 'closed' });
     }
     this.#state = next;
+  }
+
+  /** Writes a line that carries a secret; the transcript gets `shown` instead. */
+  #writeSecret(line: string, shown: string, awaited: Awaited): void {
+    this.#trace({ kind: 'line', dir: 'C', text: shown, secret: shown !== line });
+    this.#out.push(`${line}\r\n`);
+    this.#awaiting.push(awaited);
   }
 
   /** Writes command lines as one chunk and records which replies they wait for. */

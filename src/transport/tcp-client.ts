@@ -7,16 +7,20 @@
  * node:net buffers writes itself, so a turn's chunks go out corked together without an outbox; and
  * BUN.md: under Bun, `tls.connect({socket})` is the clean STARTTLS upgrade for a client.
  */
+import { createHmac } from 'node:crypto';
 import { connect as connectTcp, type Socket } from 'node:net';
 import { connect as connectTls, type TLSSocket } from 'node:tls';
 import {
   ClientSession,
+  type ClientAuth,
   type ClientStep,
   type OutgoingTransaction,
+  type QuitAfter,
+  type SaslMechanism,
   type StartTlsPolicy,
   type TransactionOutcome,
 } from '../core/client-session.ts';
-import { ClientFailure } from '../core/errors.ts';
+import { ClientFailure, type ClientStage } from '../core/errors.ts';
 import type { PeerExtensions } from '../core/extensions.ts';
 import type { TranscriptEntry } from '../core/transcript.ts';
 
@@ -45,6 +49,24 @@ export interface SmtpClientOptions {
   readonly tlsSettings?: TlsSettings;
   /** Called with every transcript entry as it happens (for `-v`). */
   readonly onTranscript?: (entry: TranscriptEntry) => void;
+  readonly auth?: ClientAuth;
+  /** Use BDAT when the server offers CHUNKING (default true). */
+  readonly chunking?: boolean;
+  readonly quitAfter?: QuitAfter;
+}
+
+/** The negotiated TLS parameters, for reports. */
+export interface TlsInfo {
+  readonly version: string;
+  readonly cipher: string;
+}
+
+/** Milliseconds from the start of the connection attempt until each step finished. */
+export type StageTimings = Partial<Record<ClientStage | 'tls-handshake', number>>;
+
+/** RFC 2104 HMAC with MD5, for CRAM-MD5: crypto lives in the adapter, not in the core. */
+function hmacMd5(key: Uint8Array, data: Uint8Array): Uint8Array {
+  return new Uint8Array(createHmac('md5', key).update(data).digest());
 }
 
 const STARTTLS_POLICY: Record<TlsMode, StartTlsPolicy> = {
@@ -96,16 +118,26 @@ export class SmtpClient {
   #finished = Promise.withResolvers<void>();
   #isFinished = false;
   #waiting = new Map<OutgoingTransaction, (outcome: TransactionOutcome) => void>();
+  readonly #startedMs: number;
+  readonly #timings: StageTimings = {};
+  #mechanism: SaslMechanism | null = null;
+  #stoppedAt: QuitAfter | null = null;
 
   /** Internal: openSmtpClient() builds it once the TCP (or TLS) connection is up. */
-  constructor(socket: Socket, options: SmtpClientOptions) {
+  constructor(socket: Socket, options: SmtpClientOptions, startedMs: number = performance.now()) {
     this.peer = formatPeer(options.host, options.port);
     this.#options = options;
     this.#socket = socket;
+    this.#startedMs = startedMs;
+    this.#mark('connect');
     this.#session = new ClientSession({
       ehloName: options.ehloName,
       startTls: STARTTLS_POLICY[options.tls ?? 'none'],
       tls: options.tls === 'implicit',
+      auth: options.auth,
+      hmacMd5,
+      chunking: options.chunking,
+      quitAfter: options.quitAfter,
     });
     // Nobody may be waiting on the promise when the session fails; that is not an unhandled error.
     this.#ready.promise.catch(() => {});
@@ -120,6 +152,28 @@ export class SmtpClient {
 
   get tls(): boolean {
     return this.#session.tls;
+  }
+
+  /** Protocol version and cipher once the connection is TLS; null in clear. */
+  get tlsInfo(): TlsInfo | null {
+    const socket = this.#socket as Partial<TLSSocket>;
+    if (!this.#session.tls || typeof socket.getProtocol !== 'function') return null;
+    return { version: socket.getProtocol() ?? 'unknown', cipher: socket.getCipher?.()?.name ?? 'unknown' };
+  }
+
+  /** When each stage's (last) reply arrived, in ms since the connection attempt began. */
+  get timings(): StageTimings {
+    return { ...this.#timings };
+  }
+
+  /** The SASL mechanism that authenticated the session, or null. */
+  get mechanism(): SaslMechanism | null {
+    return this.#mechanism;
+  }
+
+  /** Where `quitAfter` stopped the session before it was ready, or null. */
+  get stoppedAt(): QuitAfter | null {
+    return this.#stoppedAt;
   }
 
   /** Resolves once EHLO (and STARTTLS) succeeded; rejects with the failure otherwise. */
@@ -165,6 +219,18 @@ export class SmtpClient {
         case 'transcript':
           this.#options.onTranscript?.(event.entry);
           break;
+        case 'reply':
+          this.#mark(event.stage);
+          break;
+        case 'authenticated':
+          this.#mechanism = event.mechanism;
+          break;
+        case 'stopped':
+          // Stopped before any transaction could run: openSmtpClient() returns the client as it is.
+          this.#stoppedAt = event.stage;
+          this.#isReady = true;
+          this.#ready.resolve();
+          break;
         case 'ready':
           this.#isReady = true;
           this.#ready.resolve();
@@ -204,6 +270,10 @@ export class SmtpClient {
     socket.uncork();
   }
 
+  #mark(stage: ClientStage | 'tls-handshake'): void {
+    this.#timings[stage] = Math.round((performance.now() - this.#startedMs) * 10) / 10;
+  }
+
   #finish(): void {
     if (this.#isFinished) return;
     this.#isFinished = true;
@@ -228,6 +298,7 @@ export class SmtpClient {
     const secure = connectTls({ ...tlsOptions(this.#options), socket: plain });
     this.#socket = secure;
     secure.once('secureConnect', () => {
+      this.#mark('tls-handshake');
       if (this.#socket === secure) this.#apply(this.#session.tlsStarted());
     });
     secure.on('data', (chunk: Buffer) => {
@@ -259,8 +330,9 @@ function tlsOptions(options: SmtpClientOptions) {
  * client. Rejects with a ClientFailure: kind 'connect' when the server cannot be reached.
  */
 export async function openSmtpClient(options: SmtpClientOptions): Promise<SmtpClient> {
+  const startedMs = performance.now();
   const socket = await openSocket(options);
-  const client = new SmtpClient(socket, options);
+  const client = new SmtpClient(socket, options, startedMs);
   await client.ready;
   return client;
 }

@@ -11,6 +11,7 @@ import {
   type TransactionOutcome,
 } from '../../src/core/client-session.ts';
 import { ClientFailure } from '../../src/core/errors.ts';
+import { renderTranscript } from '../../src/core/transcript.ts';
 import { FEED_MODES, readClientFixtures, runClientTranscript } from '../helpers/transcript.ts';
 
 const FIXTURES = join(import.meta.dir, '../fixtures/transcripts/client');
@@ -364,5 +365,25 @@ describe('the transcript runner', () => {
   test('notices a wrong event', () => {
     const wrong = lockstep.replace('= sent to 2/2: 250 OK id=1', '= sent to 1/2: *');
     for (const mode of FEED_MODES) expect(() => runClientTranscript(wrong, mode)).toThrow(/expects "= sent to 1\/2: \*"/);
+  });
+});
+
+describe('AUTH secrets stay out of transcripts (RFC 4954 §4)', () => {
+  test.each([
+    ['auth-plain-after-starttls.txt', ['AGFsaWNlAHMzY3JldA==']],
+    ['auth-login.txt', ['YWxpY2U=', 'czNjcmV0']],
+    ['auth-cram-md5.txt', ['dGltIGI5MTNhNjAyYzdlZGE3YTQ5NWI0ZTZlNzMzNGQzODkw']],
+    ['auth-oauthbearer.txt', ['bixhPWFsaWNlQGV4YW1wbGUub3JnLAFhdXRoPUJlYXJlciB5YTI5LnRvawEB']],
+  ])('%s: the wire has the credentials, the transcript entries only <redacted>', (name, secrets) => {
+    const run = runClientTranscript(readFileSync(join(FIXTURES, name), 'utf8'), 'whole');
+    const wire = run.writes.flat().map((c) => (typeof c === 'string' ? c : DECODER.decode(c))).join('');
+    const entries = JSON.stringify(run.transcript);
+    const rendered = renderTranscript(run.transcript).join('\n');
+    for (const secret of secrets) {
+      expect(wire).toContain(secret);
+      expect(entries).not.toContain(secret);
+      expect(rendered).not.toContain(secret);
+    }
+    expect(rendered).toMatch(/^C: (AUTH \S+ )?<redacted>$/m);
   });
 });

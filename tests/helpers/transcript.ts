@@ -5,11 +5,13 @@
  * client must have written exactly the `C:` lines (and reported exactly the `=` events) that
  * precede each `S:` line before that line is fed, so pipelining and lock-step are both pinned.
  *
- * Directives: `@ option ehlo=NAME starttls=never|opportunistic|required tls=yes` (before any
- * line), `@ message TEXT` (adds a line to the next message; `@ message` alone adds an empty one),
+ * Directives: `@ option ehlo=NAME starttls=never|opportunistic|required tls=yes
+ * auth=USER:SECRET[:token] mechanism=M cleartext=yes quit-after=STAGE chunking=no
+ * notify=A,B ret=FULL|HDRS envid=ID` (before any line; DSN options apply to every send), `@ message TEXT` (adds a line to the next message; `@ message` alone adds an empty one),
  * `@ send <from> <to>...`, `@ quit`, `@ tls`, `@ tls-fails REASON`, `@ idle`, `@ peer-closes`.
  * Events are described by describeClientEvent() and matched against `= pattern` lines.
  */
+import { createHmac } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseMailbox, type Mailbox } from '../../src/core/address.ts';
@@ -18,7 +20,10 @@ import {
   type ClientEvent,
   type ClientOptions,
   type ClientStep,
+  type DsnOptions,
   type OutgoingTransaction,
+  type QuitAfter,
+  type SaslMechanism,
   type StartTlsPolicy,
 } from '../../src/core/client-session.ts';
 import { describeReply } from '../../src/core/reply.ts';
@@ -35,7 +40,12 @@ const DEFAULT_MESSAGE = ['Subject: test', '', 'Hello.'];
 export function describeClientEvent(event: ClientEvent): string | null {
   switch (event.kind) {
     case 'transcript':
+    case 'reply':
       return null;
+    case 'authenticated':
+      return `authenticated ${event.mechanism}`;
+    case 'stopped':
+      return `stopped after ${event.stage}`;
     case 'ready':
       return event.tls ? 'ready tls' : 'ready';
     case 'starttls':
@@ -45,6 +55,7 @@ export function describeClientEvent(event: ClientEvent): string | null {
       const accepted = o.recipients.filter((r) => r.accepted).length;
       const total = o.transaction.recipients.length;
       if (o.ok) return `sent to ${accepted}/${total}: ${describeReply(o.reply)}`;
+      if (o.stoppedAfter !== undefined) return `stopped after ${o.stoppedAfter}: ${accepted}/${o.recipients.length} accepted`;
       const f = o.failure;
       return `failed ${f.kind} at ${f.stage}: ${f.reply ? describeReply(f.reply) : f.message}`;
     }
@@ -74,16 +85,42 @@ function chunkText(chunk: string | Uint8Array): string {
   return typeof chunk === 'string' ? chunk : DECODER.decode(chunk);
 }
 
+/** HMAC-MD5 for CRAM-MD5, as the adapter gives it. */
+export function hmacMd5(key: Uint8Array, data: Uint8Array): Uint8Array {
+  return new Uint8Array(createHmac('md5', key).update(data).digest());
+}
+
 function parseOptions(args: string): ClientOptions {
-  const fields = new Map(args.split(/\s+/).filter(Boolean).map((kv) => kv.split('=', 2) as [string, string]));
+  const fields = new Map(args.split(/\s+/).filter(Boolean).map((kv): [string, string] => [kv.split('=')[0], kv.slice(kv.indexOf('=') + 1)]));
+  const auth = fields.get('auth')?.split(':');
   return {
     ehloName: fields.get('ehlo') ?? 'client.example',
     startTls: (fields.get('starttls') ?? 'never') as StartTlsPolicy,
     tls: fields.get('tls') === 'yes',
+    auth: auth === undefined
+      ? undefined
+      : {
+          username: auth[0],
+          secret: auth[1],
+          secretKind: auth[2] === 'token' ? 'token' : 'password',
+          mechanism: fields.get('mechanism') as SaslMechanism | undefined,
+          allowCleartext: fields.get('cleartext') === 'yes',
+        },
+    hmacMd5,
+    quitAfter: fields.get('quit-after') as QuitAfter | undefined,
+    chunking: fields.get('chunking') !== 'no',
   };
 }
 
-function parseSend(args: string, messageLines: readonly string[], line: number): OutgoingTransaction {
+function parseDsn(args: string): DsnOptions | undefined {
+  const fields = new Map(args.split(/\s+/).filter(Boolean).map((kv): [string, string] => [kv.split('=')[0], kv.slice(kv.indexOf('=') + 1)]));
+  const notify = fields.get('notify')?.split(',') as DsnOptions['notify'];
+  const ret = fields.get('ret') as DsnOptions['ret'];
+  const envid = fields.get('envid');
+  return notify || ret || envid ? { notify, ret, envid } : undefined;
+}
+
+function parseSend(args: string, messageLines: readonly string[], line: number, dsn?: DsnOptions): OutgoingTransaction {
   const paths = [...args.matchAll(/<([^>]*)>/g)].map((m) => m[1]);
   if (paths.length < 1) throw new Error(`transcript line ${line}: "@ send" needs <from> and <to>...`);
   const mailbox = (text: string): Mailbox => {
@@ -97,6 +134,7 @@ function parseSend(args: string, messageLines: readonly string[], line: number):
     recipients: paths.slice(1).map(mailbox),
     // Bare LF on purpose: the session must turn it into CRLF.
     message: ENCODER.encode(`${lines.join('\n')}\n`),
+    dsn,
   };
 }
 
@@ -104,7 +142,9 @@ function parseSend(args: string, messageLines: readonly string[], line: number):
 export function runClientTranscript(text: string, mode: FeedMode): ClientRun {
   const { steps } = parseTranscript(text);
   const optionStep = steps.find((s) => s.kind === 'event' && s.name === 'option');
-  const session = new ClientSession(parseOptions(optionStep?.kind === 'event' ? optionStep.args : ''));
+  const optionArgs = optionStep?.kind === 'event' ? optionStep.args : '';
+  const session = new ClientSession(parseOptions(optionArgs));
+  const dsn = parseDsn(optionArgs);
 
   const writes: (readonly (string | Uint8Array)[])[] = [];
   const events: ClientEvent[] = [];
@@ -175,7 +215,7 @@ export function runClientTranscript(text: string, mode: FeedMode): ClientRun {
         messageLines.push(step.args);
         return;
       case 'send':
-        take(session.send(parseSend(step.args, messageLines, step.line)));
+        take(session.send(parseSend(step.args, messageLines, step.line, dsn)));
         messageLines = [];
         return;
       case 'quit':
