@@ -7,6 +7,7 @@
  *         pipelined group (RFC 2920) and a lock-step dialogue run through the same handlers.
  * Rule 3: every transaction given to send() gets exactly one `outcome` event.
  * Rule 4: secrets (AUTH responses) go to `out` only; transcript entries carry "<redacted>".
+ * Rule 5: a probe (probe()) asks MAIL and RCPT and never reaches DATA; it gets one `probed` event.
  */
 import { formatMailbox, formatPath, needsSmtpUtf8, type Mailbox } from './address.ts';
 import { encodeXtext } from './command.ts';
@@ -74,6 +75,17 @@ export interface OutgoingTransaction {
   readonly dsn?: DsnOptions;
 }
 
+/**
+ * A probe, as `mailbox verify` sends it: VRFY for `vrfy` first (lock-step: RFC 2920 §3.1 lets
+ * VRFY only end a group), then MAIL, every RCPT and RSET (one group when the server offers
+ * PIPELINING), so the server answers for each recipient and no message is ever sent.
+ */
+export interface ProbeTransaction {
+  readonly sender: Mailbox | null;
+  readonly recipients: readonly Mailbox[];
+  readonly vrfy?: readonly Mailbox[];
+}
+
 export interface RecipientOutcome {
   readonly mailbox: Mailbox;
   readonly reply: Reply;
@@ -101,6 +113,15 @@ export type TransactionOutcome =
       readonly stoppedAfter?: 'mail' | 'rcpt';
     };
 
+/** What the server said to one probe; `failure` is set when the session broke off before RSET. */
+export interface ProbeOutcome {
+  readonly probe: ProbeTransaction;
+  readonly vrfy: readonly RecipientOutcome[];
+  readonly mail: Reply | null;
+  readonly recipients: readonly RecipientOutcome[];
+  readonly failure: ClientFailure | null;
+}
+
 export type ClientEvent =
   | { readonly kind: 'transcript'; readonly entry: TranscriptEntry }
   /** A complete reply, with the stage it answers (for timings and reports). */
@@ -114,6 +135,7 @@ export type ClientEvent =
   /** The server said 220 to STARTTLS: start the TLS handshake, then call tlsStarted(). */
   | { readonly kind: 'starttls' }
   | { readonly kind: 'outcome'; readonly outcome: TransactionOutcome }
+  | { readonly kind: 'probed'; readonly outcome: ProbeOutcome }
   /** The session cannot go on; every pending transaction already has its outcome. */
   | { readonly kind: 'failed'; readonly failure: ClientFailure }
   /** The dialogue is over; the adapter closes the connection once `out` is written. */
@@ -129,7 +151,7 @@ export interface ClientStep {
 /** What one outstanding reply answers. */
 type Awaited =
   | { readonly verb: 'greeting' | 'EHLO' | 'HELO' | 'STARTTLS' | 'AUTH' | 'MAIL' | 'DATA' | '.' | 'BDAT' | 'RSET' | 'QUIT' }
-  | { readonly verb: 'RCPT'; readonly index: number };
+  | { readonly verb: 'RCPT' | 'VRFY'; readonly index: number };
 
 const STAGE_OF: Record<Awaited['verb'], ClientStage> = {
   greeting: 'greeting',
@@ -139,6 +161,8 @@ const STAGE_OF: Record<Awaited['verb'], ClientStage> = {
   AUTH: 'auth',
   MAIL: 'mail',
   RCPT: 'rcpt',
+  // VRFY asks about a recipient; a failure there is reported where RCPT failures are.
+  VRFY: 'rcpt',
   DATA: 'data',
   '.': 'message',
   BDAT: 'message',
@@ -160,6 +184,21 @@ interface Flight {
   readonly failure: ClientFailure | null;
 }
 
+/** One probe on the wire, with the replies so far. */
+interface ProbeFlight {
+  readonly probe: ProbeTransaction;
+  readonly pipelined: boolean;
+  readonly mailParams: string;
+  readonly vrfy: readonly RecipientOutcome[];
+  readonly mail: Reply | null;
+  readonly recipients: readonly RecipientOutcome[];
+}
+
+/** A queued job: a message to send, or a probe. */
+type Job = OutgoingTransaction | ProbeTransaction;
+
+const isProbe = (job: Job): job is ProbeTransaction => !('message' in job);
+
 type State =
   | { readonly kind: 'greeting' }
   | { readonly kind: 'hello' }
@@ -168,6 +207,7 @@ type State =
   | { readonly kind: 'auth'; readonly mechanism: SaslMechanism; readonly step: number }
   | { readonly kind: 'ready' }
   | { readonly kind: 'transaction'; readonly flight: Flight }
+  | { readonly kind: 'probe'; readonly flight: ProbeFlight }
   | { readonly kind: 'resetting' }
   | { readonly kind: 'quitting' }
   | { readonly kind: 'closed' };
@@ -255,7 +295,7 @@ export class ClientSession {
   readonly #options: ClientOptions;
   #state: State = { kind: 'greeting' };
   #awaiting: Awaited[] = [{ verb: 'greeting' }];
-  #queue: OutgoingTransaction[] = [];
+  #queue: Job[] = [];
   #extensions: PeerExtensions = NO_EXTENSIONS;
   #tls: boolean;
   #triedStartTls = false;
@@ -305,6 +345,17 @@ export class ClientSession {
       return this.#step();
     }
     this.#queue.push(tx);
+    if (this.#state.kind === 'ready') this.#next();
+    return this.#step();
+  }
+
+  /** Queues a probe (see ProbeTransaction); its `probed` event carries every reply. */
+  probe(probe: ProbeTransaction): ClientStep {
+    if (this.#state.kind === 'closed' || this.#state.kind === 'quitting') {
+      this.#emitQueued(probe, new ClientFailure('connect', 'mail', 'the session is already closed'));
+      return this.#step();
+    }
+    this.#queue.push(probe);
     if (this.#state.kind === 'ready') this.#next();
     return this.#step();
   }
@@ -426,6 +477,7 @@ export class ClientSession {
       this.#failSession(new ClientFailure('rejected', STAGE_OF[awaited.verb], 'the server closed the session', reply), false);
       return;
     }
+    if (this.#state.kind === 'probe') return this.#onProbeReply(this.#state.flight, awaited, reply);
     switch (awaited.verb) {
       case 'greeting':
         return this.#onGreeting(reply);
@@ -441,6 +493,8 @@ export class ClientSession {
         return this.#onMail(reply);
       case 'RCPT':
         return this.#onRcpt(reply, awaited.index);
+      case 'VRFY':
+        throw new Error(`a VRFY reply in state ${this.#state.kind}`);
       case 'DATA':
         return this.#onData(reply);
       case '.':
@@ -675,6 +729,10 @@ export class ClientSession {
   /** In state ready: starts the next queued transaction, or says QUIT when asked and idle. */
   #next(): void {
     for (let tx = this.#queue.shift(); tx !== undefined; tx = this.#queue.shift()) {
+      if (isProbe(tx)) {
+        if (this.#startProbe(tx)) return;
+        continue;
+      }
       const flight = this.#prepare(tx);
       if (flight === null) continue;
       this.#startFlight(flight);
@@ -890,6 +948,99 @@ export class ClientSession {
     this.#enter({ kind: 'closed' });
   }
 
+  // ---- probes (RCPT without DATA) ----
+
+  /** Starts a probe; false when it cannot go (it then has its outcome already). */
+  #startProbe(probe: ProbeTransaction): boolean {
+    if (probe.recipients.length === 0) {
+      this.#emitQueued(probe, new ClientFailure('internal', 'rcpt', 'a probe needs at least one recipient'));
+      return false;
+    }
+    const utf8 = needsSmtpUtf8(probe.sender) || probe.recipients.some(needsSmtpUtf8) || (probe.vrfy ?? []).some(needsSmtpUtf8);
+    // RFC 6531 §3.2: a non-ASCII address may only go to a server that offers SMTPUTF8.
+    if (utf8 && !this.#extensions.has('SMTPUTF8')) {
+      this.#emitQueued(probe, new ClientFailure('rejected', 'mail', 'the addresses are not ASCII and the server does not offer SMTPUTF8 (RFC 6531)'));
+      return false;
+    }
+    const flight: ProbeFlight = {
+      probe,
+      pipelined: this.#extensions.has('PIPELINING'),
+      mailParams: utf8 ? ' SMTPUTF8' : '',
+      vrfy: [],
+      mail: null,
+      recipients: [],
+    };
+    this.#enter({ kind: 'probe', flight });
+    const vrfy = probe.vrfy ?? [];
+    if (vrfy.length > 0) this.#write([this.#vrfyLine(vrfy[0], flight.mailParams)], [{ verb: 'VRFY', index: 0 }]);
+    else this.#probeMail(flight);
+    return true;
+  }
+
+  /** RFC 5321 §3.5.1 and RFC 6531 §3.7.4.2: VRFY names the mailbox, with SMTPUTF8 when it needs it. */
+  #vrfyLine(mailbox: Mailbox, params: string): string {
+    return `VRFY ${formatMailbox(mailbox)}${params}`;
+  }
+
+  #probeMail(flight: ProbeFlight): void {
+    const mail = `MAIL FROM:${formatPath(flight.probe.sender)}${flight.mailParams}`;
+    if (!flight.pipelined) {
+      this.#write([mail], [{ verb: 'MAIL' }]);
+      return;
+    }
+    // RFC 2920 §3.1: RSET may sit inside a group, so MAIL, the RCPTs and RSET go in one write.
+    const rcpts = flight.probe.recipients.map((r) => `RCPT TO:${formatPath(r)}`);
+    const awaited: Awaited[] = [{ verb: 'MAIL' }, ...rcpts.map((_, index): Awaited => ({ verb: 'RCPT', index })), { verb: 'RSET' }];
+    this.#write([mail, ...rcpts, 'RSET'], awaited);
+  }
+
+  #onProbeReply(flight: ProbeFlight, awaited: Awaited, reply: Reply): void {
+    const { probe } = flight;
+    switch (awaited.verb) {
+      case 'VRFY': {
+        const vrfy = [...flight.vrfy, { mailbox: probe.vrfy![awaited.index], reply, accepted: isPositive(reply) }];
+        const next = { ...flight, vrfy };
+        this.#enter({ kind: 'probe', flight: next });
+        const more = probe.vrfy![awaited.index + 1];
+        if (more !== undefined) this.#write([this.#vrfyLine(more, flight.mailParams)], [{ verb: 'VRFY', index: awaited.index + 1 }]);
+        else this.#probeMail(next);
+        return;
+      }
+      case 'MAIL': {
+        const next = { ...flight, mail: reply };
+        this.#enter({ kind: 'probe', flight: next });
+        if (flight.pipelined) return;
+        // No transaction was opened, so there is nothing to reset.
+        if (!isPositive(reply)) this.#endProbe(next, null);
+        else this.#write([`RCPT TO:${formatPath(probe.recipients[0])}`], [{ verb: 'RCPT', index: 0 }]);
+        return;
+      }
+      case 'RCPT': {
+        const mailbox = probe.recipients[awaited.index];
+        const next = { ...flight, recipients: [...flight.recipients, { mailbox, reply, accepted: isPositive(reply) }] };
+        this.#enter({ kind: 'probe', flight: next });
+        if (flight.pipelined) return;
+        const more = probe.recipients[awaited.index + 1];
+        if (more !== undefined) this.#write([`RCPT TO:${formatPath(more)}`], [{ verb: 'RCPT', index: awaited.index + 1 }]);
+        // RFC 5321 §4.1.1.5: RSET ends the transaction MAIL opened; DATA is never sent.
+        else this.#write(['RSET'], [{ verb: 'RSET' }]);
+        return;
+      }
+      case 'RSET':
+        return this.#endProbe(flight, null);
+      default:
+        throw new Error(`a ${awaited.verb} reply during a probe`);
+    }
+  }
+
+  #endProbe(flight: ProbeFlight, failure: ClientFailure | null): void {
+    const { probe, vrfy, mail, recipients } = flight;
+    this.#events.push({ kind: 'probed', outcome: { probe, vrfy, mail, recipients, failure } });
+    if (failure !== null) return;
+    this.#enter({ kind: 'ready' });
+    this.#next();
+  }
+
   // ---- stopping early (quitAfter) ----
 
   /** At the point `quitAfter` names: reports it and says QUIT. */
@@ -897,7 +1048,7 @@ export class ClientSession {
     if (this.#options.quitAfter !== stage) return false;
     this.#events.push({ kind: 'stopped', stage });
     const failure = new ClientFailure('internal', stage === 'connect' ? 'greeting' : stage === 'tls' ? 'starttls' : (stage as ClientStage), `the session stopped after ${stage} as asked`);
-    for (const tx of this.#queue) this.#emitOutcome({ ok: false, transaction: tx, failure, recipients: [] });
+    for (const job of this.#queue) this.#emitQueued(job, failure);
     this.#queue = [];
     this.#quitRequested = true;
     this.#enter({ kind: 'quitting' });
@@ -927,9 +1078,10 @@ export class ClientSession {
       const { tx, recipients } = this.#state.flight;
       this.#emitOutcome({ ok: false, transaction: tx, failure, recipients });
     }
+    if (this.#state.kind === 'probe') this.#endProbe(this.#state.flight, failure);
     const queuedStage = SETUP_STAGES.has(failure.stage) ? failure.stage : 'mail';
     const queued = new ClientFailure(failure.kind, queuedStage, failure.message, failure.reply, { cause: failure });
-    for (const tx of this.#queue) this.#emitOutcome({ ok: false, transaction: tx, failure: queued, recipients: [] });
+    for (const job of this.#queue) this.#emitQueued(job, queued);
     this.#queue = [];
     this.#awaiting = [];
     this.#replyTexts = [];
@@ -945,6 +1097,12 @@ export class ClientSession {
 
   #emitOutcome(outcome: TransactionOutcome): void {
     this.#events.push({ kind: 'outcome', outcome });
+  }
+
+  /** The outcome of a job that never started. */
+  #emitQueued(job: Job, failure: ClientFailure): void {
+    if (isProbe(job)) this.#events.push({ kind: 'probed', outcome: { probe: job, vrfy: [], mail: null, recipients: [], failure } });
+    else this.#emitOutcome({ ok: false, transaction: job, failure, recipients: [] });
   }
 
   /** Every state change goes through here; entering 'closed' tells the adapter to close. */

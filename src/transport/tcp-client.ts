@@ -15,6 +15,8 @@ import {
   type ClientAuth,
   type ClientStep,
   type OutgoingTransaction,
+  type ProbeOutcome,
+  type ProbeTransaction,
   type QuitAfter,
   type SaslMechanism,
   type StartTlsPolicy,
@@ -118,6 +120,7 @@ export class SmtpClient {
   #finished = Promise.withResolvers<void>();
   #isFinished = false;
   #waiting = new Map<OutgoingTransaction, (outcome: TransactionOutcome) => void>();
+  #probing = new Map<ProbeTransaction, (outcome: ProbeOutcome) => void>();
   readonly #startedMs: number;
   readonly #timings: StageTimings = {};
   #mechanism: SaslMechanism | null = null;
@@ -182,6 +185,13 @@ export class SmtpClient {
   }
 
   /** Sends one transaction; resolves with its outcome (never rejects: failures are outcomes). */
+  /** Runs one probe (MAIL, RCPTs, RSET; never DATA); resolves with every reply, never rejects. */
+  probe(probe: ProbeTransaction): Promise<ProbeOutcome> {
+    const outcome = new Promise<ProbeOutcome>((resolve) => this.#probing.set(probe, resolve));
+    this.#apply(this.#session.probe(probe));
+    return outcome;
+  }
+
   send(tx: OutgoingTransaction): Promise<TransactionOutcome> {
     const outcome = new Promise<TransactionOutcome>((resolve) => this.#waiting.set(tx, resolve));
     this.#apply(this.#session.send(tx));
@@ -241,6 +251,12 @@ export class SmtpClient {
         case 'outcome': {
           const resolve = this.#waiting.get(event.outcome.transaction);
           this.#waiting.delete(event.outcome.transaction);
+          resolve?.(event.outcome);
+          break;
+        }
+        case 'probed': {
+          const resolve = this.#probing.get(event.outcome.probe);
+          this.#probing.delete(event.outcome.probe);
           resolve?.(event.outcome);
           break;
         }

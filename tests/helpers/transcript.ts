@@ -8,7 +8,8 @@
  * Directives: `@ option ehlo=NAME starttls=never|opportunistic|required tls=yes
  * auth=USER:SECRET[:token] mechanism=M cleartext=yes quit-after=STAGE chunking=no
  * notify=A,B ret=FULL|HDRS envid=ID` (before any line; DSN options apply to every send), `@ message TEXT` (adds a line to the next message; `@ message` alone adds an empty one),
- * `@ send <from> <to>...`, `@ quit`, `@ tls`, `@ tls-fails REASON`, `@ idle`, `@ peer-closes`.
+ * `@ send <from> <to>...`, `@ probe <from> <to>...` (MAIL, RCPTs, RSET), `@ probe-vrfy <from> <to>...`
+ * (VRFY the first recipient first), `@ quit`, `@ tls`, `@ tls-fails REASON`, `@ idle`, `@ peer-closes`.
  * Events are described by describeClientEvent() and matched against `= pattern` lines.
  */
 import { createHmac } from 'node:crypto';
@@ -58,6 +59,15 @@ export function describeClientEvent(event: ClientEvent): string | null {
       if (o.stoppedAfter !== undefined) return `stopped after ${o.stoppedAfter}: ${accepted}/${o.recipients.length} accepted`;
       const f = o.failure;
       return `failed ${f.kind} at ${f.stage}: ${f.reply ? describeReply(f.reply) : f.message}`;
+    }
+    case 'probed': {
+      const o = event.outcome;
+      const f = o.failure;
+      if (f !== null) return `probe failed ${f.kind} at ${f.stage}: ${f.reply ? describeReply(f.reply) : f.message}`;
+      const parts = o.vrfy.map((v) => `vrfy ${v.reply.code}`);
+      if (o.mail !== null) parts.push(`mail ${o.mail.code}`);
+      if (o.recipients.length > 0) parts.push(`rcpt ${o.recipients.map((r) => r.reply.code).join(' ')}`);
+      return `probed: ${parts.join(', ')}`;
     }
     case 'failed': {
       const f = event.failure;
@@ -218,6 +228,11 @@ export function runClientTranscript(text: string, mode: FeedMode): ClientRun {
         take(session.send(parseSend(step.args, messageLines, step.line, dsn)));
         messageLines = [];
         return;
+      case 'probe':
+      case 'probe-vrfy': {
+        const tx = parseSend(step.args, [], step.line);
+        return take(session.probe({ sender: tx.sender, recipients: tx.recipients, vrfy: step.name === 'probe-vrfy' ? tx.recipients.slice(0, 1) : undefined }));
+      }
       case 'quit':
         return take(session.quit());
       case 'tls':
