@@ -1,12 +1,28 @@
 /**
  * @module Composing a message (RFC 5322): header fields with RFC 2047 encoded words, folded to
- * 78 characters, and a text/plain body sent as 7bit, 8bit or quoted-printable (RFC 2045 §6.7).
+ * 78 characters; a text body (7bit, 8bit or quoted-printable), an HTML alternative, inline
+ * images (multipart/related, Content-ID) and attachments (multipart/mixed), per RFC 2045-2049.
  * Rule 1: pure. The time and the unique part of the Message-ID are given, never taken.
  * Rule 2: a line break inside a header value is refused, never cleaned up: it is how header
  *         injection works, and whatever the caller meant cannot be guessed.
  */
 import { formatMailbox, parseMailbox, type Mailbox } from '../core/address.ts';
 import { formatDate } from '../core/envelope.ts';
+import {
+  chooseAttachmentEncoding,
+  chooseTextEncoding,
+  encodeBody,
+  formatParameter,
+  headerWithParameters,
+  isContentType,
+  multipart,
+  partBytes,
+  toCrlf,
+  type MimePart,
+  type TransferEncoding,
+} from './mime.ts';
+
+export { encodeQuotedPrintable, type TransferEncoding } from './mime.ts';
 
 /** A refused input, with the reason in words. */
 export class ComposeError extends Error {
@@ -30,7 +46,13 @@ export interface ComposeInput {
   /** Recipients that get the message but appear in no header. */
   readonly bcc?: readonly string[];
   readonly subject?: string;
+  readonly replyTo?: readonly string[];
+  /** The text part. */
   readonly body: string;
+  /** An HTML version of the body: the two go as multipart/alternative (RFC 2046 §5.1.4). */
+  readonly html?: string;
+  /** Files: inline ones (with a contentId) beside the HTML, the rest as attachments. */
+  readonly attachments?: readonly Attachment[];
   /** Extra header fields, "Name: value". Date, Message-ID and Subject here replace the generated ones. */
   readonly headers?: readonly string[];
   /** The Date: header, in epoch milliseconds. */
@@ -43,7 +65,16 @@ export interface ComposeInput {
   readonly eightBitMime?: boolean;
 }
 
-export type TransferEncoding = '7bit' | '8bit' | 'quoted-printable';
+/** A file to send with the message. */
+export interface Attachment {
+  /** The name the recipient sees (RFC 2183 filename; RFC 2231 when not ASCII). */
+  readonly filename: string;
+  /** "type/subtype", without parameters. */
+  readonly contentType: string;
+  readonly bytes: Uint8Array;
+  /** For an inline part: its Content-ID without angle brackets, referred to as "cid:ID" in HTML. */
+  readonly contentId?: string;
+}
 
 export interface ComposedMessage {
   /** The whole message, CRLF line endings. */
@@ -53,7 +84,10 @@ export interface ComposedMessage {
   readonly sender: Mailbox;
   /** To, Cc and Bcc, each address once, in that order. */
   readonly recipients: readonly Mailbox[];
+  /** The text part's transfer encoding. */
   readonly transferEncoding: TransferEncoding;
+  /** The top-level Content-Type without parameters: text/plain, multipart/mixed… */
+  readonly contentType: string;
 }
 
 // RFC 5322 §2.1.1: lines SHOULD be at most 78 characters and MUST be at most 998.
@@ -285,68 +319,6 @@ function parseCustomHeader(text: string): CustomHeader {
   return { name, value: text.slice(colon + 1).trim() };
 }
 
-// ---- body ----
-
-function toCrlf(body: string): string {
-  if (body === '') return '';
-  const text = body.replace(/\r\n|\r|\n/g, '\r\n');
-  return text.endsWith('\r\n') ? text : `${text}\r\n`;
-}
-
-function longestLine(bytes: Uint8Array): number {
-  let longest = 0;
-  let start = 0;
-  for (let i = bytes.indexOf(10); i >= 0; i = bytes.indexOf(10, i + 1)) {
-    longest = Math.max(longest, i + 1 - start);
-    start = i + 1;
-  }
-  return Math.max(longest, bytes.length - start);
-}
-
-/** RFC 2045 §2.7-2.8: 7bit and 8bit data have no NUL and lines of at most 998 octets. */
-function chooseEncoding(bytes: Uint8Array, eightBitMime: boolean): TransferEncoding {
-  const lineOk = longestLine(bytes) <= HARD_LINE_LIMIT + 2 && !bytes.includes(0);
-  if (!lineOk) return 'quoted-printable';
-  if (bytes.every((b) => b < 0x80)) return '7bit';
-  return eightBitMime ? '8bit' : 'quoted-printable';
-}
-
-/**
- * RFC 2045 §6.7: quoted-printable. Input lines end in CRLF (hard breaks, kept); encoded lines
- * are at most 76 characters, soft breaks ("=" CRLF) fold longer ones; a space or tab at the end
- * of a line is encoded, so that no transport can strip it.
- */
-export function encodeQuotedPrintable(bytes: Uint8Array): string {
-  const out: string[] = [];
-  let start = 0;
-  while (start < bytes.length) {
-    let end = bytes.indexOf(10, start);
-    const hardBreak = end >= 0;
-    if (!hardBreak) end = bytes.length;
-    const lineEnd = hardBreak && end > start && bytes[end - 1] === 13 ? end - 1 : end;
-    const tokens: string[] = [];
-    for (let i = start; i < lineEnd; i++) {
-      const b = bytes[i];
-      const last = i === lineEnd - 1;
-      const literal = (b >= 33 && b <= 126 && b !== 61) || ((b === 32 || b === 9) && !last);
-      tokens.push(literal ? String.fromCharCode(b) : `=${HEX[b >> 4]}${HEX[b & 15]}`);
-    }
-    let line = '';
-    tokens.forEach((token, i) => {
-      // The last token may use the whole line; any other leaves room for the soft-break "=".
-      const limit = i === tokens.length - 1 ? QP_LINE_LIMIT : QP_LINE_LIMIT - 1;
-      if (line.length + token.length > limit) {
-        out.push(`${line}=\r\n`);
-        line = '';
-      }
-      line += token;
-    });
-    out.push(hardBreak ? `${line}\r\n` : line);
-    start = end + 1;
-  }
-  return out.join('');
-}
-
 // ---- the message ----
 
 function messageIdDomain(sender: Mailbox, hostname: string): string {
@@ -378,12 +350,15 @@ export function composeMessage(input: ComposeInput): ComposedMessage {
   const subject = replaced.get('subject')?.value ?? input.subject ?? '';
   const date = replaced.get('date')?.value ?? formatDate(input.timeMs);
 
-  const body = ENCODER.encode(toCrlf(input.body));
-  const encoding = chooseEncoding(body, input.eightBitMime === true);
-  const encodedBody = encoding === 'quoted-printable' ? ENCODER.encode(encodeQuotedPrintable(body)) : body;
+  const { part, textEncoding } = buildBody(input);
+  const replyTo = (input.replyTo ?? []).flatMap(parseAddressList);
+  if (replyTo.length > 0 && extra.some((h) => h.name.toLowerCase() === 'reply-to')) {
+    throw new ComposeError('Reply-To is given both as an address and as an extra header; give it once');
+  }
 
   let head = unstructuredHeader('Date', date);
   head += addressHeader('From', [from]);
+  if (replyTo.length > 0) head += addressHeader('Reply-To', replyTo);
   if (to.length > 0) head += addressHeader('To', to);
   if (cc.length > 0) head += addressHeader('Cc', cc);
   // RFC 5322 §3.6.3 allows no destination field; the usual empty group says the list is private.
@@ -392,14 +367,11 @@ export function composeMessage(input: ComposeInput): ComposedMessage {
   head += `Message-ID: ${messageId}\r\n`;
   for (const h of extra) head += unstructuredHeader(h.name, h.value);
   head += 'MIME-Version: 1.0\r\n';
-  head += 'Content-Type: text/plain; charset=utf-8\r\n';
-  head += `Content-Transfer-Encoding: ${encoding}\r\n`;
-  head += '\r\n';
-
+  const body = partBytes(part);
   const headBytes = ENCODER.encode(head);
-  const bytes = new Uint8Array(headBytes.length + encodedBody.length);
+  const bytes = new Uint8Array(headBytes.length + body.length);
   bytes.set(headBytes, 0);
-  bytes.set(encodedBody, headBytes.length);
+  bytes.set(body, headBytes.length);
 
   const seen = new Set<string>();
   const recipients: Mailbox[] = [];
@@ -409,5 +381,57 @@ export function composeMessage(input: ComposeInput): ComposedMessage {
     seen.add(key);
     recipients.push(a.mailbox);
   }
-  return { bytes, messageId, sender: from.mailbox, recipients, transferEncoding: encoding };
+  const contentType = part.headers[0].slice('Content-Type: '.length).split(';')[0];
+  return { bytes, messageId, sender: from.mailbox, recipients, transferEncoding: textEncoding, contentType };
+}
+
+// ---- the body ----
+
+function textPart(text: string, subtype: 'plain' | 'html', eightBitMime: boolean): { part: MimePart; encoding: TransferEncoding } {
+  const bytes = ENCODER.encode(toCrlf(text));
+  const encoding = chooseTextEncoding(bytes, eightBitMime);
+  const headers = [`Content-Type: text/${subtype}; charset=utf-8`, `Content-Transfer-Encoding: ${encoding}`];
+  return { part: { headers, body: encodeBody(bytes, encoding) }, encoding };
+}
+
+function filePart(file: Attachment): MimePart {
+  if (!isContentType(file.contentType)) throw new ComposeError(`"${file.contentType}" is not a content type like image/png`);
+  refuseBreaks(`the file name ${JSON.stringify(file.filename)}`, file.filename);
+  const encoding = chooseAttachmentEncoding(file.bytes, file.contentType);
+  const inline = file.contentId !== undefined;
+  const headers = [
+    headerWithParameters('Content-Type', file.contentType, formatParameter('name', file.filename)),
+    `Content-Transfer-Encoding: ${encoding}`,
+    // RFC 2183 §2: inline or attachment, with the file name (RFC 2231 when it is not ASCII).
+    headerWithParameters('Content-Disposition', inline ? 'inline' : 'attachment', formatParameter('filename', file.filename)),
+  ];
+  if (inline) {
+    // RFC 2392 §2: the Content-ID is a msg-id; the HTML names it as cid:ID.
+    if (!/^[^<>@\s]+@[^<>@\s]+$/.test(file.contentId!)) throw new ComposeError(`"${file.contentId}" is not a Content-ID like id@domain`);
+    headers.push(`Content-ID: <${file.contentId}>`);
+  }
+  return { headers, body: encodeBody(file.bytes, encoding) };
+}
+
+/**
+ * The MIME tree (RFC 2046 §5.1): text, or text and HTML as multipart/alternative; inline files
+ * with the HTML in multipart/related (RFC 2387); attachments around it all in multipart/mixed.
+ */
+function buildBody(input: ComposeInput): { part: MimePart; textEncoding: TransferEncoding } {
+  const eightBit = input.eightBitMime === true;
+  const text = textPart(input.body, 'plain', eightBit);
+  const files = input.attachments ?? [];
+  const inline = files.filter((f) => f.contentId !== undefined);
+  const attached = files.filter((f) => f.contentId === undefined);
+  if (inline.length > 0 && input.html === undefined) throw new ComposeError('inline files are for an HTML body: give --html too, or use --attach');
+  let seed = 0;
+  const boundary = () => `${input.uniqueId}.${seed++}`;
+  let part = text.part;
+  if (input.html !== undefined) {
+    let html = textPart(input.html, 'html', eightBit).part;
+    if (inline.length > 0) html = multipart('related', [html, ...inline.map(filePart)], boundary(), ['type="text/html"']);
+    part = multipart('alternative', [text.part, html], boundary());
+  }
+  if (attached.length > 0) part = multipart('mixed', [part, ...attached.map(filePart)], boundary());
+  return { part, textEncoding: text.encoding };
 }
