@@ -1,16 +1,15 @@
 /**
  * @module Reclaiming space: retention, removal of finished segments, rewriting of mostly-dead
- * ones, and snapshots of the state journal.
- * Rule 1: planning is pure (entries and segments in, what to do out); the copy is I/O.
- * Rule 2: a new file is published by tmp + fsync + rename + directory fsync, and only then is the
- *         old one unlinked; a crash in between leaves two copies, and the later segment wins.
- * Rule 3: the active segment, and any file with bytes still waiting for their sync, is never touched.
- * Rule 4: records keep their ids and their bytes; only their segment and offset change.
+ * ones, snapshots of the state journal.
+ * Rule 1: planning is pure; copying is I/O. Ids and record bytes never change, only locations.
+ * Rule 2: publish by tmp + fsync + rename + dir fsync, then unlink the old; a crash between
+ *         leaves two copies and the later segment wins. The active segment is never touched.
  */
 import * as fs from 'node:fs';
 import type { DeliveryState } from './delivery-state.ts';
 import type { Entry, SegmentInfo } from './index.ts';
 import { readExactly, syncDirectory, syncDirectorySync, writeFully, type SpoolIo } from './journal.ts';
+import { FILE_MODE } from './layout.ts';
 import type { DamagedRecord } from './recovery.ts';
 import { checkRecord } from './segment-format.ts';
 
@@ -164,7 +163,7 @@ export async function writeSegmentCopy(opts: {
   readonly dir: string;
   readonly setAside: (entry: Entry, bytes: Buffer, reason: string) => void;
 }): Promise<CopyResult> {
-  const fd = fs.openSync(opts.tmpPath, 'wx');
+  const fd = fs.openSync(opts.tmpPath, 'wx', FILE_MODE);
   let open = true;
   try {
     let at = 0;
@@ -204,7 +203,7 @@ export async function writeSegmentCopy(opts: {
 
 /** Publishes a journal snapshot with blocking calls: no append may run between its steps. */
 export function writeJournalSnapshotSync(tmpPath: string, finalPath: string, dir: string, bytes: Uint8Array): void {
-  const fd = fs.openSync(tmpPath, 'w');
+  const fd = fs.openSync(tmpPath, 'w', FILE_MODE);
   try {
     let done = 0;
     while (done < bytes.length) done += fs.writeSync(fd, bytes, done, bytes.length - done, done);

@@ -1,13 +1,9 @@
 /**
- * @module Derived lookups over the spool: by id, recipient, sender and time, plus how many live
- * and dead bytes each segment holds.
- * Rule 1: everything here is rebuilt from the segments and the journal at open; nothing here
- *         is ever written to disk.
- * Rule 2: a record whose bytes are on disk is tracked until its bytes are gone (compaction), so
- *         a deleted message stays deleted across a journal snapshot; only visible ones are listed.
- * Rule 3: deletion is final: a deleted delivery never changes again, and a message is listed
- *         while some recipient is not deleted (a recipient's own lookups skip its deleted copy).
- * Rule 4: addresses are looked up without regard to case (as Mailpit's search does).
+ * @module Derived lookups (id, recipient, sender, time) and each segment's live and dead bytes.
+ * Rule 1: rebuilt from the segments and the journal at open; nothing here is written to disk.
+ * Rule 2: a record is tracked until its bytes are gone, so a deletion outlives a journal snapshot.
+ * Rule 3: deletion is final; a message is listed while some recipient of it is not deleted.
+ * Rule 4: addresses match without regard to case (as Mailpit's search does).
  */
 import { mailboxKey } from '../core/server-session.ts';
 import type { Envelope } from '../core/envelope.ts';

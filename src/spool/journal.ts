@@ -1,14 +1,12 @@
 /**
  * @module The append-only file that segments and the state journal both are.
- * Rule 1: bytes are written at the tracked end with positioned writes; a failed write is cut
- *         back, so a file never holds half a record that a later record follows.
- * Rule 2: `durableBytes` only grows when an fdatasync that started after the bytes were written
- *         has returned; a new file also fsyncs its directory once (its name is data too).
- * Rule 3: the two calls that fail under load (write, fdatasync) go through SpoolIo, so tests can
- *         make them fail without mocks.
+ * Rule 1: positioned writes at the tracked end; a failed write is cut back.
+ * Rule 2: `durableBytes` grows only when an fdatasync begun after the write has returned; a new
+ *         file also fsyncs its folder once. Write and fdatasync go through SpoolIo (fault tests).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { FILE_MODE } from './layout.ts';
 
 /** The I/O calls of the hot path; replaceable so tests can inject ENOSPC or EIO. */
 export interface SpoolIo {
@@ -87,7 +85,7 @@ export class AppendFile {
 
   /** Creates a new file (never over an existing one) and writes `header` into it. */
   static create(filePath: string, header: Uint8Array, io: SpoolIo): AppendFile {
-    const fd = fs.openSync(filePath, 'wx');
+    const fd = fs.openSync(filePath, 'wx', FILE_MODE);
     const file = new AppendFile(filePath, fd, 0, io, true);
     try {
       if (header.length > 0) file.append(header);

@@ -10,6 +10,10 @@ import * as path from 'node:path';
 /** Ids travel inside the NOOP line and in file names: a conservative, shell-safe alphabet. */
 export const MESSAGE_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 
+/** The spool holds people's mail: only its owner may read it (as Postfix keeps its queue). */
+export const FILE_MODE = 0o600;
+export const DIR_MODE = 0o700;
+
 const SEGMENT_NAME = /^(\d{8,})\.smtp$/;
 const SEGMENT_DIGITS = 8;
 
@@ -26,10 +30,12 @@ export interface SpoolLayout {
   segmentPath(seq: number): string;
   /** The temporary name a compacted segment is written under before its rename. */
   segmentTmpPath(seq: number): string;
-  /** Where the bytes of a damaged record go, named by their source file and offset. */
-  quarantinePath(sourceName: string, offset: number): string;
-  /** The reason file written beside quarantined bytes. */
-  quarantineReasonPath(sourceName: string, offset: number): string;
+  /**
+   * Where the bytes of a damaged record go, named by their source file and offset; `n` > 0
+   * tells apart different bytes found at the same place (the journal's offsets restart after
+   * each snapshot). The reason file is this path plus ".reason".
+   */
+  quarantinePath(sourceName: string, offset: number, n?: number): string;
 }
 
 /** Builds the paths of a spool rooted at `dir`. */
@@ -50,9 +56,8 @@ export function createLayout(dir: string): SpoolLayout {
     segmentName,
     segmentPath: (seq: number) => path.join(segmentsDir, segmentName(seq)),
     segmentTmpPath: (seq: number) => path.join(segmentsDir, `${segmentName(seq)}.tmp`),
-    quarantinePath: (sourceName: string, offset: number) => path.join(quarantineDir, `${sourceName}@${offset}`),
-    quarantineReasonPath: (sourceName: string, offset: number) =>
-      path.join(quarantineDir, `${sourceName}@${offset}.reason`),
+    quarantinePath: (sourceName: string, offset: number, n = 0) =>
+      path.join(quarantineDir, `${sourceName}@${offset}${n > 0 ? `.${n}` : ''}`),
   });
 }
 

@@ -9,7 +9,8 @@ import * as fs from 'node:fs';
 export class SpoolLockedError extends Error {
   readonly pid: number;
   constructor(dir: string, pid: number, lockPath: string) {
-    super(`the spool ${dir} is in use by process ${pid} (if no server is running, remove ${lockPath})`);
+    const who = Number.isInteger(pid) ? `process ${pid}` : 'another process';
+    super(`the spool ${dir} is in use by ${who} (if no server is running, remove ${lockPath})`);
     this.name = 'SpoolLockedError';
     this.pid = pid;
   }

@@ -1,17 +1,14 @@
 /**
- * @module Start-up scan: what a crash or a bad disk left behind is made whole before anything is
- * appended.
- * Rule 1: a torn tail (a last record cut short, which never got its 250) is cut off.
- * Rule 2: a damaged record is never silently dropped: its bytes and a reason file go to the
- *         quarantine folder (as Haraka keeps error.* files), and the scan resynchronises on the
- *         next NOOP marker, so acknowledged records after the damage are kept.
- * Rule 3: recovery reads each segment whole and uses blocking I/O: it runs once, before the
- *         listener opens.
+ * @module Start-up scan: makes whole what a crash or a bad disk left, before anything is appended.
+ * Rule 1: a torn tail (a last record cut short: it never got its 250) is cut off.
+ * Rule 2: damage is never silently dropped: its bytes and a reason go to quarantine/ (as Haraka
+ *         keeps error.* files), and the scan resynchronises on the next NOOP marker.
+ * Rule 3: blocking I/O and whole-segment reads: it runs once, before the listener opens.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseStateLine, type StateRecord } from './delivery-state.ts';
-import { isTmpName, parseSegmentName, type SpoolLayout } from './layout.ts';
+import { DIR_MODE, FILE_MODE, isTmpName, parseSegmentName, type SpoolLayout } from './layout.ts';
 import { findNextRecord, parseRecordAt, parseSegmentHeader, type ParsedRecord } from './segment-format.ts';
 import { syncDirectorySync } from './journal.ts';
 
@@ -57,15 +54,22 @@ export interface RecoveryContext {
   readonly now: () => number;
 }
 
-/** Creates the spool folders; a folder just created is made durable in its parent. */
+/**
+ * Creates the spool folders (owner-only) and the folders above them; a folder just created is
+ * made durable in its parent.
+ */
 export function prepareDirectories(layout: SpoolLayout): void {
-  for (const dir of [layout.dir, layout.segmentsDir, layout.journalDir, layout.quarantineDir]) {
-    const first = fs.mkdirSync(dir, { recursive: true });
-    if (first === undefined) continue;
-    for (let p = dir; ; p = path.dirname(p)) {
+  const above = fs.mkdirSync(path.dirname(layout.dir), { recursive: true });
+  if (above !== undefined) {
+    for (let p = path.dirname(layout.dir); ; p = path.dirname(p)) {
       syncDirectorySync(path.dirname(p));
-      if (p === first || p === path.dirname(p)) break;
+      if (p === above || p === path.dirname(p)) break;
     }
+  }
+  for (const dir of [layout.dir, layout.segmentsDir, layout.journalDir, layout.quarantineDir]) {
+    if (fs.existsSync(dir)) continue;
+    fs.mkdirSync(dir, { mode: DIR_MODE });
+    syncDirectorySync(path.dirname(dir));
   }
 }
 
@@ -80,19 +84,26 @@ export function removeLeftovers(ctx: RecoveryContext): void {
   }
 }
 
-/** Copies damaged bytes and a reason file into the quarantine folder, both fsynced. */
+/**
+ * Copies damaged bytes and a reason file into the quarantine folder, both fsynced. Evidence is
+ * never overwritten: the same bytes found again reuse their file, other bytes get a new name.
+ */
 export function quarantine(
   ctx: RecoveryContext,
   source: { file: string; offset: number; bytes: Uint8Array; reason: string },
 ): string | null {
   const name = path.basename(source.file);
-  const target = ctx.layout.quarantinePath(name, source.offset);
+  let target = ctx.layout.quarantinePath(name, source.offset);
+  for (let n = 1; fs.existsSync(target); n++) {
+    if (fs.readFileSync(target).equals(source.bytes)) return target;
+    target = ctx.layout.quarantinePath(name, source.offset, n);
+  }
   const reasonText =
     `file: ${source.file}\noffset: ${source.offset}\nbytes: ${source.bytes.length}\n` +
     `found: ${new Date(ctx.now()).toISOString()}\nreason: ${source.reason}\n`;
   try {
     writeDurably(target, source.bytes);
-    writeDurably(ctx.layout.quarantineReasonPath(name, source.offset), Buffer.from(reasonText, 'utf8'));
+    writeDurably(`${target}.reason`, Buffer.from(reasonText, 'utf8'));
     syncDirectorySync(ctx.layout.quarantineDir);
     return target;
   } catch (err) {
@@ -102,7 +113,7 @@ export function quarantine(
 }
 
 function writeDurably(file: string, bytes: Uint8Array): void {
-  const fd = fs.openSync(file, 'w');
+  const fd = fs.openSync(file, 'w', FILE_MODE);
   try {
     fs.writeSync(fd, bytes);
     fs.fsyncSync(fd);

@@ -137,7 +137,7 @@ export function formatRecord(input: RecordInput): Buffer {
   const len = envBytes + n + 3;
   const auth = envelope.authUser === null ? '' : ` auth=${encodeURIComponent(envelope.authUser)}`;
   const prefix = `${NOOP_PREFIX}${id} t=${input.timeMs} len=${len}${formatLocalMask(input.local)}${auth}`;
-  const lineBytes = prefix.length + CRC_FIELD.length + 8 + 3; // crc=XXXXXXXX"\r\n
+  const lineBytes = prefix.length + CRC_FIELD.length + 8 + 3; // " crc=", 8 hex digits, '"', CRLF
   const buf = Buffer.allocUnsafe(lineBytes + len);
   buf.write(prefix, 0, 'latin1');
   const bodyStart = lineBytes;

@@ -1,12 +1,9 @@
 /**
- * @module The spool façade: durable messages (segments) and delivery state (journal) in one
- * directory, as DESIGN.md "Storage" promises.
- * Rule 1: commit() resolves only after its batch is fdatasync'ed (and a new segment's folder
- *         fsynced): a 250 after it survives kill -9 and power loss. Everything else (index,
- *         stats, lists) follows what is durable, never what is merely written.
- * Rule 2: one Spool per directory and per process (the lock); only the main thread mutates it.
- * Rule 3: I/O failures reach callers as SmtpError with replies.spoolFull() or
- *         replies.spoolUnavailable(why), and what was acknowledged before is left alone.
+ * @module The spool façade: messages (segments) and delivery state (journal) in one directory.
+ * Rule 1: commit() resolves only once its batch is fdatasync'ed (a new segment's folder too): a
+ *         250 then survives kill -9 and power loss. Index, lists and stats follow what is durable.
+ * Rule 2: one Spool per directory (the lock file); only the main thread mutates it.
+ * Rule 3: I/O failures become SmtpError: 452 4.3.1 (spoolFull) or 451 4.3.0 (spoolUnavailable).
  */
 import * as fs from 'node:fs';
 import type { Mailbox } from '../core/address.ts';
@@ -155,20 +152,12 @@ const UNAVAILABLE_REASONS: Readonly<Record<string, string>> = Object.freeze({
   ENOENT: 'the spool directory is missing',
 });
 
-/** Opens (creating if needed) the spool in opts.dir: takes the lock, recovers, rebuilds the index. */
-export async function openSpool(opts: SpoolOptions): Promise<Spool> {
-  const layout = createLayout(opts.dir);
-  const pid = opts.pid ?? process.pid;
-  prepareDirectories(layout);
-  acquireLock(layout.dir, layout.lockPath, pid);
-  try {
-    const spool = new Spool(opts, layout, pid);
-    await spool.open();
-    return spool;
-  } catch (err) {
-    releaseLock(layout.lockPath, pid);
-    throw err;
-  }
+/**
+ * Opens (creating if needed) the spool in opts.dir: takes the lock, recovers what a crash left,
+ * rebuilds the index. Throws SpoolLockedError when another live process has it open.
+ */
+export function openSpool(opts: SpoolOptions): Promise<Spool> {
+  return Spool.open(opts);
 }
 
 export class Spool {
@@ -191,8 +180,7 @@ export class Spool {
   #closed = false;
   #recovery: RecoveryReport = { records: 0, tornBytes: 0, damaged: [] };
 
-  /** Use openSpool(). */
-  constructor(opts: SpoolOptions, layout: SpoolLayout, pid: number) {
+  private constructor(opts: SpoolOptions, layout: SpoolLayout, pid: number) {
     this.#opts = opts;
     this.#layout = layout;
     this.#pid = pid;
@@ -211,8 +199,23 @@ export class Spool {
     return this.#recovery;
   }
 
-  /** @internal Recovery and index rebuild; called once by openSpool. */
-  async open(): Promise<void> {
+  /** See openSpool(). */
+  static async open(opts: SpoolOptions): Promise<Spool> {
+    const layout = createLayout(opts.dir);
+    const pid = opts.pid ?? process.pid;
+    prepareDirectories(layout);
+    acquireLock(layout.dir, layout.lockPath, pid);
+    try {
+      const spool = new Spool(opts, layout, pid);
+      await spool.#recover();
+      return spool;
+    } catch (err) {
+      releaseLock(layout.lockPath, pid);
+      throw err;
+    }
+  }
+
+  async #recover(): Promise<void> {
     const ctx = this.#ctx;
     removeLeftovers(ctx);
     const report = this.#recovery;
@@ -533,7 +536,7 @@ export class Spool {
   async #compactOnce(): Promise<CompactionReport> {
     const report = emptyReport();
     const doomed = planRetention(this.#index.records(), this.#index.visibleCount, this.#opts, this.#opts.now());
-    if (doomed.length > 0) {
+    if (doomed.length > 0 && !this.#closed) {
       await this.delete(doomed);
       report.retentionDeleted = doomed.length;
       this.#opts.log.info('spool: retention deleted messages', { count: doomed.length });

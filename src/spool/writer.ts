@@ -1,11 +1,9 @@
 /**
  * @module Group commit: many sessions' records, one fdatasync, then every 250 of the batch.
- * Rule 1: records are written at once (page cache) by the caller; this module only decides
- *         when they are durable. At most one batch syncs at a time; records written meanwhile
- *         join the next batch, which one sync then covers whole.
- * Rule 2: a batch's promise resolves only after every file it touched is synced, and
- *         `onDurable` has seen its items; a failed sync rejects that batch and the one queued
- *         behind it (their bytes share the files) after cutting the files back.
+ * Rule 1: callers write records at once (page cache); one batch syncs at a time, and records
+ *         written meanwhile join the next batch, which one sync then covers whole.
+ * Rule 2: a batch resolves only after every file it touched is synced; a failed sync rejects it
+ *         and the batch queued behind it, after cutting the files back.
  */
 import type { AppendFile } from './journal.ts';
 

@@ -103,7 +103,7 @@ describe('damage', () => {
       // The bytes were set aside, with a reason, before the segment was rewritten without them.
       expect(report.quarantined).toBe(layout.quarantinePath('00000001.smtp', start));
       expect(fs.readFileSync(report.quarantined!).equals(damaged.subarray(start, end))).toBe(true);
-      const reason = fs.readFileSync(layout.quarantineReasonPath('00000001.smtp', start), 'utf8');
+      const reason = fs.readFileSync(`${report.quarantined}.reason`, 'utf8');
       expect(reason).toContain(`reason: ${report.reason}`);
       expect(reason).toContain(`offset: ${start}`);
       expect(fs.existsSync(segment)).toBe(false);
@@ -180,4 +180,29 @@ describe('state journal', () => {
     expect(third.list().map((m) => m.id)).toEqual(['m3', 'm2', 'm1']);
     await third.close();
   });
+});
+
+test('quarantine never overwrites evidence: other bytes found at the same place get a new name', async () => {
+  const dir = tempDir();
+  dirs.push(dir);
+  const layout = createLayout(dir);
+  const names: string[] = [];
+  for (const round of [0, 1]) {
+    const s = await open(dir);
+    if (round === 0) for (let i = 0; i < 3; i++) await s.commit(request(`m${i}`));
+    await s.delete([`m${round}`]);
+    await s.delete(['m2']);
+    await s.close();
+    // Damage the first journal line; each round's first line differs.
+    const journal = fs.readFileSync(layout.journalPath);
+    journal[12] ^= 0x01;
+    fs.writeFileSync(layout.journalPath, journal);
+    const again = await open(dir);
+    expect(again.recovery.damaged).toHaveLength(1);
+    names.push(again.recovery.damaged[0].quarantined!);
+    await again.close();
+  }
+  expect(names).toEqual([layout.quarantinePath('state.log', 0), layout.quarantinePath('state.log', 0, 1)]);
+  expect(fs.readFileSync(names[0]).equals(fs.readFileSync(names[1]))).toBe(false);
+  expect(fs.existsSync(`${names[1]}.reason`)).toBe(true);
 });
