@@ -138,6 +138,8 @@ interface ActiveSegment {
 }
 
 const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+/** Read fds kept open across reads (least recently used closed first). */
+const READ_FDS_KEPT = 32;
 /** A journal is rewritten once it is this big and mostly obsolete. */
 const JOURNAL_SNAPSHOT_MIN_BYTES = 256 * 1024;
 
@@ -170,7 +172,7 @@ export class Spool {
   readonly #index = new SpoolIndex();
   readonly #writer: GroupCommit<Durable>;
   readonly #readFds = new Map<number, number>();
-  readonly #retired: AppendFile[] = [];
+  readonly #retired: ActiveSegment[] = [];
   #active: ActiveSegment | null = null;
   #journal: AppendFile | null = null;
   #journalLines = 0;
@@ -353,16 +355,16 @@ export class Spool {
   /** The active segment stops taking records; its fd closes once its last batch is durable. */
   #retire(active: ActiveSegment): void {
     if (this.#active === active) this.#active = null;
-    this.#retired.push(active.file);
+    this.#retired.push(active);
     this.#closeRetired();
   }
 
   #closeRetired(): void {
     for (let i = this.#retired.length - 1; i >= 0; i--) {
-      const f = this.#retired[i];
+      const { file } = this.#retired[i];
       // Not in a batch any more: its last bytes are durable, or were cut back after a failed sync.
-      if (this.#writer.involves(f)) continue;
-      f.close();
+      if (this.#writer.involves(file)) continue;
+      file.close();
       this.#retired.splice(i, 1);
     }
   }
@@ -419,6 +421,7 @@ export class Spool {
   #onSyncFailure(err: unknown, files: readonly AppendFile[]): SmtpError {
     // After a failed fdatasync the kernel may have dropped the dirty pages: nothing more goes
     // into that segment (fsyncgate); the next commit starts a new one.
+    for (const seg of this.#retired) if (files.includes(seg.file)) seg.info.bytes = seg.file.bytes;
     if (this.#active && files.includes(this.#active.file)) {
       this.#active.info.bytes = this.#active.file.bytes;
       this.#retire(this.#active);
@@ -491,12 +494,23 @@ export class Spool {
     return readExactly(this.#readFd(e.seq), e.bodyOffset, e.bodyBytes);
   }
 
+  /**
+   * A read fd per segment, the most recently used kept open. Every read is one blocking pread,
+   * so closing the least recently used fd can never pull it from under a reader.
+   */
   #readFd(seq: number): number {
     let fd = this.#readFds.get(seq);
-    if (fd === undefined) {
+    if (fd !== undefined) {
+      this.#readFds.delete(seq);
+    } else {
       fd = fs.openSync(this.#layout.segmentPath(seq), 'r');
-      this.#readFds.set(seq, fd);
+      if (this.#readFds.size >= READ_FDS_KEPT) {
+        const [oldest, oldestFd] = this.#readFds.entries().next().value as [number, number];
+        fs.closeSync(oldestFd);
+        this.#readFds.delete(oldest);
+      }
     }
+    this.#readFds.set(seq, fd);
     return fd;
   }
 
@@ -569,7 +583,7 @@ export class Spool {
 
   #canTouch(seg: SegmentInfo): boolean {
     if (this.#active?.info === seg) return false;
-    return !this.#retired.some((f) => f.path === this.#layout.segmentPath(seg.seq));
+    return !this.#retired.some((r) => r.info === seg);
   }
 
   /**
@@ -671,7 +685,7 @@ export class Spool {
     await this.#writer.flush();
     this.#active?.file.close();
     this.#active = null;
-    for (const f of this.#retired) f.close();
+    for (const seg of this.#retired) seg.file.close();
     this.#retired.length = 0;
     this.#journal?.close();
     this.#journal = null;

@@ -68,3 +68,20 @@ test('commits that arrive during a sync are written at once and covered by the n
   expect(counts.started).toBe(2);
   expect(spool.stats().syncBatches).toBe(2);
 });
+
+test('fdatasync runs off the main thread: the event loop keeps turning while a batch syncs', async () => {
+  dir = tempDir();
+  spool = await openSpool({ dir, hostname: 'mx.test', now: Date.now, log: memoryLog() });
+  const line = `${'x'.repeat(78)}\r\n`;
+  const big = Buffer.from(line.repeat((16 << 20) / line.length)); // 16 MiB: its sync takes a while
+  let ticks = 0;
+  let done = false;
+  const tick = () => {
+    ticks++;
+    if (!done) setImmediate(tick);
+  };
+  setImmediate(tick);
+  await spool.commit(request('big', { stuffed: big }));
+  done = true;
+  expect(ticks).toBeGreaterThan(3);
+});

@@ -142,6 +142,18 @@ describe('round trip', () => {
     }
   });
 
+  test('reads across more segments than read fds kept open', async () => {
+    const s = await spoolIn(newDir(), { segmentBytes: 600 });
+    const ids = Array.from({ length: 50 }, (_, i) => `m${i}`);
+    for (const id of ids) await s.commit(request(id));
+    expect(s.stats().segments).toBe(50);
+    for (const round of [0, 1]) {
+      for (const id of round === 0 ? ids : [...ids].reverse()) {
+        expect(Buffer.from(await s.readMessage(id)).equals(Buffer.from(messageFor(id)))).toBe(true);
+      }
+    }
+  });
+
   test('a caller bug is a plain Error, not a 4xx', async () => {
     const s = await spoolIn(newDir());
     await expect(s.commit(request('bad id'))).rejects.toThrow(/unsafe message id/);
