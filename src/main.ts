@@ -9,6 +9,7 @@ import { colorsFor, paintError } from './cli/render.ts';
 import { hostname } from 'node:os';
 import * as send from './commands/send.ts';
 import * as serve from './commands/serve.ts';
+import * as verify from './commands/verify.ts';
 import { createIdGenerator } from './ids.ts';
 
 /**
@@ -43,6 +44,7 @@ async function main(argv: string[]): Promise<number> {
   const cli = cac('mailbox');
   serve.register(cli, { env, now, signals: stopSignals });
   send.register(cli, { now, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, hostname, newId: createIdGenerator(now) });
+  verify.register(cli, verify.systemDeps(env, now));
   cli.help();
   cli.version(packageJson.version);
 
@@ -58,8 +60,9 @@ async function main(argv: string[]): Promise<number> {
     throw new UsageError(`unknown command "${word}"`);
   }
   if (cli.options.help) return EXIT.ok;
-  await cli.runMatchedCommand();
-  return EXIT.ok;
+  // A command may return its exit code (verify: 1 when not every address passed, as grep).
+  const code: unknown = await cli.runMatchedCommand();
+  return typeof code === 'number' ? code : EXIT.ok;
 }
 
 const paint = colorsFor(process.stderr, process.env);

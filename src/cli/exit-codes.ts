@@ -7,12 +7,16 @@ import { describeReply } from '../core/reply.ts';
 
 export const EXIT = {
   ok: 0,
+  /** `mailbox verify`: not every address passed (as grep exits 1 when nothing matched). */
+  notAll: 1,
   /** The command line was wrong. */
   usage: 64,
-  /** The input data was wrong (a message file, a header). */
+  /** The input data was wrong (a message file, a header), or the server refused the message. */
   dataErr: 65,
   /** An input file did not exist or was not readable. */
   noInput: 66,
+  /** The server refused every recipient (sendmail's "user unknown"). */
+  noUser: 67,
   /** The remote service refused or could not be reached. */
   unavailable: 69,
   /** A bug in mailbox. */
@@ -21,6 +25,8 @@ export const EXIT = {
   osErr: 71,
   /** A temporary failure; trying again later may succeed. */
   tempFail: 75,
+  /** The conversation with the server went wrong: TLS could not be set up, or it broke the protocol. */
+  protocol: 76,
   /** Permission denied. */
   noPerm: 77,
   /** The configuration is wrong. */
@@ -74,19 +80,38 @@ export function exitCodeFor(error: unknown): ExitCode {
   if (error instanceof UsageError) return EXIT.usage;
   if (error instanceof InputError || error instanceof SetupError) return error.code;
   if (error instanceof SmtpError) return error.reply.code < 500 ? EXIT.tempFail : EXIT.unavailable;
-  if (error instanceof ClientFailure) {
-    if (error.reply) return error.reply.code < 500 ? EXIT.tempFail : EXIT.unavailable;
-    if (error.kind === 'internal') return EXIT.software;
-    // Refused before sending (too big for SIZE, needs SMTPUTF8): trying again will not help.
-    if (error.kind === 'rejected') return EXIT.unavailable;
-    // No reply at all: the peer could not be reached or hung up; trying later may work.
-    return error.kind === 'protocol' ? EXIT.unavailable : EXIT.tempFail;
-  }
+  if (error instanceof ClientFailure) return clientExitCode(error);
   const code = (error as { code?: unknown } | null)?.code;
   if (code === 'EACCES' || code === 'EPERM') return EXIT.noPerm;
   if (code === 'ENOENT') return EXIT.noInput;
   if (code === 'EADDRINUSE' || code === 'EADDRNOTAVAIL') return EXIT.osErr;
   return EXIT.software;
+}
+
+/**
+ * A client failure's code, as sendmail and msmtp use sysexits: any 4xx reply is temporary (75);
+ * a server out of reach is temporary too (75); TLS and protocol trouble is 76; a refused AUTH is
+ * 77; refused recipients are 67, a refused message 65, any other refusal 69.
+ */
+function clientExitCode(failure: ClientFailure): ExitCode {
+  if (failure.reply !== undefined && failure.reply.code < 500) return EXIT.tempFail;
+  switch (failure.kind) {
+    case 'connect':
+      return EXIT.tempFail;
+    case 'tls':
+    case 'protocol':
+      return EXIT.protocol;
+    case 'internal':
+      return EXIT.software;
+    case 'rejected':
+      if (failure.stage === 'auth') return EXIT.noPerm;
+      if (failure.stage === 'rcpt') return EXIT.noUser;
+      if (failure.stage === 'message') return EXIT.dataErr;
+      return EXIT.unavailable;
+    default:
+      failure.kind satisfies never;
+      return EXIT.software;
+  }
 }
 
 /** One line that says what failed; never a stack trace. */

@@ -38,3 +38,11 @@ export function formatValue(value: unknown): string {
   const text = Array.isArray(value) ? value.join(',') : String(value);
   return /[\s"=]/.test(text) || text === '' ? JSON.stringify(text) : text;
 }
+
+/** `mailbox verify` verdict words: green, red, yellow, and plain dim for "unknown". */
+export function paintVerdict(paint: Paint, verdict: 'deliverable' | 'undeliverable' | 'risky' | 'unknown', text: string = verdict): string {
+  if (verdict === 'deliverable') return paint.green(text);
+  if (verdict === 'undeliverable') return paint.red(paint.bold(text));
+  if (verdict === 'risky') return paint.yellow(text);
+  return paint.dim(text);
+}
