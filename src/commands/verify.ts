@@ -116,7 +116,8 @@ export function parseVerifyFlags(flags: Record<string, unknown>): VerifyCommandO
     maxConnections: number(flags.maxConnections, '--max-connections', DEFAULTS.maxConnections, isCount, 'a whole number of at least 1'),
     ratePerSecond: number(flags.rate, '--rate', DEFAULTS.rate, (n) => n >= 0, 'probes per second (0: no limit)'),
     retryGreylistMs: number(flags.retryGreylist, '--retry-greylist', 0, (n) => n >= 0, 'a number of seconds') * 1000,
-    file: single(flags.file, '--file'),
+    // cac reads "--file -" as a flag without its value: both mean standard input.
+    file: flags.file === true ? '-' : single(flags.file, '--file'),
     json: flags.json === true,
     verbose: flags.verbose === true,
   };
@@ -125,7 +126,7 @@ export function parseVerifyFlags(flags: Record<string, unknown>): VerifyCommandO
 export function register(cli: CAC, deps: VerifyDeps): void {
   cli
     .command('verify [...addresses]', 'Check whether addresses can receive mail: syntax, DNS, and an SMTP probe (RCPT, never DATA)')
-    .option('--file <path>', 'Read addresses from a file, one per line ("-": standard input)')
+    .option('--file [path]', 'Read addresses from a file, one per line ("-" or no path: standard input)')
     .option('--level <level>', 'How far to check: syntax, dns or smtp (default smtp)')
     .option('--json', 'One JSON object per address (NDJSON), with every DNS answer and SMTP reply')
     .option('-v, --verbose', 'Show the evidence under each address, and a summary on standard error')
