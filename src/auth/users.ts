@@ -1,0 +1,84 @@
+/**
+ * @module The users file (--users FILE): who may AUTH, with a password hash per user.
+ * Rule 1: one user per line, "name:hash", where hash is what Bun.password.hash writes (argon2id
+ *         in PHC format, "$argon2id$v=19$m=65536,t=2,p=1$salt$hash"; bcrypt "$2b$…" is read too).
+ *         Blank lines and lines starting with "#" are ignored. Passwords are never stored.
+ * Rule 2: the file is replaced atomically (temporary file, fsync, rename) and kept mode 0600.
+ *
+ *     # /etc/mailbox/users
+ *     alice:$argon2id$v=19$m=65536,t=2,p=1$...$...
+ */
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync, chmodSync } from 'node:fs';
+import { SetupError } from '../cli/exit-codes.ts';
+
+/** name → hash, in file order. */
+export type UserTable = ReadonlyMap<string, string>;
+
+const HASH = /^\$(argon2id|argon2i|argon2d|2[aby])\$[A-Za-z0-9$.,=/+-]+$/;
+
+/** Why `name` cannot be a user name, or null. Names are what clients send as the AUTH identity. */
+export function checkUserName(name: string): string | null {
+  if (name.length === 0) return 'a user name cannot be empty';
+  if (name.length > 255) return 'a user name is at most 255 characters';
+  if (name.includes(':')) return 'a user name cannot contain ":"';
+  if (/[\s\x00-\x1f\x7f]/.test(name)) return 'a user name cannot contain spaces or control characters';
+  return null;
+}
+
+/** Parses the users file; a bad line is a SetupError naming the line. */
+export function parseUsers(text: string, path: string): Map<string, string> {
+  const users = new Map<string, string>();
+  text.split(/\r?\n/).forEach((raw, index) => {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) return;
+    const where = `${path}:${index + 1}`;
+    const colon = line.indexOf(':');
+    if (colon < 0) throw new SetupError(`${where}: expected "name:hash"`);
+    const name = line.slice(0, colon);
+    const hash = line.slice(colon + 1);
+    const why = checkUserName(name);
+    if (why) throw new SetupError(`${where}: ${why}`);
+    if (!HASH.test(hash)) throw new SetupError(`${where}: the hash of ${name} is not an argon2 or bcrypt hash (write it with "mailbox users add")`);
+    if (users.has(name)) throw new SetupError(`${where}: ${name} is listed twice`);
+    users.set(name, hash);
+  });
+  return users;
+}
+
+/** Reads and parses the users file; `missingOk` turns a missing file into an empty table. */
+export function readUsers(path: string, missingOk = false): Map<string, string> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === 'ENOENT' && missingOk) return new Map();
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (error as Error).message;
+    throw new SetupError(`--users: cannot read ${path}: ${why}`);
+  }
+  return parseUsers(text, path);
+}
+
+export function formatUsers(users: UserTable): string {
+  let out = '# mailbox users: name:hash (Bun.password, argon2id); edit with "mailbox users add|remove"\n';
+  for (const [name, hash] of users) out += `${name}:${hash}\n`;
+  return out;
+}
+
+/** Replaces the users file atomically, mode 0600. */
+export function writeUsers(path: string, users: UserTable): void {
+  const tmp = `${path}.tmp`;
+  try {
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      writeSync(fd, formatUsers(users));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    chmodSync(tmp, 0o600);
+    renameSync(tmp, path);
+  } catch (error) {
+    throw new SetupError(`cannot write ${path}: ${(error as Error).message}`);
+  }
+}

@@ -1,0 +1,116 @@
+// The AUTH policy pieces: users file, throttle, trusted networks and the authenticator.
+import { describe, expect, test } from 'bun:test';
+import { Authenticator } from '../../src/auth/authenticator.ts';
+import { Networks, isLoopbackHost, parseCidr } from '../../src/auth/networks.ts';
+import { AuthThrottle } from '../../src/auth/throttle.ts';
+import { checkUserName, formatUsers, parseUsers } from '../../src/auth/users.ts';
+import { SetupError } from '../../src/cli/exit-codes.ts';
+
+const HASH = '$argon2id$v=19$m=65536,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g';
+
+describe('users file', () => {
+  test('name:hash lines, comments and blank lines; round trip', () => {
+    const users = parseUsers(`# users\n\nalice:${HASH}\r\nbob:$2b$10$abcdefghijklmnopqrstuu\n`, 'users');
+    expect([...users.keys()]).toEqual(['alice', 'bob']);
+    expect(parseUsers(formatUsers(users), 'again')).toEqual(users);
+  });
+
+  test.each([
+    ['alice', 'users:1: expected "name:hash"'],
+    ['alice:plaintext', 'users:1: the hash of alice is not an argon2 or bcrypt hash'],
+    [`a b:${HASH}`, 'users:1: a user name cannot contain spaces'],
+    [`alice:${HASH}\nalice:${HASH}`, 'users:2: alice is listed twice'],
+  ])('%p is refused: %s', (text, message) => {
+    expect(() => parseUsers(text, 'users')).toThrow(SetupError);
+    expect(() => parseUsers(text, 'users')).toThrow(message);
+  });
+
+  test('user names', () => {
+    expect(checkUserName('jörg@example.test')).toBeNull();
+    expect(checkUserName('')).not.toBeNull();
+    expect(checkUserName('a:b')).not.toBeNull();
+    expect(checkUserName('a\u0000')).not.toBeNull();
+  });
+});
+
+describe('throttle', () => {
+  test('locks after 5 failures in the window, for the lock time after the last one', () => {
+    const t = new AuthThrottle({ maxFailures: 5, windowMs: 1000, lockMs: 5000, maxTracked: 100 });
+    for (let i = 0; i < 4; i++) expect(t.failed('192.0.2.1', i * 100)).toBe(false);
+    expect(t.locked('192.0.2.1', 400)).toBe(false);
+    expect(t.failed('192.0.2.1', 500)).toBe(true);
+    expect(t.locked('192.0.2.1', 5499)).toBe(true);
+    expect(t.locked('192.0.2.1', 5500)).toBe(false);
+    expect(t.locked('192.0.2.2', 500)).toBe(false);
+  });
+
+  test('failures older than the window do not count; memory is bounded', () => {
+    const t = new AuthThrottle({ maxFailures: 3, windowMs: 1000, lockMs: 5000, maxTracked: 2 });
+    t.failed('a', 0);
+    t.failed('a', 100);
+    expect(t.failed('a', 2000)).toBe(false);
+    t.failed('b', 2000);
+    t.failed('c', 2000);
+    expect(t.tracked).toBe(2);
+  });
+});
+
+describe('networks', () => {
+  test('CIDRs, bare addresses and IPv4-mapped clients', () => {
+    const n = new Networks([parseCidr('10.0.0.0/8')!, parseCidr('2001:db8::/32')!, parseCidr('192.0.2.7')!]);
+    expect(n.contains('10.1.2.3')).toBe(true);
+    expect(n.contains('::ffff:10.1.2.3')).toBe(true);
+    expect(n.contains('2001:db8::1')).toBe(true);
+    expect(n.contains('192.0.2.7')).toBe(true);
+    expect(n.contains('192.0.2.8')).toBe(false);
+    expect(n.contains('unix')).toBe(false);
+    expect(parseCidr('10.0.0.0/33')).toBeNull();
+    expect(parseCidr('example.test')).toBeNull();
+  });
+
+  test('loopback listener hosts', () => {
+    expect(['127.0.0.1', '127.1.2.3', '::1', '[::1]', 'localhost'].every(isLoopbackHost)).toBe(true);
+    expect(['0.0.0.0', '::', '192.0.2.1'].some(isLoopbackHost)).toBe(false);
+  });
+});
+
+describe('authenticator', () => {
+  const fake = (users: Map<string, string> | null, now = () => 0) => {
+    const verified: string[] = [];
+    const auth = new Authenticator({
+      users: () => users,
+      throttle: new AuthThrottle({ maxFailures: 2, windowMs: 60_000, lockMs: 60_000, maxTracked: 10 }),
+      now,
+      verify: async (password, hash) => {
+        verified.push(hash);
+        return hash === `hash-of-${password}`;
+      },
+      hash: async (password) => `decoy:${password.length}`,
+    });
+    return { auth, verified };
+  };
+  const req = (username: string, password: string, authzid = '') => ({ client: '192.0.2.1', mechanism: 'PLAIN', authzid, username, password });
+
+  test('good and bad passwords; an unknown user costs a verification too', async () => {
+    const { auth, verified } = fake(new Map([['alice', 'hash-of-pw']]));
+    expect((await auth.check(req('alice', 'pw'))).outcome).toEqual({ ok: true, user: 'alice' });
+    const bad = await auth.check(req('alice', 'nope'));
+    expect(bad.reason).toBe('bad-password');
+    const unknown = await auth.check(req('mallory', 'pw'));
+    expect(unknown.reason).toBe('unknown-user');
+    expect(unknown.locked).toBe(true);
+    expect(verified.length).toBe(3);
+    const throttled = await auth.check(req('alice', 'pw'));
+    expect(throttled.reason).toBe('throttled');
+    expect(throttled.outcome.ok ? '' : throttled.outcome.reply.code).toBe(454);
+    expect(verified.length).toBe(3);
+  });
+
+  test('an authzid other than the user is refused; --auth-any takes any name', async () => {
+    const { auth } = fake(new Map([['alice', 'hash-of-pw']]));
+    expect((await auth.check(req('alice', 'pw', 'bob'))).reason).toBe('authzid');
+    expect((await auth.check(req('alice', 'pw', 'alice'))).outcome.ok).toBe(true);
+    const any = fake(null).auth;
+    expect((await any.check(req('whoever', 'x'))).outcome).toEqual({ ok: true, user: 'whoever' });
+  });
+});
