@@ -13,13 +13,21 @@
  *     domain example.test
  *     max-size 25M
  *     max-age 7d
+ *     listen-tls 0.0.0.0:465
+ *     tls-cert /etc/mailbox/cert.pem
+ *     tls-key /etc/mailbox/key.pem
+ *     require-tls yes
+ *     trust 10.0.0.0/8
+ *
+ * On/off settings (require-tls, starttls, allow-insecure-auth, auth-any) take yes or no.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { homedir, hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import { checkDomain, normalizeDomain } from './core/address.ts';
 import { DEFAULT_LIMITS, type Limits } from './core/limits.ts';
 import { SetupError, UsageError } from './cli/exit-codes.ts';
+import { LOOPBACK_NETWORKS, isLoopbackHost, parseCidr, type Cidr } from './auth/networks.ts';
 import { parseHostPort } from './transport/tcp-server.ts';
 
 export interface ListenAddress {
@@ -27,8 +35,31 @@ export interface ListenAddress {
   readonly port: number;
 }
 
+/** Who is trusted: may relay without AUTH, and is exempt from the per-address connection cap. */
+export interface TrustConfig {
+  readonly networks: readonly Cidr[];
+  /** Clients of --listen unix:/path listeners (local programs; the socket's mode guards it). */
+  readonly unixClients: boolean;
+}
+
 export interface ServeConfig {
+  /** Plain SMTP listeners (STARTTLS offered unless --no-starttls). */
   readonly listen: readonly ListenAddress[];
+  /** Implicit-TLS listeners (RFC 8314). */
+  readonly listenTls: readonly ListenAddress[];
+  /** Unix-domain socket listeners. */
+  readonly listenUnix: readonly string[];
+  /** --tls-cert and --tls-key; null means the self-signed certificate in <data>/tls. */
+  readonly tlsFiles: { readonly cert: string; readonly key: string } | null;
+  readonly starttls: boolean;
+  readonly requireTls: boolean;
+  /** The users file in force, or null when AUTH is not offered (unless authAny). */
+  readonly usersFile: string | null;
+  readonly allowInsecureAuth: boolean;
+  readonly authAny: boolean;
+  readonly trust: TrustConfig;
+  readonly maxConnections: number;
+  readonly maxConnectionsPerIp: number;
   readonly dataDir: string;
   readonly hostname: string;
   /** Local domains; null means every domain (catch-all development mode). */
@@ -60,7 +91,22 @@ export const SERVE_SETTINGS = {
   log: 'single',
   'log-file': 'single',
   'shutdown-timeout': 'single',
+  'listen-tls': 'repeat',
+  'tls-cert': 'single',
+  'tls-key': 'single',
+  starttls: 'switch',
+  'require-tls': 'switch',
+  users: 'single',
+  'allow-insecure-auth': 'switch',
+  'auth-any': 'switch',
+  trust: 'repeat',
+  'max-connections': 'single',
+  'max-connections-per-ip': 'single',
 } as const;
+
+/** Defaults of the connection caps: overall, and per client address outside trusted networks. */
+export const DEFAULT_MAX_CONNECTIONS = 4096;
+export const DEFAULT_MAX_CONNECTIONS_PER_IP = 50;
 
 export type SettingName = keyof typeof SERVE_SETTINGS;
 
@@ -89,7 +135,8 @@ export function readConfigFile(path: string): Map<SettingName, string[]> {
     if (value === '') throw new SetupError(`${path}:${index + 1}: "${name}" needs a value`);
     const key = name as SettingName;
     const list = settings.get(key) ?? [];
-    if (SERVE_SETTINGS[key] === 'single' && list.length > 0) throw new SetupError(`${path}:${index + 1}: "${name}" is set twice`);
+    if (SERVE_SETTINGS[key] !== 'repeat' && list.length > 0) throw new SetupError(`${path}:${index + 1}: "${name}" is set twice`);
+    if (SERVE_SETTINGS[key] === 'switch' && parseSwitch(value) === null) throw new SetupError(`${path}:${index + 1}: "${name}" takes yes or no`);
     list.push(value);
     settings.set(key, list);
   });
@@ -119,6 +166,13 @@ function parseCount(text: string, what: string, min: number): number {
   return Number(text);
 }
 
+function parseSwitch(text: string): boolean | null {
+  const t = text.trim().toLowerCase();
+  if (t === 'yes' || t === 'true' || t === 'on') return true;
+  if (t === 'no' || t === 'false' || t === 'off') return false;
+  return null;
+}
+
 const asList = (value: unknown): string[] =>
   value === undefined || value === null ? [] : (Array.isArray(value) ? value : [value]).map((v) => String(v));
 
@@ -131,12 +185,52 @@ export function buildServeConfig(options: RawOptions, env: Record<string, string
   };
   const one = (name: SettingName, cliKey: string): string | undefined => pick(name, cliKey).at(-1);
 
+  /** A switch: the command line says only "on" (--flag) or, for --no-flag, "off". */
+  const toggle = (name: SettingName, cliKey: string, fallback: boolean): boolean => {
+    const cli = options[cliKey];
+    if (cli === true || cli === false) return cli === !fallback ? cli : (file.has(name) ? parseSwitch(file.get(name)![0])! : fallback);
+    return file.has(name) ? parseSwitch(file.get(name)![0])! : fallback;
+  };
+
   const listenTexts = pick('listen', 'listen');
-  const listen = (listenTexts.length > 0 ? listenTexts : ['127.0.0.1:1025']).map((text) => {
+  const tlsTexts = pick('listen-tls', 'listenTls');
+  const hostPort = (flag: string) => (text: string) => {
     const parsed = parseHostPort(text);
-    if (!parsed) throw new UsageError(`--listen: "${text}" is not HOST:PORT (example: 127.0.0.1:1025)`);
+    if (!parsed) throw new UsageError(`${flag}: "${text}" is not HOST:PORT (example: 127.0.0.1:1025)`);
     return Object.freeze(parsed);
-  });
+  };
+  const unixTexts = listenTexts.filter((t) => t.startsWith('unix:'));
+  for (const t of unixTexts) if (t.length <= 'unix:'.length) throw new UsageError(`--listen: "${t}" needs a path (example: unix:/run/mailbox/smtp.sock)`);
+  const tcpTexts = listenTexts.filter((t) => !t.startsWith('unix:'));
+  const listen = (listenTexts.length === 0 && tlsTexts.length === 0 ? ['127.0.0.1:1025'] : tcpTexts).map(hostPort('--listen'));
+  const listenTls = tlsTexts.map(hostPort('--listen-tls'));
+
+  const certFile = one('tls-cert', 'tlsCert');
+  const keyFile = one('tls-key', 'tlsKey');
+  if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
+
+  const trustTexts = pick('trust', 'trust').flatMap((t) => t.split(',')).map((t) => t.trim()).filter(Boolean);
+  let trust: TrustConfig;
+  if (trustTexts.includes('none')) {
+    if (trustTexts.length > 1) throw new UsageError('--trust none cannot be combined with networks');
+    trust = { networks: [], unixClients: false };
+  } else if (trustTexts.length > 0) {
+    const networks = trustTexts.map((t) => {
+      const cidr = parseCidr(t);
+      if (!cidr) throw new UsageError(`--trust: "${t}" is not a network (examples: 10.0.0.0/8, 2001:db8::/32, 192.0.2.7, none)`);
+      return Object.freeze(cidr);
+    });
+    trust = { networks, unixClients: true };
+  } else {
+    // DESIGN.md: never an open relay. Loopback is trusted only while no listener faces a network.
+    const allLoopback = [...listen, ...listenTls].every((a) => isLoopbackHost(a.host));
+    trust = { networks: allLoopback ? LOOPBACK_NETWORKS : [], unixClients: true };
+  }
+
+  const dataDir = one('data', 'data') ?? defaultDataDir(env);
+  const usersGiven = one('users', 'users');
+  const usersDefault = join(dataDir, 'users');
+  const usersFile = usersGiven ?? (existsSync(usersDefault) ? usersDefault : null);
 
   const domainTexts = pick('domain', 'domain').flatMap((d) => d.split(',')).map((d) => d.trim()).filter(Boolean);
   for (const d of domainTexts) {
@@ -154,6 +248,8 @@ export function buildServeConfig(options: RawOptions, env: Record<string, string
     maxAge: one('max-age', 'maxAge'),
     log: one('log', 'log'),
     shutdownTimeout: one('shutdown-timeout', 'shutdownTimeout'),
+    maxConnections: one('max-connections', 'maxConnections'),
+    maxConnectionsPerIp: one('max-connections-per-ip', 'maxConnectionsPerIp'),
   };
   const limits: Limits = Object.freeze({
     ...DEFAULT_LIMITS,
@@ -169,7 +265,18 @@ export function buildServeConfig(options: RawOptions, env: Record<string, string
 
   return Object.freeze({
     listen: Object.freeze(listen),
-    dataDir: one('data', 'data') ?? defaultDataDir(env),
+    listenTls: Object.freeze(listenTls),
+    listenUnix: Object.freeze(unixTexts.map((t) => t.slice('unix:'.length))),
+    tlsFiles: certFile !== undefined && keyFile !== undefined ? Object.freeze({ cert: certFile, key: keyFile }) : null,
+    starttls: toggle('starttls', 'starttls', true),
+    requireTls: toggle('require-tls', 'requireTls', false),
+    usersFile,
+    allowInsecureAuth: toggle('allow-insecure-auth', 'allowInsecureAuth', false),
+    authAny: toggle('auth-any', 'authAny', false),
+    trust: Object.freeze({ networks: Object.freeze(trust.networks), unixClients: trust.unixClients }),
+    maxConnections: get.maxConnections ? parseCount(get.maxConnections, '--max-connections', 1) : DEFAULT_MAX_CONNECTIONS,
+    maxConnectionsPerIp: get.maxConnectionsPerIp ? parseCount(get.maxConnectionsPerIp, '--max-connections-per-ip', 1) : DEFAULT_MAX_CONNECTIONS_PER_IP,
+    dataDir,
     hostname: one('hostname', 'hostname') ?? osHostname(),
     domains: domainTexts.length > 0 ? Object.freeze(domainTexts.map(normalizeDomain)) : null,
     limits,

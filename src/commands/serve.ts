@@ -1,9 +1,13 @@
 /**
- * @module `mailbox serve`: flags → Config → spool, listeners and the session host.
- * Rule: no protocol logic here; the core decides replies, the spool decides durability.
+ * @module `mailbox serve`: flags → Config → spool, certificate, users, listeners and the session host.
+ * Rule 1: no protocol logic here; the core decides replies, the spool decides durability.
+ * Rule 2: policy per connection (TLS offered, AUTH offered, trusted) is decided once, when the
+ *         session is opened, from the listener kind and the client address.
+ * Rule 3: SIGHUP reopens the log, re-reads the certificate and the users file; a bad new file is
+ *         logged and the old one stays in force. Open sessions are never dropped.
  */
 import type { CAC } from 'cac';
-import { ServerSession, mailboxKey, type SessionEvent } from '../core/server-session.ts';
+import { ServerSession, mailboxKey, type ServerConfig, type SessionEvent, type TlsInfo } from '../core/server-session.ts';
 import { SmtpError } from '../core/errors.ts';
 import { replies } from '../core/replies.ts';
 import { describeReply } from '../core/reply.ts';
@@ -11,7 +15,13 @@ import { buildServeConfig, type ServeConfig } from '../config.ts';
 import { createIdGenerator } from '../ids.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { openSpool, type Spool } from '../spool/spool.ts';
-import { listenSmtp, type Connection, type Listener, type SessionHost } from '../transport/tcp-server.ts';
+import { listenSmtp, removeStaleUnixSocket, type ClientInfo, type Connection, type ListenTarget, type Listener, type SessionHost } from '../transport/tcp-server.ts';
+import { ConnectionLimits } from '../transport/connection-limits.ts';
+import { loadTlsMaterial, type CertificateSource, type TlsMaterial } from '../tls/certificates.ts';
+import { Authenticator } from '../auth/authenticator.ts';
+import { Networks, formatCidr } from '../auth/networks.ts';
+import { AuthThrottle } from '../auth/throttle.ts';
+import { readUsers, type UserTable } from '../auth/users.ts';
 import { SetupError, EXIT } from '../cli/exit-codes.ts';
 
 export interface ServeDeps {
@@ -43,9 +53,21 @@ export function register(cli: CAC, deps: ServeDeps): void {
     .option('--log <format>', 'Log format: text (one readable line per event) or json (default text)')
     .option('--log-file <file>', 'Append the log to this file instead of standard error; reopened on SIGHUP')
     .option('--shutdown-timeout <duration>', 'How long SIGTERM waits for open transactions (default 30s)')
+    .option('--listen-tls <host:port>', 'Implicit-TLS listener (RFC 8314, like port 465); repeat for several')
+    .option('--tls-cert <file>', 'PEM certificate chain (default: a self-signed one kept in <data>/tls); reread on SIGHUP')
+    .option('--tls-key <file>', 'PEM private key for --tls-cert')
+    .option('--no-starttls', 'Do not offer STARTTLS on --listen listeners')
+    .option('--require-tls', 'Refuse MAIL with 530 5.7.0 until the session is encrypted')
+    .option('--users <file>', 'Users allowed to AUTH, "name:hash" per line (default <data>/users if it exists)')
+    .option('--allow-insecure-auth', 'Offer AUTH before TLS too (passwords then cross the network in clear)')
+    .option('--auth-any', 'Development: accept any AUTH credentials and record the user name')
+    .option('--trust <cidr>', 'Trusted network (repeat); "none" trusts nobody (default: loopback if every listener is on loopback)')
+    .option('--max-connections <n>', 'Concurrent connections in all (default 4096); more get 421 4.7.0')
+    .option('--max-connections-per-ip <n>', 'Concurrent connections per client address outside trusted networks (default 50)')
     .option('--config <file>', 'Read settings from a file: one "name value" per line, names as the flags')
     .example('mailbox serve')
     .example('mailbox serve --listen 127.0.0.1:2525 --data /tmp/spool --domain example.test')
+    .example('mailbox serve --listen 0.0.0.0:587 --listen-tls 0.0.0.0:465 --tls-cert cert.pem --tls-key key.pem --users users --require-tls')
     .action(async (options: Record<string, unknown>) => {
       const config = buildServeConfig(options, deps.env);
       await runServe(config, deps);
@@ -56,9 +78,21 @@ export function register(cli: CAC, deps: ServeDeps): void {
 export async function runServe(config: ServeConfig, deps: ServeDeps): Promise<void> {
   const log = createLogger({ format: config.log, file: config.logFile ?? undefined, now: deps.now, env: deps.env });
   const signals = deps.signals();
+  const certificate = config.listenTls.length > 0 || (config.starttls && config.listen.length > 0) ? new CertificateHolder(config, deps.now) : null;
+  let users: UserTable | null = config.usersFile ? readUsers(config.usersFile) : null;
+  const listeners: Listener[] = [];
   signals.onHangup(() => {
     log.reopen();
     log.info('log-reopened');
+    if (certificate?.reload(log)) for (const l of listeners) l.reloadTls();
+    if (config.usersFile) {
+      try {
+        users = readUsers(config.usersFile);
+        log.info('users-reloaded', { file: config.usersFile, users: users.size });
+      } catch (error) {
+        log.error('users-reload-failed', { file: config.usersFile, error: (error as Error).message, kept: 'the users read before' });
+      }
+    }
   });
   const spool = await openSpool({
     dir: config.dataDir,
@@ -75,23 +109,46 @@ export async function runServe(config: ServeConfig, deps: ServeDeps): Promise<vo
   const { records, tornBytes, damaged } = spool.recovery;
   log.info('spool-opened', { dir: config.dataDir, messages: spool.stats().messages, recovered: records, torn_bytes: tornBytes, damaged: damaged.length });
 
-  const host = createSessionHost(config, spool, log, deps.now);
-  const listeners: Listener[] = [];
-  try {
-    for (const address of config.listen) {
-      listeners.push(listenSmtp(address.host, address.port, host, { now: deps.now }));
+  if (certificate) certificate.announce(log);
+  if (config.authAny) log.warn('auth-any', { note: 'any AUTH credentials are accepted (development mode)' });
+  else if (users) log.info('users', { file: config.usersFile, users: users.size });
+  const authenticator =
+    users || config.authAny ? new Authenticator({ users: () => (config.authAny ? null : users), throttle: new AuthThrottle(), now: deps.now }) : null;
+  const host = createSessionHost(config, spool, log, deps.now, authenticator);
+  const limits = new ConnectionLimits({
+    maxConnections: config.maxConnections,
+    maxPerAddress: config.maxConnectionsPerIp,
+    exempt: host.trusted,
+  });
+  const options = { now: deps.now, limits, tls: certificate ?? undefined, handshakeTimeoutMs: config.limits.commandTimeoutMs };
+  const targets: ListenTarget[] = [
+    ...config.listen.map((a) => ({ kind: 'tcp' as const, ...a })),
+    ...config.listenTls.map((a) => ({ kind: 'tls' as const, ...a })),
+    ...config.listenUnix.map((path) => ({ kind: 'unix' as const, path })),
+  ];
+  for (const target of targets) {
+    try {
+      if (target.kind === 'unix') await removeStaleUnixSocket(target.path);
+      listeners.push(listenSmtp(target, host, options));
+    } catch (error) {
+      for (const l of listeners) l.closeAll();
+      await spool.close();
+      const where = target.kind === 'unix' ? `unix:${target.path}` : `${target.host}:${target.port}`;
+      const code = (error as { code?: string }).code;
+      throw new SetupError(`cannot listen on ${where}: ${(error as Error).message}${code ? ` (${code})` : ''}`, EXIT.osErr);
     }
-  } catch (error) {
-    for (const l of listeners) l.closeAll();
-    await spool.close();
-    const where = config.listen.map((a) => `${a.host}:${a.port}`).join(', ');
-    throw new SetupError(`cannot listen on ${where}: ${(error as Error).message}`, EXIT.osErr);
   }
+  const where = (kind: ListenTarget['kind']) => listeners.filter((l) => l.target.kind === kind).map((l) => l.address);
   log.info('listening', {
-    smtp: listeners.map((l) => `${l.host}:${l.port}`),
+    smtp: where('tcp'),
+    smtps: where('tls').length > 0 ? where('tls') : undefined,
+    unix: where('unix').length > 0 ? where('unix') : undefined,
     data: config.dataDir,
     mode: config.domains ? `domains ${config.domains.join(',')}` : 'catch-all',
     max_size: config.limits.maxMessageBytes,
+    starttls: config.starttls && config.listen.length > 0 ? 'offered' : 'off',
+    auth: config.authAny ? 'any' : users ? 'users' : 'off',
+    trust: config.trust.networks.length > 0 ? config.trust.networks.map(formatCidr) : 'none',
   });
 
   const compactTimer = setInterval(() => {
@@ -118,32 +175,105 @@ export async function runServe(config: ServeConfig, deps: ServeDeps): Promise<vo
   log.close();
 }
 
-function createSessionHost(config: ServeConfig, spool: Spool, log: Logger, now: () => number): SessionHost {
+/** The certificate in force for STARTTLS and implicit TLS; replaced on SIGHUP. */
+class CertificateHolder {
+  readonly #source: CertificateSource;
+  readonly #now: () => number;
+  #material: TlsMaterial;
+
+  constructor(config: ServeConfig, now: () => number) {
+    this.#source = config.tlsFiles
+      ? { kind: 'files', certFile: config.tlsFiles.cert, keyFile: config.tlsFiles.key }
+      : { kind: 'self-signed', dataDir: config.dataDir, hostname: config.hostname };
+    this.#now = now;
+    this.#material = loadTlsMaterial(this.#source, now());
+  }
+
+  current(): TlsMaterial {
+    return this.#material;
+  }
+
+  announce(log: Logger, event = 'tls-certificate'): void {
+    const m = this.#material;
+    log.info(event, {
+      source: this.#source.kind,
+      file: m.certFile,
+      subject: m.subject,
+      sha256: m.fingerprint,
+      expires: new Date(m.notAfterMs).toISOString(),
+      created: m.created ? true : undefined,
+    });
+  }
+
+  /** Re-reads the certificate; true when a new one is in force. */
+  reload(log: Logger): boolean {
+    try {
+      const next = loadTlsMaterial(this.#source, this.#now());
+      if (next.fingerprint === this.#material.fingerprint && next.key === this.#material.key) return false;
+      this.#material = next;
+      this.announce(log, 'tls-reloaded');
+      return true;
+    } catch (error) {
+      log.error('tls-reload-failed', { error: (error as Error).message, kept: this.#material.fingerprint });
+      return false;
+    }
+  }
+}
+
+/** A client-supplied name as it may appear in a log line: printable and bounded. */
+function printable(text: string): string {
+  const clean = text.replace(/[\x00-\x1f\x7f]/g, '?');
+  return clean.length > 100 ? `${clean.slice(0, 97)}...` : clean;
+}
+
+function createSessionHost(
+  config: ServeConfig,
+  spool: Spool,
+  log: Logger,
+  now: () => number,
+  authenticator: Authenticator | null,
+): SessionHost & { trusted(address: string): boolean } {
   const newId = createIdGenerator(now);
   const localDomains = config.domains ? new Set(config.domains) : null;
+  const networks = new Networks(config.trust.networks);
+  const trusted = (address: string) => (address === 'unix' ? config.trust.unixClients : networks.contains(address));
+  const auth = authenticator ? { mechanisms: ['PLAIN', 'LOGIN'] as const, allowInsecure: config.allowInsecureAuth } : null;
+  // A Unix-domain socket never crosses a network: no TLS there, and AUTH needs none.
+  const localAuth = auth ? { ...auth, allowInsecure: true } : null;
+
+  function sessionConfig(client: ClientInfo): ServerConfig {
+    const unix = client.transport === 'unix';
+    return {
+      hostname: config.hostname,
+      limits: config.limits,
+      localDomains,
+      // No relay exists yet: every non-local recipient is refused (550 5.7.1), trusted or not.
+      relay: false,
+      trusted: trusted(client.address),
+      clientAddress: client.address,
+      tls: client.transport === 'tls' ? 'implicit' : client.transport === 'tcp' && config.starttls ? 'starttls' : 'none',
+      requireTls: config.requireTls && !unix,
+      auth: unix ? localAuth : auth,
+      newId,
+    };
+  }
+
   return {
-    openSession(client, at) {
-      return new ServerSession(
-        {
-          hostname: config.hostname,
-          limits: config.limits,
-          localDomains,
-          relay: false,
-          trusted: false,
-          clientAddress: client.address,
-          tls: 'none',
-          requireTls: false,
-          auth: null,
-          newId,
-        },
-        at,
-      );
+    trusted,
+    openSession(client, at, tls: TlsInfo | null) {
+      return new ServerSession(sessionConfig(client), at, tls ? { tls } : {});
     },
     handleEvents(conn, events) {
       for (const event of events) handleEvent(conn, event);
     },
     internalError(conn, error) {
       log.error('internal-error', { client: conn.client.address, error: error instanceof Error ? error.stack ?? error.message : String(error) });
+    },
+    refused(client, reply) {
+      log.warn('refused', { client: client.address, listener: client.listener, reply: describeReply(reply) });
+    },
+    tlsFailed(client, error) {
+      log.warn('tls-failed', { client: client.address, listener: client.listener, error: printable(error.message) });
     },
   };
 
@@ -167,6 +297,8 @@ function createSessionHost(config: ServeConfig, spool: Spool, log: Logger, now: 
                 to: envelope.recipients.map((r) => mailboxKey(r.mailbox)),
                 size: event.size,
                 client: conn.client.address,
+                user: envelope.authUser === null ? undefined : printable(envelope.authUser),
+                tls: conn.tls?.protocol,
               });
               conn.resolve(event.requestId, { ok: true });
             },
@@ -187,8 +319,36 @@ function createSessionHost(config: ServeConfig, spool: Spool, log: Logger, now: 
       case 'rejected':
         log.warn('rejected', { client: conn.client.address, command: event.command, reply: describeReply(event.reply) });
         return;
-      case 'auth':
+      case 'auth': {
+        if (!authenticator) {
+          conn.resolveAuth(event.requestId, { ok: false, reply: replies.authTemporary() });
+          return;
+        }
+        const request = { client: conn.client.address, mechanism: event.mechanism, authzid: event.authzid, username: event.username, password: event.password };
+        authenticator.check(request).then(
+          (verdict) => {
+            if (!verdict.outcome.ok) {
+              // Every failure is logged, never the password (RFC 4954 §9).
+              log.warn('auth-failed', {
+                user: printable(event.username),
+                client: conn.client.address,
+                mechanism: event.mechanism,
+                reason: verdict.reason,
+                locked: verdict.locked ? true : undefined,
+              });
+            }
+            conn.resolveAuth(event.requestId, verdict.outcome);
+          },
+          (error: unknown) => {
+            log.error('auth-error', { client: conn.client.address, error: error instanceof Error ? error.message : String(error) });
+            conn.resolveAuth(event.requestId, { ok: false, reply: replies.authTemporary() });
+          },
+        );
+        return;
+      }
       case 'authenticated':
+        log.info('authenticated', { user: printable(event.username), client: conn.client.address, tls: conn.tls?.protocol ?? 'none' });
+        return;
       case 'transition':
         return;
       default: {
