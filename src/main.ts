@@ -10,6 +10,7 @@ import { hostname } from 'node:os';
 import * as send from './commands/send.ts';
 import * as serve from './commands/serve.ts';
 import * as verify from './commands/verify.ts';
+import * as users from './commands/users.ts';
 import { createIdGenerator } from './ids.ts';
 
 /**
@@ -44,6 +45,7 @@ async function main(argv: string[]): Promise<number> {
   const cli = cac('mailbox');
   serve.register(cli, { env, now, signals: stopSignals });
   send.register(cli, { now, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, hostname, newId: createIdGenerator(now) });
+  users.register(cli, { env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr });
   verify.register(cli, verify.systemDeps(env, now));
   cli.help();
   cli.version(packageJson.version);
