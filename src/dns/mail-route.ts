@@ -6,6 +6,9 @@
  */
 import type { DnsResolver, Lookup, LookupStatus } from './resolver.ts';
 
+/** What this module needs of a resolver (tests give a table). */
+export type MailRouteResolver = Pick<DnsResolver, 'lookup'>;
+
 export interface MailHost {
   /** The MX exchange, or the domain itself for an implicit MX. */
   readonly name: string;
@@ -38,14 +41,14 @@ function temporary(lookup: Lookup): MailRoute {
 }
 
 /** A and AAAA of one name, asked together; the addresses and both lookups. */
-async function addressesOf(name: string, resolver: DnsResolver): Promise<{ addresses: string[]; lookups: [Lookup, Lookup] }> {
+async function addressesOf(name: string, resolver: MailRouteResolver): Promise<{ addresses: string[]; lookups: [Lookup, Lookup] }> {
   const [a, aaaa] = await Promise.all([resolver.lookup(name, 'A'), resolver.lookup(name, 'AAAA')]);
   const addresses = [...a.records, ...aaaa.records].flatMap((r) => (r.data.type === 'A' || r.data.type === 'AAAA' ? [r.data.address] : []));
   return { addresses, lookups: [a, aaaa] };
 }
 
 /** Resolves the mail route of an ASCII (A-label) domain. */
-export async function resolveMailRoute(domain: string, resolver: DnsResolver): Promise<MailRouteResult> {
+export async function resolveMailRoute(domain: string, resolver: MailRouteResolver): Promise<MailRouteResult> {
   const mx = await resolver.lookup(domain, 'MX');
   const lookups: Lookup[] = [mx];
   if (mx.status === 'nxdomain') return { route: { kind: 'nxdomain' }, lookups };

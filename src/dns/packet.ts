@@ -204,13 +204,18 @@ export function decodeMessage(bytes: Uint8Array): DnsMessage {
   }
   const truncated = (flags & 0x0200) !== 0;
   const sections: DnsRecord[][] = [[], []];
-  for (let s = 0; s < 2; s++) {
+  records: for (let s = 0; s < 2; s++) {
     for (let i = 0; i < counts[s + 1]; i++) {
-      // A truncated message may end in the middle of a record: keep what is whole.
-      if (truncated && at >= bytes.length) break;
-      const { record, end } = readRecord(bytes, view, at);
-      if (record !== null) sections[s].push(record);
-      at = end;
+      let read: { record: DnsRecord | null; end: number };
+      try {
+        read = readRecord(bytes, view, at);
+      } catch (error) {
+        // A truncated message (RFC 1035 §4.1.1 TC) may end inside a record: keep what is whole.
+        if (truncated && error instanceof DnsFormatError) break records;
+        throw error;
+      }
+      if (read.record !== null) sections[s].push(read.record);
+      at = read.end;
     }
   }
   return {

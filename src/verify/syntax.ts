@@ -57,6 +57,7 @@ export function checkAddress(input: string): AddressCheck {
   const whyLocal = checkLocalPart(local, true);
   if (whyLocal !== null) return { ok: false, why: whyLocal };
 
+  if (domain === '') return { ok: false, why: 'the domain is empty' };
   if (domain.startsWith('[')) {
     const whyLiteral = checkDomain(domain, false);
     if (whyLiteral !== null) return { ok: false, why: whyLiteral };
