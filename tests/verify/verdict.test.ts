@@ -3,13 +3,13 @@
 import { describe, expect, test } from 'bun:test';
 import { assembleReply, type Reply } from '../../src/core/reply.ts';
 import { editDistance, hintsFor, likelyTypo } from '../../src/verify/hints.ts';
-import { classifyRcpt, judgeProbe, judgeRoute, REASONS, type ProbeFacts } from '../../src/verify/verdict.ts';
+import { classifyRcpt, judgeProbe, judgeRoute, REASONS, type ProbeFacts, type RcptClass } from '../../src/verify/verdict.ts';
 
 const r = (line: string): Reply => assembleReply(Number(line.slice(0, 3)), [line.slice(4)]);
 const OK = r('250 2.1.0 OK');
 
 describe('classifyRcpt', () => {
-  const table: [string, string][] = [
+  const table: [string, RcptClass][] = [
     ['250 2.1.5 OK', 'accepted'],
     ['251 User not local; will forward', 'accepted'],
     ['550 5.1.1 No such user', 'rejected'],
