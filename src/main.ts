@@ -7,11 +7,13 @@ import packageJson from '../package.json' with { type: 'json' };
 import { EXIT, UsageError, describeError, exitCodeFor } from './cli/exit-codes.ts';
 import { colorsFor, paintError } from './cli/render.ts';
 import { hostname } from 'node:os';
+import { basename } from 'node:path';
 import * as send from './commands/send.ts';
 import * as serve from './commands/serve.ts';
 import * as verify from './commands/verify.ts';
 import * as users from './commands/users.ts';
 import { createIdGenerator } from './ids.ts';
+import { normalizeSendmailArgs } from './send/options.ts';
 
 /**
  * The first SIGTERM or SIGINT asks for a graceful stop; a second one asks to stop now. Both
@@ -39,12 +41,24 @@ function stopSignals(): { stop: Promise<string>; urgent: Promise<string>; onHang
   };
 }
 
+/**
+ * Invoked through a link named `sendmail` (as cron, PHP's mail() and git send-email call it), the
+ * binary is `mailbox send --sendmail`, with sendmail's spellings of its options (Mailpit does the
+ * same with argv[0]); `mailbox send` accepts those spellings too.
+ */
+function commandLine(argv: readonly string[], invokedAs: string): string[] {
+  const [runtime, script, ...rest] = argv;
+  if (basename(invokedAs) === 'sendmail') return [runtime, script, 'send', '--sendmail', ...normalizeSendmailArgs(rest)];
+  if (rest[0] === 'send') return [runtime, script, 'send', ...normalizeSendmailArgs(rest.slice(1))];
+  return [...argv];
+}
+
 async function main(argv: string[]): Promise<number> {
   const env = process.env;
   const now = () => Date.now();
   const cli = cac('mailbox');
   serve.register(cli, { env, now, signals: stopSignals });
-  send.register(cli, { now, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, hostname, newId: createIdGenerator(now) });
+  send.register(cli, { now, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, hostname, newId: createIdGenerator(now), env });
   users.register(cli, { env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr });
   verify.register(cli, verify.systemDeps(env, now));
   cli.help();
@@ -70,7 +84,7 @@ async function main(argv: string[]): Promise<number> {
 const paint = colorsFor(process.stderr, process.env);
 let code: number;
 try {
-  code = await main(process.argv);
+  code = await main(commandLine(process.argv, process.argv0));
 } catch (error) {
   const usage = error instanceof Error && error.name === 'CACError' ? new UsageError(error.message) : error;
   process.stderr.write(`${paintError(paint, describeError(usage))}\n`);

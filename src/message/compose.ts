@@ -406,8 +406,9 @@ function filePart(file: Attachment): MimePart {
     headerWithParameters('Content-Disposition', inline ? 'inline' : 'attachment', formatParameter('filename', file.filename)),
   ];
   if (inline) {
-    // RFC 2392 §2: the Content-ID is a msg-id; the HTML names it as cid:ID.
-    if (!/^[^<>@\s]+@[^<>@\s]+$/.test(file.contentId!)) throw new ComposeError(`"${file.contentId}" is not a Content-ID like id@domain`);
+    // RFC 2392 §2: the HTML names the part as cid:ID. Mail clients match the id as a string, so a
+    // bare file name works as well as RFC 5322's id@domain form.
+    if (!/^[!-;=?-~]+$/.test(file.contentId!)) throw new ComposeError(`"${file.contentId}" cannot be a Content-ID (no spaces, "<" or ">")`);
     headers.push(`Content-ID: <${file.contentId}>`);
   }
   return { headers, body: encodeBody(file.bytes, encoding) };

@@ -40,7 +40,7 @@ function capture(stdinText: string | null = null): Captured {
     deps: {
       now: () => Date.UTC(2026, 10, 27, 9, 30, 0),
       stdin,
-      stdout: { write: (t: string) => stdout.push(t) },
+      stdout: { write: (t: string | Uint8Array) => stdout.push(typeof t === 'string' ? t : new TextDecoder().decode(t)) },
       stderr: { write: (t: string) => stderr.push(t) },
       hostname: () => 'client.test',
       newId: () => `e2e${++n}.${process.pid}`,
@@ -121,7 +121,8 @@ suite('mailbox send → smtp-sink', () => {
       }),
       deps,
     );
-    expect(stdout.join('')).toBe(`sent ${summary.messageId} to 2 recipients via 127.0.0.1:${sink.port}: ${summary.reply.code} ${summary.reply.enhanced} ${summary.reply.lines.join(' / ')}\n`);
+    const reply = summary.results[0].reply!;
+    expect(stdout.join('')).toBe(`sent ${summary.messageId} to 2 recipients via 127.0.0.1:${sink.port}: ${reply.code} ${reply.enhanced} ${reply.lines.join(' / ')}\n`);
     const [file] = await waitForDumps(sink, 1);
     const parsed = parseDump(await readFile(file));
     expect(parsed).toEqual({
@@ -167,14 +168,14 @@ suite('mailbox send → smtp-sink', () => {
     await waitForDumps(sink, before + 1);
   });
 
-  test('rejected recipients fail at RCPT with the server reply, exit 69', async () => {
+  test('rejected recipients fail at RCPT with the server reply, exit 67 (as sendmail for unknown users)', async () => {
     const rejecting = await startSmtpSink({ extraArgs: ['-f', 'RCPT'] });
     sinks.push(rejecting);
     const { deps } = capture();
     const error = await runSend(parseSendFlags({ from: 'a@example.org', to: 'b@example.net', body: 'x', server: `127.0.0.1:${rejecting.port}` }), deps).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ClientFailure);
     expect(describeError(error)).toMatch(new RegExp(`^send via 127\\.0\\.0\\.1:${rejecting.port} failed: recipient rejected at RCPT: 5\\d\\d 5\\.\\d\\.\\d `));
-    expect(exitCodeFor(error)).toBe(EXIT.unavailable);
+    expect(exitCodeFor(error)).toBe(EXIT.noUser);
   });
 
   test('a server that is not there: connect failure naming host:port, exit 75', async () => {

@@ -1,0 +1,317 @@
+/**
+ * @module `mailbox send` options: cac's parsed flags → a typed SendOptions, and sendmail-style
+ * argument spellings (-oi, -fADDR, -FNAME) → the flags cac knows.
+ * Rule: pure. Every mistake is a UsageError that names the flag; nothing is read or opened here.
+ */
+import { UsageError } from '../cli/exit-codes.ts';
+import { QUIT_AFTER, SASL_MECHANISMS, type DsnOptions, type QuitAfter, type SaslMechanism } from '../core/client-session.ts';
+import { parseDnsServer } from '../dns/resolv-conf.ts';
+import type { DnsServer } from '../dns/resolver.ts';
+import type { TlsMode } from '../transport/tcp-client.ts';
+
+export type TlsChoice = 'auto' | 'starttls' | 'implicit' | 'off';
+const TLS_CHOICES: readonly TlsChoice[] = ['auto', 'starttls', 'implicit', 'off'];
+
+export interface ServerAddress {
+  readonly host: string;
+  readonly port: number;
+  readonly tls: TlsMode;
+}
+
+/** A file to attach or inline: "FILE;type=image/png;name=shown.png;cid=logo@x". */
+export interface FileSpec {
+  readonly path: string;
+  readonly type: string | null;
+  readonly name: string | null;
+  readonly cid: string | null;
+}
+
+export interface AuthOptions {
+  readonly user: string;
+  readonly password: string | null;
+  readonly passwordFile: string | null;
+  readonly token: string | null;
+  readonly tokenFile: string | null;
+  readonly mechanism: SaslMechanism | null;
+}
+
+export interface SendOptions {
+  readonly from: string | null;
+  /** sendmail -F: the full name for a From header the message lacks. */
+  readonly fullName: string | null;
+  readonly to: readonly string[];
+  readonly cc: readonly string[];
+  readonly bcc: readonly string[];
+  readonly replyTo: readonly string[];
+  readonly subject: string | null;
+  readonly body: string | null;
+  readonly bodyFile: string | null;
+  readonly html: string | null;
+  readonly attach: readonly FileSpec[];
+  readonly inline: readonly FileSpec[];
+  readonly headers: readonly string[];
+  /** Send this message file as it is. */
+  readonly eml: string | null;
+  /** -t: recipients also from the message's To, Cc and Bcc. */
+  readonly readRecipients: boolean;
+  /** -i / -oi: a line of a single "." does not end the input (sendmail mode only). */
+  readonly ignoreDots: boolean;
+  /** Invoked as `sendmail`: standard input is a whole message. */
+  readonly sendmail: boolean;
+  readonly dryRun: boolean;
+  /** null with --mx. */
+  readonly server: ServerAddress | null;
+  readonly mx: boolean;
+  /** The DNS server for --mx; null: the first nameserver of /etc/resolv.conf. */
+  readonly dns: DnsServer | null;
+  /** The SMTP port for --mx (25; tests use others). */
+  readonly mxPort: number;
+  readonly tls: TlsChoice;
+  readonly insecure: boolean;
+  readonly tlsCa: string | null;
+  readonly ehloName: string | null;
+  readonly timeoutMs: number;
+  readonly auth: AuthOptions | null;
+  readonly dsn: DsnOptions | undefined;
+  readonly quitAfter: QuitAfter | null;
+  readonly chunking: boolean;
+  readonly verbose: boolean;
+  readonly transcriptFile: string | null;
+  readonly json: boolean;
+  readonly interactive: boolean;
+}
+
+export const DEFAULT_SERVER = '127.0.0.1:1025';
+export const DEFAULT_TIMEOUT_SECONDS = 30;
+
+// DESIGN.md: smtp:// tries STARTTLS, smtp+starttls:// requires it, smtps:// is implicit TLS.
+const SCHEMES: Record<string, { tls: TlsMode; port: number }> = {
+  smtp: { tls: 'opportunistic', port: 25 },
+  'smtp+starttls': { tls: 'starttls', port: 587 },
+  smtps: { tls: 'implicit', port: 465 },
+};
+// RFC 8314 §3.3: port 465 is submission over implicit TLS.
+const IMPLICIT_TLS_PORT = 465;
+
+/**
+ * "HOST:PORT", "[v6]:PORT", "HOST" (port 25) or an smtp://, smtp+starttls://, smtps:// URL.
+ * `--tls auto` follows the scheme, else the port (465: implicit TLS), else STARTTLS when the
+ * server offers it; the other choices override.
+ */
+export function parseServer(text: string, choice: TlsChoice = 'auto'): ServerAddress {
+  const scheme = /^([a-z+]+):\/\/(.*?)\/?$/i.exec(text);
+  const rest = scheme ? scheme[2] : text;
+  const kind = scheme ? SCHEMES[scheme[1].toLowerCase()] : { tls: 'opportunistic' as const, port: 25 };
+  if (!kind) throw new UsageError(`--server ${text}: the scheme must be smtp://, smtp+starttls:// or smtps://`);
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\s/[\]]+))(?::(\d{1,5}))?$/.exec(rest);
+  if (!m) throw new UsageError(`--server ${text}: expected HOST:PORT or an smtp:// URL`);
+  const port = m[3] === undefined ? kind.port : Number(m[3]);
+  if (!(port >= 1 && port <= 65535)) throw new UsageError(`--server ${text}: the port must be 1-65535`);
+  const auto: TlsMode = !scheme && port === IMPLICIT_TLS_PORT ? 'implicit' : kind.tls;
+  return { host: m[1] ?? m[2], port, tls: tlsMode(choice, auto) };
+}
+
+export function tlsMode(choice: TlsChoice, auto: TlsMode): TlsMode {
+  switch (choice) {
+    case 'auto':
+      return auto;
+    case 'starttls':
+      return 'starttls';
+    case 'implicit':
+      return 'implicit';
+    case 'off':
+      return 'none';
+    default:
+      choice satisfies never;
+      return auto;
+  }
+}
+
+/** "FILE;type=...;name=...;cid=..." (parameters in any order, each at most once). */
+export function parseFileSpec(text: string, flag: string): FileSpec {
+  const [path, ...params] = text.split(';');
+  if (path.trim() === '') throw new UsageError(`${flag} ${text}: a file name is needed`);
+  const values = new Map<string, string>();
+  for (const p of params) {
+    const eq = p.indexOf('=');
+    const key = eq < 0 ? p.trim() : p.slice(0, eq).trim().toLowerCase();
+    if (!['type', 'name', 'cid'].includes(key) || eq < 0) throw new UsageError(`${flag} ${text}: expected FILE;type=TYPE;name=NAME;cid=ID, not "${p}"`);
+    values.set(key, p.slice(eq + 1).trim());
+  }
+  return { path, type: values.get('type') ?? null, name: values.get('name') ?? null, cid: values.get('cid') ?? null };
+}
+
+/** cac gives a repeated flag as an array, a single one as a string, an absent one as undefined. */
+function list(value: unknown): string[] {
+  if (value === undefined || value === null || value === false) return [];
+  return (Array.isArray(value) ? value : [value]).map(String);
+}
+
+/** Addresses from repeated flags, each of which may be a comma list (split later, quote-aware). */
+function addressList(value: unknown): string[] {
+  return list(value).filter((v) => v.trim() !== '');
+}
+
+function single(value: unknown, flag: string): string | null {
+  if (value === undefined || value === null || value === false) return null;
+  if (Array.isArray(value)) throw new UsageError(`${flag} may be given once`);
+  if (value === true) throw new UsageError(`${flag} needs a value`);
+  return String(value);
+}
+
+function oneOf<T extends string>(value: string | null, allowed: readonly T[], flag: string): T | null {
+  if (value === null) return null;
+  const upper = allowed.find((a) => a.toLowerCase() === value.toLowerCase());
+  if (upper === undefined) throw new UsageError(`${flag} ${value}: expected one of ${allowed.join(', ')}`);
+  return upper;
+}
+
+const NOTIFY = ['NEVER', 'SUCCESS', 'FAILURE', 'DELAY'] as const;
+
+function parseDsn(flags: Record<string, unknown>): DsnOptions | undefined {
+  const notifyText = single(flags.notify, '--notify');
+  const notify = notifyText === null ? undefined : notifyText.split(',').map((n) => oneOf(n.trim(), NOTIFY, '--notify')!);
+  // RFC 3461 §4.1: NEVER stands alone.
+  if (notify && notify.includes('NEVER') && notify.length > 1) throw new UsageError('--notify NEVER cannot be combined with other values');
+  const ret = oneOf(single(flags.ret, '--ret'), ['FULL', 'HDRS'] as const, '--ret') ?? undefined;
+  const envid = single(flags.envid, '--envid') ?? undefined;
+  // RFC 3461 §4.4: ENVID is printable ASCII, at most 100 characters.
+  if (envid !== undefined && !/^[\x21-\x7e]{1,100}$/.test(envid)) throw new UsageError('--envid must be 1-100 printable ASCII characters');
+  return notify || ret || envid ? { notify, ret, envid } : undefined;
+}
+
+function parseAuth(flags: Record<string, unknown>): AuthOptions | null {
+  const user = single(flags.user, '--user');
+  const password = single(flags.password, '--password');
+  const passwordFile = single(flags.passwordFile, '--password-file');
+  const token = single(flags.token, '--token');
+  const tokenFile = single(flags.tokenFile, '--token-file');
+  const mechanism = oneOf(single(flags.auth, '--auth'), SASL_MECHANISMS, '--auth');
+  const secrets = [password, passwordFile, token, tokenFile].filter((s) => s !== null).length;
+  if (user === null) {
+    if (secrets > 0 || mechanism !== null) throw new UsageError('--password, --token and --auth need --user');
+    return null;
+  }
+  if (secrets > 1) throw new UsageError('give one of --password, --password-file, --token, --token-file');
+  return { user, password, passwordFile, token, tokenFile, mechanism };
+}
+
+function parseDns(text: string | null): DnsServer | null {
+  if (text === null) return null;
+  const parsed = parseDnsServer(text);
+  if ('error' in parsed) throw new UsageError(`--dns ${text}: ${parsed.error}`);
+  return parsed;
+}
+
+/** Turns cac's parsed flags (and positional recipients) into SendOptions. */
+export function parseSendFlags(flags: Record<string, unknown>, positional: readonly string[] = [], env: Record<string, string | undefined> = {}): SendOptions {
+  const sendmail = flags.sendmail === true;
+  const interactive = flags.interactive === true;
+  const eml = single(flags.eml, '--eml');
+  const readRecipients = flags.t === true;
+  const raw = eml !== null || readRecipients || sendmail;
+  const from = single(flags.from, '--from') ?? single(flags.f, '-f');
+  const to = [...addressList(flags.to), ...positional];
+  const cc = addressList(flags.cc);
+  const bcc = addressList(flags.bcc);
+  if (!interactive && !raw) {
+    if (from === null || from.trim() === '') throw new UsageError('--from is required (the sender address)');
+    if (to.length + cc.length + bcc.length === 0) throw new UsageError('give at least one recipient with --to, --cc or --bcc');
+  }
+  if (sendmail && !readRecipients && to.length === 0) throw new UsageError('no recipients: give them as arguments, or -t to read them from the message');
+
+  const composing = ['subject', 'body', 'bodyFile', 'html', 'attach', 'inline', 'replyTo', 'header'].filter((k) => flags[k] !== undefined);
+  if (raw && composing.length > 0) {
+    const what = eml !== null ? '--eml' : '-t';
+    throw new UsageError(`${what} sends a message as it is; --${composing[0].replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} cannot change it`);
+  }
+  const body = single(flags.body, '--body');
+  const bodyFile = single(flags.bodyFile, '--body-file');
+  if (body !== null && bodyFile !== null) throw new UsageError('give --body or --body-file, not both');
+
+  const timeoutText = single(flags.timeout, '--timeout');
+  const seconds = timeoutText === null ? DEFAULT_TIMEOUT_SECONDS : Number(timeoutText);
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError(`--timeout ${timeoutText}: expected a number of seconds`);
+
+  const tls = oneOf(single(flags.tls, '--tls'), TLS_CHOICES, '--tls') ?? 'auto';
+  const mx = flags.mx === true;
+  const serverText = single(flags.server, '--server');
+  if (mx && serverText !== null) throw new UsageError('give --server or --mx, not both');
+  // The local `mailbox serve` listens in clear on loopback; TLS there only when asked for.
+  const server = mx ? null : serverText !== null ? parseServer(serverText, tls) : parseServer(env.MAILBOX_SERVER ?? DEFAULT_SERVER, env.MAILBOX_SERVER ? tls : tls === 'auto' ? 'off' : tls);
+  const portText = single(flags.port, '--port');
+  const mxPort = portText === null ? 25 : Number(portText);
+  if (!(Number.isInteger(mxPort) && mxPort >= 1 && mxPort <= 65535)) throw new UsageError(`--port ${portText}: the port must be 1-65535`);
+  if (portText !== null && !mx) throw new UsageError('--port is for --mx; with --server give HOST:PORT');
+
+  const quitAfter = oneOf(single(flags.quitAfter, '--quit-after'), QUIT_AFTER, '--quit-after');
+  return {
+    from,
+    fullName: single(flags.F, '-F'),
+    to,
+    cc,
+    bcc,
+    replyTo: addressList(flags.replyTo),
+    subject: single(flags.subject, '--subject'),
+    body,
+    bodyFile,
+    html: single(flags.html, '--html'),
+    attach: list(flags.attach).map((s) => parseFileSpec(s, '--attach')),
+    inline: list(flags.inline).map((s) => parseFileSpec(s, '--inline')),
+    headers: list(flags.header),
+    eml,
+    readRecipients,
+    ignoreDots: flags.i === true,
+    sendmail,
+    dryRun: flags.dryRun === true,
+    server,
+    mx,
+    dns: parseDns(single(flags.dns, '--dns')),
+    mxPort,
+    tls,
+    insecure: flags.insecure === true,
+    tlsCa: single(flags.tlsCa, '--tls-ca'),
+    ehloName: single(flags.ehlo, '--ehlo'),
+    timeoutMs: seconds * 1000,
+    auth: parseAuth(flags),
+    dsn: parseDsn(flags),
+    quitAfter,
+    chunking: flags.chunking !== false,
+    verbose: flags.verbose === true,
+    transcriptFile: single(flags.transcript, '--transcript'),
+    json: flags.json === true,
+    interactive,
+  };
+}
+
+const DSN_FLAGS: Record<string, string> = { N: '--notify', R: '--ret', V: '--envid' };
+
+/** sendmail(8) options that take no part here: accepted and ignored, as Postfix's sendmail does. */
+const IGNORED_SENDMAIL = /^-(?:o[A-Za-z].*|b[mp]?|od[a-z]|U|n|m|e[mpqw]|B\w+|L\w+|q\w*)$/;
+
+/**
+ * Rewrites sendmail spellings into flags cac parses: "-oi" → "-i", "-fADDR" → "-f ADDR",
+ * "-FNAME" → "-F NAME", "-r ADDR" → "-f ADDR", DSN's -N/-R/-V → --notify/--ret/--envid; other sendmail options (-odi, -oem, -bm…) are
+ * dropped. Arguments after "--" are left alone.
+ */
+export function normalizeSendmailArgs(args: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--') {
+      out.push(...args.slice(i));
+      break;
+    }
+    if (a === '-oi' || a === '-i') out.push('-i');
+    else if (a === '-t') out.push('-t');
+    else if (a === '-r') out.push('-f');
+    else if (/^-[fr]./.test(a)) out.push('-f', a.slice(2));
+    else if (/^-F./.test(a)) out.push('-F', a.slice(2));
+    else if (/^-[NRV]$/.test(a) && i + 1 < args.length) out.push(DSN_FLAGS[a[1]], args[++i]);
+    else if (/^-[NRV]./.test(a)) out.push(DSN_FLAGS[a[1]], a.slice(2));
+    else if (a === '-f' || a === '-F') out.push(a);
+    else if (IGNORED_SENDMAIL.test(a) && !a.startsWith('--')) continue;
+    else out.push(a);
+  }
+  return out;
+}
