@@ -18,7 +18,7 @@ import {
   type ReceiverHandle,
   type SilentDnsHandle,
 } from '../helpers/verify-peers.ts';
-import { MAILBOX_BIN, runCommand } from './harness.ts';
+import { cleanupServesAfterAll, MAILBOX_BIN, runCommand, startServe } from './harness.ts';
 
 const unavailable = verifyPeersUnavailableReason() ?? postfixUnavailableReason();
 if (unavailable !== undefined) console.warn(`skipping verify end-to-end tests: ${unavailable}`);
@@ -35,12 +35,20 @@ interface Parsed {
   reason: string;
   detail: string;
   dns?: { route: string; lookups: { query: string; status: string; answers: string[] }[] };
-  smtp?: { attempts: { address: string; ok: boolean; detail: string }[]; transcript: string[]; session: string[]; catchAll: { acceptsAll: boolean | null } | null };
+  smtp?: {
+    attempts: { address: string; ok: boolean; detail: string }[];
+    server: { address: string; tls: boolean } | null;
+    session: string[];
+    transcript: string[];
+    catchAll: { acceptsAll: boolean | null } | null;
+  };
 }
 
 function parseLines(stdout: string): Parsed[] {
   return stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line) as Parsed);
 }
+
+cleanupServesAfterAll();
 
 describe.skipIf(unavailable !== undefined)('mailbox verify against dnsmasq, aiosmtpd and Postfix', () => {
   let dns: DnsmasqHandle;
@@ -204,6 +212,15 @@ describe.skipIf(unavailable !== undefined)('mailbox verify against dnsmasq, aios
     expect(syntaxLevel.code).toBe(0);
     expect(syntaxLevel.stdout).toContain('user@xn--bcher-kva.test');
     expect(receivers[0].connections().total).toBe(before);
+  }, 30_000);
+
+  test('STARTTLS when offered: mailbox serve (a catch-all) on a domain literal', async () => {
+    await startServe({ host: '127.0.6.9', args: ['--listen', '127.0.6.9:25'] });
+    const { stdout } = await verify(['--json', 'alice@[127.0.6.9]']);
+    const [alice] = parseLines(stdout);
+    expect(`${alice.verdict} ${alice.reason}`).toBe('risky catch-all');
+    expect(alice.smtp!.session).toContain('C: STARTTLS');
+    expect(alice.smtp!.server).toMatchObject({ address: '127.0.6.9', tls: true });
   }, 30_000);
 
   test('usage errors exit 64 with one line', async () => {
