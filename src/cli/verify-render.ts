@@ -71,3 +71,12 @@ export function formatStats(stats: VerifyStats, elapsedMs: number): string {
   const per = stats.addresses > 0 ? (stats.connections / stats.addresses).toFixed(3) : '0';
   return `# ${stats.addresses} addresses, ${stats.domains} domains, ${stats.dnsQueries} DNS queries, ${stats.connections} SMTP connections (${per} per address), ${stats.probes} probes in ${seconds.toFixed(2)} s (${rate} addresses/s)`;
 }
+
+/**
+ * When no SMTP server answered at all in a batch that tried several, the likeliest cause is this
+ * machine, not the domains: say so once, beside the per-address "smtp-unreachable" verdicts.
+ */
+export function formatBlockedWarning(stats: VerifyStats, port: number): string | null {
+  if (stats.attempts < 2 || stats.answered > 0) return null;
+  return `mailbox: none of the ${stats.attempts} SMTP connection attempts got an answer on port ${port}; outbound SMTP to port ${port} is probably blocked from this machine (many ISPs and cloud providers block it)`;
+}

@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { EXIT, InputError, UsageError } from '../cli/exit-codes.ts';
 import { colorsFor } from '../cli/render.ts';
-import { formatProgress, formatResultDetails, formatResultJson, formatResultLine, formatStats } from '../cli/verify-render.ts';
+import { formatBlockedWarning, formatProgress, formatResultDetails, formatResultJson, formatResultLine, formatStats } from '../cli/verify-render.ts';
 import type { Mailbox } from '../core/address.ts';
 import { FALLBACK_SERVER, parseDnsServer, parseResolvConf } from '../dns/resolv-conf.ts';
 import type { DnsServer } from '../dns/resolver.ts';
@@ -218,5 +218,7 @@ export async function runVerify(addresses: readonly string[], options: VerifyCom
   );
   clearProgress();
   if (options.verbose) deps.stderr.write(`${formatStats(stats, deps.now() - started)}\n`);
+  const blocked = formatBlockedWarning(stats, options.port);
+  if (blocked !== null) deps.stderr.write(`${blocked}\n`);
   return allPassed ? EXIT.ok : EXIT.notAll;
 }

@@ -35,6 +35,9 @@ export interface ProbeDeps {
 export interface ProbeStats {
   connections: number;
   probes: number;
+  /** Connection attempts made, and how many of them reached a server that answered. */
+  attempts: number;
+  answered: number;
 }
 
 export interface CatchAllEvidence {
@@ -185,7 +188,11 @@ export class DomainProber {
 
   async #openNow(): Promise<ProbeConnection | null> {
     await this.#shared.connections.acquire();
+    const before = this.#attempts.length;
     const conn = await openProbeConnection(this.#targets, this.#settings, this.#attempts, this.#down);
+    const made = this.#attempts.slice(before);
+    this.#shared.stats.attempts += made.length;
+    this.#shared.stats.answered += made.filter((a) => a.answered).length;
     if (conn === null) {
       this.#shared.connections.release();
       return null;

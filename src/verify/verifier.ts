@@ -58,6 +58,9 @@ export interface VerifyStats {
   readonly dnsQueries: number;
   readonly connections: number;
   readonly probes: number;
+  /** SMTP connection attempts, and how many reached a server that answered. */
+  readonly attempts: number;
+  readonly answered: number;
 }
 
 export interface VerifyHooks {
@@ -130,7 +133,7 @@ export async function verifyAddresses(inputs: readonly string[], options: Verify
   });
 
   const resolver = new DnsResolver({ server: options.dns, timeoutMs: options.dnsTimeoutMs, attempts: 2 });
-  const shared = { connections: new Semaphore(options.maxConnections), stats: { connections: 0, probes: 0 } satisfies ProbeStats };
+  const shared = { connections: new Semaphore(options.maxConnections), stats: { connections: 0, probes: 0, attempts: 0, answered: 0 } satisfies ProbeStats };
 
   const verifyDomain = async (domain: string, entries: { index: number; check: Valid }[]): Promise<void> => {
     const literal = entries[0].check.literal;
@@ -178,5 +181,7 @@ export async function verifyAddresses(inputs: readonly string[], options: Verify
     dnsQueries: resolver.queriesSent,
     connections: shared.stats.connections,
     probes: shared.stats.probes,
+    attempts: shared.stats.attempts,
+    answered: shared.stats.answered,
   };
 }

@@ -214,6 +214,13 @@ describe.skipIf(unavailable !== undefined)('mailbox verify against dnsmasq, aios
     expect(receivers[0].connections().total).toBe(before);
   }, 30_000);
 
+  test('when no mail host answers at all, the likely cause is named once: outbound SMTP blocked here', async () => {
+    const { code, stdout, stderr } = await verify(['x@dead.test', 'y@[127.0.6.8]']);
+    expect(code).toBe(1);
+    expect(stdout).toMatch(/^unknown +x@dead\.test {2}smtp-unreachable: no mail host answered on port 25 \(mx\.dead\.test 127\.0\.6\.7: connection refused\)/m);
+    expect(stderr).toContain('none of the 2 SMTP connection attempts got an answer on port 25; outbound SMTP to port 25 is probably blocked from this machine');
+  }, 30_000);
+
   test('STARTTLS when offered: mailbox serve (a catch-all) on a domain literal', async () => {
     await startServe({ host: '127.0.6.9', args: ['--listen', '127.0.6.9:25'] });
     const { stdout } = await verify(['--json', 'alice@[127.0.6.9]']);
