@@ -3,20 +3,30 @@
  * argument spellings (-oi, -fADDR, -FNAME) → the flags cac knows.
  * Rule: pure. Every mistake is a UsageError that names the flag; nothing is read or opened here.
  */
+import {
+  parseAuth,
+  parseServerFlag,
+  parseTimeout,
+  parseTlsChoice,
+  type AuthOptions,
+  type ServerAddress,
+  type TlsChoice,
+} from '../cli/connection-options.ts';
 import { UsageError } from '../cli/exit-codes.ts';
-import { QUIT_AFTER, SASL_MECHANISMS, type DsnOptions, type QuitAfter, type SaslMechanism } from '../core/client-session.ts';
+import { QUIT_AFTER, type DsnOptions, type QuitAfter } from '../core/client-session.ts';
 import { parseDnsServer } from '../dns/resolv-conf.ts';
 import type { DnsServer } from '../dns/resolver.ts';
-import type { TlsMode } from '../transport/tcp-client.ts';
 
-export type TlsChoice = 'auto' | 'starttls' | 'implicit' | 'off';
-const TLS_CHOICES: readonly TlsChoice[] = ['auto', 'starttls', 'implicit', 'off'];
-
-export interface ServerAddress {
-  readonly host: string;
-  readonly port: number;
-  readonly tls: TlsMode;
-}
+// The connection options are shared with `mailbox replay`.
+export {
+  DEFAULT_SERVER,
+  DEFAULT_TIMEOUT_SECONDS,
+  parseServer,
+  tlsMode,
+  type AuthOptions,
+  type ServerAddress,
+  type TlsChoice,
+} from '../cli/connection-options.ts';
 
 /** A file to attach or inline: "FILE;type=image/png;name=shown.png;cid=logo@x". */
 export interface FileSpec {
@@ -24,15 +34,6 @@ export interface FileSpec {
   readonly type: string | null;
   readonly name: string | null;
   readonly cid: string | null;
-}
-
-export interface AuthOptions {
-  readonly user: string;
-  readonly password: string | null;
-  readonly passwordFile: string | null;
-  readonly token: string | null;
-  readonly tokenFile: string | null;
-  readonly mechanism: SaslMechanism | null;
 }
 
 export interface SendOptions {
@@ -79,52 +80,6 @@ export interface SendOptions {
   readonly transcriptFile: string | null;
   readonly json: boolean;
   readonly interactive: boolean;
-}
-
-export const DEFAULT_SERVER = '127.0.0.1:1025';
-export const DEFAULT_TIMEOUT_SECONDS = 30;
-
-// DESIGN.md: smtp:// tries STARTTLS, smtp+starttls:// requires it, smtps:// is implicit TLS.
-const SCHEMES: Record<string, { tls: TlsMode; port: number }> = {
-  smtp: { tls: 'opportunistic', port: 25 },
-  'smtp+starttls': { tls: 'starttls', port: 587 },
-  smtps: { tls: 'implicit', port: 465 },
-};
-// RFC 8314 §3.3: port 465 is submission over implicit TLS.
-const IMPLICIT_TLS_PORT = 465;
-
-/**
- * "HOST:PORT", "[v6]:PORT", "HOST" (port 25) or an smtp://, smtp+starttls://, smtps:// URL.
- * `--tls auto` follows the scheme, else the port (465: implicit TLS), else STARTTLS when the
- * server offers it; the other choices override.
- */
-export function parseServer(text: string, choice: TlsChoice = 'auto'): ServerAddress {
-  const scheme = /^([a-z+]+):\/\/(.*?)\/?$/i.exec(text);
-  const rest = scheme ? scheme[2] : text;
-  const kind = scheme ? SCHEMES[scheme[1].toLowerCase()] : { tls: 'opportunistic' as const, port: 25 };
-  if (!kind) throw new UsageError(`--server ${text}: the scheme must be smtp://, smtp+starttls:// or smtps://`);
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\s/[\]]+))(?::(\d{1,5}))?$/.exec(rest);
-  if (!m) throw new UsageError(`--server ${text}: expected HOST:PORT or an smtp:// URL`);
-  const port = m[3] === undefined ? kind.port : Number(m[3]);
-  if (!(port >= 1 && port <= 65535)) throw new UsageError(`--server ${text}: the port must be 1-65535`);
-  const auto: TlsMode = !scheme && port === IMPLICIT_TLS_PORT ? 'implicit' : kind.tls;
-  return { host: m[1] ?? m[2], port, tls: tlsMode(choice, auto) };
-}
-
-export function tlsMode(choice: TlsChoice, auto: TlsMode): TlsMode {
-  switch (choice) {
-    case 'auto':
-      return auto;
-    case 'starttls':
-      return 'starttls';
-    case 'implicit':
-      return 'implicit';
-    case 'off':
-      return 'none';
-    default:
-      choice satisfies never;
-      return auto;
-  }
 }
 
 /** "FILE;type=...;name=...;cid=..." (parameters in any order, each at most once). */
@@ -180,22 +135,6 @@ function parseDsn(flags: Record<string, unknown>): DsnOptions | undefined {
   return notify || ret || envid ? { notify, ret, envid } : undefined;
 }
 
-function parseAuth(flags: Record<string, unknown>): AuthOptions | null {
-  const user = single(flags.user, '--user');
-  const password = single(flags.password, '--password');
-  const passwordFile = single(flags.passwordFile, '--password-file');
-  const token = single(flags.token, '--token');
-  const tokenFile = single(flags.tokenFile, '--token-file');
-  const mechanism = oneOf(single(flags.auth, '--auth'), SASL_MECHANISMS, '--auth');
-  const secrets = [password, passwordFile, token, tokenFile].filter((s) => s !== null).length;
-  if (user === null) {
-    if (secrets > 0 || mechanism !== null) throw new UsageError('--password, --token and --auth need --user');
-    return null;
-  }
-  if (secrets > 1) throw new UsageError('give one of --password, --password-file, --token, --token-file');
-  return { user, password, passwordFile, token, tokenFile, mechanism };
-}
-
 function parseDns(text: string | null): DnsServer | null {
   if (text === null) return null;
   const parsed = parseDnsServer(text);
@@ -229,16 +168,14 @@ export function parseSendFlags(flags: Record<string, unknown>, positional: reado
   const bodyFile = single(flags.bodyFile, '--body-file');
   if (body !== null && bodyFile !== null) throw new UsageError('give --body or --body-file, not both');
 
-  const timeoutText = single(flags.timeout, '--timeout');
-  const seconds = timeoutText === null ? DEFAULT_TIMEOUT_SECONDS : Number(timeoutText);
-  if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError(`--timeout ${timeoutText}: expected a number of seconds`);
+  const timeoutMs = parseTimeout(flags);
 
-  const tls = oneOf(single(flags.tls, '--tls'), TLS_CHOICES, '--tls') ?? 'auto';
+  const tls = parseTlsChoice(flags);
   const mx = flags.mx === true;
   const serverText = single(flags.server, '--server');
   if (mx && serverText !== null) throw new UsageError('give --server or --mx, not both');
   // The local `mailbox serve` listens in clear on loopback; TLS there only when asked for.
-  const server = mx ? null : serverText !== null ? parseServer(serverText, tls) : parseServer(env.MAILBOX_SERVER ?? DEFAULT_SERVER, env.MAILBOX_SERVER ? tls : tls === 'auto' ? 'off' : tls);
+  const server = mx ? null : parseServerFlag(serverText, tls, env);
   const portText = single(flags.port, '--port');
   const mxPort = portText === null ? 25 : Number(portText);
   if (!(Number.isInteger(mxPort) && mxPort >= 1 && mxPort <= 65535)) throw new UsageError(`--port ${portText}: the port must be 1-65535`);
@@ -272,7 +209,7 @@ export function parseSendFlags(flags: Record<string, unknown>, positional: reado
     insecure: flags.insecure === true,
     tlsCa: single(flags.tlsCa, '--tls-ca'),
     ehloName: single(flags.ehlo, '--ehlo'),
-    timeoutMs: seconds * 1000,
+    timeoutMs,
     auth: parseAuth(flags),
     dsn: parseDsn(flags),
     quitAfter,

@@ -4,8 +4,8 @@
  * failure for main.ts to turn into one line and a sysexits code.
  * Rule: the world (files, standard input, DNS, terminal) comes in through SendDeps.
  */
-import { InputError, UsageError } from '../cli/exit-codes.ts';
-import { createPrompter, type PromptInput } from '../cli/prompt.ts';
+import { readClientAuth, readTlsSettings, type ConnectionIo } from '../cli/connection-options.ts';
+import type { PromptInput } from '../cli/prompt.ts';
 import { formatMailbox } from '../core/address.ts';
 import type { ClientAuth } from '../core/client-session.ts';
 import { ClientFailure } from '../core/errors.ts';
@@ -73,67 +73,21 @@ export function submissionIo(deps: SendDeps): SubmissionIo {
   };
 }
 
-function firstLine(bytes: Uint8Array): string {
-  return new TextDecoder().decode(bytes).split(/\r?\n/)[0];
+/** The credentials for AUTH: a flag, a file, or a question on the terminal. */
+function readAuth(options: SendOptions, deps: SendDeps): Promise<ClientAuth | undefined> {
+  return readClientAuth(options.auth, { tls: options.tls, server: options.server }, connectionIo(deps));
 }
 
-/** The credentials for AUTH: a flag, a file, or a question on the terminal. */
-async function readAuth(options: SendOptions, deps: SendDeps): Promise<ClientAuth | undefined> {
-  const auth = options.auth;
-  if (auth === null) return undefined;
-  const read = deps.readFile ?? defaultReadFile;
-  const readSecretFile = async (path: string, flag: string) => {
-    try {
-      return firstLine(await read(path));
-    } catch (error) {
-      throw new InputError(`${flag} ${path}: ${(error as { code?: string }).code === 'ENOENT' ? 'no such file' : (error as Error).message}`, 66);
-    }
-  };
-  let secret: string | null = auth.password ?? auth.token;
-  let secretKind: 'password' | 'token' = auth.token !== null || auth.tokenFile !== null ? 'token' : 'password';
-  if (auth.passwordFile !== null) secret = await readSecretFile(auth.passwordFile, '--password-file');
-  if (auth.tokenFile !== null) secret = await readSecretFile(auth.tokenFile, '--token-file');
-  if (secret === null) {
-    const stdin = deps.stdin;
-    if (!stdin.isTTY || stdin.on === undefined || stdin.off === undefined || stdin.resume === undefined || stdin.pause === undefined) {
-      throw new UsageError(`no password for --user ${auth.user}: give --password-file FILE (or --password), or run on a terminal to be asked`);
-    }
-    const prompter = createPrompter(stdin as PromptInput, deps.stderr);
-    try {
-      secret = await prompter.askSecret(`Password for ${auth.user}: `);
-    } finally {
-      prompter.close();
-    }
-    if (secret === null) throw new UsageError('no password given');
-    secretKind = 'password';
-  }
-  const server = options.server;
-  return {
-    username: auth.user,
-    secret,
-    secretKind,
-    mechanism: auth.mechanism ?? undefined,
-    // With --tls off the user chose a connection without TLS, credentials included.
-    allowCleartext: options.tls === 'off',
-    host: server?.host,
-    port: server?.port,
-  };
+function connectionIo(deps: SendDeps): ConnectionIo {
+  return { readFile: deps.readFile ?? defaultReadFile, stdin: deps.stdin, stderr: deps.stderr };
 }
 
 /** Everything a session needs besides the server; transcript lines go to `onEntry`. */
 export async function buildPlan(options: SendOptions, deps: SendDeps, onEntry: (entry: TranscriptEntry | string) => void): Promise<SessionPlan> {
-  let ca: string | undefined;
-  if (options.tlsCa !== null) {
-    try {
-      ca = new TextDecoder().decode(await (deps.readFile ?? defaultReadFile)(options.tlsCa));
-    } catch (error) {
-      throw new InputError(`--tls-ca ${options.tlsCa}: ${(error as { code?: string }).code === 'ENOENT' ? 'no such file' : (error as Error).message}`, 66);
-    }
-  }
   return {
     ehloName: options.ehloName ?? deps.hostname(),
     timeoutMs: options.timeoutMs,
-    tlsSettings: { rejectUnauthorized: !options.insecure, ca },
+    tlsSettings: await readTlsSettings(options, connectionIo(deps)),
     auth: await readAuth(options, deps),
     chunking: options.chunking,
     quitAfter: options.quitAfter,
