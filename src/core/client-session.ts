@@ -8,6 +8,9 @@
  * Rule 3: every transaction given to send() gets exactly one `outcome` event.
  * Rule 4: secrets (AUTH responses) go to `out` only; transcript entries carry "<redacted>".
  * Rule 5: a probe (probe()) asks MAIL and RCPT and never reaches DATA; it gets one `probed` event.
+ * Rule 6: with PIPELINING, the next queued transaction's MAIL, RCPT… and DATA go out with the end
+ *         of the message before it (RFC 2920 §3.1), so a session of many messages costs one round
+ *         trip per message.
  */
 import { formatMailbox, formatPath, needsSmtpUtf8, type Mailbox } from './address.ts';
 import { encodeXtext } from './command.ts';
@@ -66,12 +69,29 @@ export interface DsnOptions {
   readonly envid?: string;
 }
 
-/** One message to send: the envelope and the message bytes, with any line endings. */
-export interface OutgoingTransaction {
+/**
+ * One message to send: the envelope and the message bytes, either as they are (any line endings)
+ * or already in their wire form, as the spool keeps them.
+ */
+export type OutgoingTransaction = TransactionEnvelope & (
+  | {
+      /** Converted to CRLF and dot-stuffed by the session (RFC 5321 §4.5.2); ".\r\n" is added. */
+      readonly message: Uint8Array;
+      readonly stuffed?: undefined;
+    }
+  | {
+      /**
+       * Already CRLF lines and dot-stuffed, without the final ".\r\n" (a spool record's body):
+       * sent as it is, with no copy. A line of a single "." inside it is refused.
+       */
+      readonly stuffed: Uint8Array;
+      readonly message?: undefined;
+    }
+);
+
+export interface TransactionEnvelope {
   readonly sender: Mailbox | null;
   readonly recipients: readonly Mailbox[];
-  /** Converted to CRLF and dot-stuffed by the session (RFC 5321 §4.5.2); ".\r\n" is added. */
-  readonly message: Uint8Array;
   readonly dsn?: DsnOptions;
 }
 
@@ -197,7 +217,7 @@ interface ProbeFlight {
 /** A queued job: a message to send, or a probe. */
 type Job = OutgoingTransaction | ProbeTransaction;
 
-const isProbe = (job: Job): job is ProbeTransaction => !('message' in job);
+const isProbe = (job: Job): job is ProbeTransaction => !('message' in job) && !('stuffed' in job);
 
 type State =
   | { readonly kind: 'greeting' }
@@ -206,7 +226,8 @@ type State =
   | { readonly kind: 'handshake' }
   | { readonly kind: 'auth'; readonly mechanism: SaslMechanism; readonly step: number }
   | { readonly kind: 'ready' }
-  | { readonly kind: 'transaction'; readonly flight: Flight }
+  /** `ahead`: the next transaction, whose MAIL, RCPT… and DATA went out with this one's ".". */
+  | { readonly kind: 'transaction'; readonly flight: Flight; readonly ahead: Flight | null }
   | { readonly kind: 'probe'; readonly flight: ProbeFlight }
   | { readonly kind: 'resetting' }
   | { readonly kind: 'quitting' }
@@ -264,13 +285,21 @@ function hex(bytes: Uint8Array): string {
   return out;
 }
 
-/** RFC 1870 §3: SIZE counts the message with CRLF line endings, before dot-stuffing. */
+/**
+ * RFC 1870 §3: SIZE counts the message with CRLF line endings, before dot-stuffing. -1 when the
+ * bytes are not a stuffed message: not ending in CRLF, or holding a line of a single ".".
+ */
 function unstuffedSize(stuffed: Uint8Array): number {
-  let dots = stuffed.length > 0 && stuffed[0] === DOT ? 1 : 0;
-  for (let i = stuffed.indexOf(LF); i >= 0 && i + 1 < stuffed.length; i = stuffed.indexOf(LF, i + 1)) {
-    if (stuffed[i + 1] === DOT) dots++;
+  const n = stuffed.length;
+  if (n === 0) return 0;
+  if (n < 2 || stuffed[n - 1] !== LF || stuffed[n - 2] !== CR) return -1;
+  let dots = 0;
+  for (let at = 0; at < n; at = stuffed.indexOf(LF, at) + 1) {
+    if (stuffed[at] !== DOT) continue;
+    if (stuffed[at + 1] === CR) return -1;
+    dots++;
   }
-  return stuffed.length - dots;
+  return n - dots;
 }
 
 function hasEightBit(bytes: Uint8Array): boolean {
@@ -757,8 +786,10 @@ export class ClientSession {
     if (utf8 && !ext.has('SMTPUTF8')) {
       return refuse('rejected', 'mail', 'the addresses are not ASCII and the server does not offer SMTPUTF8 (RFC 6531)');
     }
-    const stuffed = dotStuff(tx.message);
+    const stuffed = tx.stuffed ?? dotStuff(tx.message);
     const size = unstuffedSize(stuffed);
+    // Only a caller's bug gets here: the spool checks every record before it is replayed.
+    if (size < 0) return refuse('internal', 'message', 'the message is not dot-stuffed CRLF text (it holds a line of a single "." or does not end with CRLF)');
     const max = peerMaxSize(ext);
     // RFC 1870 §6.1: a message larger than the server's SIZE is not sent at all.
     if (max !== null && size > max) {
@@ -792,23 +823,44 @@ export class ClientSession {
   }
 
   #startFlight(flight: Flight): void {
-    this.#enter({ kind: 'transaction', flight });
+    this.#enter({ kind: 'transaction', flight, ahead: null });
+    const { lines, awaited } = this.#openingGroup(flight);
+    this.#write(lines, awaited);
+  }
+
+  /** The commands that open a transaction: MAIL alone in lock-step, else the whole group. */
+  #openingGroup(flight: Flight): { lines: string[]; awaited: Awaited[] } {
     const mail = `MAIL FROM:${formatPath(flight.tx.sender)}${flight.mailParams}`;
     const quitAfter = this.#options.quitAfter;
-    if (!flight.pipelined || quitAfter === 'mail') {
-      this.#write([mail], [{ verb: 'MAIL' }]);
-      return;
-    }
+    if (!flight.pipelined || quitAfter === 'mail') return { lines: [mail], awaited: [{ verb: 'MAIL' }] };
     // RFC 2920 §3.1: MAIL, every RCPT and DATA go as one group; DATA ends the group. BDAT waits
     // for the RCPT replies instead, so that a message nobody takes is not sent at all.
     const withData = !flight.chunked && quitAfter !== 'rcpt';
-    const lines = [mail, ...flight.tx.recipients.map((_, index) => this.#rcptLine(flight, index))];
-    const awaited: Awaited[] = [{ verb: 'MAIL' }, ...flight.tx.recipients.map((_, index): Awaited => ({ verb: 'RCPT', index }))];
+    const lines = [mail];
+    const awaited: Awaited[] = [{ verb: 'MAIL' }];
+    for (let index = 0; index < flight.tx.recipients.length; index++) {
+      lines.push(this.#rcptLine(flight, index));
+      awaited.push({ verb: 'RCPT', index });
+    }
     if (withData) {
       lines.push('DATA');
       awaited.push({ verb: 'DATA' });
     }
-    this.#write(lines, awaited);
+    return { lines, awaited };
+  }
+
+  /**
+   * RFC 2920 §3.1: message content may open a group, so the next queued transaction (when it is
+   * ready to go) is prepared now and its opening group follows the ".". Not with quitAfter, which
+   * tests a server one step at a time.
+   */
+  #takeAhead(flight: Flight): Flight | null {
+    if (!flight.pipelined || this.#options.quitAfter !== undefined) return null;
+    while (this.#queue.length > 0 && !isProbe(this.#queue[0])) {
+      const ahead = this.#prepare(this.#queue.shift() as OutgoingTransaction);
+      if (ahead !== null) return ahead;
+    }
+    return null;
   }
 
   #flight(): Flight {
@@ -817,7 +869,8 @@ export class ClientSession {
   }
 
   #update(flight: Flight): void {
-    this.#state = { kind: 'transaction', flight };
+    const ahead = this.#state.kind === 'transaction' ? this.#state.ahead : null;
+    this.#state = { kind: 'transaction', flight, ahead };
   }
 
   #onMail(reply: Reply): void {
@@ -893,7 +946,14 @@ export class ClientSession {
       if (failure === null) {
         this.#trace({ kind: 'content', bytes: flight.stuffed });
         this.#out.push(flight.stuffed);
-        this.#write(['.'], [{ verb: '.' }]);
+        const ahead = this.#takeAhead(flight);
+        if (ahead === null) {
+          this.#write(['.'], [{ verb: '.' }]);
+          return;
+        }
+        const group = this.#openingGroup(ahead);
+        this.#state = { kind: 'transaction', flight, ahead };
+        this.#write(['.', ...group.lines], [{ verb: '.' }, ...group.awaited]);
         return;
       }
       // RFC 2920 §3.1: DATA was accepted though nothing else was; a lone "." ends it empty.
@@ -928,6 +988,12 @@ export class ClientSession {
     else {
       const failure = flight.failure ?? new ClientFailure('internal', 'message', 'transaction ended without a verdict');
       this.#emitOutcome({ ok: false, transaction: tx, failure, recipients });
+    }
+    const ahead = this.#state.kind === 'transaction' ? this.#state.ahead : null;
+    if (ahead !== null) {
+      // Only the end of data has an ahead: the server closed the transaction itself, no RSET.
+      this.#enter({ kind: 'transaction', flight: ahead, ahead: null });
+      return;
     }
     if (reset && !(this.#quitRequested && this.#queue.length === 0)) {
       this.#enter({ kind: 'resetting' });
@@ -1075,8 +1141,9 @@ export class ClientSession {
    */
   #failSession(failure: ClientFailure, sayQuit: boolean): void {
     if (this.#state.kind === 'transaction') {
-      const { tx, recipients } = this.#state.flight;
-      this.#emitOutcome({ ok: false, transaction: tx, failure, recipients });
+      const { flight, ahead } = this.#state;
+      this.#emitOutcome({ ok: false, transaction: flight.tx, failure, recipients: flight.recipients });
+      if (ahead !== null) this.#queue.unshift(ahead.tx);
     }
     if (this.#state.kind === 'probe') this.#endProbe(this.#state.flight, failure);
     const queuedStage = SETUP_STAGES.has(failure.stage) ? failure.stage : 'mail';

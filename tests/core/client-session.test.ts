@@ -189,6 +189,35 @@ describe('transactions', () => {
     expect(!outcome.ok && outcome.failure.message).toContain('8BITMIME');
   });
 
+  test('a pre-stuffed message (as the spool keeps it) goes out as the same bytes, not a copy', () => {
+    const session = readySession(['PIPELINING', 'SIZE 1000', '8BITMIME']);
+    const stuffed = ENCODER.encode('Subject: x\r\n\r\n..leading dot\r\n\u00e9\r\n');
+    const step = session.send({ sender: mailbox('a@example.org'), recipients: [mailbox('b@example.net')], stuffed });
+    // SIZE counts the message before stuffing: one dot less.
+    expect(text(step)).toStartWith(`MAIL FROM:<a@example.org> SIZE=${stuffed.length - 1} BODY=8BITMIME\r\n`);
+    const data = feed(session, '250 ok\r\n250 ok\r\n354 go\r\n');
+    expect(data.out[0]).toBe(stuffed);
+    expect(text(data)).toBe('Subject: x\r\n\r\n..leading dot\r\n\u00e9\r\n.\r\n');
+  });
+
+  test('a pre-stuffed message is unstuffed for BDAT (RFC 3030 §2)', () => {
+    const session = readySession(['PIPELINING', 'CHUNKING']);
+    session.send({ sender: mailbox('a@example.org'), recipients: [mailbox('b@example.net')], stuffed: ENCODER.encode('..x\r\n') });
+    expect(text(feed(session, '250 ok\r\n250 ok\r\n'))).toBe('BDAT 4 LAST\r\n.x\r\n');
+  });
+
+  test.each([
+    ['a line of a single dot', 'a\r\n.\r\nMAIL FROM:<evil@example.org>\r\n'],
+    ['a first line of a single dot', '.\r\nb\r\n'],
+    ['no final CRLF', 'a\r\nb'],
+  ])('a pre-stuffed message with %s is refused before MAIL', (_, bytes) => {
+    const session = readySession(['PIPELINING']);
+    const step = session.send({ sender: mailbox('a@example.org'), recipients: [mailbox('b@example.net')], stuffed: ENCODER.encode(bytes) });
+    expect(step.out).toHaveLength(0);
+    const [outcome] = outcomes(step.events);
+    expect(!outcome.ok && outcome.failure.kind).toBe('internal');
+  });
+
   test('a transaction without recipients is refused as a caller error', () => {
     const session = readySession([]);
     const [outcome] = outcomes(session.send(tx('a@example.org', [])).events);
