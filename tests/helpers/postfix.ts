@@ -204,6 +204,8 @@ const MASTER_CF_SERVICES = [
   'relay      unix  - - n -     - smtp',
   'anvil      unix  - - n -     1 anvil',
   'scache     unix  - - n -     1 scache',
+  // smtpd and smtp need tlsmgr for TLS (PRNG seed, session cache) once a certificate is configured.
+  'tlsmgr     unix  - - n 1000? 1 tlsmgr',
   'postlog    unix-dgram n - n - 1 postlogd',
 ];
 
