@@ -106,7 +106,7 @@ describe.skipIf(unavailable !== undefined)('mailbox verify against dnsmasq, aios
 
   afterAll(async () => {
     await Promise.all([...receivers.map((r) => r.stop()), dns?.stop(), silent?.stop(), postfix?.stop()]);
-  });
+  }, 30_000);
 
   const verify = (args: string[], stdin?: string) =>
     runCommand([MAILBOX_BIN, 'verify', '--dns', dns.server, '--timeout', '1', '--ehlo', 'verify.test', ...args], { stdin, timeoutMs: 60_000 });
