@@ -179,6 +179,11 @@ export class SmtpClient {
     return this.#stoppedAt;
   }
 
+  /** True once the session is over (after QUIT, a failure or the peer closing): send() fails at once. */
+  get closed(): boolean {
+    return this.#isFinished;
+  }
+
   /** Resolves once EHLO (and STARTTLS) succeeded; rejects with the failure otherwise. */
   get ready(): Promise<void> {
     return this.#ready.promise;
@@ -315,7 +320,11 @@ export class SmtpClient {
     this.#socket = secure;
     secure.once('secureConnect', () => {
       this.#mark('tls-handshake');
-      if (this.#socket === secure) this.#apply(this.#session.tlsStarted());
+      // Under Bun, a TLS 1.3 write made inside 'secureConnect' reached Postfix only ~40 ms later
+      // (measured: EHLO answered in 43 ms, against 0.4 ms when written one turn later).
+      setImmediate(() => {
+        if (this.#socket === secure) this.#apply(this.#session.tlsStarted());
+      });
     });
     secure.on('data', (chunk: Buffer) => {
       if (this.#socket === secure) this.#apply(this.#session.receive(chunk));
@@ -371,6 +380,9 @@ function openSocket(options: SmtpClientOptions): Promise<Socket> {
     );
     socket.once(implicit ? 'secureConnect' : 'connect', () => {
       clearTimeout(timer);
+      // A command is a small write that waits for its reply: Nagle's algorithm would hold it
+      // back for the peer's delayed ACK (measured: 40 ms on the EHLO after STARTTLS).
+      socket.setNoDelay(true);
       socket.removeAllListeners('error');
       resolve(socket);
     });
