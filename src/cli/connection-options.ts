@@ -7,6 +7,7 @@
  */
 import type { Command } from 'cac';
 import { SASL_MECHANISMS, type ClientAuth, type SaslMechanism } from '../core/client-session.ts';
+import { ClientFailure } from '../core/errors.ts';
 import type { TlsMode, TlsSettings } from '../transport/tcp-client.ts';
 import { EXIT, InputError, UsageError } from './exit-codes.ts';
 import { createPrompter, type PromptInput } from './prompt.ts';
@@ -206,4 +207,41 @@ export async function readClientAuth(
     host: context.server?.host,
     port: context.server?.port,
   };
+}
+
+const LOOPBACK = /^(?:127\.\d+\.\d+\.\d+|::1|localhost)$/i;
+
+/**
+ * Certificates are verified, with one exception: STARTTLS taken opportunistically (`--tls auto`
+ * on a plain smtp:// or HOST:PORT) from a server on this machine, such as a local `mailbox
+ * serve` with its self-signed certificate: no traffic leaves the host, and plain SMTP would
+ * have been accepted anyway. `--tls-ca` or an explicit TLS mode restores verification.
+ */
+export function tlsSettingsFor(server: ServerAddress, settings: TlsSettings): TlsSettings {
+  if (server.tls === 'opportunistic' && LOOPBACK.test(server.host) && settings.ca === undefined) return { ...settings, rejectUnauthorized: false };
+  return settings;
+}
+
+const CERTIFICATE = /certificate|self[- ]signed|issuer|CERT_|altname|hostname\/IP/i;
+const NOT_TLS = /wrong version|packet length|unknown protocol|record layer|EPROTO|ECONNRESET|socket hang up|closed|handshake/i;
+
+/**
+ * Adds what to do to failures whose cause users most often get wrong: a TLS mode that does not
+ * fit the port, and certificates that cannot be verified.
+ */
+export function explainFailure(failure: ClientFailure, port: number, tls: TlsMode): ClientFailure {
+  let hint = '';
+  if (failure.kind === 'tls' && CERTIFICATE.test(failure.message)) {
+    hint = 'to trust this certificate give --tls-ca FILE, or skip the check with --insecure';
+  } else if (failure.kind === 'tls' && failure.stage === 'connect' && NOT_TLS.test(failure.message)) {
+    hint = `the server on port ${port} does not seem to speak TLS from the first byte: try --tls starttls, or --tls off`;
+  } else if (failure.kind === 'tls' && failure.stage === 'starttls' && failure.reply === undefined && /does not offer STARTTLS/.test(failure.message)) {
+    hint = 'use --tls implicit if this port expects TLS from the first byte (usually 465), or --tls off to send in clear';
+  } else if (failure.kind === 'connect' && failure.stage === 'greeting' && failure.reply === undefined && tls !== 'implicit') {
+    hint = `if port ${port} expects TLS from the first byte (usually 465), use --tls implicit`;
+  } else if (failure.kind === 'connect' && failure.stage === 'connect' && tls === 'implicit' && /no answer within/.test(failure.message)) {
+    hint = `if port ${port} speaks plain SMTP, use --tls starttls or --tls off`;
+  }
+  if (hint === '') return failure;
+  return new ClientFailure(failure.kind, failure.stage, `${failure.message}; ${hint}`, failure.reply, { cause: failure });
 }

@@ -12,6 +12,7 @@ import type { TranscriptEntry } from '../core/transcript.ts';
 import { resolveMailRoute } from '../dns/mail-route.ts';
 import type { DnsResolver } from '../dns/resolver.ts';
 import { formatPeer, openSmtpClient, type StageTimings, type TlsInfo, type TlsMode, type TlsSettings } from '../transport/tcp-client.ts';
+import { tlsSettingsFor } from '../cli/connection-options.ts';
 import type { ServerAddress } from './options.ts';
 import type { Submission } from './submission.ts';
 
@@ -51,19 +52,6 @@ function failed(peer: string, domain: string | null, recipients: readonly Mailbo
   return { peer, domain, recipients, replies: [], reply: null, failure, stoppedAfter: null, tls: null, mechanism: null, capabilities: {}, timings: {} };
 }
 
-const LOOPBACK = /^(?:127\.\d+\.\d+\.\d+|::1|localhost)$/i;
-
-/**
- * Certificates are verified, with one exception: STARTTLS taken opportunistically (`--tls auto`
- * on a plain smtp:// or HOST:PORT) from a server on this machine, such as a local `mailbox
- * serve` with its self-signed certificate: no traffic leaves the host, and plain SMTP would
- * have been accepted anyway. `--tls-ca` or an explicit TLS mode restores verification.
- */
-function settingsFor(server: ServerAddress, settings: TlsSettings): TlsSettings {
-  if (server.tls === 'opportunistic' && LOOPBACK.test(server.host) && settings.ca === undefined) return { ...settings, rejectUnauthorized: false };
-  return settings;
-}
-
 /** One connection, one transaction (or up to --quit-after), QUIT. */
 export async function deliverTo(
   server: ServerAddress,
@@ -82,7 +70,7 @@ export async function deliverTo(
       ehloName: plan.ehloName,
       timeoutMs: plan.timeoutMs,
       tls: server.tls,
-      tlsSettings: settingsFor(server, plan.tlsSettings),
+      tlsSettings: tlsSettingsFor(server, plan.tlsSettings),
       onTranscript: plan.onTranscript,
       auth: plan.auth,
       chunking: plan.chunking,

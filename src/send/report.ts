@@ -5,9 +5,8 @@
  * Rule: pure. Text in, text out.
  */
 import { formatMailbox } from '../core/address.ts';
-import { ClientFailure } from '../core/errors.ts';
+import type { ClientFailure } from '../core/errors.ts';
 import { describeReply, type Reply } from '../core/reply.ts';
-import type { TlsMode } from '../transport/tcp-client.ts';
 import type { DeliveryResult } from './deliver.ts';
 
 export interface ReportLines {
@@ -65,26 +64,5 @@ export function formatJson(messageId: string, sender: string | null, results: re
   return JSON.stringify({ ok: results.every((r) => r.failure === null), messageId, sender, deliveries }, null, 2);
 }
 
-const CERTIFICATE = /certificate|self[- ]signed|issuer|CERT_|altname|hostname\/IP/i;
-const NOT_TLS = /wrong version|packet length|unknown protocol|record layer|EPROTO|ECONNRESET|socket hang up|closed|handshake/i;
-
-/**
- * Adds what to do to failures whose cause users most often get wrong: a TLS mode that does not
- * fit the port, and certificates that cannot be verified.
- */
-export function explainFailure(failure: ClientFailure, port: number, tls: TlsMode): ClientFailure {
-  let hint = '';
-  if (failure.kind === 'tls' && CERTIFICATE.test(failure.message)) {
-    hint = 'to trust this certificate give --tls-ca FILE, or skip the check with --insecure';
-  } else if (failure.kind === 'tls' && failure.stage === 'connect' && NOT_TLS.test(failure.message)) {
-    hint = `the server on port ${port} does not seem to speak TLS from the first byte: try --tls starttls, or --tls off`;
-  } else if (failure.kind === 'tls' && failure.stage === 'starttls' && failure.reply === undefined && /does not offer STARTTLS/.test(failure.message)) {
-    hint = 'use --tls implicit if this port expects TLS from the first byte (usually 465), or --tls off to send in clear';
-  } else if (failure.kind === 'connect' && failure.stage === 'greeting' && failure.reply === undefined && tls !== 'implicit') {
-    hint = `if port ${port} expects TLS from the first byte (usually 465), use --tls implicit`;
-  } else if (failure.kind === 'connect' && failure.stage === 'connect' && tls === 'implicit' && /no answer within/.test(failure.message)) {
-    hint = `if port ${port} speaks plain SMTP, use --tls starttls or --tls off`;
-  }
-  if (hint === '') return failure;
-  return new ClientFailure(failure.kind, failure.stage, `${failure.message}; ${hint}`, failure.reply, { cause: failure });
-}
+// Shared with `mailbox replay`.
+export { explainFailure } from '../cli/connection-options.ts';
