@@ -7,7 +7,7 @@ import { describeReply } from '../core/reply.ts';
 
 export const EXIT = {
   ok: 0,
-  /** `mailbox verify`: not every address passed (as grep exits 1 when nothing matched). */
+  /** Not everything passed: `mailbox verify` (an address), `mailbox replay` (a transaction, or a reply under --expect); as grep exits 1. */
   notAll: 1,
   /** The command line was wrong. */
   usage: 64,

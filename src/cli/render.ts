@@ -46,3 +46,10 @@ export function paintVerdict(paint: Paint, verdict: 'deliverable' | 'undeliverab
   if (verdict === 'risky') return paint.yellow(text);
   return paint.dim(text);
 }
+
+/** `mailbox replay` outcome words: green when sent, yellow when it may work later or went in part, red when refused. */
+export function paintReplayVerdict(paint: Paint, verdict: 'sent' | 'partial' | 'temp' | 'perm', text: string = verdict): string {
+  if (verdict === 'sent') return paint.green(text);
+  if (verdict === 'perm') return paint.red(paint.bold(text));
+  return paint.yellow(text);
+}
