@@ -11,7 +11,10 @@ mkdirSync(join(root, 'dist'), { recursive: true });
 
 const entrypoints = [join(root, 'src', 'main.ts')];
 const proc = Bun.spawnSync(
-  [process.execPath, 'build', '--compile', '--minify', '--sourcemap=none', ...entrypoints, '--outfile', outfile],
+  // --bytecode: the binary starts in about half the time (`send --dry-run`: 17 ms against 38 ms,
+  // median of 30). It forbids top-level await in the entry, and a Worker must then be started
+  // by its string path, not new URL(…, import.meta.url) (BUN.md, Workers in a --compile binary).
+  [process.execPath, 'build', '--compile', '--minify', '--bytecode', '--sourcemap=none', ...entrypoints, '--outfile', outfile],
   { cwd: root, stdout: 'inherit', stderr: 'inherit' },
 );
 if (proc.exitCode !== 0) {
