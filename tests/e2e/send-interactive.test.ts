@@ -29,21 +29,22 @@ suite('mailbox send --interactive in a terminal', () => {
   beforeAll(async () => {
     tmp = await makeTempDir('mailbox-interactive-');
     await mkdir(join(tmp.path, 'in'));
-    server = await startAiosmtpd({ dir: join(tmp.path, 'in'), rejectSenders: ['bad@example.org'], rejectRecipients: ['nobody@example.net'] });
+    // AUTH in clear is offered for the password prompt test; CRAM-MD5 keeps the password off the wire.
+    server = await startAiosmtpd({ dir: join(tmp.path, 'in'), rejectSenders: ['bad@example.org'], rejectRecipients: ['nobody@example.net'], users: { alice: 'pa55word' }, authRequireTls: false });
   });
 
   afterAll(async () => {
-    Bun.spawnSync([TMUX, 'kill-session', '-t', session], { stdout: 'ignore', stderr: 'ignore' });
+    for (const s of [session, `${session}-pw`]) Bun.spawnSync([TMUX, 'kill-session', '-t', s], { stdout: 'ignore', stderr: 'ignore' });
     await server?.stop();
     await tmp?.remove();
   });
 
-  const screen = () => tmux('capture-pane', '-p', '-t', session);
+  const screen = (name = session) => tmux('capture-pane', '-p', '-t', name);
   /** Waits until the screen shows `text` (count times; tmux trims trailing spaces), then returns it. */
-  async function waitFor(text: string, count = 1): Promise<string> {
+  async function waitFor(text: string, count = 1, name = session): Promise<string> {
     const deadline = Date.now() + 15_000;
     for (;;) {
-      const shown = screen();
+      const shown = screen(name);
       if (shown.split(text).length - 1 >= count) return shown;
       if (Date.now() > deadline) throw new Error(`the screen never showed ${JSON.stringify(text)} ×${count}:\n${shown}`);
       await Bun.sleep(25);
@@ -80,5 +81,19 @@ suite('mailbox send --interactive in a terminal', () => {
     expect([saved.meta.mail_from, saved.meta.rcpt_tos]).toEqual(['zoe@example.org', ['bob@example.net']]);
     const parsed = parseWithPython(saved.bytes);
     expect([parsed.subject, parsed.parts[0].text]).toEqual(['Grüße aus dem Terminal', 'first line\n']);
+  });
+
+  test('--user without a password asks for it on the terminal, without echo', async () => {
+    const name = `${session}-pw`;
+    tmux('new-session', '-d', '-s', name, '-x', '120', '-y', '20', `${MAILBOX_BIN} send --server 127.0.0.1:${server.port} --user alice --from a@example.org --to b@example.net --body secret-test; echo "EXIT=$?"; sleep 60`);
+    await waitFor('Password for alice:', 1, name);
+    tmux('send-keys', '-t', name, '-l', 'pa55word');
+    tmux('send-keys', '-t', name, 'Enter');
+    const done = await waitFor('EXIT=', 1, name);
+    expect(done).toContain('EXIT=0');
+    expect(done).toMatch(/^sent <.+> to 1 recipient via /m);
+    expect(done).not.toContain('pa55word');
+    const saved = await server.messages();
+    expect(saved[saved.length - 1].meta.auth).toBe('alice');
   });
 });

@@ -306,6 +306,35 @@ describe('--eml and mailbox serve', () => {
   });
 });
 
+describe('mailbox serve with TLS and AUTH', () => {
+  test('STARTTLS and implicit TLS, AUTH PLAIN and LOGIN, against the certificate serve made', async () => {
+    const data = await makeTempDir('mailbox-send-serve-');
+    try {
+      const added = await runCommand([MAILBOX_BIN, 'users', 'add', 'alice', '--data', data.path], { stdin: 's3cret\n' });
+      expect(added.code).toBe(0);
+      const tlsPort = await findFreePort();
+      const serve = await startServe({ dataDir: data.path, args: ['--listen-tls', `127.0.0.1:${tlsPort}`] });
+      const cert = join(data.path, 'tls', 'cert.pem');
+      const message = ['--from', 'alice@example.org', '--to', 'bob@example.net', '--body', 'hello serve'];
+      const starttls = await send(['--server', `smtp+starttls://127.0.0.1:${serve.port}`, '--tls-ca', cert, '--user', 'alice', '--password', 's3cret', ...message, '--json']);
+      expect([starttls.code, starttls.stderr]).toEqual([0, '']);
+      expect(JSON.parse(starttls.stdout).deliveries[0]).toMatchObject({ ok: true, auth: 'PLAIN', tls: { version: expect.stringMatching(/^TLSv1\.[23]$/) } });
+      const implicitTls = await send(['--server', `smtps://127.0.0.1:${tlsPort}`, '--tls-ca', cert, '--user', 'alice', '--password', 's3cret', '--auth', 'LOGIN', ...message]);
+      expect([implicitTls.code, implicitTls.stderr]).toEqual([0, '']);
+      // --tls auto to a server on this machine: its self-signed certificate is accepted.
+      const opportunistic = await send(['--server', `127.0.0.1:${serve.port}`, '--user', 'alice', '--password', 's3cret', ...message]);
+      expect([opportunistic.code, opportunistic.stderr]).toEqual([0, '']);
+      const wrong = await send(['--server', `127.0.0.1:${serve.port}`, '--user', 'alice', '--password', 'nope', ...message]);
+      expect(wrong.code).toBe(77);
+      oneLine(wrong);
+      expect(serve.logs().match(/accepted .*user=alice/g)).toHaveLength(3);
+      await serve.cleanup();
+    } finally {
+      await data.remove();
+    }
+  });
+});
+
 describe('--mx: recipients grouped per domain, MX order, implicit MX, null MX', () => {
   test('each domain goes to its best reachable MX; null MX and unknown domains fail clearly', async () => {
     const [mxPeer, implicitPeer] = await Promise.all([peer('mx-good', { host: '127.0.0.1' }), peer('mx-implicit', { host: '127.0.0.2', port: undefined })]);
