@@ -8,6 +8,7 @@ import { EXIT, UsageError, describeError, exitCodeFor } from './cli/exit-codes.t
 import { colorsFor, paintError } from './cli/render.ts';
 import { hostname } from 'node:os';
 import { basename } from 'node:path';
+import * as replay from './commands/replay.ts';
 import * as send from './commands/send.ts';
 import * as serve from './commands/serve.ts';
 import * as verify from './commands/verify.ts';
@@ -61,6 +62,7 @@ async function main(argv: string[]): Promise<number> {
   send.register(cli, { now, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, hostname, newId: createIdGenerator(now), env });
   users.register(cli, { env, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr });
   verify.register(cli, verify.systemDeps(env, now));
+  replay.register(cli, replay.systemDeps(env, now));
   cli.help();
   cli.version(packageJson.version);
 
