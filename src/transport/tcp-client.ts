@@ -286,9 +286,10 @@ export class SmtpClient {
       socket.write(chunks.join(''));
       return;
     }
-    socket.cork();
-    for (const chunk of chunks) socket.write(chunk);
-    socket.uncork();
+    let total = 0;
+    const parts = chunks.map((c) => (typeof c === 'string' ? Buffer.from(c, 'utf8') : c));
+    for (const p of parts) total += p.length;
+    socket.write(Buffer.concat(parts, total));
   }
 
   #mark(stage: ClientStage | 'tls-handshake'): void {
