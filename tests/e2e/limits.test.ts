@@ -121,13 +121,13 @@ describe('slow and hostile clients', () => {
   test('AUTH brute force: after 5 failures the address gets 454 4.7.0, even with the right password', async () => {
     const data = await makeTempDir();
     const users = join(data.path, 'users');
-    await Bun.write(users, `alice:${await Bun.password.hash('right')}\n`);
+    await Bun.write(users, `alice:${await Bun.password.hash('Right-Pass-7')}\n`);
     const server = await startServe({ args: ['--users', users, '--allow-insecure-auth'] });
     const attempt = (password: string) => `AUTH PLAIN ${Buffer.from(`\0alice\0${password}`).toString('base64')}\r\n`;
     // Two sessions, so the per-session error cap is not what stops the client.
-    let d = await smtpDialogue(server.host, server.port, ['EHLO c.test\r\n', attempt('w1'), attempt('w2'), attempt('w3')]);
+    let d = await smtpDialogue(server.host, server.port, ['EHLO c.test\r\n', attempt('Guess-Pass-1'), attempt('Guess-Pass-2'), attempt('Guess-Pass-3')]);
     expect(d.replies.slice(1).map((r) => r?.slice(0, 9))).toEqual(['535 5.7.8', '535 5.7.8', '535 5.7.8']);
-    d = await smtpDialogue(server.host, server.port, ['EHLO c.test\r\n', attempt('w4'), attempt('w5'), attempt('right')]);
+    d = await smtpDialogue(server.host, server.port, ['EHLO c.test\r\n', attempt('Guess-Pass-4'), attempt('Guess-Pass-5'), attempt('Right-Pass-7')]);
     expect(d.replies.slice(1).map((r) => r?.slice(0, 9))).toEqual(['535 5.7.8', '535 5.7.8', '454 4.7.0']);
     // Every failure is logged, the throttled one too (the log is flushed once per event-loop turn).
     const failures = () => server.logs().match(/auth-failed user=alice/g)?.length ?? 0;
@@ -135,7 +135,8 @@ describe('slow and hostile clients', () => {
     expect(failures()).toBe(6);
     expect(server.logs()).toContain('reason=throttled');
     expect(server.logs()).toContain('locked=true');
-    expect(server.logs()).not.toMatch(/w[1-5]|right/);
+    // Passwords never reach the log.
+    expect(server.logs()).not.toMatch(/Guess-Pass|Right-Pass/);
     await server.cleanup();
     await data.remove();
   }, 60_000);
