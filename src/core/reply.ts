@@ -34,16 +34,29 @@ export function reply(code: number, enhanced: string | undefined, text: string):
   return { code, enhanced, lines: text.includes('\n') ? text.split('\n') : [text] };
 }
 
+// RFC 5321 §4.5.3.1.5: a reply line is at most 512 octets, CRLF included.
+const MAX_REPLY_LINE_OCTETS = 512;
+const ENCODER = new TextEncoder();
+
+/** Cuts a reply line that would pass the limit (text echoed from a client can be long). */
+function fitLine(line: string, room: number): string {
+  if (line.length * 3 <= room || ENCODER.encode(line).length <= room) return line;
+  let cut = line.slice(0, room - 3);
+  while (ENCODER.encode(cut).length > room - 3) cut = cut.slice(0, -1);
+  return `${cut.replace(/[\ud800-\udbff]$/, '')}...`;
+}
+
 /**
  * RFC 5321 §4.2.1: every line but the last is "code-text", the last "code SP text".
  * The enhanced code, when there is one, starts every line (RFC 2034 §4).
  */
 export function formatReply(r: Reply): string {
   const prefix = r.enhanced ? `${r.enhanced} ` : '';
+  const room = MAX_REPLY_LINE_OCTETS - 2 - 4 - prefix.length;
   const last = r.lines.length - 1;
   let out = '';
   for (let i = 0; i <= last; i++) {
-    out += `${r.code}${i === last ? ' ' : '-'}${prefix}${r.lines[i]}\r\n`;
+    out += `${r.code}${i === last ? ' ' : '-'}${prefix}${fitLine(r.lines[i], room)}\r\n`;
   }
   return out;
 }
