@@ -26,8 +26,9 @@ const LABEL_UTF8 = /^(?:[A-Za-z0-9]|[^\x00-\x7f])(?:(?:[A-Za-z0-9-]|[^\x00-\x7f]
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const HEX4 = /^[0-9A-Fa-f]{1,4}$/;
 
-const utf8Length = (s: string): number => new TextEncoder().encode(s).length;
 const hasNonAscii = (s: string): boolean => /[^\x00-\x7f]/.test(s);
+const ENCODER = new TextEncoder();
+const utf8Length = (s: string): number => (hasNonAscii(s) ? ENCODER.encode(s).length : s.length);
 
 /** RFC 5321 §4.1.3: IPv6 address literal body, full or compressed, with an optional IPv4 tail. */
 function isIpv6(text: string): boolean {

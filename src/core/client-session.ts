@@ -244,6 +244,7 @@ const EHLO_UNKNOWN = new Set([500, 502]);
 const SETUP_STAGES: ReadonlySet<ClientStage> = new Set(['connect', 'greeting', 'ehlo', 'starttls', 'auth']);
 
 const DECODER = new TextDecoder();
+const EMPTY = new Uint8Array(0);
 const ENCODER = new TextEncoder();
 const NO_EXTENSIONS: PeerExtensions = new Map();
 const REDACTED = '<redacted>';
@@ -302,8 +303,21 @@ function unstuffedSize(stuffed: Uint8Array): number {
   return n - dots;
 }
 
+/** Any byte ≥ 0x80; four bytes at a time where the bytes are aligned for it. */
 function hasEightBit(bytes: Uint8Array): boolean {
-  for (let i = 0; i < bytes.length; i++) if (bytes[i] >= 0x80) return true;
+  const n = bytes.length;
+  let i = 0;
+  const head = Math.min(n, (4 - (bytes.byteOffset & 3)) & 3);
+  for (; i < head; i++) if (bytes[i] >= 0x80) return true;
+  const words = (n - i) >>> 2;
+  if (words > 0) {
+    const view = new Uint32Array(bytes.buffer, bytes.byteOffset + i, words);
+    let any = 0;
+    for (let w = 0; w < words; w++) any |= view[w];
+    if ((any & 0x80808080) !== 0) return true;
+    i += words * 4;
+  }
+  for (; i < n; i++) if (bytes[i] >= 0x80) return true;
   return false;
 }
 
@@ -455,28 +469,36 @@ export class ClientSession {
   // ---- reading replies ----
 
   #readReplies(): void {
-    while (this.#state.kind !== 'closed' && this.#state.kind !== 'handshake') {
-      const lf = this.#buffer.indexOf(LF);
-      if (lf < 0) {
-        if (this.#buffer.length > MAX_REPLY_LINE_BYTES) {
-          this.#protocolFailure(`a reply line longer than ${MAX_REPLY_LINE_BYTES} bytes`);
-        }
-        return;
+    const buffer = this.#buffer;
+    const lastLf = buffer.lastIndexOf(LF);
+    if (lastLf < 0) {
+      if (buffer.length > MAX_REPLY_LINE_BYTES) this.#protocolFailure(`a reply line longer than ${MAX_REPLY_LINE_BYTES} bytes`);
+      return;
+    }
+    // Every complete line is decoded in one go: an LF is never inside a UTF-8 sequence, so the
+    // text splits at "\n" exactly where the bytes do.
+    const lines = DECODER.decode(buffer.subarray(0, lastLf)).split('\n');
+    let at = 0;
+    for (const raw of lines) {
+      if (this.#state.kind === 'closed' || this.#state.kind === 'handshake') break;
+      const lf = buffer.indexOf(LF, at);
+      if (lf - at > MAX_REPLY_LINE_BYTES) {
+        this.#protocolFailure(`a reply line longer than ${MAX_REPLY_LINE_BYTES} bytes`);
+        break;
       }
+      at = lf + 1;
       // Replies end in CRLF (RFC 5321 §2.3.8); a bare LF from a sloppy server is tolerated.
-      const end = lf > 0 && this.#buffer[lf - 1] === CR ? lf - 1 : lf;
-      const line = DECODER.decode(this.#buffer.subarray(0, end));
-      this.#buffer = this.#buffer.subarray(lf + 1);
+      const line = raw.charCodeAt(raw.length - 1) === CR ? raw.slice(0, -1) : raw;
       this.#trace({ kind: 'line', dir: 'S', text: line });
       const parsed = parseReplyLine(line);
       if (parsed.kind === 'malformed') {
         this.#protocolFailure(`a malformed reply line ${JSON.stringify(line.slice(0, 80))}`);
-        return;
+        break;
       }
       // RFC 5321 §4.2.1: every line of a multi-line reply carries the same code.
       if (this.#replyTexts.length > 0 && parsed.code !== this.#replyCode) {
         this.#protocolFailure(`a multi-line reply that changes its code from ${this.#replyCode} to ${parsed.code}`);
-        return;
+        break;
       }
       this.#replyCode = parsed.code;
       this.#replyTexts.push(parsed.text);
@@ -485,11 +507,12 @@ export class ClientSession {
       this.#replyTexts = [];
       this.#onReply(reply);
     }
+    this.#buffer = at === buffer.length ? EMPTY : buffer.subarray(at);
     if (this.#state.kind === 'handshake' && this.#buffer.length > 0) {
       // RFC 3207 §4.2 and §6: bytes after the 220 came before TLS and must not be trusted.
       this.#trace({ kind: 'note', text: `discarded ${this.#buffer.length} bytes sent before the TLS handshake` });
     }
-    if (this.#state.kind === 'handshake' || this.#state.kind === 'closed') this.#buffer = new Uint8Array(0);
+    if (this.#state.kind === 'handshake' || this.#state.kind === 'closed') this.#buffer = EMPTY;
   }
 
   #onReply(reply: Reply): void {

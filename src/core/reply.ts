@@ -90,8 +90,12 @@ export function parseReplyLine(line: string): ReplyLine {
 export function assembleReply(code: number, texts: readonly string[]): Reply {
   const m = ENHANCED.exec(texts[0] ?? '');
   const enhanced = m && m[1] === String(code).charAt(0) ? `${m[1]}.${m[2]}.${m[3]}` : undefined;
-  const lines = enhanced
-    ? texts.map((t) => (t.startsWith(enhanced) ? t.slice(enhanced.length).replace(/^ /, '') : t))
-    : [...texts];
+  if (enhanced === undefined) return { code, enhanced, lines: [...texts] };
+  // Built with a loop and no regular expression: the client assembles a reply per command.
+  const lines: string[] = [];
+  for (const t of texts) {
+    if (!t.startsWith(enhanced)) lines.push(t);
+    else lines.push(t.charCodeAt(enhanced.length) === 32 ? t.slice(enhanced.length + 1) : t.slice(enhanced.length));
+  }
   return { code, enhanced, lines };
 }

@@ -218,6 +218,20 @@ describe('transactions', () => {
     expect(!outcome.ok && outcome.failure.kind).toBe('internal');
   });
 
+  test('one 8-bit byte anywhere in a pre-stuffed view is seen, whatever its alignment', () => {
+    for (let start = 0; start < 4; start++) {
+      for (let at = 0; at < 11; at++) {
+        const backing = new Uint8Array(start + 13).fill(0x61);
+        backing.set([13, 10], start + 11);
+        backing[start + at] = 0xe9;
+        const session = readySession(['PIPELINING']);
+        const step = session.send({ sender: mailbox('a@example.org'), recipients: [mailbox('b@example.net')], stuffed: backing.subarray(start) });
+        const [outcome] = outcomes(step.events);
+        expect(!outcome.ok && outcome.failure.message).toContain('8BITMIME');
+      }
+    }
+  });
+
   test('a transaction without recipients is refused as a caller error', () => {
     const session = readySession([]);
     const [outcome] = outcomes(session.send(tx('a@example.org', [])).events);
