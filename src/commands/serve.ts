@@ -107,7 +107,7 @@ export async function runServe(config: ServeConfig, deps: ServeDeps): Promise<vo
     maxAgeMs: config.maxAgeMs ?? undefined,
   });
   const { records, tornBytes, damaged } = spool.recovery;
-  log.info('spool-opened', { dir: config.dataDir, messages: spool.stats().messages, recovered: records, torn_bytes: tornBytes, damaged: damaged.length });
+  log.info('spool-opened', { dir: config.dataDir, messages: spool.stats().messages, segments: spool.stats().segments, recovered: records, torn_bytes: tornBytes, damaged: damaged.length });
 
   if (certificate) certificate.announce(log);
   if (config.authAny) log.warn('auth-any', { note: 'any AUTH credentials are accepted (development mode)' });

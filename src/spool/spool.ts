@@ -247,14 +247,6 @@ export class Spool {
     if (last && info && last.headerBytes > 0 && last.bytes < this.#segmentBytes) {
       this.#active = { file: AppendFile.openExisting(this.#layout.segmentPath(last.seq), last.bytes, this.#io), info };
     }
-    this.#opts.log.info('spool: opened', {
-      dir: this.#layout.dir,
-      messages: this.#index.visibleCount,
-      segments: this.#index.segments().length,
-      records: report.records,
-      tornBytes: report.tornBytes,
-      damaged: report.damaged.length,
-    });
   }
 
   #track(seg: ScannedSegment): void {
