@@ -21,7 +21,7 @@ import { resultOf, unsentResult, type ExpectedCode, type ReplayResult } from './
 import type { ReplayItem, ReplayProblem, SourceEvent } from './sources.ts';
 
 /** Transactions queued per connection: one on the wire, the next ready to go with its ".". */
-const PER_CONNECTION = 2;
+const PER_CONNECTION = 3;
 const MAX_CONNECT_FAILURES = 3;
 
 export interface ReplayPlan {

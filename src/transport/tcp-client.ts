@@ -69,6 +69,9 @@ export type StageTimings = Partial<Record<ClientStage | 'tls-handshake', number>
 /** How long the EHLO after STARTTLS waits for a TLS 1.3 session ticket (see #startTls). */
 const TICKET_WAIT_MS = 10;
 
+/** Turns smaller than this (a 1 KB message and its commands) go out as one copied buffer. */
+const COPY_BELOW_BYTES = 64 * 1024;
+
 /** RFC 2104 HMAC with MD5, for CRAM-MD5: crypto lives in the adapter, not in the core. */
 function hmacMd5(key: Uint8Array, data: Uint8Array): Uint8Array {
   return new Uint8Array(createHmac('md5', key).update(data).digest());
@@ -282,11 +285,30 @@ export class SmtpClient {
     this.#armTimer();
   }
 
-  /** One turn's chunks leave together: commands joined, message bytes corked with them, never copied. */
+  /**
+   * One turn's chunks leave together: commands joined; a message with its commands copied into
+   * one buffer when small (one write costs less under Bun than corked writes: measured ~8% less
+   * CPU per pipelined 1 KB transaction), corked without a copy when large.
+   */
   #write(chunks: readonly (string | Uint8Array)[]): void {
     const socket = this.#socket;
     if (chunks.every((c) => typeof c === 'string')) {
       socket.write(chunks.join(''));
+      return;
+    }
+    let total = 0;
+    for (const c of chunks) total += typeof c === 'string' ? Buffer.byteLength(c, 'utf8') : c.length;
+    if (total <= COPY_BELOW_BYTES) {
+      const one = Buffer.allocUnsafe(total);
+      let at = 0;
+      for (const c of chunks) {
+        if (typeof c === 'string') at += one.write(c, at, 'utf8');
+        else {
+          one.set(c, at);
+          at += c.length;
+        }
+      }
+      socket.write(one);
       return;
     }
     socket.cork();
