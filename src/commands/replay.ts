@@ -187,11 +187,10 @@ export async function runReplayCommand(options: ReplayOptions, deps: ReplayDeps)
   let doneBytes = 0;
   let startedMs = deps.now();
   const errors = () => totals.partial + totals.temp + totals.perm + totals.problems + totals.mismatched;
+  // With --id the count is known; otherwise the share of input bytes read stands for the share done.
+  const fraction = () => (options.ids.length > 0 ? (totals.transactions + totals.problems) / options.ids.length : plan.totalBytes > 0 ? doneBytes / plan.totalBytes : 0);
   const draw = (force = false) =>
-    progress?.update(
-      () => formatProgressLine(errPaint, { done: totals.transactions, fraction: plan.totalBytes > 0 ? doneBytes / plan.totalBytes : 0, elapsedMs: deps.now() - startedMs, errors: errors() }, 'msg'),
-      force,
-    );
+    progress?.update(() => formatProgressLine(errPaint, { done: totals.transactions, fraction: fraction(), elapsedMs: deps.now() - startedMs, errors: errors() }, 'msg'), force);
   const ticker = progress === null ? null : setInterval(() => draw(true), 250);
   ticker?.unref?.();
 

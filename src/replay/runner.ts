@@ -23,6 +23,7 @@ import type { ReplayItem, ReplayProblem, SourceEvent } from './sources.ts';
 /** Transactions queued per connection: one on the wire, the next ready to go with its ".". */
 const PER_CONNECTION = 3;
 const MAX_CONNECT_FAILURES = 3;
+const TIMER_TICK_MS = 1;
 
 export interface ReplayPlan {
   readonly server: ServerAddress;
@@ -95,7 +96,11 @@ class Feeder {
   }
 }
 
-/** --rate: evenly spaced start times, shared by every connection. */
+/**
+ * --rate: evenly spaced start times, shared by every connection. A start less than a timer tick
+ * (1 ms) early goes at once: the schedule still holds on average, and rates above 1,000/s do not
+ * turn into one timer per transaction.
+ */
 class Pacer {
   readonly #intervalMs: number;
   readonly #clock: ReplayClock;
@@ -110,7 +115,7 @@ class Pacer {
     const now = this.#clock.now();
     const at = Math.max(now, this.#nextMs);
     this.#nextMs = at + this.#intervalMs;
-    if (at > now) await this.#clock.sleep(at - now);
+    if (at - now >= TIMER_TICK_MS) await this.#clock.sleep(at - now);
   }
 }
 

@@ -315,6 +315,19 @@ for m in msgs: md.add(m)
     expect(spoolMessages(target.dataDir)).toEqual([{ from: 'ops@example.test', to: ['dev@example.test'], text: 'Subject: no envelope in here\r\n\r\nhello\r\n' }]);
   });
 
+  test('STARTTLS and AUTH with the flags send takes: the second serve records the user', async () => {
+    const target = await startServe({ args: ['--auth-any'] });
+    const r = await replay([segment, '--server', `127.0.0.1:${target.port}`, '--tls', 'starttls', '--insecure', '--user', 'replayer', '--password', 'secret', '--transcript', join(tmp.path, 'auth.transcript')]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const records = [...scanSegmentFile(join(target.dataDir, 'segments', readdirSync(join(target.dataDir, 'segments')).find((n) => n.endsWith('.smtp'))!))];
+    expect(records.map((e) => (e.kind === 'record' ? e.record.envelope.authUser : e.reason))).toEqual(CORPUS.map(() => 'replayer'));
+    const dialogue = readFileSync(join(tmp.path, 'auth.transcript'), 'utf8');
+    expect(dialogue).toContain('C: STARTTLS');
+    expect(dialogue).toMatch(/^C: AUTH PLAIN <redacted>$/m);
+    expect(dialogue).not.toContain('secret');
+  });
+
   test('a server that cannot be reached: one line, exit 75, nothing read', async () => {
     const r = await replay([segment, '--server', '127.0.0.1:1']);
     expect(r.code).toBe(75);
