@@ -16,6 +16,7 @@ import {
   startSmtpSink,
 } from '../helpers/postfix.ts';
 import { findFreePort, isCompleteReply, waitForGreeting } from '../helpers/ports.ts';
+import { makeCertificates } from '../helpers/send-peers.ts';
 
 const inCi = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false';
 const noSink = smtpSinkUnavailableReason() !== undefined && !inCi;
@@ -32,6 +33,19 @@ with smtplib.SMTP(host, port, timeout=10) as s:
     code, _ = s.rcpt(rcpt); assert code == 250, code
     code, text = s.data(msg)
     print(code, text.decode())
+`;
+
+/** Sends one message over STARTTLS, then one over implicit TLS; prints each DATA reply code. */
+const SEND_TLS = `
+import smtplib, ssl, sys
+host, port, implicit_port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+msg = "Subject: peers TLS smoke test\\r\\n\\r\\nmarker-tls\\r\\n"
+with smtplib.SMTP(host, port, timeout=10) as s:
+    s.starttls(context=ctx)
+    print("starttls", s.sendmail("a@client.test", ["b@far.test"], msg) or 250)
+with smtplib.SMTP_SSL(host, implicit_port, timeout=10, context=ctx) as s:
+    print("implicit", s.sendmail("a@client.test", ["b@far.test"], msg) or 250)
 `;
 
 /** PIDs started by the tests below, checked at the end. */
@@ -134,6 +148,23 @@ describe.skipIf(noPostfix)('private Postfix', () => {
       await postfix.stop();
     }
     expect(postfix.masterPid()).toBeUndefined();
+  }, 60_000);
+
+  test('a certificate: STARTTLS on the listener, implicit TLS on implicitTlsPort', async () => {
+    await using dir = await makeTempDir('mailbox-peers-tls-');
+    const certs = makeCertificates(dir.path);
+    await using postfix = await startPostfix({
+      mode: 'discard',
+      implicitTlsPort: 0,
+      mainCf: { smtpd_tls_security_level: 'may', smtpd_tls_cert_file: certs.cert, smtpd_tls_key_file: certs.key },
+    });
+    started.push(postfix.masterPid()!);
+    expect(postfix.implicitTlsPort).toBeNumber();
+    expect(postfix.implicitTlsPort).not.toBe(postfix.port);
+    const sent = await runPython(SEND_TLS, [postfix.address, String(postfix.port), String(postfix.implicitTlsPort)]);
+    expect(sent.stderr).toBe('');
+    expect(sent.stdout).toBe('starttls 250\nimplicit 250\n');
+    started.push(...descendantsOf(postfix.masterPid()!));
   }, 60_000);
 
   test('hold mode keeps the message; relay mode forwards to smtp-sink', async () => {

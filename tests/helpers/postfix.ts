@@ -61,6 +61,11 @@ export interface StartPostfixOptions {
   relayTo?: string;
   /** Also listen on ADDRESS:25 (default false). */
   port25?: boolean;
+  /**
+   * Also run an implicit-TLS smtpd (RFC 8314, smtpd_tls_wrappermode) on this port; 0 picks a free
+   * one. It needs smtpd_tls_cert_file and smtpd_tls_key_file in `mainCf`.
+   */
+  implicitTlsPort?: number;
   /** Extra main.cf settings; they win over the generated ones. */
   mainCf?: Record<string, string>;
 }
@@ -68,6 +73,8 @@ export interface StartPostfixOptions {
 export interface PostfixHandle {
   address: string;
   port: number;
+  /** The implicit-TLS listener's port, when one was asked for. */
+  implicitTlsPort?: number;
   /** Root of this instance: conf/, queue/, data/ and maillog live under it. */
   dir: string;
   configDir: string;
@@ -147,12 +154,17 @@ export async function startPostfix(options: StartPostfixOptions = {}): Promise<P
   };
   const services = [`${address}:${port} inet n - n - - smtpd`];
   if (options.port25) services.push(`${address}:25 inet n - n - - smtpd`);
+  const implicitTlsPort = options.implicitTlsPort === 0 ? await findFreePort(address) : options.implicitTlsPort;
+  if (implicitTlsPort !== undefined) {
+    services.push(`${address}:${implicitTlsPort} inet n - n - - smtpd -o smtpd_tls_wrappermode=yes -o smtpd_tls_security_level=encrypt`);
+  }
   await writeFile(join(configDir, 'main.cf'), `${Object.entries(main).map(([k, v]) => `${k} = ${v}`).join('\n')}\n`);
   await writeFile(join(configDir, 'master.cf'), `${[...services, ...MASTER_CF_SERVICES].join('\n')}\n`);
 
   const handle: PostfixHandle = {
     address,
     port,
+    implicitTlsPort,
     dir,
     configDir,
     queueDir,
