@@ -1,12 +1,26 @@
 /**
  * SMTP receive benchmark: `dist/mailbox serve`, Postfix's smtp-sink (stores nothing) and a private
  * Postfix (smtpd -> cleanup -> fsync'd queue -> discard) run side by side in one run, each on its
- * own loopback port, all driven by Postfix's smtp-source. Then the memory mailbox holds for 2,000
- * idle connections. Method (after ../shared/bench): escalating pilot runs size each cell to last
- * about --duration seconds, a run shorter than 80% of that is redone, reps are interleaved across
- * servers, and the table shows median (min–max) messages/s.
+ * own loopback port, driven by Postfix's smtp-source; TLS cells by scripts/tls-load.ts (the client
+ * core), since smtp-source speaks no TLS. mailbox and Postfix share one certificate (ECDSA P-256,
+ * as mailbox's self-signed one); Postfix also runs an implicit-TLS smtpd (wrappermode). Then the
+ * memory mailbox holds for 2,000 idle connections. Method (after ../shared/bench): escalating
+ * pilot runs size each cell to last about --duration seconds, a run shorter than 80% of that is
+ * redone, reps are interleaved across servers, and the table shows median (min–max) messages/s.
+ * Each run also records the CPU time of the server's processes and of the load tool.
  *
- * usage: npm run bench -- [--quick] [--cells 1k-s1,1k-s10-ka,...] [--servers mailbox,smtp-sink,postfix]
+ * Cells (1 KB messages unless SIZEk says otherwise; sN = N sessions at once; the default runs
+ * 1k-s1/s10/s50 with and without -ka, then clear, tls and tlsi at s10 and s50):
+ *   1k-sN      smtp-source, a new connection per message       1k-sN-ka  the same, sessions reused (-d)
+ *   clear-sN   tls-load in clear: the baseline of the TLS cells (the same client, the same steps)
+ *   tls-sN     tls-load with STARTTLS (RFC 3207)               tlsi-sN   tls-load with implicit TLS (RFC 8314)
+ * tls-load (scripts/tls-load.ts) opens a new connection per message and makes a full handshake each
+ * time (no resumption); smtp-sink runs only the cells without TLS. "TLS cost" per server: TLS ÷ clear
+ * in msgs/s and in server CPU per message, then mailbox's cost ÷ Postfix's. Postfix's implicit-TLS
+ * smtpd holds its greeting ~40 ms after each handshake (Nagle against the client's delayed ACK of
+ * the TLS 1.3 session tickets; Python's ssl sees the same), which bounds its tlsi rows at few sessions.
+ *
+ * usage: npm run bench -- [--quick] [--cells 1k-s1,1k-s10-ka,tls-s10,...] [--servers mailbox,smtp-sink,postfix]
  *                         [--reps N] [--duration SECS] [--idle-conns N] [--out DIR]
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -16,6 +30,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
+  descendantsOf,
   postfixUnavailableReason,
   smtpSinkUnavailableReason,
   startPostfix,
@@ -28,9 +43,20 @@ import { findFreePort, waitForGreeting } from '../tests/helpers/ports.ts';
 const ROOT = resolve(import.meta.dir, '..');
 const MAILBOX_BIN = process.env.MAILBOX_BIN ?? join(ROOT, 'dist/mailbox');
 const SMTP_SOURCE = '/usr/sbin/smtp-source';
+const TLS_LOAD = join(ROOT, 'scripts/tls-load.ts');
 const SERVER_NAMES = ['mailbox', 'smtp-sink', 'postfix'] as const;
 type ServerName = (typeof SERVER_NAMES)[number];
-const DEFAULT_CELLS = ['1k-s1', '1k-s10', '1k-s50', '1k-s1-ka', '1k-s10-ka', '1k-s50-ka'];
+const DEFAULT_CELLS = [
+  '1k-s1', '1k-s10', '1k-s50', '1k-s1-ka', '1k-s10-ka', '1k-s50-ka',
+  'clear-s10', 'tls-s10', 'tlsi-s10', 'clear-s50', 'tls-s50', 'tlsi-s50',
+];
+/** Clock ticks per second in /proc/PID/stat (USER_HZ). */
+const CLOCK_TICKS = Number(Bun.spawnSync(['getconf', 'CLK_TCK'], { stdout: 'pipe', stderr: 'ignore' }).stdout.toString().trim()) || 100;
+
+/** 'none' is plain SMTP; the other two are how TLS starts. */
+type CellTls = 'none' | 'starttls' | 'implicit';
+/** tls-load's cells by name prefix. */
+const TLS_CELL_KINDS: Record<string, CellTls> = { clear: 'none', tls: 'starttls', tlsi: 'implicit' };
 
 interface Cell {
   name: string;
@@ -38,12 +64,19 @@ interface Cell {
   sessions: number;
   /** Sessions keep their connection for all their messages (smtp-source -d). */
   reuse: boolean;
+  /** smtp-source for plain SMTP; scripts/tls-load.ts for the clear baseline and the TLS cells. */
+  tool: 'smtp-source' | 'tls-load';
+  tls: CellTls;
 }
 
 interface Server {
   name: ServerName;
   host: string;
   port: number;
+  /** The implicit-TLS listener; undefined when the server has none. */
+  implicitTlsPort?: number;
+  /** STARTTLS is offered on `port`. */
+  starttls: boolean;
   pid: number;
   /** Waits until the server has no backlog of its own (Postfix: queue drained). */
   settle(): Promise<void>;
@@ -57,6 +90,11 @@ interface Run {
   messages: number;
   seconds: number;
   rate: number;
+  /** CPU time over the run: the server's processes, and the load tool, in ms. */
+  serverCpuMs: number;
+  clientCpuMs: number;
+  /** TLS version and cipher negotiated (tls-load cells). */
+  tls?: string;
   ok: boolean;
   error?: string;
 }
@@ -91,10 +129,31 @@ const outDir = resolve(flags.out ?? join(ROOT, 'bench-results', stamp));
 mkdirSync(outDir, { recursive: true });
 const rawFile = join(outDir, 'raw.jsonl');
 
-function parseCell(name: string): Cell {
-  const match = /^(\d+)k-s(\d+)(-ka)?$/.exec(name.trim());
-  if (match === null) throw new Error(`bad cell "${name}": use SIZEk-sSESSIONS[-ka], e.g. 1k-s10 or 1k-s10-ka`);
-  return { name: name.trim(), sizeBytes: Number(match[1]) * 1024, sessions: Number(match[2]), reuse: match[3] !== undefined };
+function parseCell(text: string): Cell {
+  const name = text.trim();
+  const plain = /^(\d+)k-s(\d+)(-ka)?$/.exec(name);
+  if (plain !== null) {
+    return { name, sizeBytes: Number(plain[1]) * 1024, sessions: Number(plain[2]), reuse: plain[3] !== undefined, tool: 'smtp-source', tls: 'none' };
+  }
+  const tls = /^(clear|tls|tlsi)-s(\d+)$/.exec(name);
+  if (tls !== null) return { name, sizeBytes: 1024, sessions: Number(tls[2]), reuse: false, tool: 'tls-load', tls: TLS_CELL_KINDS[tls[1]!]! };
+  throw new Error(`bad cell "${name}": use SIZEk-sN[-ka] (smtp-source) or clear-sN, tls-sN, tlsi-sN (tls-load), e.g. 1k-s10-ka or tls-s10`);
+}
+
+/** The port a cell talks to on `server`, or undefined when the server cannot serve the cell. */
+function cellPort(server: Server, cell: Cell): number | undefined {
+  switch (cell.tls) {
+    case 'none':
+      return server.port;
+    case 'starttls':
+      return server.starttls ? server.port : undefined;
+    case 'implicit':
+      return server.implicitTlsPort;
+    default: {
+      const never: never = cell.tls;
+      throw new Error(`unknown TLS kind ${String(never)}`);
+    }
+  }
 }
 
 function log(line = ''): void {
@@ -117,11 +176,32 @@ function chooseServers(): ServerName[] {
   return chosen;
 }
 
-async function startMailbox(): Promise<Server> {
+interface Certificate {
+  cert: string;
+  key: string;
+}
+
+/** One certificate for every server, so the handshakes cost the same key operations. */
+function makeCertificate(dir: string): Certificate {
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  const made = Bun.spawnSync([
+    'openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert,
+    '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+  ], { stdout: 'ignore', stderr: 'pipe' });
+  if (made.exitCode !== 0) throw new Error(`openssl req failed: ${made.stderr.toString()}`);
+  return { cert, key };
+}
+
+async function startMailbox(certificate: Certificate): Promise<Server> {
   const dataDir = await mkdtemp(join(tmpdir(), 'mailbox-bench-data-'));
   const port = await findFreePort();
+  const implicitTlsPort = await findFreePort();
   const logFile = join(outDir, 'mailbox.log');
-  const proc = Bun.spawn([MAILBOX_BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--data', dataDir], {
+  const proc = Bun.spawn([
+    MAILBOX_BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--listen-tls', `127.0.0.1:${implicitTlsPort}`, '--data', dataDir,
+    '--tls-cert', certificate.cert, '--tls-key', certificate.key,
+  ], {
     stdin: 'ignore',
     stdout: Bun.file(logFile),
     stderr: Bun.file(logFile),
@@ -140,6 +220,8 @@ async function startMailbox(): Promise<Server> {
     name: 'mailbox',
     host: '127.0.0.1',
     port,
+    implicitTlsPort,
+    starttls: true,
     pid: proc.pid,
     settle: async () => {},
     stop: async () => {
@@ -153,7 +235,7 @@ async function startMailbox(): Promise<Server> {
 }
 
 function sinkServer(sink: SmtpSinkHandle): Server {
-  return { name: 'smtp-sink', host: sink.address, port: sink.port, pid: sink.proc.pid, settle: async () => {}, stop: sink.stop };
+  return { name: 'smtp-sink', host: sink.address, port: sink.port, starttls: false, pid: sink.proc.pid, settle: async () => {}, stop: sink.stop };
 }
 
 function postfixServer(postfix: PostfixHandle): Server {
@@ -161,6 +243,8 @@ function postfixServer(postfix: PostfixHandle): Server {
     name: 'postfix',
     host: postfix.address,
     port: postfix.port,
+    implicitTlsPort: postfix.implicitTlsPort,
+    starttls: true,
     pid: postfix.masterPid() ?? 0,
     settle: async () => {
       // discard(8) runs behind smtpd; let the queue drain so the next run does not pay for it.
@@ -175,14 +259,18 @@ function postfixServer(postfix: PostfixHandle): Server {
   };
 }
 
-async function startServer(name: ServerName): Promise<Server> {
+async function startServer(name: ServerName, certificate: Certificate): Promise<Server> {
   switch (name) {
     case 'mailbox':
-      return startMailbox();
+      return startMailbox(certificate);
     case 'smtp-sink':
       return sinkServer(await startSmtpSink({ maxConnections: 8192, backlog: 4096 }));
     case 'postfix':
-      return postfixServer(await startPostfix({ mode: 'discard' }));
+      return postfixServer(await startPostfix({
+        mode: 'discard',
+        implicitTlsPort: 0,
+        mainCf: { smtpd_tls_security_level: 'may', smtpd_tls_cert_file: certificate.cert, smtpd_tls_key_file: certificate.key },
+      }));
     default: {
       const never: never = name;
       throw new Error(`unknown server ${String(never)}`);
@@ -190,20 +278,76 @@ async function startServer(name: ServerName): Promise<Server> {
   }
 }
 
-/** One smtp-source run of `messages` messages; the rate is messages over its wall time. */
-async function runSource(server: Server, cell: Cell, messages: number, limitS: number) {
-  const args = [SMTP_SOURCE, '-s', String(cell.sessions), '-l', String(cell.sizeBytes), '-m', String(messages), '-M', 'bench.local'];
-  if (cell.reuse) args.push('-d');
-  args.push(`inet:${server.host}:${server.port}`);
+/** CPU time (user + system) of `pid` and its descendants, reaped children included, in ms. */
+function readTreeCpuMs(pid: number): number {
+  let ticks = 0;
+  for (const each of [pid, ...descendantsOf(pid)]) {
+    try {
+      const stat = readFileSync(`/proc/${each}/stat`, 'utf8');
+      // After "(comm) ": state is field 3, utime..cstime are fields 14-17.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+    } catch {
+      // gone between the listing and the read: its time is now in its parent's cutime
+    }
+  }
+  return (ticks * 1000) / CLOCK_TICKS;
+}
+
+/**
+ * One run of `messages` messages by the cell's tool. The rate is messages over the wall time:
+ * smtp-source's from spawn to exit, tls-load's as it reports it (Bun's start-up left out).
+ */
+async function runLoad(server: Server, cell: Cell, messages: number, limitS: number) {
+  const port = cellPort(server, cell)!;
+  const args = cell.tool === 'smtp-source'
+    ? [SMTP_SOURCE, '-s', String(cell.sessions), '-l', String(cell.sizeBytes), '-m', String(messages), '-M', 'bench.local',
+      ...(cell.reuse ? ['-d'] : []), `inet:${server.host}:${port}`]
+    : [process.execPath, TLS_LOAD, '--tls', cell.tls, '-s', String(cell.sessions), '-l', String(cell.sizeBytes), '-m', String(messages),
+      `${server.host}:${port}`];
+  const serverCpuBefore = readTreeCpuMs(server.pid);
   const started = Bun.nanoseconds();
-  const proc = Bun.spawn(args, { stdin: 'ignore', stdout: 'ignore', stderr: 'pipe' });
+  const proc = Bun.spawn(args, { stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' });
   const timer = setTimeout(() => proc.kill('SIGKILL'), limitS * 1000);
-  const stderr = await new Response(proc.stderr).text();
+  const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
   const code = await proc.exited;
-  const seconds = (Bun.nanoseconds() - started) / 1e9;
+  let seconds = (Bun.nanoseconds() - started) / 1e9;
   clearTimeout(timer);
+  const serverCpuMs = readTreeCpuMs(server.pid) - serverCpuBefore;
+  const usage = proc.resourceUsage()?.cpuTime;
+  const clientCpuMs = usage === undefined ? 0 : Number(usage.user + usage.system) / 1000;
+  let tls: string | undefined;
+  const report = cell.tool === 'tls-load' ? parseTlsLoadReport(stdout) : undefined;
+  if (report !== undefined) {
+    seconds = report.seconds;
+    if (report.tls !== null) tls = `${report.tls.version} ${report.tls.cipher}`;
+    if (report.failed > 0) {
+      return { seconds, serverCpuMs, clientCpuMs, tls, ok: false, error: `tls-load: ${report.failed} of ${messages} failed, first: ${report.error}` };
+    }
+  }
   const ok = code === 0;
-  return { seconds, ok, error: ok ? undefined : `smtp-source exit ${code}: ${stderr.trim().split('\n').slice(-2).join(' | ')}` };
+  const tail = `${stderr}${stdout}`.trim().split('\n').slice(-2).join(' | ');
+  return { seconds, serverCpuMs, clientCpuMs, tls, ok, error: ok ? undefined : `${cell.tool} exit ${code}: ${tail}` };
+}
+
+/** The JSON line scripts/tls-load.ts prints (its LoadResult). */
+interface TlsLoadReport {
+  messages: number;
+  failed: number;
+  seconds: number;
+  tls: { version: string; cipher: string } | null;
+  error?: string;
+}
+
+/** tls-load's report, or undefined when it died before printing one. */
+function parseTlsLoadReport(stdout: string): TlsLoadReport | undefined {
+  const last = stdout.trim().split('\n').at(-1) ?? '';
+  if (!last.startsWith('{')) return undefined;
+  try {
+    return JSON.parse(last) as TlsLoadReport;
+  } catch {
+    return undefined;
+  }
 }
 
 function roundUp(value: number, unit: number): number {
@@ -214,7 +358,7 @@ function roundUp(value: number, unit: number): number {
 async function pilot(server: Server, cell: Cell): Promise<number> {
   let messages = roundUp(Math.max(cell.sessions * 2, 20), cell.sessions);
   for (let i = 0; i < 8; i++) {
-    const run = await runSource(server, cell, messages, 30);
+    const run = await runLoad(server, cell, messages, 30);
     if (!run.ok) throw new Error(`pilot against ${server.name} failed: ${run.error}`);
     const rate = messages / run.seconds;
     if (run.seconds >= pilotMinS || messages >= 300_000) return rate;
@@ -228,9 +372,12 @@ async function measure(server: Server, cell: Cell, rep: number, sized: Map<strin
   let messages = sized.get(key)!;
   for (let attempt = 0; ; attempt++) {
     await server.settle();
-    const run = await runSource(server, cell, messages, runLimitS);
+    const run = await runLoad(server, cell, messages, runLimitS);
     const rate = messages / run.seconds;
-    const result: Run = { server: server.name, cell: cell.name, rep, messages, seconds: run.seconds, rate, ok: run.ok, error: run.error };
+    const result: Run = {
+      server: server.name, cell: cell.name, rep, messages, seconds: run.seconds, rate,
+      serverCpuMs: run.serverCpuMs, clientCpuMs: run.clientCpuMs, tls: run.tls, ok: run.ok, error: run.error,
+    };
     await appendFile(rawFile, `${JSON.stringify({ ...result, attempt })}\n`);
     if (!run.ok) return result;
     // Re-size from the rate just measured; redo a run shorter than 80% of the target (<= 2x).
@@ -266,6 +413,68 @@ function ratio(runs: Run[], a: ServerName, b: ServerName, cell: string): string 
   const rb = rates(b);
   if (ra.length === 0 || rb.length === 0) return '–';
   return `${(median(ra) / median(rb)).toFixed(2)}×`;
+}
+
+/** Median of a per-message quantity over the runs that completed, or undefined. */
+function medianPer(runs: Run[], value: (run: Run) => number): number | undefined {
+  const ok = runs.filter((r) => r.ok);
+  return ok.length === 0 ? undefined : median(ok.map(value));
+}
+
+/** "server / tool (tool busy %)": CPU ms per message, and the tool's CPU time over its wall time. */
+function formatCpu(runs: Run[]): string {
+  const server = medianPer(runs, (r) => r.serverCpuMs / r.messages);
+  const client = medianPer(runs, (r) => r.clientCpuMs / r.messages);
+  const busy = medianPer(runs, (r) => r.clientCpuMs / (r.seconds * 1000));
+  if (server === undefined || client === undefined || busy === undefined) return '–';
+  return `${server.toFixed(2)} / ${client.toFixed(2)} (${Math.round(busy * 100)}%)`;
+}
+
+/**
+ * TLS cost per server and session count, each TLS cell against the clear cell of the same client
+ * (tls-load), so that only TLS differs: msgs/s kept, server CPU per message TLS ÷ clear, and the
+ * CPU TLS adds per message. Then mailbox's figures ÷ Postfix's.
+ */
+function tlsCostReport(runs: Run[], names: ServerName[]): string[] {
+  const sessions = [...new Set(cells.filter((c) => c.tool === 'tls-load' && c.tls !== 'none').map((c) => c.sessions))]
+    .filter((n) => cells.some((c) => c.name === `clear-s${n}`));
+  const servers = names.filter((name) => name !== 'smtp-sink');
+  if (sessions.length === 0 || servers.length === 0) return [];
+  const of = (name: ServerName, cell: string) => runs.filter((r) => r.server === name && r.cell === cell);
+  const rate = (name: ServerName, cell: string) => medianPer(of(name, cell), (r) => r.rate);
+  const cpu = (name: ServerName, cell: string) => medianPer(of(name, cell), (r) => r.serverCpuMs / r.messages);
+  const quotient = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? undefined : a / b);
+  const difference = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? undefined : a - b);
+  const kinds = ['tls', 'tlsi'] as const;
+  /** [STARTTLS rate, implicit rate, STARTTLS CPU, implicit CPU, STARTTLS adds, implicit adds] */
+  const costs = (name: ServerName, n: number) => [
+    ...kinds.map((kind) => quotient(rate(name, `${kind}-s${n}`), rate(name, `clear-s${n}`))),
+    ...kinds.map((kind) => quotient(cpu(name, `${kind}-s${n}`), cpu(name, `clear-s${n}`))),
+    ...kinds.map((kind) => difference(cpu(name, `${kind}-s${n}`), cpu(name, `clear-s${n}`))),
+  ];
+  const times = (x: number | undefined) => (x === undefined ? '–' : `${x.toFixed(2)}×`);
+  const ms = (x: number | undefined) => (x === undefined ? '–' : `${x >= 0 ? '+' : ''}${x.toFixed(2)} ms`);
+  const rows: string[] = [];
+  for (const n of sessions) {
+    const byServer = new Map(servers.map((name) => [name, costs(name, n)]));
+    for (const [name, values] of byServer) {
+      rows.push(`| ${n} | ${name} | ${values.slice(0, 4).map(times).join(' | ')} | ${values.slice(4).map(ms).join(' | ')} |`);
+    }
+    const mailbox = byServer.get('mailbox');
+    const postfix = byServer.get('postfix');
+    if (mailbox !== undefined && postfix !== undefined) {
+      rows.push(`| ${n} | mailbox ÷ postfix | ${mailbox.map((m, i) => times(quotient(m, postfix[i]))).join(' | ')} |`);
+    }
+  }
+  return [
+    '## TLS cost (TLS against clear, both by tls-load)', '',
+    '| sessions | server | STARTTLS msgs/s | implicit msgs/s | STARTTLS CPU/msg | implicit CPU/msg | STARTTLS adds | implicit adds |',
+    '|---:|---|---:|---:|---:|---:|---:|---:|',
+    ...rows, '',
+    'msgs/s: the share of the clear rate kept under TLS (mailbox ÷ postfix ≥ 1.00: TLS costs mailbox relatively no more than',
+    'Postfix). CPU/msg: server CPU per message under TLS ÷ in clear; adds: the difference in ms (mailbox ÷ postfix ≤ 1.00: the',
+    'same). The load tool shares the CPUs, so msgs/s also pays for its own TLS work (see above); server CPU does not.', '',
+  ];
 }
 
 function readStatusKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
@@ -327,8 +536,9 @@ async function main(): Promise<void> {
     `# mailbox bench ${stamp}`,
     '',
     `${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), Postfix ${version || '?'}, Bun ${Bun.version}; ` +
-      `${reps} rep(s) of ~${durationS} s per cell, smtp-source on the same machine; msgs/s median (min–max).`,
-    `cells: ${cells.map((c) => c.name).join(' ')} (Nk = body size, sN = sessions, -ka = sessions reused, else one connection per message)`,
+      `${reps} rep(s) of ~${durationS} s per cell, smtp-source and tls-load on the same machine; msgs/s median (min–max).`,
+    `cells: ${cells.map((c) => c.name).join(' ')} (Nk = body size, sN = sessions, -ka = sessions reused, else one connection per message;`,
+    'clear/tls/tlsi = scripts/tls-load.ts in clear, with STARTTLS, with implicit TLS; one ECDSA P-256 certificate for every server)',
   ];
   for (const line of header) log(line);
 
@@ -342,11 +552,14 @@ async function main(): Promise<void> {
     });
   }
   const report: string[] = [...header, ''];
+  const certDir = await mkdtemp(join(tmpdir(), 'mailbox-bench-tls-'));
   try {
+    const certificate = makeCertificate(certDir);
     for (const name of names) {
-      const server = await startServer(name);
+      const server = await startServer(name, certificate);
       servers.push(server);
-      log(`started ${name} on ${server.host}:${server.port} (pid ${server.pid})`);
+      const implicit = server.implicitTlsPort === undefined ? '' : `, implicit TLS on ${server.implicitTlsPort}`;
+      log(`started ${name} on ${server.host}:${server.port}${implicit} (pid ${server.pid})`);
     }
 
     const mailbox = servers.find((s) => s.name === 'mailbox');
@@ -364,13 +577,14 @@ async function main(): Promise<void> {
 
     const sized = new Map<string, number>();
     for (const cell of cells) {
-      for (const server of servers) {
+      const able = servers.filter((server) => cellPort(server, cell) !== undefined);
+      for (const server of able) {
         await server.settle();
         const rate = await pilot(server, cell);
         sized.set(`${server.name}/${cell.name}`, Math.min(roundUp(rate * durationS, cell.sessions), 300_000));
       }
       for (let rep = 1; rep <= reps; rep++) {
-        for (const server of servers) {
+        for (const server of able) {
           const run = await measure(server, cell, rep, sized);
           runs.push(run);
           log(`${cell.name.padEnd(10)} ${server.name.padEnd(9)} rep ${rep}: ${Math.round(run.rate).toLocaleString('en-US').padStart(7)} msgs/s` +
@@ -390,14 +604,24 @@ async function main(): Promise<void> {
         ratios.map(([a, b]) => ` ${ratio(runs, a, b, cell.name)} |`).join('')),
     ];
     report.push('## Throughput (messages/s)', '', ...table, '');
+    report.push('## CPU per message (ms, median): server / load tool (load tool busy)', '',
+      `| cell | ${servers.map((s) => s.name).join(' | ')} |`, `|---|${servers.map(() => '---:|').join('')}`,
+      ...cells.map((cell) => `| ${cell.name} | ${servers.map((s) => formatCpu(runs.filter((r) => r.server === s.name && r.cell === cell.name))).join(' | ')} |`),
+      '', 'Server = every process of the server (Postfix: master and all its children); load tool = smtp-source or tls-load;',
+      'busy = the tool\'s CPU time over its wall time (100% = one core: the tool, not the server, sets the pace).', '');
+    report.push(...tlsCostReport(runs, servers.map((s) => s.name)));
     if (idleRows.length > 0) {
       report.push(`## Memory with ${idleConns} idle connections (VmRSS; VmHWM = peak so far)`, '',
         '| server | greeted | RSS before | RSS held | VmHWM | per connection | open time |', '|---|---:|---:|---:|---:|---:|---:|', ...idleRows, '');
     }
     if (mailbox !== undefined) report.push(`mailbox VmHWM after the throughput runs: ${mb(readStatusKb(mailbox.pid, 'VmHWM'))}`, '');
+    const negotiated = servers.map((s) => [s.name, runs.find((r) => r.server === s.name && r.tls !== undefined)?.tls] as const)
+      .filter(([, tls]) => tls !== undefined);
+    if (negotiated.length > 0) report.push(`TLS negotiated: ${negotiated.map(([name, tls]) => `${name} ${tls}`).join('; ')}.`, '');
     if (runs.some((r) => !r.ok)) report.push('`!` = some runs failed (see raw.jsonl); the figure is over the runs that completed.', '');
   } finally {
     for (const server of servers.reverse()) await server.stop().catch((err) => log(`stopping ${server.name}: ${err}`));
+    await rm(certDir, { recursive: true, force: true });
   }
   await writeFile(join(outDir, 'results.md'), `${report.join('\n')}\n`);
   log('');
