@@ -66,8 +66,12 @@ export interface TlsInfo {
 /** Milliseconds from the start of the connection attempt until each step finished. */
 export type StageTimings = Partial<Record<ClientStage | 'tls-handshake', number>>;
 
-/** How long the EHLO after STARTTLS waits for a TLS 1.3 session ticket (see #startTls). */
-const TICKET_WAIT_MS = 10;
+/**
+ * How long the EHLO after STARTTLS waits for a TLS 1.3 session ticket (see #startTls). A server
+ * sends its ticket one round trip after the handshake (well under a millisecond on a LAN); some
+ * servers, mailbox's own STARTTLS among them, send none and cost the whole wait.
+ */
+const TICKET_WAIT_MS = 3;
 
 /** Turns smaller than this (a 1 KB message and its commands) go out as one copied buffer. */
 const COPY_BELOW_BYTES = 64 * 1024;
