@@ -12,6 +12,7 @@ import {
   parseRecordAt,
   parseSegmentHeader,
   RECORD_MARKER,
+  type EnvelopeCache,
   type ParsedRecord,
 } from '../spool/segment-format.ts';
 
@@ -88,6 +89,8 @@ export function* scanSegmentFile(file: string, chunkBytes: number = WINDOW_BYTES
 
 function* scanWindows(w: Window): Generator<SegmentEvent> {
   let pos = 0;
+  // A spool repeats its senders and recipients: each envelope text is parsed once per file.
+  const envelopes: EnvelopeCache = new Map();
   // The header: "EHLO host" on the first line.
   while (!w.eof && w.bytes.indexOf(10) < 0 && w.bytes.length < MAX_RECORD_LINE_BYTES) w.fill(0);
   if (w.bytes.length === 0) return;
@@ -106,7 +109,7 @@ function* scanWindows(w: Window): Generator<SegmentEvent> {
       if (!more) return;
       continue;
     }
-    const scan = parseRecordAt(w.bytes, pos);
+    const scan = parseRecordAt(w.bytes, pos, envelopes);
     if (scan.kind === 'record') {
       const { record } = scan;
       yield {

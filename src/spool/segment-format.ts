@@ -60,6 +60,15 @@ export interface ParsedRecord {
   readonly bodyBytes: number;
 }
 
+/**
+ * Envelopes already parsed, by their stored text (MAIL, RCPT… lines with the local and auth
+ * fields): a reader of many records, such as replay, passes one so that a sender and recipients
+ * seen before are not parsed again. Envelopes are values and may be shared.
+ */
+export type EnvelopeCache = Map<string, Envelope | string>;
+/** Past this many distinct envelopes the cache starts over: it must not grow with the spool. */
+const ENVELOPE_CACHE_ENTRIES = 1024;
+
 export type RecordScan =
   | { readonly kind: 'record'; readonly record: ParsedRecord }
   /** The record runs past the end of the bytes: a torn tail, or a damaged length. */
@@ -203,12 +212,23 @@ function parseEnvelope(text: string, mask: string | undefined, authField: string
   };
 }
 
+function cachedEnvelope(text: string, mask: string | undefined, authField: string | undefined, cache: EnvelopeCache | undefined): Envelope | string {
+  if (cache === undefined) return parseEnvelope(text, mask, authField);
+  const key = `${mask ?? ''} ${authField ?? ''} ${text}`;
+  const known = cache.get(key);
+  if (known !== undefined) return known;
+  const parsed = parseEnvelope(text, mask, authField);
+  if (cache.size >= ENVELOPE_CACHE_ENTRIES) cache.clear();
+  cache.set(key, parsed);
+  return parsed;
+}
+
 /**
  * Reads the record that starts at `offset` in `bytes` (a whole segment, or its tail).
  * `end` of a bad record is where it would end by its own length field when that looks
  * trustworthy (the next record, or the end of the bytes, starts there), else null.
  */
-export function parseRecordAt(bytes: Buffer, offset: number): RecordScan {
+export function parseRecordAt(bytes: Buffer, offset: number, envelopes?: EnvelopeCache): RecordScan {
   const lf = bytes.indexOf(LF, offset);
   if (lf < 0 || lf - offset >= MAX_RECORD_LINE_BYTES) {
     if (lf < 0 && bytes.length - offset < MAX_RECORD_LINE_BYTES) return { kind: 'short' };
@@ -234,7 +254,7 @@ export function parseRecordAt(bytes: Buffer, offset: number): RecordScan {
   if (bytes.indexOf(TERMINATOR, dataAt + 6) !== end - 5) {
     return { kind: 'bad', reason: 'the message does not end at the record length', end: trusted() };
   }
-  const envelope = parseEnvelope(bytes.toString('utf8', lf + 1, dataAt + 8), m[4], m[5]);
+  const envelope = cachedEnvelope(bytes.toString('utf8', lf + 1, dataAt + 8), m[4], m[5], envelopes);
   if (typeof envelope === 'string') return { kind: 'bad', reason: envelope, end: trusted() };
   return {
     kind: 'record',

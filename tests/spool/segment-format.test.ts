@@ -90,4 +90,22 @@ describe('segment format', () => {
     expect(Buffer.from(formatSegmentHeader('bad host\r\n')).toString()).toBe('EHLO badhost\r\n');
     expect(parseSegmentHeader(Buffer.from('HELO x\r\n'))).toBeNull();
   });
+
+  test('with an envelope cache, a repeated envelope is parsed once; local flags and AUTH keep them apart', () => {
+    const cache = new Map();
+    const envelopeOf = (bytes: Buffer) => {
+      const scan = parseRecordAt(bytes, 0, cache);
+      if (scan.kind !== 'record') throw new Error('not a record');
+      return scan.record.envelope;
+    };
+    const a = envelopeOf(record('m1', [false, true]));
+    expect(envelopeOf(record('m2', [false, true]))).toBe(a);
+    expect(envelopeOf(record('m3', [true, true]))).not.toBe(a);
+    const authed = envelopeOf(record('m4', [false, true], 'alice'));
+    expect(authed).not.toBe(a);
+    expect(authed.authUser).toBe('alice');
+    expect(cache.size).toBe(3);
+    const fresh = parseRecordAt(record('m5', [false, true]), 0);
+    expect(fresh.kind === 'record' && fresh.record.envelope).toEqual(envelopeOf(record('m5', [false, true])));
+  });
 });
