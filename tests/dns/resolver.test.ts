@@ -48,27 +48,38 @@ let tcp: Server;
 let port = 0;
 let tcpQueries = 0;
 
-beforeAll(async () => {
-  udp = createSocket('udp4');
-  udp.on('message', (query, peer) => {
-    const script = SCRIPT[questionName(query)];
-    if (script === undefined || script === 'silent') return;
-    udp.send(answer(query, script), peer.port, peer.address);
-  });
-  await new Promise<void>((done) => udp.bind(0, '127.0.0.1', done));
-  port = udp.address().port;
-  tcp = createServer((socket) => {
-    socket.once('data', (framed: Buffer) => {
-      tcpQueries++;
-      const reply = answer(new Uint8Array(framed.subarray(2)), { mx: 3 });
-      const out = Buffer.alloc(reply.length + 2);
-      out.writeUInt16BE(reply.length, 0);
-      out.set(reply, 2);
-      socket.end(out);
+/** Binds UDP on a free port, then TCP on the same one; a TCP port already taken means another try. */
+async function bindBoth(): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    udp = createSocket('udp4');
+    udp.on('message', (query, peer) => {
+      const script = SCRIPT[questionName(query)];
+      if (script === undefined || script === 'silent') return;
+      udp.send(answer(query, script), peer.port, peer.address);
     });
-  });
-  await new Promise<void>((done) => tcp.listen(port, '127.0.0.1', done));
-});
+    await new Promise<void>((done) => udp.bind(0, '127.0.0.1', done));
+    port = udp.address().port;
+    tcp = createServer((socket) => {
+      socket.once('data', (framed: Buffer) => {
+        tcpQueries++;
+        const reply = answer(new Uint8Array(framed.subarray(2)), { mx: 3 });
+        const out = Buffer.alloc(reply.length + 2);
+        out.writeUInt16BE(reply.length, 0);
+        out.set(reply, 2);
+        socket.end(out);
+      });
+    });
+    const bound = await new Promise<boolean>((done) => {
+      tcp.once('error', () => done(false));
+      tcp.listen(port, '127.0.0.1', () => done(true));
+    });
+    if (bound) return;
+    await new Promise<void>((done) => udp.close(() => done()));
+    if (attempt >= 20) throw new Error('no port free for both UDP and TCP');
+  }
+}
+
+beforeAll(bindBoth);
 
 afterAll(async () => {
   await new Promise<void>((done) => udp.close(() => done()));
