@@ -11,6 +11,7 @@ import { ClientFailure } from '../core/errors.ts';
 import type { TlsMode, TlsSettings } from '../transport/tcp-client.ts';
 import { EXIT, InputError, UsageError } from './exit-codes.ts';
 import { createPrompter, type PromptInput } from './prompt.ts';
+import { oneOf, single } from './flags.ts';
 
 export type TlsChoice = 'auto' | 'starttls' | 'implicit' | 'off';
 export const TLS_CHOICES: readonly TlsChoice[] = ['auto', 'starttls', 'implicit', 'off'];
@@ -86,19 +87,7 @@ export function parseServerFlag(serverText: string | null, tls: TlsChoice, env: 
   return parseServer(DEFAULT_SERVER, tls === 'auto' ? 'off' : tls);
 }
 
-function single(value: unknown, flag: string): string | null {
-  if (value === undefined || value === null || value === false) return null;
-  if (Array.isArray(value)) throw new UsageError(`${flag} may be given once`);
-  if (value === true) throw new UsageError(`${flag} needs a value`);
-  return String(value);
-}
 
-function oneOf<T extends string>(value: string | null, allowed: readonly T[], flag: string): T | null {
-  if (value === null) return null;
-  const match = allowed.find((a) => a.toLowerCase() === value.toLowerCase());
-  if (match === undefined) throw new UsageError(`${flag} ${value}: expected one of ${allowed.join(', ')}`);
-  return match;
-}
 
 export function parseTlsChoice(flags: Record<string, unknown>): TlsChoice {
   return oneOf(single(flags.tls, '--tls'), TLS_CHOICES, '--tls') ?? 'auto';

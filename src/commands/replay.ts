@@ -41,6 +41,7 @@ import { createIdGenerator } from '../ids.ts';
 import { runReplay } from '../replay/runner.ts';
 import { planSources, readSources } from '../replay/sources.ts';
 import { TranscriptLog } from '../replay/transcript-log.ts';
+import { single } from '../cli/flags.ts';
 
 export interface ReplayDeps {
   readonly now: () => number;
@@ -93,12 +94,6 @@ export function systemDeps(env: Record<string, string | undefined>, now: () => n
 
 const RATE_UNITS: Record<string, number> = { s: 1, sec: 1, m: 60, min: 60, h: 3600 };
 
-function single(value: unknown, flag: string): string | null {
-  if (value === undefined || value === null || value === false) return null;
-  if (Array.isArray(value)) throw new UsageError(`${flag} may be given once`);
-  if (value === true) throw new UsageError(`${flag} needs a value`);
-  return String(value);
-}
 
 /** "200", "200/s", "6000/m", "50/h" → transactions per second. */
 export function parseRate(text: string): number {

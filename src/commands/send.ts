@@ -6,7 +6,8 @@
  * main.ts turns them into one line and a sysexits code.
  */
 import type { CAC } from 'cac';
-import { DEFAULT_SERVER, DEFAULT_TIMEOUT_SECONDS, parseSendFlags } from '../send/options.ts';
+import { addConnectionOptions } from '../cli/connection-options.ts';
+import { DEFAULT_SERVER, parseSendFlags } from '../send/options.ts';
 import { runInteractive } from '../send/interactive.ts';
 import { runSend, type SendDeps, type SendSummary } from '../send/run.ts';
 
@@ -15,7 +16,7 @@ export { parseSendFlags, parseServer } from '../send/options.ts';
 export { runSend } from '../send/run.ts';
 
 export function register(cli: CAC, deps: SendDeps): void {
-  cli
+  const command = cli
     .command('send [...recipients]', 'Send a message over SMTP (by default to the local `mailbox serve`); also `sendmail`')
     .option('--from <address>', 'Sender, "Name <addr>" or addr (required unless -t, --eml or --interactive)')
     .option('--to <address>', 'Recipient; repeat or comma-separate (arguments are recipients too)', { type: [String] })
@@ -38,18 +39,8 @@ export function register(cli: CAC, deps: SendDeps): void {
     .option('--server <url>', `smtp://, smtp+starttls://, smtps://HOST[:PORT] or HOST:PORT (default $MAILBOX_SERVER or ${DEFAULT_SERVER})`)
     .option('--mx', "Deliver straight to each recipient domain's MX hosts")
     .option('--dns <server>', 'DNS server for --mx, IP[:PORT] (default: /etc/resolv.conf)')
-    .option('--port <port>', 'SMTP port for --mx (default 25)')
-    .option('--tls <mode>', 'auto (by scheme and port; STARTTLS when offered), starttls, implicit or off')
-    .option('--insecure', 'Do not verify the server certificate')
-    .option('--tls-ca <file>', 'Trust the CA certificates (PEM) in FILE')
-    .option('--ehlo <name>', 'Name to give in EHLO (default: this host name)')
-    .option('--timeout <seconds>', `Connect timeout and longest wait for each reply (default ${DEFAULT_TIMEOUT_SECONDS})`)
-    .option('--user <name>', 'AUTH as this user')
-    .option('--password <secret>', 'AUTH password (visible to other users in ps: prefer --password-file or the prompt)')
-    .option('--password-file <file>', 'Read the AUTH password from the first line of FILE')
-    .option('--token <token>', 'OAuth 2.0 bearer token for XOAUTH2/OAUTHBEARER')
-    .option('--token-file <file>', 'Read the bearer token from the first line of FILE')
-    .option('--auth <mechanism>', 'PLAIN, LOGIN, CRAM-MD5, XOAUTH2 or OAUTHBEARER (default: the best offered)')
+    .option('--port <port>', 'SMTP port for --mx (default 25)');
+  addConnectionOptions(command)
     .option('--notify <list>', 'DSN: NEVER, or SUCCESS,FAILURE,DELAY (RFC 3461)')
     .option('--ret <what>', 'DSN: return FULL message or HDRS only')
     .option('--envid <id>', 'DSN: envelope id')

@@ -16,6 +16,7 @@ import { FALLBACK_SERVER, parseDnsServer, parseResolvConf } from '../dns/resolv-
 import type { DnsServer } from '../dns/resolver.ts';
 import { checkAddress } from '../verify/syntax.ts';
 import { LEVELS, verifyAddresses, type Level, type VerifyOptions } from '../verify/verifier.ts';
+import { single } from '../cli/flags.ts';
 
 type Writable = { write(text: string): unknown; readonly isTTY?: boolean };
 
@@ -68,12 +69,6 @@ const DEFAULTS = {
   rate: 10,
 } as const;
 
-function single(value: unknown, flag: string): string | null {
-  if (value === undefined || value === null) return null;
-  if (Array.isArray(value)) throw new UsageError(`${flag} may be given once`);
-  if (value === true) throw new UsageError(`${flag} needs a value`);
-  return String(value);
-}
 
 function number(value: unknown, flag: string, fallback: number, check: (n: number) => boolean, expected: string): number {
   const text = single(value, flag);

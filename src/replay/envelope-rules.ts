@@ -9,6 +9,7 @@ import { UsageError } from '../cli/exit-codes.ts';
 import { formatMailbox, normalizeDomain, parseMailbox, type Mailbox } from '../core/address.ts';
 import type { Recipient } from '../core/envelope.ts';
 import type { ReplayItem } from './sources.ts';
+import { list } from '../cli/flags.ts';
 
 export interface Filter {
   /** Keep only recipients matching one of these (the others are not replayed to). */
@@ -74,10 +75,6 @@ function parseAddressFlag(text: string, flag: string): Mailbox {
   return parsed.mailbox;
 }
 
-function list(value: unknown): string[] {
-  if (value === undefined || value === null || value === false) return [];
-  return (Array.isArray(value) ? value : [value]).map(String);
-}
 
 /** --from, --to, --rewrite-domain and --filter, from cac's flags. */
 export function parseEnvelopeRules(flags: Record<string, unknown>): EnvelopeRules {

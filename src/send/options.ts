@@ -16,6 +16,7 @@ import { UsageError } from '../cli/exit-codes.ts';
 import { QUIT_AFTER, type DsnOptions, type QuitAfter } from '../core/client-session.ts';
 import { parseDnsServer } from '../dns/resolv-conf.ts';
 import type { DnsServer } from '../dns/resolver.ts';
+import { list, oneOf, single } from '../cli/flags.ts';
 
 // The connection options are shared with `mailbox replay`.
 export {
@@ -96,30 +97,13 @@ export function parseFileSpec(text: string, flag: string): FileSpec {
   return { path, type: values.get('type') ?? null, name: values.get('name') ?? null, cid: values.get('cid') ?? null };
 }
 
-/** cac gives a repeated flag as an array, a single one as a string, an absent one as undefined. */
-function list(value: unknown): string[] {
-  if (value === undefined || value === null || value === false) return [];
-  return (Array.isArray(value) ? value : [value]).map(String);
-}
 
 /** Addresses from repeated flags, each of which may be a comma list (split later, quote-aware). */
 function addressList(value: unknown): string[] {
   return list(value).filter((v) => v.trim() !== '');
 }
 
-function single(value: unknown, flag: string): string | null {
-  if (value === undefined || value === null || value === false) return null;
-  if (Array.isArray(value)) throw new UsageError(`${flag} may be given once`);
-  if (value === true) throw new UsageError(`${flag} needs a value`);
-  return String(value);
-}
 
-function oneOf<T extends string>(value: string | null, allowed: readonly T[], flag: string): T | null {
-  if (value === null) return null;
-  const upper = allowed.find((a) => a.toLowerCase() === value.toLowerCase());
-  if (upper === undefined) throw new UsageError(`${flag} ${value}: expected one of ${allowed.join(', ')}`);
-  return upper;
-}
 
 const NOTIFY = ['NEVER', 'SUCCESS', 'FAILURE', 'DELAY'] as const;
 
