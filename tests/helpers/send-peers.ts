@@ -8,8 +8,8 @@
 import { writeFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Subprocess } from 'bun';
 import { SYSTEM_PYTHON } from '../e2e/harness.ts';
+import { startBackground } from './background.ts';
 import { findFreePort, waitForGreeting } from './ports.ts';
 
 const PEER_SCRIPT = join(import.meta.dir, 'aiosmtpd-peer.py');
@@ -87,27 +87,13 @@ export async function startAiosmtpd(options: AiosmtpdOptions): Promise<AiosmtpdP
     reject_recipients: options.rejectRecipients ?? [],
     reject_data: options.rejectData ?? false,
   };
-  const proc: Subprocess<'pipe', 'pipe', 'pipe'> = Bun.spawn([SYSTEM_PYTHON, PEER_SCRIPT, JSON.stringify(config)], { stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' });
-  const chunks: string[] = [];
-  const drain = async (stream: ReadableStream<Uint8Array>) => {
-    const decoder = new TextDecoder();
-    for await (const chunk of stream) chunks.push(decoder.decode(chunk, { stream: true }));
-  };
-  const drained = Promise.all([drain(proc.stdout), drain(proc.stderr)]).catch(() => {});
-  const stop = async () => {
-    if (proc.exitCode === null && proc.signalCode === null) {
-      proc.kill('SIGTERM');
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
-      await proc.exited;
-      clearTimeout(timer);
-    }
-    await drained;
-  };
+  const peer = startBackground([SYSTEM_PYTHON, PEER_SCRIPT, JSON.stringify(config)], { stdin: 'pipe' });
+  const { proc, stop } = peer;
   const deadline = Date.now() + 15_000;
-  while (!chunks.join('').includes('READY')) {
+  while (!peer.output().includes('READY')) {
     if (proc.exitCode !== null || Date.now() > deadline) {
       await stop();
-      throw new Error(`aiosmtpd peer did not start: ${chunks.join('')}`);
+      throw new Error(`aiosmtpd peer did not start: ${peer.output()}`);
     }
     await Bun.sleep(20);
   }
@@ -122,7 +108,7 @@ export async function startAiosmtpd(options: AiosmtpdOptions): Promise<AiosmtpdP
         bytes: new Uint8Array(await readFile(join(options.dir, n.replace('.json', '.eml')))),
       })));
     },
-    logs: () => chunks.join(''),
+    logs: () => peer.output(),
     stop,
   };
 }

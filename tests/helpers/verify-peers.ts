@@ -8,8 +8,8 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { Subprocess } from 'bun';
 import { findFreePort } from './ports.ts';
+import { startBackground, type Background } from './background.ts';
 
 const DNSMASQ = '/usr/sbin/dnsmasq';
 const PYTHON = process.env.SYSTEM_PYTHON ?? '/usr/bin/python3';
@@ -22,34 +22,6 @@ export function verifyPeersUnavailableReason(): string | undefined {
   const probe = Bun.spawnSync([PYTHON, '-c', 'import aiosmtpd']);
   if (probe.exitCode !== 0) return 'python3-aiosmtpd is missing (run scripts/install-peers)';
   return undefined;
-}
-
-interface Running {
-  proc: Subprocess<'ignore', 'pipe', 'pipe'>;
-  output(): string;
-  stop(): Promise<void>;
-}
-
-/** Spawns, collects stdout+stderr, and stops with SIGTERM (SIGKILL after 5 s), awaiting the exit. */
-function run(argv: string[]): Running {
-  const proc = Bun.spawn(argv, { stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' });
-  const chunks: string[] = [];
-  const drain = async (stream: ReadableStream<Uint8Array>) => {
-    const decoder = new TextDecoder();
-    for await (const chunk of stream) chunks.push(decoder.decode(chunk, { stream: true }));
-  };
-  const drained = Promise.all([drain(proc.stdout), drain(proc.stderr)]).catch(() => {});
-  const stop = async () => {
-    if (proc.exitCode === null && proc.signalCode === null) {
-      proc.kill('SIGTERM');
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
-      await proc.exited;
-      clearTimeout(timer);
-    }
-    await proc.exited;
-    await drained;
-  };
-  return { proc, output: () => chunks.join(''), stop };
 }
 
 async function waitFor(what: string, ready: () => boolean, failed: () => string | undefined, timeoutMs = 15_000): Promise<void> {
@@ -78,7 +50,7 @@ export interface DnsmasqHandle {
  */
 export async function startDnsmasq(records: readonly string[]): Promise<DnsmasqHandle> {
   const port = await findFreePort('127.0.0.1');
-  const running = run([
+  const running = startBackground([
     DNSMASQ, '--conf-file=/dev/null', '--no-daemon', `--port=${port}`, '--listen-address=127.0.0.1', '--bind-interfaces',
     '--no-resolv', '--no-hosts', '--local=/test/', '--log-queries', ...records.map((r) => `--${r}`),
   ]);
@@ -139,7 +111,7 @@ export async function startReceiver(options: ReceiverOptions): Promise<ReceiverH
   if (options.full) argv.push('--full', options.full.join(','));
   if (options.vrfy) argv.push('--vrfy');
   if (options.smtpUtf8) argv.push('--smtputf8');
-  const running = run(argv);
+  const running = startBackground(argv);
   try {
     await waitFor(`receiver on ${options.host}:25`, () => /^ready$/m.test(running.output()), () => (running.proc.exitCode !== null ? running.output() : undefined));
   } catch (error) {
