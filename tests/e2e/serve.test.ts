@@ -1,6 +1,6 @@
 // End to end: dist/mailbox serve against Python's smtplib, swaks and raw sockets.
 import { describe, expect, test } from 'bun:test';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openSpool } from '../../src/spool/spool.ts';
 import { cleanupServesAfterAll, makeTempDir, runPython, runSwaks, smtpDialogue, startServe, type ServeHandle } from './harness.ts';
@@ -215,6 +215,24 @@ describe('mailbox serve operations', () => {
     expect(server.logs()).toContain('stopped');
     await server.cleanup();
   }, 30_000);
+
+  test('SIGHUP reopens --log-file, so a rotated log is followed by a new one', async () => {
+    const dir = await makeTempDir();
+    const logFile = join(dir.path, 'mailbox.log');
+    const server = await startServe({ args: ['--log-file', logFile] });
+    renameSync(logFile, `${logFile}.1`);
+    server.proc.kill('SIGHUP');
+    for (let i = 0; i < 100 && !existsSync(logFile); i++) await Bun.sleep(10);
+    const d = await smtpDialogue(server.host, server.port, ['HELO c.test\r\n', 'MAIL FROM:<a@c.test>\r\n', 'RCPT TO:<b@m.test>\r\n', 'DATA\r\n', 'x\r\n.\r\n', 'QUIT\r\n']);
+    expect(d.replies[4]).toStartWith('250');
+    expect((await server.stop()).exitCode).toBe(0);
+    expect(readFileSync(`${logFile}.1`, 'utf8')).toContain(' listening ');
+    const fresh = readFileSync(logFile, 'utf8');
+    expect(fresh).toContain('log-reopened');
+    expect(fresh).toContain(' accepted ');
+    await server.cleanup();
+    await dir.remove();
+  });
 
   test('--config supplies settings and the command line wins', async () => {
     const dir = await makeTempDir();
