@@ -68,6 +68,11 @@ export interface StartPostfixOptions {
   implicitTlsPort?: number;
   /** Extra main.cf settings; they win over the generated ones. */
   mainCf?: Record<string, string>;
+  /**
+   * More files to write under the config dir before the start, by relative path (e.g.
+   * 'sasl/smtpd.conf': Debian's Postfix reads Cyrus SASL config from $config_directory/sasl).
+   */
+  configFiles?: Record<string, string>;
 }
 
 export interface PostfixHandle {
@@ -160,6 +165,11 @@ export async function startPostfix(options: StartPostfixOptions = {}): Promise<P
   }
   await writeFile(join(configDir, 'main.cf'), `${Object.entries(main).map(([k, v]) => `${k} = ${v}`).join('\n')}\n`);
   await writeFile(join(configDir, 'master.cf'), `${[...services, ...MASTER_CF_SERVICES].join('\n')}\n`);
+  for (const [path, text] of Object.entries(options.configFiles ?? {})) {
+    if (path.startsWith('/') || path.split('/').includes('..')) throw new Error(`configFiles: ${path} is not inside the config dir`);
+    await mkdir(dirname(join(configDir, path)), { recursive: true });
+    await writeFile(join(configDir, path), text);
+  }
 
   const handle: PostfixHandle = {
     address,
