@@ -14,6 +14,7 @@ import { describeReply } from '../core/reply.ts';
 import { buildServeConfig, type ServeConfig } from '../config.ts';
 import { createIdGenerator } from '../ids.ts';
 import { createLogger, type Logger } from '../log.ts';
+import { SpoolLockedError } from '../spool/lock.ts';
 import { openSpool, type Spool } from '../spool/spool.ts';
 import { listenSmtp, removeStaleUnixSocket, type ClientInfo, type Connection, type ListenTarget, type Listener, type SessionHost } from '../transport/tcp-server.ts';
 import { ConnectionLimits } from '../transport/connection-limits.ts';
@@ -105,6 +106,9 @@ export async function runServe(config: ServeConfig, deps: ServeDeps): Promise<vo
     },
     maxMessages: config.maxMessages ?? undefined,
     maxAgeMs: config.maxAgeMs ?? undefined,
+  }).catch((error: unknown) => {
+    // Two servers on one spool would corrupt it; the second one stops here, as with a port in use.
+    throw error instanceof SpoolLockedError ? new SetupError(error.message, EXIT.osErr) : error;
   });
   const { records, tornBytes, damaged } = spool.recovery;
   log.info('spool-opened', { dir: config.dataDir, messages: spool.stats().messages, segments: spool.stats().segments, recovered: records, torn_bytes: tornBytes, damaged: damaged.length });

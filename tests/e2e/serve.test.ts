@@ -3,7 +3,7 @@ import { describe, expect, test } from 'bun:test';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openSpool } from '../../src/spool/spool.ts';
-import { cleanupServesAfterAll, makeTempDir, runPython, runSwaks, smtpDialogue, startServe, type ServeHandle } from './harness.ts';
+import { MAILBOX_BIN, cleanupServesAfterAll, makeTempDir, runCommand, runPython, runSwaks, smtpDialogue, startServe, type ServeHandle } from './harness.ts';
 import { openSocket } from '../helpers/ports.ts';
 
 cleanupServesAfterAll();
@@ -215,6 +215,15 @@ describe('mailbox serve operations', () => {
     expect(server.logs()).toContain('stopped');
     await server.cleanup();
   }, 30_000);
+
+  test('a second server on the same spool stops with one line and exit 71', async () => {
+    const first = await startServe();
+    const r = await runCommand([MAILBOX_BIN, 'serve', '--listen', '127.0.0.1:0', '--data', first.dataDir], { timeoutMs: 15_000 });
+    expect(r.code).toBe(71);
+    expect(r.stderr.trim()).toMatch(/^mailbox: the spool .* is in use by process \d+/);
+    expect(r.stderr.trim().split('\n').length).toBe(1);
+    await first.cleanup();
+  });
 
   test('SIGHUP reopens --log-file, so a rotated log is followed by a new one', async () => {
     const dir = await makeTempDir();
