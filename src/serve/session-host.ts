@@ -1,0 +1,157 @@
+/**
+ * @module The session host of `mailbox serve`: what the listeners ask of the server. It opens a
+ * ServerSession per connection with that connection's policy, commits messages to the spool,
+ * checks credentials, and writes one log line per accepted message, rejection and refusal.
+ * Rule: policy per connection (TLS offered, AUTH offered, trusted) is decided once, when the
+ * session is opened, from the listener kind and the client address.
+ */
+import { ServerSession, mailboxKey, type ServerConfig, type SessionEvent, type TlsInfo } from '../core/server-session.ts';
+import { SmtpError } from '../core/errors.ts';
+import { replies } from '../core/replies.ts';
+import { describeReply } from '../core/reply.ts';
+import type { ServeConfig } from '../config.ts';
+import { createIdGenerator } from '../ids.ts';
+import type { Logger } from '../log.ts';
+import type { Spool } from '../spool/spool.ts';
+import type { ClientInfo, Connection, SessionHost } from '../transport/tcp-server.ts';
+import type { Authenticator } from '../auth/authenticator.ts';
+import { Networks } from '../auth/networks.ts';
+
+/** A client-supplied name as it may appear in a log line: printable and bounded. */
+function printable(text: string): string {
+  const clean = text.replace(/[\x00-\x1f\x7f]/g, '?');
+  return clean.length > 100 ? `${clean.slice(0, 97)}...` : clean;
+}
+
+export function createSessionHost(
+  config: ServeConfig,
+  spool: Spool,
+  log: Logger,
+  now: () => number,
+  authenticator: Authenticator | null,
+): SessionHost & { trusted(address: string): boolean } {
+  const newId = createIdGenerator(now);
+  const localDomains = config.domains ? new Set(config.domains) : null;
+  const networks = new Networks(config.trust.networks);
+  const trusted = (address: string) => (address === 'unix' ? config.trust.unixClients : networks.contains(address));
+  const auth = authenticator ? { mechanisms: ['PLAIN', 'LOGIN'] as const, allowInsecure: config.allowInsecureAuth } : null;
+  // A Unix-domain socket never crosses a network: no TLS there, and AUTH needs none.
+  const localAuth = auth ? { ...auth, allowInsecure: true } : null;
+
+  function sessionConfig(client: ClientInfo): ServerConfig {
+    const unix = client.transport === 'unix';
+    return {
+      hostname: config.hostname,
+      limits: config.limits,
+      localDomains,
+      // No relay exists yet: every non-local recipient is refused (550 5.7.1), trusted or not.
+      relay: false,
+      trusted: trusted(client.address),
+      clientAddress: client.address,
+      tls: client.transport === 'tls' ? 'implicit' : client.transport === 'tcp' && config.starttls ? 'starttls' : 'none',
+      requireTls: config.requireTls && !unix,
+      auth: unix ? localAuth : auth,
+      newId,
+    };
+  }
+
+  return {
+    trusted,
+    openSession(client, at, tls: TlsInfo | null) {
+      return new ServerSession(sessionConfig(client), at, tls ? { tls } : {});
+    },
+    handleEvents(conn, events) {
+      for (const event of events) handleEvent(conn, event);
+    },
+    internalError(conn, error) {
+      log.error('internal-error', { client: conn.client.address, error: error instanceof Error ? error.stack ?? error.message : String(error) });
+    },
+    refused(client, reply) {
+      log.warn('refused', { client: client.address, listener: client.listener, reply: describeReply(reply) });
+    },
+    tlsFailed(client, error) {
+      log.warn('tls-failed', { client: client.address, listener: client.listener, error: printable(error.message) });
+    },
+  };
+
+  function handleEvent(conn: Connection, event: SessionEvent): void {
+    switch (event.kind) {
+      case 'message': {
+        const { envelope } = event;
+        spool
+          .commit({
+            id: event.id,
+            timeMs: now(),
+            envelope,
+            stuffed: event.stuffed,
+            localRecipients: envelope.recipients.map((r) => r.local),
+          })
+          .then(
+            () => {
+              log.info('accepted', {
+                id: event.id,
+                from: mailboxKey(envelope.sender),
+                to: envelope.recipients.map((r) => mailboxKey(r.mailbox)),
+                size: event.size,
+                client: conn.client.address,
+                user: envelope.authUser === null ? undefined : printable(envelope.authUser),
+                tls: conn.tls?.protocol,
+              });
+              conn.resolve(event.requestId, { ok: true });
+            },
+            (error: unknown) => {
+              const reply = error instanceof SmtpError ? error.reply : replies.spoolUnavailable('the spool could not store it');
+              log.error('not-stored', {
+                id: event.id,
+                from: mailboxKey(envelope.sender),
+                client: conn.client.address,
+                reply: describeReply(reply),
+                error: error instanceof Error ? error.message : String(error),
+              });
+              conn.resolve(event.requestId, { ok: false, reply });
+            },
+          );
+        return;
+      }
+      case 'rejected':
+        log.warn('rejected', { client: conn.client.address, command: event.command, reply: describeReply(event.reply) });
+        return;
+      case 'auth': {
+        if (!authenticator) {
+          conn.resolveAuth(event.requestId, { ok: false, reply: replies.authTemporary() });
+          return;
+        }
+        const request = { client: conn.client.address, mechanism: event.mechanism, authzid: event.authzid, username: event.username, password: event.password };
+        authenticator.check(request).then(
+          (verdict) => {
+            if (!verdict.outcome.ok) {
+              // Every failure is logged, never the password (RFC 4954 §9).
+              log.warn('auth-failed', {
+                user: printable(event.username),
+                client: conn.client.address,
+                mechanism: event.mechanism,
+                reason: verdict.reason,
+                locked: verdict.locked ? true : undefined,
+              });
+            }
+            conn.resolveAuth(event.requestId, verdict.outcome);
+          },
+          (error: unknown) => {
+            log.error('auth-error', { client: conn.client.address, error: error instanceof Error ? error.message : String(error) });
+            conn.resolveAuth(event.requestId, { ok: false, reply: replies.authTemporary() });
+          },
+        );
+        return;
+      }
+      case 'authenticated':
+        log.info('authenticated', { user: printable(event.username), client: conn.client.address, tls: conn.tls?.protocol ?? 'none' });
+        return;
+      case 'transition':
+        return;
+      default: {
+        const never: never = event;
+        return never;
+      }
+    }
+  }
+}
