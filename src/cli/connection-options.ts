@@ -118,6 +118,27 @@ export function parseAuth(flags: Record<string, unknown>): AuthOptions | null {
   return { user, password, passwordFile, token, tokenFile, mechanism };
 }
 
+/** The flags addConnectionOptions registers, as a command reads them. */
+export interface ConnectionFlags {
+  readonly tls: TlsChoice;
+  readonly insecure: boolean;
+  readonly tlsCa: string | null;
+  readonly ehloName: string | null;
+  readonly timeoutMs: number;
+  readonly auth: AuthOptions | null;
+}
+
+export function parseConnectionFlags(flags: Record<string, unknown>): ConnectionFlags {
+  return {
+    timeoutMs: parseTimeout(flags),
+    tls: parseTlsChoice(flags),
+    insecure: flags.insecure === true,
+    tlsCa: single(flags.tlsCa, '--tls-ca'),
+    ehloName: single(flags.ehlo, '--ehlo'),
+    auth: parseAuth(flags),
+  };
+}
+
 /** Registers the TLS, EHLO, timeout and AUTH flags on a command (--server is the command's own). */
 export function addConnectionOptions(command: Command): Command {
   return command

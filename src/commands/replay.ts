@@ -9,17 +9,14 @@ import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import {
   addConnectionOptions,
-  parseAuth,
+  parseConnectionFlags,
   parseServerFlag,
-  parseTimeout,
-  parseTlsChoice,
   readClientAuth,
   readTlsSettings,
   DEFAULT_SERVER,
-  type AuthOptions,
+  type ConnectionFlags,
   type ConnectionIo,
   type ServerAddress,
-  type TlsChoice,
 } from '../cli/connection-options.ts';
 import { EXIT, UsageError } from '../cli/exit-codes.ts';
 import { formatProgressLine, ProgressLine } from '../cli/progress.ts';
@@ -41,7 +38,7 @@ import { createIdGenerator } from '../ids.ts';
 import { runReplay } from '../replay/runner.ts';
 import { planSources, readSources } from '../replay/sources.ts';
 import { TranscriptLog } from '../replay/transcript-log.ts';
-import { single } from '../cli/flags.ts';
+import { list, single } from '../cli/flags.ts';
 
 export interface ReplayDeps {
   readonly now: () => number;
@@ -55,17 +52,11 @@ export interface ReplayDeps {
   readonly readFile: (path: string) => Promise<Uint8Array>;
 }
 
-export interface ReplayOptions {
+export interface ReplayOptions extends ConnectionFlags {
   readonly paths: readonly string[];
   readonly dataDir: string | null;
   readonly ids: readonly string[];
   readonly server: ServerAddress;
-  readonly tls: TlsChoice;
-  readonly insecure: boolean;
-  readonly tlsCa: string | null;
-  readonly ehloName: string | null;
-  readonly timeoutMs: number;
-  readonly auth: AuthOptions | null;
   readonly chunking: boolean;
   readonly rules: EnvelopeRules;
   readonly concurrency: number;
@@ -105,7 +96,7 @@ export function parseRate(text: string): number {
 
 /** Turns cac's parsed flags into ReplayOptions; every mistake is a UsageError. */
 export function parseReplayFlags(paths: readonly string[], flags: Record<string, unknown>, env: Record<string, string | undefined> = {}): ReplayOptions {
-  const tls = parseTlsChoice(flags);
+  const connection = parseConnectionFlags(flags);
   const concurrencyText = single(flags.concurrency, '--concurrency');
   const concurrency = concurrencyText === null ? 1 : Number(concurrencyText);
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 10_000) throw new UsageError(`--concurrency ${concurrencyText}: expected a whole number from 1 to 10000`);
@@ -113,21 +104,16 @@ export function parseReplayFlags(paths: readonly string[], flags: Record<string,
   const expectText = single(flags.expect, '--expect');
   const expect = expectText === null ? null : parseExpectedCode(expectText);
   if (expectText !== null && expect === null) throw new UsageError(`--expect ${expectText}: expected a reply code such as 250, or 2xx`);
-  const ids = (Array.isArray(flags.id) ? flags.id : flags.id === undefined ? [] : [flags.id])
-    .flatMap((v) => String(v).split(','))
+  const ids = list(flags.id)
+    .flatMap((v) => v.split(','))
     .map((v) => v.trim())
     .filter((v) => v !== '');
   return {
     paths,
     dataDir: single(flags.data, '--data'),
     ids,
-    server: parseServerFlag(single(flags.server, '--server'), tls, env),
-    tls,
-    insecure: flags.insecure === true,
-    tlsCa: single(flags.tlsCa, '--tls-ca'),
-    ehloName: single(flags.ehlo, '--ehlo'),
-    timeoutMs: parseTimeout(flags),
-    auth: parseAuth(flags),
+    server: parseServerFlag(single(flags.server, '--server'), connection.tls, env),
+    ...connection,
     chunking: flags.chunking !== false,
     rules: parseEnvelopeRules(flags),
     concurrency,

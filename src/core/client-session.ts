@@ -13,6 +13,7 @@
  *         trip per message.
  */
 import { formatMailbox, formatPath, needsSmtpUtf8, type Mailbox } from './address.ts';
+import { decodeBase64, encodeBase64Text } from './base-encoding.ts';
 import { encodeXtext } from './command.ts';
 import { dotStuff, dotUnstuff } from './data.ts';
 import { ClientFailure, type ClientStage, type FailureKind } from './errors.ts';
@@ -256,24 +257,6 @@ const PASSWORD_MECHANISMS_CLEAR: readonly SaslMechanism[] = ['CRAM-MD5', 'PLAIN'
 const TOKEN_MECHANISMS: readonly SaslMechanism[] = ['OAUTHBEARER', 'XOAUTH2'];
 const TOKEN_ONLY: ReadonlySet<SaslMechanism> = new Set(['XOAUTH2', 'OAUTHBEARER']);
 
-/** Base64 of UTF-8 text (RFC 4954 §4: SASL data travels base64-encoded). */
-function base64Text(text: string): string {
-  return base64Bytes(ENCODER.encode(text));
-}
-
-function base64Bytes(bytes: Uint8Array): string {
-  let binary = '';
-  for (const b of bytes) binary += String.fromCharCode(b);
-  return btoa(binary);
-}
-
-function decodeBase64(text: string): Uint8Array | null {
-  try {
-    return Uint8Array.from(atob(text.trim()), (c) => c.charCodeAt(0));
-  } catch {
-    return null;
-  }
-}
 
 /** RFC 5801 §4: "," and "=" in a GS2 authzid are written =2C and =3D. */
 function gs2Name(name: string): string {
@@ -696,14 +679,14 @@ export class ClientSession {
     switch (mechanism) {
       case 'PLAIN':
         // RFC 4616 §2: [authzid] NUL authcid NUL passwd.
-        return base64Text(`\0${auth.username}\0${auth.secret}`);
+        return encodeBase64Text(`\0${auth.username}\0${auth.secret}`);
       case 'XOAUTH2':
-        return base64Text(`user=${auth.username}\x01auth=Bearer ${auth.secret}\x01\x01`);
+        return encodeBase64Text(`user=${auth.username}\x01auth=Bearer ${auth.secret}\x01\x01`);
       case 'OAUTHBEARER': {
         // RFC 7628 §3.1: gs2-header, then key=value pairs separated by ^A, ending ^A^A.
         const host = auth.host !== undefined ? `host=${auth.host}\x01` : '';
         const port = auth.port !== undefined ? `port=${auth.port}\x01` : '';
-        return base64Text(`n,a=${gs2Name(auth.username)},\x01${host}${port}auth=Bearer ${auth.secret}\x01\x01`);
+        return encodeBase64Text(`n,a=${gs2Name(auth.username)},\x01${host}${port}auth=Bearer ${auth.secret}\x01\x01`);
       }
       case 'LOGIN':
       case 'CRAM-MD5':
@@ -743,15 +726,15 @@ export class ClientSession {
     switch (mechanism) {
       case 'LOGIN':
         // The LOGIN draft: the server asks "Username:", then "Password:" (base64), in that order.
-        if (step === 0) return base64Text(auth.username);
-        if (step === 1) return base64Text(auth.secret);
+        if (step === 0) return encodeBase64Text(auth.username);
+        if (step === 1) return encodeBase64Text(auth.secret);
         return null;
       case 'CRAM-MD5': {
         // RFC 2195 §2: username SP hex(HMAC-MD5(password, challenge)).
         const decoded = decodeBase64(challenge);
         if (step > 0 || decoded === null) return null;
         const digest = this.#options.hmacMd5!(ENCODER.encode(auth.secret), decoded);
-        return base64Text(`${auth.username} ${hex(digest)}`);
+        return encodeBase64Text(`${auth.username} ${hex(digest)}`);
       }
       case 'XOAUTH2':
       case 'OAUTHBEARER': {
@@ -763,7 +746,7 @@ export class ClientSession {
       }
       case 'PLAIN':
         // The initial response was sent; a server that asks again gets the same.
-        return step === 0 ? base64Text(`\0${auth.username}\0${auth.secret}`) : null;
+        return step === 0 ? encodeBase64Text(`\0${auth.username}\0${auth.secret}`) : null;
       default:
         mechanism satisfies never;
         return null;

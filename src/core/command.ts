@@ -60,6 +60,13 @@ export function parseParameters(text: string): { ok: true; params: Parameter[] }
   return { ok: true, params };
 }
 
+/** The inverse of parseParameters: " NAME=value NAME2" (with the leading space), or "" for none. */
+export function formatParameters(params: readonly Parameter[]): string {
+  let out = '';
+  for (const p of params) out += p.value === null ? ` ${p.name}` : ` ${p.name}=${p.value}`;
+  return out;
+}
+
 /** RFC 3461 §4 xtext: "+" followed by two upper-case hex digits encodes one octet. */
 export function decodeXtext(text: string): string | null {
   if (!/^(?:[!-*,-<>-~]|\+[0-9A-F]{2})*$/.test(text)) return null;

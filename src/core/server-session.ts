@@ -8,6 +8,7 @@
  *         MAIL creates and RSET, HELO/EHLO and the end of DATA drop.
  */
 import { formatMailbox, normalizeDomain, parseMailbox, parsePath, type Mailbox } from './address.ts';
+import { decodeBase64, encodeBase64Text } from './base-encoding.ts';
 import { decodeXtext, parseCommand, parseParameters, parsePathArgument, type Parameter, type Verb } from './command.ts';
 import { DataReceiver, checkText, concat, dotStuff, type DataViolation } from './data.ts';
 import { formatReceived, withRecipient, type Envelope } from './envelope.ts';
@@ -111,7 +112,6 @@ export type StateKind = State['kind'];
 interface Turn {
   readonly config: ServerConfig;
   readonly state: State;
-  readonly now: number;
   heloName: string;
   esmtp: boolean;
   readonly tls: TlsInfo | null;
@@ -256,22 +256,18 @@ function postmaster(path: string, hostname: string): Mailbox | null {
   return /^<postmaster>$/i.test(path.split(' ')[0]) ? { local: 'postmaster', domain: hostname } : null;
 }
 
-function decodeBase64(text: string): string | null {
+/** A SASL response (RFC 4954 §4): strict base64 of UTF-8 text, where "=" alone is empty. */
+function readBase64Text(text: string): string | null {
   const t = text.trim();
   if (t === '=') return '';
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(t) || t.length % 4 !== 0) return null;
-  try {
-    return UTF8.decode(Uint8Array.from(atob(t), (c) => c.charCodeAt(0)));
-  } catch {
-    return null;
-  }
+  const bytes = decodeBase64(t);
+  return bytes === null ? null : UTF8.decode(bytes);
 }
-
-const toBase64 = (text: string) => btoa(String.fromCharCode(...ENCODER.encode(text)));
 
 /** RFC 4616: message = [authzid] NUL authcid NUL passwd. */
 function readPlain(turn: Turn, response: string): void {
-  const decoded = decodeBase64(response);
+  const decoded = readBase64Text(response);
   if (decoded === null) return turn.reply(replies.authBadBase64(), 'AUTH PLAIN');
   const parts = decoded.split('\u0000');
   if (parts.length !== 3 || parts[1] === '') return turn.reply(replies.authFailed(), 'AUTH PLAIN');
@@ -314,12 +310,12 @@ const COMMANDS = {
       }
       if (initial === undefined) {
         turn.enter({ kind: 'auth', mechanism, step: 'username', username: '' });
-        return turn.reply(replies.authChallenge(toBase64('Username:')));
+        return turn.reply(replies.authChallenge(encodeBase64Text('Username:')));
       }
-      const username = decodeBase64(initial);
+      const username = readBase64Text(initial);
       if (username === null) return turn.reply(replies.authBadBase64(), 'AUTH LOGIN');
       turn.enter({ kind: 'auth', mechanism, step: 'password', username });
-      turn.reply(replies.authChallenge(toBase64('Password:')));
+      turn.reply(replies.authChallenge(encodeBase64Text('Password:')));
     },
   },
   MAIL: {
@@ -511,6 +507,7 @@ export class ServerSession {
   #nextRequest = 1;
   #draining = false;
   readonly #trace: boolean;
+  readonly #turn: Turn = this.#createTurn();
 
   constructor(config: ServerConfig, now: number, options: { trace?: boolean; tls?: TlsInfo } = {}) {
     this.#config = config;
@@ -703,8 +700,8 @@ export class ServerSession {
       const end = lf > i && input[lf - 1] === CR ? lf - 1 : lf;
       const line = UTF8.decode(input.subarray(i, end));
       i = lf + 1;
-      if (state.kind === 'auth') this.#authResponse(state, line, now);
-      else this.#command(line, now);
+      if (state.kind === 'auth') this.#authResponse(state, line);
+      else this.#command(line);
       if (this.#startTls) return;
       const next = this.#state;
       // "BDAT 0 LAST" has no chunk to wait for (RFC 3030 §2).
@@ -713,7 +710,7 @@ export class ServerSession {
     this.#closeIfDraining();
   }
 
-  #command(line: string, now: number): void {
+  #command(line: string): void {
     const parsed = parseCommand(line);
     switch (parsed.kind) {
       case 'http':
@@ -734,7 +731,7 @@ export class ServerSession {
           this.#reply(replies.badSequence(spec.hint), summarize(line));
           return;
         }
-        spec.apply(this.#turn(now), parsed.args, line);
+        spec.apply(this.#turn, parsed.args, line);
         return;
       }
       default: {
@@ -745,8 +742,8 @@ export class ServerSession {
   }
 
   /** A line of the AUTH exchange (RFC 4954 §4): base64, or "*" to cancel. */
-  #authResponse(state: Extract<State, { kind: 'auth' }>, line: string, now: number): void {
-    const turn = this.#turn(now);
+  #authResponse(state: Extract<State, { kind: 'auth' }>, line: string): void {
+    const turn = this.#turn;
     if (line.trim() === '*') {
       this.#enter({ kind: 'ready' });
       return this.#reply(replies.authCancelled(), 'AUTH');
@@ -755,14 +752,14 @@ export class ServerSession {
       this.#enter({ kind: 'ready' });
       return readPlain(turn, line);
     }
-    const decoded = decodeBase64(line);
+    const decoded = readBase64Text(line);
     if (decoded === null) {
       this.#enter({ kind: 'ready' });
       return this.#reply(replies.authBadBase64(), 'AUTH LOGIN');
     }
     if (state.step === 'username') {
       this.#enter({ kind: 'auth', mechanism: 'LOGIN', step: 'password', username: decoded });
-      return this.#write(replies.authChallenge(toBase64('Password:')));
+      return this.#write(replies.authChallenge(encodeBase64Text('Password:')));
     }
     this.#enter({ kind: 'ready' });
     turn.authenticate('LOGIN', '', state.username, decoded);
@@ -842,11 +839,13 @@ export class ServerSession {
     this.#events.push({ kind: 'message', requestId, id, envelope: tx, stuffed, size: size + header.length });
   }
 
-  #turn(now: number): Turn {
+  /** The view the command handlers get; built once per session, not once per command. */
+  #createTurn(): Turn {
     const session = this;
     return {
-      config: this.#config,
-      now,
+      get config() {
+        return session.#config;
+      },
       get state() {
         return session.#state;
       },

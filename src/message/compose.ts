@@ -21,6 +21,7 @@ import {
   type MimePart,
   type TransferEncoding,
 } from './mime.ts';
+import { encodeBase64 } from '../core/base-encoding.ts';
 
 export { encodeQuotedPrintable, type TransferEncoding } from './mime.ts';
 
@@ -90,13 +91,10 @@ export interface ComposedMessage {
   readonly contentType: string;
 }
 
-// RFC 5322 §2.1.1: lines SHOULD be at most 78 characters and MUST be at most 998.
+// RFC 5322 §2.1.1: lines SHOULD be at most 78 characters.
 const LINE_LIMIT = 78;
-const HARD_LINE_LIMIT = 998;
 // RFC 2047 §2: an encoded word is at most 75 characters.
 const ENCODED_WORD_LIMIT = 75;
-// RFC 2045 §6.7 rule 5: encoded lines are at most 76 characters.
-const QP_LINE_LIMIT = 76;
 
 const ENCODER = new TextEncoder();
 const ATOM = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+$/;
@@ -221,11 +219,6 @@ function qEncode(bytes: Uint8Array): string {
   return out;
 }
 
-function bEncode(bytes: Uint8Array): string {
-  let binary = '';
-  for (const b of bytes) binary += String.fromCharCode(b);
-  return btoa(binary);
-}
 
 /**
  * Encodes text as UTF-8 encoded words of at most `firstLimit` characters for the first and 75
@@ -243,7 +236,7 @@ export function encodeWords(text: string, firstLimit: number = ENCODED_WORD_LIMI
   let q = 0;
   const flush = () => {
     const bytes = Uint8Array.from(chunk);
-    words.push(`${prefix}${useQ ? qEncode(bytes) : bEncode(bytes)}?=`);
+    words.push(`${prefix}${useQ ? qEncode(bytes) : encodeBase64(bytes)}?=`);
     chunk = [];
     q = 0;
   };

@@ -3,15 +3,7 @@
  * argument spellings (-oi, -fADDR, -FNAME) → the flags cac knows.
  * Rule: pure. Every mistake is a UsageError that names the flag; nothing is read or opened here.
  */
-import {
-  parseAuth,
-  parseServerFlag,
-  parseTimeout,
-  parseTlsChoice,
-  type AuthOptions,
-  type ServerAddress,
-  type TlsChoice,
-} from '../cli/connection-options.ts';
+import { parseConnectionFlags, parseServerFlag, type ConnectionFlags, type ServerAddress } from '../cli/connection-options.ts';
 import { UsageError } from '../cli/exit-codes.ts';
 import { QUIT_AFTER, type DsnOptions, type QuitAfter } from '../core/client-session.ts';
 import { parseDnsServer } from '../dns/resolv-conf.ts';
@@ -37,7 +29,7 @@ export interface FileSpec {
   readonly cid: string | null;
 }
 
-export interface SendOptions {
+export interface SendOptions extends ConnectionFlags {
   readonly from: string | null;
   /** sendmail -F: the full name for a From header the message lacks. */
   readonly fullName: string | null;
@@ -68,12 +60,6 @@ export interface SendOptions {
   readonly dns: DnsServer | null;
   /** The SMTP port for --mx (25; tests use others). */
   readonly mxPort: number;
-  readonly tls: TlsChoice;
-  readonly insecure: boolean;
-  readonly tlsCa: string | null;
-  readonly ehloName: string | null;
-  readonly timeoutMs: number;
-  readonly auth: AuthOptions | null;
   readonly dsn: DsnOptions | undefined;
   readonly quitAfter: QuitAfter | null;
   readonly chunking: boolean;
@@ -152,9 +138,8 @@ export function parseSendFlags(flags: Record<string, unknown>, positional: reado
   const bodyFile = single(flags.bodyFile, '--body-file');
   if (body !== null && bodyFile !== null) throw new UsageError('give --body or --body-file, not both');
 
-  const timeoutMs = parseTimeout(flags);
-
-  const tls = parseTlsChoice(flags);
+  const connection = parseConnectionFlags(flags);
+  const { tls } = connection;
   const mx = flags.mx === true;
   const serverText = single(flags.server, '--server');
   if (mx && serverText !== null) throw new UsageError('give --server or --mx, not both');
@@ -189,12 +174,7 @@ export function parseSendFlags(flags: Record<string, unknown>, positional: reado
     mx,
     dns: parseDns(single(flags.dns, '--dns')),
     mxPort,
-    tls,
-    insecure: flags.insecure === true,
-    tlsCa: single(flags.tlsCa, '--tls-ca'),
-    ehloName: single(flags.ehlo, '--ehlo'),
-    timeoutMs,
-    auth: parseAuth(flags),
+    ...connection,
     dsn: parseDsn(flags),
     quitAfter,
     chunking: flags.chunking !== false,

@@ -10,7 +10,7 @@
  * Rule 3: pure: bytes in, values out; no file I/O here.
  */
 import { formatPath, parsePath, type Mailbox } from '../core/address.ts';
-import { parseParameters, parsePathArgument, type Parameter } from '../core/command.ts';
+import { formatParameters, parseParameters, parsePathArgument } from '../core/command.ts';
 import type { Envelope, Recipient } from '../core/envelope.ts';
 import { MESSAGE_ID_PATTERN } from './layout.ts';
 
@@ -89,12 +89,6 @@ export function parseSegmentHeader(bytes: Uint8Array): number | null {
   return /^EHLO [\x21-\x7e]+\r\n$/.test(line) ? end + 1 : null;
 }
 
-function formatParams(params: readonly Parameter[]): string {
-  let out = '';
-  for (const p of params) out += p.value === null ? ` ${p.name}` : ` ${p.name}=${p.value}`;
-  return out;
-}
-
 function formatLocalMask(local: readonly boolean[]): string {
   let any = false;
   let all = true;
@@ -139,8 +133,8 @@ export function formatRecord(input: RecordInput): Buffer {
   const n = stuffed.length;
   if (n > 0 && (stuffed[n - 1] !== LF || stuffed[n - 2] !== CR)) throw new Error('spool: message does not end with CRLF');
 
-  let env = `MAIL FROM:${formatPath(envelope.sender)}${formatParams(envelope.mailParams)}\r\n`;
-  for (const r of envelope.recipients) env += `RCPT TO:${formatPath(r.mailbox)}${formatParams(r.params)}\r\n`;
+  let env = `MAIL FROM:${formatPath(envelope.sender)}${formatParameters(envelope.mailParams)}\r\n`;
+  for (const r of envelope.recipients) env += `RCPT TO:${formatPath(r.mailbox)}${formatParameters(r.params)}\r\n`;
   env += DATA_LINE;
   const envBytes = Buffer.byteLength(env, 'utf8');
   const len = envBytes + n + 3;

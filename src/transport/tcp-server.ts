@@ -13,6 +13,7 @@ import { connect } from 'node:net';
 import type { SecureContext } from 'node:tls';
 import type { ServerSession, SessionEvent, Step, TlsInfo, CommitOutcome, AuthOutcome } from '../core/server-session.ts';
 import { formatReply, type Reply } from '../core/reply.ts';
+import { replies } from '../core/replies.ts';
 import type { ConnectionLimits } from './connection-limits.ts';
 import { Outbox } from './outbox.ts';
 import { TlsBridge } from './starttls.ts';
@@ -118,7 +119,7 @@ interface ConnectionState extends Connection {
   closing: boolean;
 }
 
-const INTERNAL_ERROR = '421 4.3.0 Internal error, closing connection; try again later\r\n';
+const INTERNAL_ERROR = formatReply(replies.internalError());
 
 /** Starts an SMTP listener. Port 0 picks a free port. */
 export function listenSmtp(target: ListenTarget, sessions: SessionHost, options: ListenOptions): Listener {

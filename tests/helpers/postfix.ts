@@ -15,7 +15,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { Subprocess } from 'bun';
+import { startBackground, type Background } from './background.ts';
 import { findFreePort, waitForGreeting } from './ports.ts';
 
 const POSTFIX = '/usr/sbin/postfix';
@@ -284,7 +284,7 @@ export interface StartSmtpSinkOptions {
 export interface SmtpSinkHandle {
   address: string;
   port: number;
-  proc: Subprocess<'ignore', 'pipe', 'pipe'>;
+  proc: Background['proc'];
   dumpDir?: string;
   /** The dump files written so far (full paths, sorted); empty without dumpDir. */
   dumps(): Promise<string[]>;
@@ -311,25 +311,13 @@ export async function startSmtpSink(options: StartSmtpSinkOptions = {}): Promise
     args.push('-d', join(options.dumpDir, '%Y%m%d%H%M%S.'));
   }
   args.push(...(options.extraArgs ?? []), `${address}:${port}`, String(options.backlog ?? 4096));
-  const proc = Bun.spawn(args, { stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' });
-  const chunks: string[] = [];
-  const drain = async (stream: ReadableStream<Uint8Array>) => {
-    const decoder = new TextDecoder();
-    for await (const chunk of stream) chunks.push(decoder.decode(chunk, { stream: true }));
-  };
-  const drained = Promise.all([drain(proc.stdout), drain(proc.stderr)]).catch(() => {});
+  const sink = startBackground(args);
+  const { proc } = sink;
   const key = `smtp-sink:${proc.pid}`;
   lastResort.set(key, () => proc.kill('SIGKILL'));
   const stop = async () => {
     lastResort.delete(key);
-    if (proc.exitCode === null && proc.signalCode === null) {
-      proc.kill('SIGTERM');
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
-      await proc.exited;
-      clearTimeout(timer);
-    }
-    await proc.exited;
-    await drained;
+    await sink.stop();
   };
   const handle: SmtpSinkHandle = {
     address,
@@ -340,7 +328,7 @@ export async function startSmtpSink(options: StartSmtpSinkOptions = {}): Promise
       if (options.dumpDir === undefined) return [];
       return (await readdir(options.dumpDir)).map((name) => join(options.dumpDir!, name)).sort();
     },
-    logs: () => chunks.join(''),
+    logs: () => sink.output(),
     stop,
     [Symbol.asyncDispose]: stop,
   };

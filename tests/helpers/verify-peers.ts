@@ -9,7 +9,7 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { findFreePort } from './ports.ts';
-import { startBackground, type Background } from './background.ts';
+import { startBackground } from './background.ts';
 
 const DNSMASQ = '/usr/sbin/dnsmasq';
 const PYTHON = process.env.SYSTEM_PYTHON ?? '/usr/bin/python3';
