@@ -66,6 +66,18 @@ async function eventually(check: () => Promise<boolean>, timeoutMs = 10_000): Pr
   return check();
 }
 
+/**
+ * smtp-sink creates its dump file at MAIL and fills it while DATA arrives, so a file that exists
+ * may still be partial: wait for exactly one dump that is complete (smtp-sink ends it with an
+ * empty line) and holds the marker.
+ */
+async function oneDumpWith(sink: { dumps(): Promise<string[]> }, marker: string): Promise<boolean> {
+  const files = await sink.dumps();
+  if (files.length !== 1) return false;
+  const text = await readFile(files[0]!, 'latin1');
+  return text.endsWith('\n\n') && text.includes(marker);
+}
+
 describe('ports', () => {
   test('findFreePort gives distinct bindable ports', async () => {
     const a = await findFreePort('127.0.0.1');
@@ -95,9 +107,7 @@ describe.skipIf(noSink)('smtp-sink', () => {
       const sent = await runPython(SEND_ONE, ['127.0.0.1', String(sink.port), 'a@client.test', 'b@sink.test']);
       expect(sent.stderr).toBe('');
       expect(sent.stdout).toStartWith('250');
-      expect(await eventually(async () => (await sink.dumps()).length === 1)).toBe(true);
-      const [file] = await sink.dumps();
-      expect(await readFile(file!, 'latin1')).toContain('marker-1b2c3d');
+      expect(await eventually(() => oneDumpWith(sink, 'marker-1b2c3d'))).toBe(true);
     } finally {
       await sink.stop();
     }
@@ -181,10 +191,9 @@ describe.skipIf(noPostfix)('private Postfix', () => {
 
     const relayed = await runPython(SEND_ONE, [relay.address, String(relay.port), 'a@client.test', 'b@far.test']);
     expect(relayed.stdout).toStartWith('250');
-    const arrived = await eventually(async () => (await sink.dumps()).length === 1);
+    const arrived = await eventually(() => oneDumpWith(sink, 'marker-1b2c3d'));
     if (!arrived) console.error(await relay.logs());
     expect(arrived).toBe(true);
-    expect(await readFile((await sink.dumps())[0]!, 'latin1')).toContain('marker-1b2c3d');
     for (const p of [hold, relay]) started.push(...descendantsOf(p.masterPid()!));
   }, 60_000);
 });
