@@ -1,6 +1,7 @@
 /**
- * SMTP receive benchmark: `dist/mailbox serve`, Postfix's smtp-sink (stores nothing) and a private
- * Postfix (smtpd -> cleanup -> fsync'd queue -> discard) run side by side in one run, each on its
+ * SMTP receive benchmark: `dist/mailbox serve`, Postfix's smtp-sink (stores nothing), a private
+ * Postfix (smtpd -> cleanup -> fsync'd queue -> discard) and, for the TLS cells, bun-floor
+ * (scripts/tls-floor.ts: fixed replies on Bun's own TLS) run side by side in one run, each on its
  * own loopback port, driven by Postfix's smtp-source; TLS cells by scripts/tls-load.ts (the client
  * core), since smtp-source speaks no TLS. mailbox and Postfix share one certificate (ECDSA P-256,
  * as mailbox's self-signed one); Postfix also runs an implicit-TLS smtpd (wrappermode). Then the
@@ -16,11 +17,12 @@
  *   tls-sN     tls-load with STARTTLS (RFC 3207)               tlsi-sN   tls-load with implicit TLS (RFC 8314)
  * tls-load (scripts/tls-load.ts) opens a new connection per message and makes a full handshake each
  * time (no resumption); smtp-sink runs only the cells without TLS. "TLS cost" per server: TLS ÷ clear
- * in msgs/s and in server CPU per message, then mailbox's cost ÷ Postfix's. Postfix's implicit-TLS
+ * in msgs/s and in server CPU per message, then mailbox's cost ÷ Postfix's and ÷ bun-floor's (what
+ * TLS costs a Bun server that does no work, so the part of mailbox's cost Bun sets). Postfix's implicit-TLS
  * smtpd holds its greeting ~40 ms after each handshake (Nagle against the client's delayed ACK of
  * the TLS 1.3 session tickets; Python's ssl sees the same), which bounds its tlsi rows at few sessions.
  *
- * usage: npm run bench -- [--quick] [--cells 1k-s1,1k-s10-ka,tls-s10,...] [--servers mailbox,smtp-sink,postfix]
+ * usage: npm run bench -- [--quick] [--cells 1k-s1,1k-s10-ka,tls-s10,...] [--servers mailbox,smtp-sink,postfix,bun-floor]
  *                         [--reps N] [--duration SECS] [--idle-conns N] [--out DIR]
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -44,7 +46,8 @@ const ROOT = resolve(import.meta.dir, '..');
 const MAILBOX_BIN = process.env.MAILBOX_BIN ?? join(ROOT, 'dist/mailbox');
 const SMTP_SOURCE = '/usr/sbin/smtp-source';
 const TLS_LOAD = join(ROOT, 'scripts/tls-load.ts');
-const SERVER_NAMES = ['mailbox', 'smtp-sink', 'postfix'] as const;
+const TLS_FLOOR = join(ROOT, 'scripts/tls-floor.ts');
+const SERVER_NAMES = ['mailbox', 'smtp-sink', 'postfix', 'bun-floor'] as const;
 type ServerName = (typeof SERVER_NAMES)[number];
 const DEFAULT_CELLS = [
   '1k-s1', '1k-s10', '1k-s50', '1k-s1-ka', '1k-s10-ka', '1k-s50-ka',
@@ -142,6 +145,8 @@ function parseCell(text: string): Cell {
 
 /** The port a cell talks to on `server`, or undefined when the server cannot serve the cell. */
 function cellPort(server: Server, cell: Cell): number | undefined {
+  // The floor is a reference for the TLS cells only.
+  if (server.name === 'bun-floor' && cell.tool !== 'tls-load') return undefined;
   switch (cell.tls) {
     case 'none':
       return server.port;
@@ -168,7 +173,8 @@ function chooseServers(): ServerName[] {
     if (!SERVER_NAMES.includes(name)) throw new Error(`unknown server "${name}" (know: ${SERVER_NAMES.join(', ')})`);
     const missing = name === 'mailbox'
       ? (existsSync(MAILBOX_BIN) ? undefined : `${MAILBOX_BIN} is missing: run npm run build`)
-      : name === 'smtp-sink' ? smtpSinkUnavailableReason() : postfixUnavailableReason();
+      : name === 'smtp-sink' ? smtpSinkUnavailableReason()
+      : name === 'postfix' ? postfixUnavailableReason() : undefined;
     if (missing === undefined) chosen.push(name);
     else if (explicit) throw new Error(`cannot bench ${name}: ${missing}`);
     else log(`note: skipping ${name}: ${missing}`);
@@ -234,6 +240,25 @@ async function startMailbox(certificate: Certificate): Promise<Server> {
   };
 }
 
+/** scripts/tls-floor.ts: a do-nothing SMTP responder on Bun, in clear and with implicit TLS. */
+async function startFloor(certificate: Certificate): Promise<Server> {
+  const port = await findFreePort();
+  const implicitTlsPort = await findFreePort();
+  const proc = Bun.spawn([process.execPath, TLS_FLOOR, '--cert', certificate.cert, '--key', certificate.key, '--port', String(port),
+    '--tls-port', String(implicitTlsPort)], { stdin: 'ignore', stdout: 'ignore', stderr: 'inherit' });
+  const stop = async () => {
+    proc.kill('SIGTERM');
+    await proc.exited;
+  };
+  try {
+    await waitForGreeting('127.0.0.1', port, { abort: () => (proc.exitCode !== null ? `exited with ${proc.exitCode}` : undefined) });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { name: 'bun-floor', host: '127.0.0.1', port, implicitTlsPort, starttls: false, pid: proc.pid, settle: async () => {}, stop };
+}
+
 function sinkServer(sink: SmtpSinkHandle): Server {
   return { name: 'smtp-sink', host: sink.address, port: sink.port, starttls: false, pid: sink.proc.pid, settle: async () => {}, stop: sink.stop };
 }
@@ -263,6 +288,8 @@ async function startServer(name: ServerName, certificate: Certificate): Promise<
   switch (name) {
     case 'mailbox':
       return startMailbox(certificate);
+    case 'bun-floor':
+      return startFloor(certificate);
     case 'smtp-sink':
       return sinkServer(await startSmtpSink({ maxConnections: 8192, backlog: 4096 }));
     case 'postfix':
@@ -465,6 +492,10 @@ function tlsCostReport(runs: Run[], names: ServerName[]): string[] {
     if (mailbox !== undefined && postfix !== undefined) {
       rows.push(`| ${n} | mailbox ÷ postfix | ${mailbox.map((m, i) => times(quotient(m, postfix[i]))).join(' | ')} |`);
     }
+    const floor = byServer.get('bun-floor');
+    if (mailbox !== undefined && floor !== undefined) {
+      rows.push(`| ${n} | mailbox ÷ bun-floor | ${mailbox.map((m, i) => times(quotient(m, floor[i]))).join(' | ')} |`);
+    }
   }
   return [
     '## TLS cost (TLS against clear, both by tls-load)', '',
@@ -473,7 +504,9 @@ function tlsCostReport(runs: Run[], names: ServerName[]): string[] {
     ...rows, '',
     'msgs/s: the share of the clear rate kept under TLS (mailbox ÷ postfix ≥ 1.00: TLS costs mailbox relatively no more than',
     'Postfix). CPU/msg: server CPU per message under TLS ÷ in clear; adds: the difference in ms (mailbox ÷ postfix ≤ 1.00: the',
-    'same). The load tool shares the CPUs, so msgs/s also pays for its own TLS work (see above); server CPU does not.', '',
+    'same). The load tool shares the CPUs, so msgs/s also pays for its own TLS work (see above); server CPU does not.',
+    'bun-floor (scripts/tls-floor.ts) answers every command with a fixed reply and keeps nothing, on Bun\'s native TLS',
+    '(implicit only): what TLS costs any server on Bun here, the floor under mailbox\'s own figures.', '',
   ];
 }
 
@@ -566,7 +599,7 @@ async function main(): Promise<void> {
     const idleRows: string[] = [];
     if (idleConns > 0) {
       // Measured first, on fresh processes, so VmHWM is the peak with idle connections only.
-      for (const server of servers.filter((s) => s.name !== 'postfix')) {
+      for (const server of servers.filter((s) => s.name === 'mailbox' || s.name === 'smtp-sink')) {
         const r = await idleRss(server, idleConns);
         const line = `| ${server.name} | ${r.greeted}/${idleConns} | ${mb(r.baseKb)} | ${mb(r.heldKb)} | ${mb(r.peakKb)} | ${r.perConnKb.toFixed(1)} KB | ${r.openS.toFixed(1)} s |`;
         idleRows.push(line);
