@@ -173,6 +173,19 @@ export function cleanupServesAfterAll(): void {
   afterAll(stopAllServes);
 }
 
+/**
+ * Waits until the server's log matches `pattern` (or `timeoutMs` passes) and returns the log.
+ * serve writes its log lines once per event-loop turn, often after the reply that caused them is
+ * on the wire, and this process reads the pipe in its own time: a line can trail the reply a
+ * client has already seen, so a test that checks the log right after a dialogue waits for it.
+ */
+export async function waitForLog(server: ServeHandle, pattern: string | RegExp, timeoutMs = 30_000): Promise<string> {
+  const found = () => (typeof pattern === 'string' ? server.logs().includes(pattern) : pattern.test(server.logs()));
+  const deadline = Date.now() + timeoutMs;
+  while (!found() && Date.now() < deadline) await Bun.sleep(10);
+  return server.logs();
+}
+
 /** One step of a raw dialogue: bytes sent verbatim, then `replies` complete replies read (default 1). */
 export type DialogueStep = string | Uint8Array | { send: string | Uint8Array; replies?: number };
 
@@ -197,7 +210,8 @@ export async function smtpDialogue(
   steps: DialogueStep[],
   options: { replyTimeoutMs?: number } = {},
 ): Promise<DialogueResult> {
-  const replyTimeoutMs = options.replyTimeoutMs ?? 5000;
+  // Generous: a reply that comes is read at once, and a loaded machine can be slow to send one.
+  const replyTimeoutMs = options.replyTimeoutMs ?? 15_000;
   const socket = await openSocket(host, port);
   let buffer = '';
   let closed = false;

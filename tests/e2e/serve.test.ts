@@ -3,7 +3,7 @@ import { describe, expect, test } from 'bun:test';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openSpool } from '../../src/spool/spool.ts';
-import { MAILBOX_BIN, cleanupServesAfterAll, makeTempDir, runCommand, runPython, runSwaks, smtpDialogue, startServe, type ServeHandle } from './harness.ts';
+import { MAILBOX_BIN, cleanupServesAfterAll, makeTempDir, runCommand, runPython, runSwaks, smtpDialogue, startServe, waitForLog, type ServeHandle } from './harness.ts';
 import { openSocket } from '../helpers/ports.ts';
 
 cleanupServesAfterAll();
@@ -123,7 +123,7 @@ describe('mailbox serve with real clients', () => {
       'QUIT\r\n',
     ]);
     expect(d.replies.slice(1, 4).map((r) => r?.slice(0, 9))).toEqual(['250 2.1.0', '250 2.1.5', '550 5.7.1']);
-    expect(server.logs()).toContain('rejected');
+    expect(await waitForLog(server, 'rejected')).toContain('rejected');
     await server.cleanup();
   });
 });
@@ -164,7 +164,7 @@ describe('mailbox serve under bad input', () => {
       server.host,
       server.port,
       ['HELO c.test\r\n', 'MAIL FROM:<a@c.test>\r\n', 'RCPT TO:<b@m.test>\r\n', 'DATA\r\n', { send: 'partial line without end', replies: 1 }],
-      { replyTimeoutMs: 8000 },
+      { replyTimeoutMs: 20_000 },
     );
     expect(d.replies[4]).toStartWith('421 4.4.2');
     await goodClientWorks(server);
@@ -201,20 +201,26 @@ describe('mailbox serve operations', () => {
     const replies: string[] = [];
     socket.on('data', (c: Buffer) => replies.push(c.toString()));
     const until = async (re: RegExp) => {
-      for (let i = 0; i < 200 && !re.test(replies.join('')); i++) await Bun.sleep(10);
+      const deadline = Date.now() + 20_000;
+      while (!re.test(replies.join('')) && Date.now() < deadline) await Bun.sleep(10);
     };
     await until(/^220/);
     socket.write('HELO c.test\r\nMAIL FROM:<a@c.test>\r\nRCPT TO:<b@m.test>\r\nDATA\r\n');
     await until(/354/);
     server.proc.kill('SIGTERM');
-    await Bun.sleep(200);
+    // The message goes only once the server has taken the signal in (it logs "stopping" then),
+    // so the transaction really spans the start of the shutdown.
+    await waitForLog(server, 'stopping');
     socket.write('Subject: late\r\n\r\nstill accepted\r\n.\r\n');
     await until(/421/);
     expect(replies.join('')).toMatch(/250 2\.0\.0 OK queued as \S+\r\n421 4\.3\.2 /);
     expect(await server.proc.exited).toBe(0);
+    // It has exited: stop() sends nothing now and waits for the rest of its output to be read.
+    await server.stop();
+    expect(server.logs()).toContain('stopping');
     expect(server.logs()).toContain('stopped');
     await server.cleanup();
-  }, 30_000);
+  }, 60_000);
 
   test('a second server on the same spool stops with one line and exit 71', async () => {
     const first = await startServe();
@@ -231,7 +237,9 @@ describe('mailbox serve operations', () => {
     const server = await startServe({ args: ['--log-file', logFile] });
     renameSync(logFile, `${logFile}.1`);
     server.proc.kill('SIGHUP');
-    for (let i = 0; i < 100 && !existsSync(logFile); i++) await Bun.sleep(10);
+    // The message must come after the reopen, or its log line goes to the rotated file.
+    const reopened = () => existsSync(logFile) && readFileSync(logFile, 'utf8').includes('log-reopened');
+    for (const deadline = Date.now() + 20_000; !reopened() && Date.now() < deadline;) await Bun.sleep(10);
     const d = await smtpDialogue(server.host, server.port, ['HELO c.test\r\n', 'MAIL FROM:<a@c.test>\r\n', 'RCPT TO:<b@m.test>\r\n', 'DATA\r\n', 'x\r\n.\r\n', 'QUIT\r\n']);
     expect(d.replies[4]).toStartWith('250');
     expect((await server.stop()).exitCode).toBe(0);
@@ -252,7 +260,7 @@ describe('mailbox serve operations', () => {
     expect(d.replies[0]).toContain('SIZE 2048');
     expect(d.replies[2]).toStartWith('250');
     expect(d.replies[3]).toStartWith('550 5.7.1');
-    expect(server.logs().split('\n').find((l) => l.includes('"event":"listening"'))).toBeDefined();
+    expect((await waitForLog(server, '"event":"listening"')).split('\n').find((l) => l.includes('"event":"listening"'))).toBeDefined();
     await server.cleanup();
     await dir.remove();
   });
