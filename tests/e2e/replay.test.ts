@@ -171,7 +171,7 @@ describe('mailbox replay', () => {
     try {
       const r = await replay([recorder.dataDir, '--server', `127.0.0.1:${sink.port}`, '-c', '2']);
       expect(r.code).toBe(0);
-      const deadline = Date.now() + 5000;
+      const deadline = Date.now() + 30_000;
       let dumps: string[] = [];
       // smtp-sink ends each dump with an empty line once the transaction is complete.
       while (Date.now() < deadline) {

@@ -42,7 +42,7 @@ suite('mailbox send --interactive in a terminal', () => {
   const screen = (name = session) => tmux('capture-pane', '-p', '-t', name);
   /** Waits until the screen shows `text` (count times; tmux trims trailing spaces), then returns it. */
   async function waitFor(text: string, count = 1, name = session): Promise<string> {
-    const deadline = Date.now() + 15_000;
+    const deadline = Date.now() + 30_000;
     for (;;) {
       const shown = screen(name);
       if (shown.split(text).length - 1 >= count) return shown;

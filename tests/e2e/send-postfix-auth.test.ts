@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MAILBOX_BIN, makeTempDir, runCommand, type RunResult, type TempDir } from './harness.ts';
-import { postfixUnavailableReason, startPostfix, type PostfixHandle } from '../helpers/postfix.ts';
+import { postfixUnavailableReason, startPostfix, waitForPostfixLog, type PostfixHandle } from '../helpers/postfix.ts';
 import { makeCertificates, type Certificates } from '../helpers/send-peers.ts';
 
 const SASLPASSWD2 = '/usr/sbin/saslpasswd2';
@@ -122,8 +122,8 @@ const skip = unavailableReason();
       const held = await heldMessage(subject);
       expect(held).toMatch(/^Received: from .*\n\s+\(Authenticated sender: alice@mailbox\.test\)\n\s+by postfix\.mailbox\.test \(Postfix\) with ESMTPSA id /m);
       expect(held).toContain(`named_attribute: sasl_method=${mechanism}\n`);
-      const log = await postfix.logs();
-      expect(log).toMatch(new RegExp(`sasl_method=${mechanism}, sasl_username=alice@mailbox\\.test\\b`));
+      const login = new RegExp(`sasl_method=${mechanism}, sasl_username=alice@mailbox\\.test\\b`);
+      expect(await waitForPostfixLog(postfix, login)).toMatch(login);
     }, 60_000);
   }
 
@@ -134,6 +134,6 @@ const skip = unavailableReason();
     expect(r.code).toBe(77);
     expect(oneLine(r)).toMatch(/authentication failed \(PLAIN\) at AUTH: 535 /);
     expect(await postfix.messages('hold')).toEqual(before);
-    expect(await postfix.logs()).toMatch(/SASL PLAIN authentication failed/);
+    expect(await waitForPostfixLog(postfix, /SASL PLAIN authentication failed/)).toMatch(/SASL PLAIN authentication failed/);
   }, 60_000);
 });

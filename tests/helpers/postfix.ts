@@ -205,6 +205,20 @@ export async function startPostfix(options: StartPostfixOptions = {}): Promise<P
   return handle;
 }
 
+/**
+ * Waits until the instance's log matches `pattern` (or `timeoutMs` passes) and returns the log.
+ * Postfix's daemons log through postlogd, which writes the maillog in its own time: a line can
+ * trail the reply that a client has already seen.
+ */
+export async function waitForPostfixLog(postfix: Pick<PostfixHandle, 'logs'>, pattern: RegExp, timeoutMs = 30_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const log = await postfix.logs();
+    if (pattern.test(log) || Date.now() >= deadline) return log;
+    await Bun.sleep(50);
+  }
+}
+
 /** master.cf services besides the smtpd listeners; chroot off, so nothing is copied anywhere. */
 const MASTER_CF_SERVICES = [
   'pickup     unix  n - n 60    1 pickup',
