@@ -33,8 +33,11 @@ export function isCompleteReply(text: string): boolean {
   return /^\d{3}(?: |$)/.test(last);
 }
 
-/** Opens a TCP connection, rejecting after `timeoutMs`. */
-export function openSocket(host: string, port: number, timeoutMs = 2000): Promise<Socket> {
+/**
+ * Opens a TCP connection, rejecting after `timeoutMs`. A loopback connect is answered at once,
+ * accepted or refused; the default deadline is long only so that a loaded machine is no failure.
+ */
+export function openSocket(host: string, port: number, timeoutMs = 10_000): Promise<Socket> {
   return new Promise((resolveSocket, reject) => {
     const socket = connect({ host, port });
     const timer = setTimeout(() => {

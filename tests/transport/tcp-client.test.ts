@@ -150,7 +150,8 @@ afterAll(() => {
   for (const s of servers) s.stop();
 });
 
-const base = (port: number) => ({ host: '127.0.0.1', port, ehloName: 'client.test', timeoutMs: 3000 });
+// Replies come from this same process at once; the timeout only matters when a loaded machine stalls it.
+const base = (port: number) => ({ host: '127.0.0.1', port, ehloName: 'client.test', timeoutMs: 10_000 });
 
 describe('plain SMTP over TCP', () => {
   test('sends a message pipelined, per RFC 2920, and quits', async () => {
@@ -249,18 +250,21 @@ describe('failures', () => {
     const server = scripted({ greeting: '554 5.3.2 No service\r\n' });
     const error = (await openSmtpClient(base(server.port)).catch((e: unknown) => e)) as ClientFailure;
     expect([error.kind, error.stage, error.reply?.code]).toEqual(['rejected', 'greeting', 554]);
-    await Bun.sleep(20);
+    // The QUIT reaches the server in its own time: wait for a line, then check it is the only one.
+    for (const deadline = Date.now() + 10_000; (server.sessions[0]?.length ?? 0) === 0 && Date.now() < deadline;) await Bun.sleep(5);
     expect(server.sessions[0]).toEqual(['QUIT']);
   });
 
   test('a server that stops answering times out at the stage it went silent in', async () => {
     const server = scripted({ silentAfter: 'MAIL' });
-    const client = await openSmtpClient({ ...base(server.port), timeoutMs: 200 });
+    // Every reply before the silence must beat the timeout too: 1.5 s leaves a loaded machine room.
+    const client = await openSmtpClient({ ...base(server.port), timeoutMs: 1500 });
     const started = performance.now();
     const outcome = await client.send(tx(['bob@example.net']));
-    expect(performance.now() - started).toBeLessThan(2000);
+    // It gave up by itself rather than hang; the bound is loose, as a loaded machine fires timers late.
+    expect(performance.now() - started).toBeLessThan(15_000);
     // MAIL was answered, the RCPT was not.
-    expect(!outcome.ok && [outcome.failure.kind, outcome.failure.stage, outcome.failure.message]).toEqual(['connect', 'rcpt', 'no reply within 0.2 s']);
+    expect(!outcome.ok && [outcome.failure.kind, outcome.failure.stage, outcome.failure.message]).toEqual(['connect', 'rcpt', 'no reply within 1.5 s']);
     await client.quit();
   });
 
