@@ -117,12 +117,14 @@ const skip = unavailableReason();
       expect(r.stderr).not.toContain(PASSWORD);
       if (server().startsWith('smtps')) expect(r.stderr).not.toContain('C: STARTTLS');
       else expect(r.stderr).toContain('C: STARTTLS\n');
-      expect(r.stdout).toMatch(/^sent .* 250 2\.0\.0 Ok: \d+ bytes queued as /);
+      const queueId = /^sent .* 250 2\.0\.0 Ok: \d+ bytes queued as (\w+)/.exec(r.stdout)?.[1];
+      expect(queueId).toBeString();
 
       const held = await heldMessage(subject);
       expect(held).toMatch(/^Received: from .*\n\s+\(Authenticated sender: alice@mailbox\.test\)\n\s+by postfix\.mailbox\.test \(Postfix\) with ESMTPSA id /m);
       expect(held).toContain(`named_attribute: sasl_method=${mechanism}\n`);
-      const login = new RegExp(`sasl_method=${mechanism}, sasl_username=alice@mailbox\\.test\\b`);
+      // smtpd logs "QUEUEID: client=…, sasl_method=…, sasl_username=…": this message's line, not an earlier test's.
+      const login = new RegExp(`${queueId}: client=.*, sasl_method=${mechanism}, sasl_username=alice@mailbox\\.test\\b`);
       expect(await waitForPostfixLog(postfix, login)).toMatch(login);
     }, 60_000);
   }
