@@ -17,7 +17,8 @@ export interface Entry {
   readonly envelope: Envelope;
   /** Initial states came from these flags (local mailbox or relay); kept for journal snapshots. */
   readonly local: readonly boolean[];
-  states: DeliveryState[];
+  /** Replaced, never changed in place: equal initial states are one shared frozen array. */
+  states: readonly DeliveryState[];
   seq: number;
   offset: number;
   readonly bytes: number;
@@ -137,9 +138,7 @@ export class SpoolIndex {
     const entry = this.#records.get(id);
     if (!entry) return false;
     if (rcpt !== null && rcpt >= entry.states.length) return false;
-    for (let i = 0; i < entry.states.length; i++) {
-      if ((rcpt === null || rcpt === i) && !isDeleted(entry.states[i])) entry.states[i] = state;
-    }
+    entry.states = entry.states.map((s, i) => ((rcpt === null || rcpt === i) && !isDeleted(s) ? state : s));
     const live = !entry.states.every(isFinished);
     if (live !== entry.live) {
       const seg = this.#segments.get(entry.seq);

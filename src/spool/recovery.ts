@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseStateLine, type StateRecord } from './delivery-state.ts';
 import { DIR_MODE, FILE_MODE, isTmpName, parseSegmentName, type SpoolLayout } from './layout.ts';
-import { findNextRecord, parseRecordAt, parseSegmentHeader, type ParsedRecord } from './segment-format.ts';
+import { findNextRecord, parseRecordAt, parseSegmentHeader, type EnvelopeCache, type ParsedRecord } from './segment-format.ts';
 import { syncDirectorySync } from './journal.ts';
 
 export interface SpoolLog {
@@ -145,14 +145,22 @@ export function listSegments(layout: SpoolLayout): { seq: number; name: string }
 /** Scans every segment: keeps intact records, cuts torn tails, quarantines damage. */
 export function recoverSegments(ctx: RecoveryContext, report: RecoveryReport): ScannedSegment[] {
   const out: ScannedSegment[] = [];
+  // Records whose stored envelopes are equal (a load test's) are parsed once and share the result.
+  const envelopes: EnvelopeCache = new Map();
   for (const { seq, name } of listSegments(ctx.layout)) {
-    const scanned = recoverSegment(ctx, report, seq, name);
+    const scanned = recoverSegment(ctx, report, seq, name, envelopes);
     if (scanned) out.push(scanned);
   }
   return out;
 }
 
-function recoverSegment(ctx: RecoveryContext, report: RecoveryReport, seq: number, name: string): ScannedSegment | null {
+function recoverSegment(
+  ctx: RecoveryContext,
+  report: RecoveryReport,
+  seq: number,
+  name: string,
+  envelopes: EnvelopeCache,
+): ScannedSegment | null {
   const file = ctx.layout.segmentPath(seq);
   const bytes = fs.readFileSync(file);
   const setAside = (offset: number, end: number, reason: string) => {
@@ -184,7 +192,7 @@ function recoverSegment(ctx: RecoveryContext, report: RecoveryReport, seq: numbe
   const records: ParsedRecord[] = [];
   let size = bytes.length;
   while (pos < size) {
-    const scan = parseRecordAt(bytes, pos);
+    const scan = parseRecordAt(bytes, pos, envelopes);
     if (scan.kind === 'record') {
       records.push(scan.record);
       pos += scan.record.bytes;

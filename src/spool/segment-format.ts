@@ -250,10 +250,13 @@ export function parseRecordAt(bytes: Buffer, offset: number, envelopes?: Envelop
   }
   const envelope = cachedEnvelope(bytes.toString('utf8', lf + 1, dataAt + 8), m[4], m[5], envelopes);
   if (typeof envelope === 'string') return { kind: 'bad', reason: envelope, end: trusted() };
+  const idAt = offset + NOOP_PREFIX.length;
   return {
     kind: 'record',
     record: {
-      id: m[1],
+      // Read from the bytes, not taken from the match: a match is a slice of `line` and would
+      // keep the whole line alive for as long as the index holds the id.
+      id: bytes.toString('latin1', idAt, idAt + m[1].length),
       timeMs: Number(m[2]),
       envelope,
       local: envelope.recipients.map((r) => r.local),

@@ -22,9 +22,10 @@ import {
   writeSegmentCopy,
   type CompactionReport,
 } from './compaction.ts';
-import { formatStateRecord, LOCAL, PENDING, type DeliveryState, type StateRecord } from './delivery-state.ts';
+import { formatStateRecord, type DeliveryState, type StateRecord } from './delivery-state.ts';
 import { SpoolIndex, type Entry, type ListQuery, type SegmentInfo } from './index.ts';
 import { AppendFile, nodeIo, readExactly, syncDirectory, type SpoolIo } from './journal.ts';
+import { Interner } from './interner.ts';
 import { createLayout, type SpoolLayout } from './layout.ts';
 import { acquireLock, releaseLock } from './lock.ts';
 import {
@@ -170,6 +171,8 @@ export class Spool {
   readonly #ctx: RecoveryContext;
   readonly #segmentBytes: number;
   readonly #index = new SpoolIndex();
+  /** Equal envelopes and flags are held once for all the entries that carry them. */
+  readonly #interner = new Interner();
   readonly #writer: GroupCommit<Durable>;
   readonly #readFds = new Map<number, number>();
   readonly #retired: ActiveSegment[] = [];
@@ -261,12 +264,13 @@ export class Spool {
     };
     this.#index.addSegment(info);
     for (const r of seg.records) {
+      const { local, states } = this.#interner.flags(r.local);
       this.#index.addRecord({
         id: r.id,
         timeMs: r.timeMs,
-        envelope: r.envelope,
-        local: r.local,
-        states: r.local.map((l) => (l ? LOCAL : PENDING)),
+        envelope: this.#interner.envelope(r.envelope),
+        local,
+        states,
         seq: seg.seq,
         offset: r.offset,
         bytes: r.bytes,
@@ -303,12 +307,13 @@ export class Spool {
       return Promise.reject(this.#ioError('write', err));
     }
     active.info.bytes = active.file.bytes;
+    const flags = this.#interner.flags(local);
     const entry: Entry = {
       id: req.id,
       timeMs: req.timeMs,
-      envelope: req.envelope,
-      local,
-      states: local.map((l) => (l ? LOCAL : PENDING)),
+      envelope: this.#interner.envelope(req.envelope),
+      local: flags.local,
+      states: flags.states,
       seq: active.info.seq,
       offset,
       bytes: record.length,

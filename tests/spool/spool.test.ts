@@ -154,6 +154,26 @@ describe('round trip', () => {
     }
   });
 
+  test('messages with equal envelopes keep their own states, before and after reopen', async () => {
+    const dir = newDir();
+    const env = envelope('a@client.example', ['x@remote.example', 'y@remote.example']);
+    const ids = ['m1', 'm2', 'm3', 'm4'];
+    const s = await spoolIn(dir);
+    for (const id of ids) await s.commit(request(id, { envelope: { ...env }, localRecipients: [false, false] }));
+    await s.setState('m2', 1, { kind: 'delivered', atMs: 1 });
+    await s.delete(['m3']);
+    const kinds = (spool: Spool) => ids.map((id) => spool.get(id)?.recipients.map((r): string => r.state.kind));
+    const expected = [['pending', 'pending'], ['pending', 'delivered'], undefined, ['pending', 'pending']];
+    expect(kinds(s)).toEqual(expected);
+    expect(s.get('m4')?.envelope).toEqual(env);
+    expect(s.deliveries().map((d) => `${d.id}/${d.rcptIndex}`)).toEqual(['m1/0', 'm1/1', 'm2/0', 'm4/0', 'm4/1']);
+    await closeSpool(s);
+    const again = await spoolIn(dir);
+    expect(kinds(again)).toEqual(expected);
+    await again.setState('m1', 0, { kind: 'delivered', atMs: 2 });
+    expect(kinds(again)[3]).toEqual(['pending', 'pending']);
+  });
+
   test('a caller bug is a plain Error, not a 4xx', async () => {
     const s = await spoolIn(newDir());
     await expect(s.commit(request('bad id'))).rejects.toThrow(/unsafe message id/);

@@ -1,0 +1,45 @@
+import { describe, expect, test } from 'bun:test';
+import { LOCAL, PENDING } from '../../src/spool/delivery-state.ts';
+import { Interner } from '../../src/spool/interner.ts';
+import { envelope } from './fixtures/messages.ts';
+
+describe('interner', () => {
+  test('equal envelopes come back as one frozen object equal to each', () => {
+    const interner = new Interner();
+    const a = envelope('Sender@Client.Example', ['x@one.example', 'y@two.example']);
+    const b = envelope('Sender@Client.Example', ['x@one.example', 'y@two.example']);
+    const shared = interner.envelope(a);
+    expect(shared).toEqual(a);
+    expect(interner.envelope(b)).toBe(shared);
+    expect(Object.isFrozen(shared)).toBe(true);
+    expect(Object.isFrozen(shared.recipients[0])).toBe(true);
+    expect(Object.isFrozen(shared.recipients[0].mailbox)).toBe(true);
+  });
+
+  test('envelopes that differ in any field stay apart; their equal strings are shared', () => {
+    const interner = new Interner();
+    const base = envelope('sender@client.example', ['x@one.example']);
+    const variants = [
+      base,
+      envelope('sender@client.example', ['x@two.example']),
+      { ...base, authUser: 'alice' },
+      { ...base, declaredSize: 10 },
+      { ...base, recipients: [{ ...base.recipients[0], local: false }] },
+      { ...base, recipients: [{ ...base.recipients[0], params: [{ name: 'NOTIFY', value: 'NEVER' }] }] },
+      { ...base, mailParams: [] },
+    ];
+    const shared = variants.map((v) => interner.envelope(v));
+    expect(new Set(shared).size).toBe(variants.length);
+    shared.forEach((s, i) => expect(s).toEqual(variants[i]));
+    expect(shared[1].sender).toEqual(shared[0].sender);
+  });
+
+  test('flags and their initial states are shared between equal flags', () => {
+    const interner = new Interner();
+    const one = interner.flags([true, false]);
+    expect(one).toEqual({ local: [true, false], states: [LOCAL, PENDING] });
+    expect(interner.flags([true, false])).toBe(one);
+    expect(interner.flags([false, true]).states).toEqual([PENDING, LOCAL]);
+    expect(Object.isFrozen(one.states)).toBe(true);
+  });
+});
