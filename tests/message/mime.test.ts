@@ -7,6 +7,7 @@ import {
   guessContentType,
   multipart,
 } from '../../src/message/mime.ts';
+import { parseWithPython } from '../helpers/send-peers.ts';
 
 const ENCODER = new TextEncoder();
 const DECODER = new TextDecoder();
@@ -20,29 +21,6 @@ const base: ComposeInput = {
   uniqueId: 'mime1',
   hostname: 'host.example',
 };
-
-/** Python's email package walks the MIME tree and decodes every part. */
-function walk(bytes: Uint8Array): { tree: string[]; parts: Record<string, unknown>[]; defects: string[] } {
-  const script = `
-import sys, json, email, hashlib
-from email import policy
-msg = email.message_from_bytes(sys.stdin.buffer.read(), policy=policy.default)
-tree, parts, defects = [], [], [type(d).__name__ for d in msg.defects]
-for p in msg.walk():
-    tree.append(p.get_content_type())
-    defects += [type(d).__name__ for d in p.defects]
-    if p.is_multipart():
-        continue
-    payload = p.get_payload(decode=True)
-    parts.append({"type": p.get_content_type(), "cte": p["content-transfer-encoding"], "filename": p.get_filename(),
-      "disposition": p.get_content_disposition(), "cid": p["content-id"], "sha": hashlib.sha256(payload).hexdigest(),
-      "text": payload.decode("utf-8").replace("\\r\\n", "\\n") if p.get_content_maintype() == "text" else None})
-print(json.dumps({"tree": tree, "parts": parts, "defects": defects}))
-`;
-  const run = Bun.spawnSync(['/usr/bin/python3', '-c', script], { stdin: bytes, stdout: 'pipe', stderr: 'pipe' });
-  if (run.exitCode !== 0) throw new Error(run.stderr.toString());
-  return JSON.parse(run.stdout.toString());
-}
 
 const sha = (bytes: Uint8Array) => new Bun.CryptoHasher('sha256').update(bytes).digest('hex');
 
@@ -61,7 +39,7 @@ describe('MIME structure, read back by Python', () => {
       ],
     });
     expect(m.contentType).toBe('multipart/mixed');
-    const got = walk(m.bytes);
+    const got = parseWithPython(m.bytes);
     expect(got.defects).toEqual([]);
     expect(got.tree).toEqual(['multipart/mixed', 'multipart/alternative', 'text/plain', 'multipart/related', 'text/html', 'image/png', 'application/pdf', 'text/plain']);
     expect(got.parts.map((p) => [p.type, p.cte, p.filename, p.disposition])).toEqual([
@@ -72,8 +50,8 @@ describe('MIME structure, read back by Python', () => {
       ['text/plain', '7bit', 'notes.txt', 'attachment'],
     ]);
     expect(got.parts[2].cid).toBe('<logo@mailbox>');
-    expect(got.parts[2].sha).toBe(sha(png));
-    expect(got.parts[3].sha).toBe(sha(pdf));
+    expect(got.parts[2].sha256).toBe(sha(png));
+    expect(got.parts[3].sha256).toBe(sha(pdf));
     expect(got.parts[0].text).toBe('Voir la pièce jointe.\n');
     // RFC 5322 §2.1.1 and RFC 2045 §6.8: no line over 78 characters anywhere.
     const longest = Math.max(...DECODER.decode(m.bytes).split('\r\n').map((l) => l.length));
