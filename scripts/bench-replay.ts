@@ -14,9 +14,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseMailbox, type Mailbox } from '../src/core/address.ts';
 import { formatRecord, formatSegmentHeader } from '../src/spool/segment-format.ts';
 import { smtpSinkUnavailableReason, startSmtpSink } from '../tests/helpers/postfix.ts';
+import { mailbox } from '../tests/helpers/mailbox.ts';
 
 const ROOT = resolve(import.meta.dir, '..');
 const MAILBOX_BIN = process.env.MAILBOX_BIN ?? join(ROOT, 'dist/mailbox');
@@ -41,12 +41,6 @@ if (values.help) {
 const messages = Number(values.messages ?? (values.quick ? 10_000 : 100_000));
 const reps = Number(values.reps ?? (values.quick ? 1 : 3));
 const cells = values.connections.split(',').map(Number);
-
-function mailbox(text: string): Mailbox {
-  const parsed = parseMailbox(text, false);
-  if (!parsed.ok) throw new Error(parsed.why);
-  return parsed.mailbox;
-}
 
 /** A message shaped as smtp-source's: From, To, Date, Message-Id, then 1,024 bytes of "NXXX…" lines. */
 function message(n: number): Buffer {

@@ -12,8 +12,8 @@
  *                                              [-l BODY_BYTES] [--timeout SECS] HOST:PORT
  */
 import { parseArgs } from 'node:util';
-import { parseMailbox, type Mailbox } from '../src/core/address.ts';
 import { openSmtpClient, type TlsInfo, type TlsMode } from '../src/transport/tcp-client.ts';
+import { mailbox } from '../tests/helpers/mailbox.ts';
 
 export interface LoadOptions {
   readonly host: string;
@@ -34,12 +34,6 @@ export interface LoadResult {
   readonly tls: TlsInfo | null;
   /** The first failure, for the report. */
   readonly error?: string;
-}
-
-function mailbox(text: string): Mailbox {
-  const parsed = parseMailbox(text, false);
-  if (!parsed.ok) throw new Error(parsed.why);
-  return parsed.mailbox;
 }
 
 /** A message shaped as smtp-source's: From, To, Date, Message-Id, then the body in 80-octet lines. */

@@ -1,7 +1,6 @@
 import { describe, expect, test } from 'bun:test';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseMailbox, type Mailbox } from '../../src/core/address.ts';
 import {
   ClientSession,
   type ClientEvent,
@@ -13,16 +12,11 @@ import {
 import { ClientFailure } from '../../src/core/errors.ts';
 import { renderTranscript } from '../../src/core/transcript.ts';
 import { FEED_MODES, readClientFixtures, runClientTranscript } from '../helpers/transcript.ts';
+import { mailbox } from '../helpers/mailbox.ts';
 
 const FIXTURES = join(import.meta.dir, '../fixtures/transcripts/client');
 const ENCODER = new TextEncoder();
 const DECODER = new TextDecoder();
-
-function mailbox(text: string): Mailbox {
-  const parsed = parseMailbox(text, true);
-  if (!parsed.ok) throw new Error(parsed.why);
-  return parsed.mailbox;
-}
 
 function tx(from: string, to: string[], message = 'Subject: x\n\nbody\n'): OutgoingTransaction {
   return { sender: mailbox(from), recipients: to.map(mailbox), message: ENCODER.encode(message) };

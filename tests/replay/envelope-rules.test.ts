@@ -1,14 +1,9 @@
 import { describe, expect, test } from 'bun:test';
 import { UsageError } from '../../src/cli/exit-codes.ts';
-import { formatMailbox, parseMailbox, type Mailbox } from '../../src/core/address.ts';
+import { formatMailbox } from '../../src/core/address.ts';
 import { decide, globPattern, parseEnvelopeRules } from '../../src/replay/envelope-rules.ts';
 import type { ReplayItem } from '../../src/replay/sources.ts';
-
-function mailbox(text: string): Mailbox {
-  const parsed = parseMailbox(text, true);
-  if (!parsed.ok) throw new Error(parsed.why);
-  return parsed.mailbox;
-}
+import { mailbox } from '../helpers/mailbox.ts';
 
 function item(sender: string | null | undefined, recipients: string[], extra: Partial<ReplayItem> = {}): ReplayItem {
   return {

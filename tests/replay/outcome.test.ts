@@ -1,16 +1,10 @@
 import { describe, expect, test } from 'bun:test';
-import { parseMailbox, type Mailbox } from '../../src/core/address.ts';
 import type { OutgoingTransaction, TransactionOutcome } from '../../src/core/client-session.ts';
 import { ClientFailure } from '../../src/core/errors.ts';
 import { reply } from '../../src/core/reply.ts';
 import { countResult, emptyTotals, parseExpectedCode, refusedRecipients, resultOf, unsentResult } from '../../src/replay/outcome.ts';
 import type { ReplayItem } from '../../src/replay/sources.ts';
-
-function mailbox(text: string): Mailbox {
-  const parsed = parseMailbox(text, true);
-  if (!parsed.ok) throw new Error(parsed.why);
-  return parsed.mailbox;
-}
+import { mailbox } from '../helpers/mailbox.ts';
 
 const to = [mailbox('b@x.test'), mailbox('c@x.test')];
 const recipients = to.map((m) => ({ mailbox: m, local: false, params: [] }));

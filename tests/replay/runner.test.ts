@@ -5,12 +5,12 @@
  */
 import { afterEach, describe, expect, test } from 'bun:test';
 import type { Socket, TCPSocketListener } from 'bun';
-import { parseMailbox, type Mailbox } from '../../src/core/address.ts';
 import { ClientFailure } from '../../src/core/errors.ts';
 import { parseEnvelopeRules } from '../../src/replay/envelope-rules.ts';
 import type { ReplayResult } from '../../src/replay/outcome.ts';
 import { runReplay, type ReplayPlan } from '../../src/replay/runner.ts';
 import type { ReplayItem, ReplayProblem, SourceEvent } from '../../src/replay/sources.ts';
+import { mailbox } from '../helpers/mailbox.ts';
 
 interface Responder {
   readonly port: number;
@@ -107,12 +107,6 @@ function startResponder(options: ResponderOptions = {}): Responder {
   });
   listeners.push(listener);
   return Object.assign(state, { port: listener.port });
-}
-
-function mailbox(text: string): Mailbox {
-  const parsed = parseMailbox(text, true);
-  if (!parsed.ok) throw new Error(parsed.why);
-  return parsed.mailbox;
 }
 
 function items(n: number, recipients: (i: number) => string[] = (i) => [`r${i}@x.test`]): SourceEvent[] {

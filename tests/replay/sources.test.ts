@@ -2,7 +2,7 @@ import { afterAll, describe, expect, test } from 'bun:test';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError, UsageError } from '../../src/cli/exit-codes.ts';
-import { formatMailbox, parseMailbox } from '../../src/core/address.ts';
+import { formatMailbox } from '../../src/core/address.ts';
 import { dotStuff } from '../../src/core/data.ts';
 import { ClientFailure } from '../../src/core/errors.ts';
 import { reply } from '../../src/core/reply.ts';
@@ -12,6 +12,7 @@ import { scanSegmentFile } from '../../src/replay/segment-reader.ts';
 import { planSources, readSources, type ReplayItem, type SourceEvent } from '../../src/replay/sources.ts';
 import { formatRecord, formatSegmentHeader } from '../../src/spool/segment-format.ts';
 import { envelope, removeDir, tempDir } from '../spool/fixtures/messages.ts';
+import { mailbox } from '../helpers/mailbox.ts';
 
 const dir = tempDir('mailbox-replay-sources-');
 afterAll(() => removeDir(dir));
@@ -97,7 +98,6 @@ describe('planSources and readSources', () => {
 });
 
 describe('FailedSpool (--failed-out)', () => {
-  const mailbox = (t: string) => (parseMailbox(t, true) as { ok: true; mailbox: import('../../src/core/address.ts').Mailbox }).mailbox;
 
   test('holds exactly the recipients that did not get each message, and reads back as a segment', () => {
     const seg = join(dir, 'src.smtp');

@@ -10,21 +10,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TLSSocket, createSecureContext, createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import type { Socket, TCPSocketListener } from 'bun';
-import { parseMailbox, type Mailbox } from '../../src/core/address.ts';
 import type { OutgoingTransaction } from '../../src/core/client-session.ts';
 import { ClientFailure } from '../../src/core/errors.ts';
 import { renderTranscript, type TranscriptEntry } from '../../src/core/transcript.ts';
 import { formatPeer, openSmtpClient } from '../../src/transport/tcp-client.ts';
 import { findFreePort } from '../helpers/ports.ts';
+import { mailbox } from '../helpers/mailbox.ts';
 
 const ENCODER = new TextEncoder();
 const DECODER = new TextDecoder();
-
-function mailbox(text: string): Mailbox {
-  const parsed = parseMailbox(text, true);
-  if (!parsed.ok) throw new Error(parsed.why);
-  return parsed.mailbox;
-}
 
 function tx(to: string[], message = 'Subject: hi\n\n.dot line\nbody\n'): OutgoingTransaction {
   return { sender: mailbox('alice@example.org'), recipients: to.map(mailbox), message: ENCODER.encode(message) };
