@@ -78,8 +78,11 @@ export class SpoolIndex {
 
   // ---- segments
 
-  addSegment(info: SegmentInfo): void {
+  /** Tracks a segment that holds no records yet (they are counted as addRecord() adds them). */
+  addSegment(file: Pick<SegmentInfo, 'seq' | 'name' | 'bytes' | 'headerBytes'>): SegmentInfo {
+    const info: SegmentInfo = { ...file, liveBytes: 0, liveRecords: 0, records: 0 };
     this.#segments.set(info.seq, info);
+    return info;
   }
 
   segment(seq: number): SegmentInfo | undefined {

@@ -253,16 +253,12 @@ export class Spool {
   }
 
   #track(seg: ScannedSegment): void {
-    const info: SegmentInfo = {
+    this.#index.addSegment({
       seq: seg.seq,
       name: seg.name,
       bytes: seg.bytes,
       headerBytes: seg.headerBytes,
-      liveBytes: 0,
-      liveRecords: 0,
-      records: 0,
-    };
-    this.#index.addSegment(info);
+    });
     for (const r of seg.records) {
       const { local, states } = this.#interner.flags(r.local);
       this.#index.addRecord({
@@ -335,16 +331,12 @@ export class Spool {
     const header = formatSegmentHeader(this.#opts.hostname);
     const file = AppendFile.create(this.#layout.segmentPath(seq), header, this.#io);
     this.#lastSeq = seq;
-    const info: SegmentInfo = {
+    const info = this.#index.addSegment({
       seq,
       name: this.#layout.segmentName(seq),
       bytes: header.length,
       headerBytes: header.length,
-      liveBytes: 0,
-      liveRecords: 0,
-      records: 0,
-    };
-    this.#index.addSegment(info);
+    });
     this.#active = { file, info };
     return this.#active;
   }
@@ -608,16 +600,12 @@ export class Spool {
           this.#opts.log.error('spool: damaged record set aside during compaction', { file, offset: entry.offset, reason });
         },
       });
-      const info: SegmentInfo = {
+      const info = this.#index.addSegment({
         seq,
         name: this.#layout.segmentName(seq),
         bytes: copy.bytes,
         headerBytes: header.length,
-        liveBytes: 0,
-        liveRecords: 0,
-        records: 0,
-      };
-      this.#index.addSegment(info);
+      });
       group.forEach((e, i) => {
         if (this.#index.record(e.id) !== e) return;
         if (copy.offsets[i] >= 0) {
