@@ -67,18 +67,6 @@ async function eventually(check: () => Promise<boolean>, timeoutMs = 30_000): Pr
   return check();
 }
 
-/**
- * smtp-sink creates its dump file at MAIL and fills it while DATA arrives, so a file that exists
- * may still be partial: wait for exactly one dump that is complete (smtp-sink ends it with an
- * empty line) and holds the marker.
- */
-async function oneDumpWith(sink: { dumps(): Promise<string[]> }, marker: string): Promise<boolean> {
-  const files = await sink.dumps();
-  if (files.length !== 1) return false;
-  const text = await readFile(files[0]!, 'latin1');
-  return text.endsWith('\n\n') && text.includes(marker);
-}
-
 describe('ports', () => {
   test('findFreePort gives distinct bindable ports', async () => {
     const a = await findFreePort('127.0.0.1');
@@ -108,7 +96,9 @@ describe.skipIf(noSink)('smtp-sink', () => {
       const sent = await runPython(SEND_ONE, ['127.0.0.1', String(sink.port), 'a@client.test', 'b@sink.test']);
       expect(sent.stderr).toBe('');
       expect(sent.stdout).toStartWith('250');
-      expect(await eventually(() => oneDumpWith(sink, 'marker-1b2c3d'))).toBe(true);
+      const files = await sink.completeDumps(1);
+      expect(files).toHaveLength(1);
+      expect(await readFile(files[0]!, 'latin1')).toContain('marker-1b2c3d');
     } finally {
       await sink.stop();
     }
@@ -192,9 +182,12 @@ describe.skipIf(noPostfix)('private Postfix', () => {
 
     const relayed = await runPython(SEND_ONE, [relay.address, String(relay.port), 'a@client.test', 'b@far.test']);
     expect(relayed.stdout).toStartWith('250');
-    const arrived = await eventually(() => oneDumpWith(sink, 'marker-1b2c3d'));
-    if (!arrived) console.error(await relay.logs());
-    expect(arrived).toBe(true);
+    const files = await sink.completeDumps(1).catch(async (err) => {
+      console.error(await relay.logs());
+      throw err;
+    });
+    expect(files).toHaveLength(1);
+    expect(await readFile(files[0]!, 'latin1')).toContain('marker-1b2c3d');
     for (const p of [hold, relay]) started.push(...descendantsOf(p.masterPid()!));
   }, 120_000);
 });

@@ -171,14 +171,7 @@ describe('mailbox replay', () => {
     try {
       const r = await replay([recorder.dataDir, '--server', `127.0.0.1:${sink.port}`, '-c', '2']);
       expect(r.code).toBe(0);
-      const deadline = Date.now() + 30_000;
-      let dumps: string[] = [];
-      // smtp-sink ends each dump with an empty line once the transaction is complete.
-      while (Date.now() < deadline) {
-        dumps = (await sink.dumps()).map((f) => readFileSync(f, 'utf8'));
-        if (dumps.length === CORPUS.length && dumps.every((d) => d.endsWith('\n\n'))) break;
-        await Bun.sleep(20);
-      }
+      const dumps = (await sink.completeDumps(CORPUS.length)).map((f) => readFileSync(f, 'utf8'));
       const texts = dumps.map((d) => withoutTrace(d).slice(0, -1)).sort();
       expect(texts).toEqual(CORPUS.map((m) => lf(m.bytes)).sort());
       const rcpts = dumps.map((d) => [...d.matchAll(/^X-Rcpt-Args: <(.*)>/gm)].map((x) => x[1]).join(',')).sort();

@@ -72,21 +72,6 @@ print(json.dumps({
   return JSON.parse(run.stdout.toString());
 }
 
-async function waitForDumps(sink: SmtpSinkHandle, count: number): Promise<string[]> {
-  // Ends as soon as the dumps are complete; the deadline only matters on a loaded machine.
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const files = await sink.dumps();
-    if (files.length >= count) {
-      const contents = await Promise.all(files.map((f) => readFile(f)));
-      // smtp-sink ends each dump with an empty line once the transaction is complete.
-      if (contents.every((c) => c.toString('latin1').endsWith('\n\n'))) return files;
-    }
-    if (Date.now() > deadline) throw new Error(`smtp-sink wrote ${files.length} dumps, expected ${count}: ${sink.logs()}`);
-    await Bun.sleep(20);
-  }
-}
-
 suite('mailbox send → smtp-sink', () => {
   let dumpDir = '';
   let sink: SmtpSinkHandle;
@@ -124,7 +109,7 @@ suite('mailbox send → smtp-sink', () => {
     );
     const reply = summary.results[0].reply!;
     expect(stdout.join('')).toBe(`sent ${summary.messageId} to 2 recipients via 127.0.0.1:${sink.port}: ${reply.code} ${reply.enhanced} ${reply.lines.join(' / ')}\n`);
-    const [file] = await waitForDumps(sink, 1);
+    const [file] = await sink.completeDumps(1);
     const parsed = parseDump(await readFile(file));
     expect(parsed).toEqual({
       // smtp-sink offers no SIZE, so none is declared; it records the arguments after the colon.
@@ -144,7 +129,7 @@ suite('mailbox send → smtp-sink', () => {
   test('without 8BITMIME the text goes quoted-printable; the body comes from stdin', async () => {
     const { deps } = capture('Grüße aus Köln\n');
     await runSend(parseSendFlags({ from: 'a@example.org', to: 'b@example.net', subject: 'qp', server: `127.0.0.1:${plain.port}` }), deps);
-    const [file] = await waitForDumps(plain, 1);
+    const [file] = await plain.completeDumps(1);
     const parsed = parseDump(await readFile(file));
     expect([parsed.cte, parsed.body, parsed.defects]).toEqual(['quoted-printable', 'Grüße aus Köln', []]);
     expect(parsed.mail_args).not.toContain('BODY=');
@@ -166,7 +151,7 @@ suite('mailbox send → smtp-sink', () => {
     expect(transcript).toContain('C: RCPT TO:<c@example.net>\n');
     expect(transcript).toMatch(/^C: \[message: \d+ lines, \d+ bytes\]$/m);
     expect(transcript).toMatch(/^S: 221 /m);
-    await waitForDumps(sink, before + 1);
+    await sink.completeDumps(before + 1);
   });
 
   test('rejected recipients fail at RCPT with the server reply, exit 67 (as sendmail for unknown users)', async () => {

@@ -302,6 +302,13 @@ export interface SmtpSinkHandle {
   dumpDir?: string;
   /** The dump files written so far (full paths, sorted); empty without dumpDir. */
   dumps(): Promise<string[]>;
+  /**
+   * Waits until at least `count` dumps exist and every one is complete, and returns them (paths,
+   * sorted). smtp-sink creates a dump at MAIL and fills it while DATA arrives, ending it with an
+   * empty line once the transaction is over, so a file that exists may still be partial.
+   * Throws with smtp-sink's output after `timeoutMs`.
+   */
+  completeDumps(count: number, timeoutMs?: number): Promise<string[]>;
   logs(): string;
   /** SIGTERM (SIGKILL after 5 s) and await the exit. */
   stop(): Promise<void>;
@@ -341,6 +348,18 @@ export async function startSmtpSink(options: StartSmtpSinkOptions = {}): Promise
     dumps: async () => {
       if (options.dumpDir === undefined) return [];
       return (await readdir(options.dumpDir)).map((name) => join(options.dumpDir!, name)).sort();
+    },
+    completeDumps: async (count, timeoutMs = 30_000) => {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const files = await handle.dumps();
+        if (files.length >= count) {
+          const texts = await Promise.all(files.map((f) => readFile(f, 'latin1')));
+          if (texts.every((t) => t.endsWith('\n\n'))) return files;
+        }
+        if (Date.now() > deadline) throw new Error(`smtp-sink wrote ${files.length} complete or partial dumps, expected ${count}: ${sink.output()}`);
+        await Bun.sleep(20);
+      }
     },
     logs: () => sink.output(),
     stop,
