@@ -3,7 +3,10 @@
  * Rule 1: commit() resolves only once its batch is fdatasync'ed (a new segment's folder too): a
  *         250 then survives kill -9 and power loss. Index, lists and stats follow what is durable.
  * Rule 2: one Spool per directory (the lock file); only the main thread mutates it.
- * Rule 3: I/O failures become SmtpError: 452 4.3.1 (spoolFull) or 451 4.3.0 (spoolUnavailable).
+ * Rule 3: I/O failures become SmtpError: 452 4.3.1 (spoolFull) or 451 4.3.0 (spoolUnavailable),
+ *         logged once per kind of failure until a commit succeeds again.
+ * Rule 4: a spool whose files were unlinked under it (rm -rf of the data directory) refuses every
+ *         commit until restart: appends to an unlinked inode would be acknowledged, then lost.
  */
 import * as fs from 'node:fs';
 import type { Mailbox } from '../core/address.ts';
@@ -183,6 +186,10 @@ export class Spool {
   #commits = 0;
   #compacting: Promise<CompactionReport> | null = null;
   #closed = false;
+  /** Set once a file of the spool was found unlinked (Rule 4). */
+  #vanished: SmtpError | null = null;
+  /** The failure last logged ("op code"), so a run of equal failures is one log line. */
+  #failing: string | null = null;
   #recovery: RecoveryReport = { records: 0, tornBytes: 0, damaged: [] };
 
   private constructor(opts: SpoolOptions, layout: SpoolLayout, pid: number) {
@@ -194,6 +201,7 @@ export class Spool {
     this.#segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
     this.#writer = new GroupCommit<Durable>({
       onDurable: (items) => this.#onDurable(items),
+      check: (files) => this.#checkLinked(files),
       onFailure: (err, files) => this.#onSyncFailure(err, files),
       onBug: (err) => opts.log.error('spool: bookkeeping failed after a durable batch', { err: String(err) }),
     });
@@ -286,6 +294,7 @@ export class Spool {
    */
   commit(req: CommitRequest): Promise<void> {
     if (this.#closed) return Promise.reject(new SmtpError(replies.spoolUnavailable('the server is shutting down')));
+    if (this.#vanished) return Promise.reject(this.#vanished);
     if (this.#index.record(req.id)) return Promise.reject(new Error(`spool: duplicate message id ${req.id}`));
     const local = req.localRecipients ?? req.envelope.recipients.map((r) => r.local);
     let record: Buffer;
@@ -382,6 +391,7 @@ export class Spool {
     if (this.#closed || this.#journal === null) {
       return Promise.reject(new SmtpError(replies.spoolUnavailable('the server is shutting down')));
     }
+    if (this.#vanished) return Promise.reject(this.#vanished);
     const journal = this.#journal;
     const bytes = Buffer.concat(records.map(formatStateRecord));
     try {
@@ -405,6 +415,22 @@ export class Spool {
       }
     }
     if (this.#retired.length > 0) this.#closeRetired();
+    if (this.#failing !== null) {
+      this.#failing = null;
+      this.#opts.log.info('spool: storing again after a failure');
+    }
+  }
+
+  /**
+   * One fstat per file of a batch: a segment or journal with no link left was removed with its
+   * directory, and what was just synced into it is gone at the next restart.
+   */
+  #checkLinked(files: ReadonlySet<AppendFile>): void {
+    for (const file of files) {
+      if (fs.fstatSync(file.fd).nlink === 0) {
+        throw Object.assign(new Error(`spool: ${file.path} was removed while open`), { code: 'ENOENT', path: file.path, vanished: true });
+      }
+    }
   }
 
   #onSyncFailure(err: unknown, files: readonly AppendFile[]): SmtpError {
@@ -415,14 +441,24 @@ export class Spool {
       this.#active.info.bytes = this.#active.file.bytes;
       this.#retire(this.#active);
     }
+    if ((err as { vanished?: boolean })?.vanished === true) {
+      const e = err as NodeJS.ErrnoException;
+      this.#opts.log.error('spool: the data directory was removed; every message is refused until restart', { path: e.path });
+      this.#vanished = new SmtpError(replies.spoolUnavailable('the spool directory was removed'), { cause: err });
+      return this.#vanished;
+    }
     return this.#ioError('fdatasync', err);
   }
 
-  #ioError(op: string, err: unknown): SmtpError {
+  #ioError(op: string, err: unknown, why?: string): SmtpError {
     const code = (err as NodeJS.ErrnoException)?.code ?? '';
-    this.#logIo(op, err);
+    const key = `${op} ${code}`;
+    if (this.#failing !== key) {
+      this.#failing = key;
+      this.#logIo(op, err);
+    }
     if (FULL_CODES.has(code)) return new SmtpError(replies.spoolFull(), { cause: err });
-    return new SmtpError(replies.spoolUnavailable(UNAVAILABLE_REASONS[code] ?? 'the spool cannot be written'), { cause: err });
+    return new SmtpError(replies.spoolUnavailable(why ?? UNAVAILABLE_REASONS[code] ?? 'the spool cannot be written'), { cause: err });
   }
 
   #logIo(op: string, err: unknown): void {

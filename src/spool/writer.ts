@@ -2,8 +2,9 @@
  * @module Group commit: many sessions' records, one fdatasync, then every 250 of the batch.
  * Rule 1: callers write records at once (page cache); one batch syncs at a time, and records
  *         written meanwhile join the next batch, which one sync then covers whole.
- * Rule 2: a batch resolves only after every file it touched is synced; a failed sync rejects it
- *         and the batch queued behind it, after cutting the files back.
+ * Rule 2: a batch resolves only after every file it touched is synced and passed the spool's
+ *         check; a failed sync or check rejects it and the batch queued behind it, after cutting
+ *         the files back.
  */
 import type { AppendFile } from './journal.ts';
 
@@ -18,7 +19,12 @@ interface Batch<T> {
 export interface GroupCommitHooks<T> {
   /** Called with a batch's items once they are durable, before its promise resolves. */
   onDurable(items: readonly T[]): void;
-  /** Maps a failed sync to the error every waiter of the failed batches gets. */
+  /**
+   * Runs once per batch after its syncs, before anyone is answered; a throw fails the batch as a
+   * failed sync would (the spool checks here that its files are still linked).
+   */
+  check(files: ReadonlySet<AppendFile>): void;
+  /** Maps a failed sync (or check) to the error every waiter of the failed batches gets. */
   onFailure(err: unknown, files: readonly AppendFile[]): unknown;
   /** A bookkeeping bug in onDurable: the bytes are durable, so the batch still resolves. */
   onBug(err: unknown): void;
@@ -86,6 +92,7 @@ export class GroupCommit<T> {
         const syncs: Promise<void>[] = [];
         for (const file of batch.files) syncs.push(file.sync());
         await Promise.all(syncs);
+        this.#hooks.check(batch.files);
       } catch (err) {
         this.#fail(batch, err);
         continue;
