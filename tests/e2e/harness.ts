@@ -50,6 +50,10 @@ export interface StartServeOptions {
   env?: Record<string, string>;
   /** How long to wait for the 220 greeting (default 15 s). */
   greetingTimeoutMs?: number;
+  /** A command the server runs under, e.g. setpriv to drop privileges; default none. */
+  wrapper?: string[];
+  /** The binary to run instead of MAILBOX_BIN (e.g. a copy an unprivileged user can reach). */
+  bin?: string;
 }
 
 export interface ServeHandle {
@@ -113,7 +117,7 @@ export async function startServe(options: StartServeOptions = {}): Promise<Serve
 }
 
 function spawnServe(host: string, port: number, dataDir: string, options: StartServeOptions, ownedDir?: TempDir): ServeHandle {
-  const argv = [MAILBOX_BIN, 'serve', '--listen', `${host}:${port}`, '--data', dataDir, ...(options.args ?? [])];
+  const argv = [...(options.wrapper ?? []), options.bin ?? MAILBOX_BIN, 'serve', '--listen', `${host}:${port}`, '--data', dataDir, ...(options.args ?? [])];
   const proc = Bun.spawn(argv, {
     stdin: 'ignore',
     stdout: 'pipe',
