@@ -26,7 +26,7 @@ type Step =
   | { kind: 'closed'; lineNo: number }
   | { kind: 'tls'; lineNo: number };
 
-function unescape(text: string): Uint8Array {
+export function unescape(text: string): Uint8Array {
   const bytes: number[] = [];
   const encoded = new TextEncoder();
   let i = 0;
