@@ -73,7 +73,9 @@ export class DataReceiver {
       } else if (this.#atLineStart && b === DOT) {
         this.#atLineStart = false;
         this.#terminator = 1;
-        this.#lineBytes = 1;
+        // RFC 5321 §4.5.3.1.6 and §4.5.2: the limit is on the text line, and a leading dot is
+        // transparency that the receiver removes, so it is not counted.
+        this.#lineBytes = 0;
         i++;
         continue;
       }
