@@ -11,6 +11,11 @@ export interface Limits {
   readonly maxMessageBytes: number;
   /** Recipients per transaction. */
   readonly maxRecipients: number;
+  /**
+   * RCPTs past maxRecipients, per transaction, whose 452 is not counted as the client's error
+   * nor delayed; past these they count.
+   */
+  readonly recipientOvershoot: number;
   /** Failed commands tolerated per session before 421. */
   readonly maxErrors: number;
   /** Unknown commands tolerated per session before 421. */
@@ -35,6 +40,9 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   maxMessageBytes: 50 * 1024 * 1024,
   // RFC 5321 §4.5.3.1.8: a server must accept at least 100 recipients.
   maxRecipients: 1000,
+  // RFC 5321 §4.5.3.1.10: a client pipelining RCPTs past the limit gets 452 for each and sends
+  // the rest later; Postfix forgives 1000 such (smtpd_recipient_overshoot_limit).
+  recipientOvershoot: 1000,
   maxErrors: 20,
   maxUnknownCommands: 10,
   // RFC 5321 §4.5.3.2.7: the server timeout should be at least 5 minutes.

@@ -1,6 +1,8 @@
 /**
  * @module The catalogue of replies mailbox sends. Every reply text on the wire is written here,
  * once, with the RFC section that chooses its code. Functions take what varies.
+ * Rule: a refusal that is not the client's mistake says so here (blame 'limit' or 'server'), so
+ * that the session's error count and delay never charge a client for it.
  */
 import { reply, type Reply } from './reply.ts';
 
@@ -8,8 +10,8 @@ export const replies = {
   // RFC 5321 §4.2.2 / §3.1: greeting and closing
   greeting: (host: string) => reply(220, undefined, `${host} ESMTP mailbox ready`),
   closing: (host: string) => reply(221, '2.0.0', `${host} closing connection`),
-  serviceUnavailable: (host: string) => reply(421, '4.3.2', `${host} service shutting down, try again later`),
-  internalError: () => reply(421, '4.3.0', 'Internal error, closing connection; try again later'),
+  serviceUnavailable: (host: string) => reply(421, '4.3.2', `${host} service shutting down, try again later`, 'server'),
+  internalError: () => reply(421, '4.3.0', 'Internal error, closing connection; try again later', 'server'),
 
   // RFC 5321 §4.1.1.1: HELO and EHLO
   helo: (host: string, client: string) => reply(250, undefined, `${host} greets ${client}`),
@@ -53,8 +55,10 @@ export const replies = {
   noSuchDomain: (domain: string) => reply(550, '5.1.2', `Domain ${domain} is not handled here`),
   relayDenied: (domain: string) => reply(550, '5.7.1', `Relaying to ${domain} denied: not a local domain, and you are not authenticated or trusted`),
   relayNotConfigured: (domain: string) => reply(550, '5.7.1', `Relaying to ${domain} denied: ${domain} is not a local domain and no relay is configured`),
-  // RFC 5321 §4.5.3.1.8: at least 100 recipients must be accepted; 452 beyond our cap
-  tooManyRecipients: () => reply(452, '4.5.3', 'Too many recipients'),
+  // RFC 5321 §4.5.3.1.8: at least 100 recipients must be accepted. §4.5.3.1.10: beyond our cap
+  // each further RCPT gets 452 and the client sends the rest in a later transaction, so it is a
+  // limit reached, not a mistake (the session forgives a bounded number per transaction).
+  tooManyRecipients: () => reply(452, '4.5.3', 'Too many recipients', 'limit'),
   needsSmtpUtf8: () => reply(553, '5.6.7', 'Non-ASCII address requires the SMTPUTF8 parameter (RFC 6531)'),
   mailNeedsRecipient: () => reply(554, '5.5.1', 'No valid recipients'),
 
@@ -70,7 +74,7 @@ export const replies = {
   // RFC 3207: STARTTLS
   readyToStartTls: () => reply(220, '2.0.0', 'Ready to start TLS'),
   tlsAlreadyActive: () => reply(503, '5.5.1', 'TLS is already active'),
-  tlsNotAvailable: () => reply(454, '4.7.0', 'TLS not available'),
+  tlsNotAvailable: () => reply(454, '4.7.0', 'TLS not available', 'server'),
   // RFC 3207 §4: a server may refuse MAIL until TLS is in force.
   tlsRequired: () => reply(530, '5.7.0', 'Must issue a STARTTLS command first'),
 
@@ -86,7 +90,7 @@ export const replies = {
   // RFC 4954 §6: 538 when the mechanism needs an encrypted connection.
   authNeedsTls: () => reply(538, '5.7.11', 'Encryption required for requested authentication mechanism'),
   authNotOffered: () => reply(503, '5.5.1', 'AUTH is not offered here'),
-  authTemporary: () => reply(454, '4.7.0', 'Temporary authentication failure, try again later'),
+  authTemporary: () => reply(454, '4.7.0', 'Temporary authentication failure, try again later', 'server'),
   authThrottled: () => reply(454, '4.7.0', 'Too many failed authentications from your address, try again later'),
 
   // RFC 3030: CHUNKING
@@ -95,12 +99,12 @@ export const replies = {
   dataAfterBdat: () => reply(503, '5.5.1', 'Bad sequence of commands: DATA cannot follow BDAT in one transaction'),
 
   // Connection limits
-  tooManyConnections: () => reply(421, '4.7.0', 'Too many connections, try again later'),
-  tooManyFromYou: () => reply(421, '4.7.0', 'Too many connections from your address, try again later'),
+  tooManyConnections: () => reply(421, '4.7.0', 'Too many connections, try again later', 'limit'),
+  tooManyFromYou: () => reply(421, '4.7.0', 'Too many connections from your address, try again later', 'limit'),
 
   // Storage outcomes (DESIGN.md: disk full, permission errors → 4xx, nothing lost)
-  spoolUnavailable: (why: string) => reply(451, '4.3.0', `Message not accepted, try again later: ${why}`),
-  spoolFull: () => reply(452, '4.3.1', 'Insufficient system storage, try again later'),
+  spoolUnavailable: (why: string) => reply(451, '4.3.0', `Message not accepted, try again later: ${why}`, 'server'),
+  spoolFull: () => reply(452, '4.3.1', 'Insufficient system storage, try again later', 'server'),
 } as const satisfies Record<string, (...args: never[]) => Reply>;
 
 export type ReplyName = keyof typeof replies;

@@ -3,11 +3,21 @@
  * Rule: a Reply is data; only replies.ts writes reply text.
  */
 
+/**
+ * Who a refusal is charged to, decided where the reply is made (replies.ts): the client's own
+ * mistake, a limit reached by a client that did nothing wrong, or the server's own failure.
+ * RFC 5321 §4.3.2 leaves error accounting to the server; only the client's mistakes count
+ * toward --max-errors and are slowed down (server-session.ts holds the rule).
+ */
+export type Blame = 'client' | 'limit' | 'server';
+
 /** One SMTP reply: a three-digit code, an optional enhanced status code (RFC 3463), text lines. */
 export interface Reply {
   readonly code: number;
   readonly enhanced?: string;
   readonly lines: readonly string[];
+  /** Set on refusals that are not the client's mistake; absent means the client's. */
+  readonly blame?: Blame;
 }
 
 export type ReplyClass = 'positive' | 'intermediate' | 'transient' | 'permanent';
@@ -30,8 +40,14 @@ export function isPositive(reply: Reply): boolean {
  * every command, so they are readonly by type rather than frozen (Object.freeze measured at a
  * sixth of the server's CPU under load).
  */
-export function reply(code: number, enhanced: string | undefined, text: string): Reply {
-  return { code, enhanced, lines: text.includes('\n') ? text.split('\n') : [text] };
+export function reply(code: number, enhanced: string | undefined, text: string, blame?: Blame): Reply {
+  const lines = text.includes('\n') ? text.split('\n') : [text];
+  return blame === undefined ? { code, enhanced, lines } : { code, enhanced, lines, blame };
+}
+
+/** Who a reply charges: null for a success or an intermediate reply (below 400). */
+export function blameOf(r: Reply): Blame | null {
+  return r.code < 400 ? null : (r.blame ?? 'client');
 }
 
 // RFC 5321 §4.5.3.1.5: a reply line is at most 512 octets, CRLF included.
