@@ -24,7 +24,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir, hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
-import { checkDomain, normalizeDomain } from './core/address.ts';
+import { checkDomain, normalizeDomain, parseMailbox, type Mailbox } from './core/address.ts';
 import { DEFAULT_LIMITS, type Limits } from './core/limits.ts';
 import { SetupError, UsageError } from './cli/exit-codes.ts';
 import { LOOPBACK_NETWORKS, isLoopbackHost, parseCidr, type Cidr } from './auth/networks.ts';
@@ -64,6 +64,11 @@ export interface ServeConfig {
   readonly hostname: string;
   /** Local domains; null means every domain (catch-all development mode). */
   readonly domains: readonly string[] | null;
+  /**
+   * Where "RCPT TO:<Postmaster>" is delivered (RFC 5321 §4.5.1): --postmaster, else postmaster@
+   * the first --domain, else postmaster@ the host name. Always a local mailbox.
+   */
+  readonly postmaster: Mailbox;
   readonly limits: Limits;
   readonly maxMessages: number | null;
   readonly maxAgeMs: number | null;
@@ -81,6 +86,7 @@ export const SERVE_SETTINGS = {
   data: 'single',
   hostname: 'single',
   domain: 'repeat',
+  postmaster: 'single',
   'max-size': 'single',
   'max-recipients': 'single',
   'max-errors': 'single',
@@ -238,6 +244,10 @@ export function buildServeConfig(options: RawOptions, env: Record<string, string
     if (why) throw new UsageError(`--domain: ${why}`);
   }
 
+  const domains = domainTexts.length > 0 ? domainTexts.map(normalizeDomain) : null;
+  const hostname = one('hostname', 'hostname') ?? osHostname();
+  const postmaster = resolvePostmaster(one('postmaster', 'postmaster'), domains, hostname);
+
   const get = {
     maxSize: one('max-size', 'maxSize'),
     maxRecipients: one('max-recipients', 'maxRecipients'),
@@ -277,8 +287,9 @@ export function buildServeConfig(options: RawOptions, env: Record<string, string
     maxConnections: get.maxConnections ? parseCount(get.maxConnections, '--max-connections', 1) : DEFAULT_MAX_CONNECTIONS,
     maxConnectionsPerIp: get.maxConnectionsPerIp ? parseCount(get.maxConnectionsPerIp, '--max-connections-per-ip', 1) : DEFAULT_MAX_CONNECTIONS_PER_IP,
     dataDir,
-    hostname: one('hostname', 'hostname') ?? osHostname(),
-    domains: domainTexts.length > 0 ? Object.freeze(domainTexts.map(normalizeDomain)) : null,
+    hostname,
+    domains: domains ? Object.freeze(domains) : null,
+    postmaster: Object.freeze(postmaster),
     limits,
     maxMessages: get.maxMessages ? parseCount(get.maxMessages, '--max-messages', 1) : null,
     maxAgeMs: get.maxAge ? parseDuration(get.maxAge, '--max-age') : null,
@@ -286,4 +297,18 @@ export function buildServeConfig(options: RawOptions, env: Record<string, string
     logFile: one('log-file', 'logFile') ?? null,
     shutdownTimeoutMs: get.shutdownTimeout ? parseDuration(get.shutdownTimeout, '--shutdown-timeout') : 30_000,
   });
+}
+
+/**
+ * RFC 5321 §4.5.1: mail to the bare "<Postmaster>" is delivered locally, never relayed, so an
+ * address given for it must be in a local domain (any domain in catch-all mode).
+ */
+function resolvePostmaster(text: string | undefined, domains: readonly string[] | null, hostname: string): Mailbox {
+  if (text === undefined) return { local: 'postmaster', domain: domains ? domains[0] : hostname };
+  const parsed = parseMailbox(text.trim().replace(/^<(.*)>$/, '$1'), true);
+  if (!parsed.ok) throw new UsageError(`--postmaster: "${text}" is not an address: ${parsed.why}`);
+  if (domains && !domains.includes(normalizeDomain(parsed.mailbox.domain))) {
+    throw new UsageError(`--postmaster: ${text} is not in a --domain (${domains.join(', ')}); mail for <Postmaster> is delivered locally, never relayed`);
+  }
+  return parsed.mailbox;
 }

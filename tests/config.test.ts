@@ -54,3 +54,22 @@ test('switches in the config file take yes/no; --no-starttls and --require-tls o
     rmSync(dir, { recursive: true });
   }
 });
+
+test('--postmaster: RFC 5321 §4.5.1 mail to the bare <Postmaster> goes to a local mailbox', () => {
+  expect(build({ hostname: 'mx.example' }).postmaster).toEqual({ local: 'postmaster', domain: 'mx.example' });
+  expect(build({ hostname: 'mx.example', domain: ['Mail.Example', 'other.example'] }).postmaster).toEqual({ local: 'postmaster', domain: 'mail.example' });
+  expect(build({ domain: ['mail.example', 'other.example'], postmaster: 'hostmaster@OTHER.example' }).postmaster).toEqual({ local: 'hostmaster', domain: 'OTHER.example' });
+  expect(build({ postmaster: '<admin@anywhere.example>' }).postmaster).toEqual({ local: 'admin', domain: 'anywhere.example' });
+  // Never relayed: an address outside every --domain would need relaying.
+  expect(() => build({ domain: 'mail.example', postmaster: 'admin@elsewhere.example' })).toThrow(UsageError);
+  expect(() => build({ postmaster: 'no-domain' })).toThrow(UsageError);
+  const dir = mkdtempSync(join(tmpdir(), 'mailbox-config-'));
+  try {
+    const file = join(dir, 'mailbox.conf');
+    writeFileSync(file, 'domain mail.example\npostmaster abuse@mail.example\n');
+    expect(build({ config: file }).postmaster).toEqual({ local: 'abuse', domain: 'mail.example' });
+    expect(build({ config: file, postmaster: 'root@mail.example' }).postmaster).toEqual({ local: 'root', domain: 'mail.example' });
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});

@@ -38,6 +38,7 @@ export function register(cli: CAC, deps: ServeDeps): void {
     .option('--data <dir>', 'Spool directory (default $XDG_DATA_HOME/mailbox or ~/.local/share/mailbox)')
     .option('--hostname <name>', 'Name used in the greeting and Received headers (default: the host name)')
     .option('--domain <domain>', 'Accept mail only for this domain; repeat or comma-separate (default: every domain)')
+    .option('--postmaster <address>', 'Mailbox that gets RCPT TO:<Postmaster> (default postmaster@ the first --domain, or @ the host name)')
     .option('--max-size <size>', 'Largest message accepted, advertised in SIZE (default 50M)')
     .option('--max-recipients <n>', 'Recipients per message, at least 100 (default 1000)')
     .option('--max-errors <n>', 'Failed commands per session before it is closed (default 20)')

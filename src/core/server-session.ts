@@ -15,7 +15,7 @@ import { formatReceived, withRecipient, type Envelope } from './envelope.ts';
 import { buildEhloKeywords, type AuthMechanism } from './extensions.ts';
 import type { Limits } from './limits.ts';
 import { replies } from './replies.ts';
-import { formatReply, type Reply } from './reply.ts';
+import { blameOf, formatReply, type Reply } from './reply.ts';
 
 /** What one server session needs to know; built once per connection by the adapter. */
 export interface ServerConfig {
@@ -34,6 +34,11 @@ export interface ServerConfig {
   readonly requireTls: boolean;
   /** AUTH mechanisms offered, and whether they may be used without TLS. */
   readonly auth: { readonly mechanisms: readonly AuthMechanism[]; readonly allowInsecure: boolean } | null;
+  /**
+   * Where "RCPT TO:<Postmaster>" (no domain) is delivered: always a local mailbox, never
+   * relayed (RFC 5321 §4.5.1), and recorded as this address so that it is an inbox.
+   */
+  readonly postmaster: Mailbox;
   /** Message ids; given so that tests are deterministic. */
   readonly newId: () => string;
 }
@@ -117,6 +122,8 @@ interface Turn {
   readonly tls: TlsInfo | null;
   readonly user: string | null;
   enter(next: State): void;
+  /** MAIL: a new transaction starts, with its own allowance of limit replies. */
+  begin(tx: Envelope): void;
   reply(r: Reply, command?: string): void;
   close(): void;
   /** After this reply the adapter starts TLS; bytes already received behind it are dropped. */
@@ -137,8 +144,9 @@ const UTF8 = new TextDecoder('utf-8');
 const ENCODER = new TextEncoder();
 const LF = 10;
 const CR = 13;
-// RFC 4954 §4: an AUTH command or response line may be up to 12288 octets.
-const AUTH_LINE_BYTES = 12288;
+// RFC 4954 §4: a response in the AUTH exchange is base64 text that servers must take up to 12288
+// octets long; the CRLF comes on top.
+const AUTH_LINE_BYTES = 12288 + 2;
 // Errors after which every further error reply is delayed, and the step and cap of that delay.
 const DELAY_AFTER_ERRORS = 3;
 const DELAY_STEP_MS = 250;
@@ -251,9 +259,9 @@ function isLocalDomain(config: ServerConfig, domain: string): boolean {
   return config.localDomains === null || config.localDomains.has(normalizeDomain(domain));
 }
 
-/** RFC 5321 §4.1.1.3: "<Postmaster>" without a domain must be accepted. */
-function postmaster(path: string, hostname: string): Mailbox | null {
-  return /^<postmaster>$/i.test(path.split(' ')[0]) ? { local: 'postmaster', domain: hostname } : null;
+/** RFC 5321 §4.5.1 and §4.1.1.3: "<Postmaster>" without a domain, in any letter case, must be accepted. */
+function isBarePostmaster(path: string): boolean {
+  return /^<postmaster>$/i.test(path.split(' ')[0]);
 }
 
 /** A SASL response (RFC 4954 §4): strict base64 of UTF-8 text, where "=" alone is empty. */
@@ -342,7 +350,7 @@ const COMMANDS = {
         declaredSize: params.value.size,
         authUser: turn.user,
       };
-      turn.enter({ kind: 'mail', tx, chunked: null });
+      turn.begin(tx);
       turn.reply(replies.senderOk());
     },
   },
@@ -355,7 +363,8 @@ const COMMANDS = {
       if (chunked) return turn.reply(replies.badSequence('RCPT cannot follow BDAT'), 'RCPT');
       const arg = parsePathArgument(args, 'TO');
       if (!arg.ok) return turn.reply(replies.syntax('RCPT TO:<address> [parameters]'), 'RCPT');
-      let mailbox = postmaster(arg.path, turn.config.hostname);
+      const postmaster = isBarePostmaster(arg.path);
+      let mailbox: Mailbox | null = postmaster ? turn.config.postmaster : null;
       let rest = arg.path.slice(arg.path.indexOf('>') + 1).trim();
       if (mailbox === null) {
         const path = parsePath(arg.path, { allowNull: false, utf8: true });
@@ -369,8 +378,10 @@ const COMMANDS = {
       if (!parsed.ok) return turn.reply(replies.badParameter(`Cannot read parameter "${parsed.bad}"`), `RCPT ${args}`);
       const bad = checkRcptParams(turn, parsed.params);
       if (bad) return turn.reply(bad, `RCPT ${args}`);
+      // RFC 5321 §4.5.3.1.10: past the cap each RCPT gets 452 and the transaction goes on.
       if (tx.recipients.length >= turn.config.limits.maxRecipients) return turn.reply(replies.tooManyRecipients(), `RCPT ${args}`);
-      const local = isLocalDomain(turn.config, mailbox.domain);
+      // RFC 5321 §4.5.1: the bare Postmaster is delivered here whatever the domains are.
+      const local = postmaster || isLocalDomain(turn.config, mailbox.domain);
       if (!local) {
         // RFC 5321 §3.6.2: never an open relay; only trusted or authenticated clients relay.
         if (!turn.config.relay) return turn.reply(replies.relayNotConfigured(mailbox.domain), `RCPT ${args}`);
@@ -502,6 +513,8 @@ export class ServerSession {
   #pending: Uint8Array | null = null;
   #discardingLongLine = false;
   #errors = 0;
+  /** Limit replies forgiven in the current transaction (limits.recipientOvershoot). */
+  #forgiven = 0;
   #unknown = 0;
   #lastActivity: number;
   #nextRequest = 1;
@@ -868,6 +881,10 @@ export class ServerSession {
         return session.#user;
       },
       enter: (next) => this.#enter(next),
+      begin: (tx) => {
+        this.#forgiven = 0;
+        this.#enter({ kind: 'mail', tx, chunked: null });
+      },
       reply: (r, command) => this.#reply(r, command),
       close: () => this.#closeNow(),
       startTls: () => {
@@ -896,12 +913,20 @@ export class ServerSession {
 
   /**
    * The reply funnel: writes, reports rejections, counts errors (RFC 5321 §4.3.2 leaves the cap
-   * to us) and slows down a client that keeps failing.
+   * to us) and slows down a client that keeps failing. Only the client's own mistakes count:
+   * the server's failures never do, and a limit reached counts only past its allowance per
+   * transaction (a client pipelining 1,000 RCPTs past --max-recipients keeps its session).
    */
   #reply(r: Reply, command?: string): void {
     this.#write(r);
-    if (r.code < 400) return;
+    const blame = blameOf(r);
+    if (blame === null) return;
     this.#events.push({ kind: 'rejected', command: command ?? '', reply: r });
+    if (blame === 'server') return;
+    if (blame === 'limit' && this.#forgiven < this.#config.limits.recipientOvershoot) {
+      this.#forgiven++;
+      return;
+    }
     this.#errors++;
     if (this.#errors > DELAY_AFTER_ERRORS) {
       this.#delayMs = Math.min(DELAY_MAX_MS, (this.#errors - DELAY_AFTER_ERRORS) * DELAY_STEP_MS);

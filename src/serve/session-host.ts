@@ -42,6 +42,7 @@ export function createSessionHost(
     const unix = client.transport === 'unix';
     return {
       hostname: config.hostname,
+      postmaster: config.postmaster,
       limits: config.limits,
       localDomains,
       // No relay exists yet: every non-local recipient is refused (550 5.7.1), trusted or not.

@@ -110,6 +110,7 @@ function runCase(seed: number): string[] {
   const problems: string[] = [];
   const config: ServerConfig = {
     hostname: 'mx.test',
+    postmaster: { local: 'postmaster', domain: 'b.example' },
     limits: { ...DEFAULT_LIMITS, maxMessageBytes: r() < 0.3 ? 8 : DEFAULT_LIMITS.maxMessageBytes, commandLineBytes: r() < 0.3 ? 600 : DEFAULT_LIMITS.commandLineBytes, maxErrors: 5 + Math.floor(r() * 20) },
     localDomains: r() < 0.5 ? null : new Set(['b.example']),
     relay: r() < 0.5,

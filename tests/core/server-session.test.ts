@@ -45,6 +45,28 @@ describe('accepted message content', () => {
     expect(bodyOf(messages[0])).toBe('Subject: grüße\r\n\r\nünïcödé\r\n');
   });
 
+  test('the bare <Postmaster> is recorded as the local postmaster mailbox, never relayed', () => {
+    const recipients = (file: string, mode: FeedMode) =>
+      runServerTranscript(readFileSync(join(dir, file), 'utf8'), mode).envelopes.map((e) => e.recipients.map((r) => `${r.local ? 'local' : 'relay'} ${r.mailbox.local}@${r.mailbox.domain}`));
+    for (const mode of MODES) {
+      expect(recipients('postmaster.txt', mode)).toEqual([
+        ['local postmaster@local.example', 'local postmaster@local.example', 'local postmaster@local.example', 'local postmaster@LOCAL.EXAMPLE', 'local PostMaster@other.example'],
+        ['local postmaster@local.example'],
+      ]);
+      expect(recipients('postmaster-address.txt', mode)).toEqual([['local hostmaster@local.example']]);
+    }
+  });
+
+  test('a 998-octet line starting with "." comes back whole, from DATA and from BDAT', () => {
+    const text = readFileSync(join(dir, 'transparency-dot.txt'), 'utf8');
+    for (const mode of MODES) {
+      const { messages } = runServerTranscript(text, mode);
+      expect(messages.length).toBe(2);
+      expect(bodyOf(messages[0])).toBe(`.${'x'.repeat(997)}\r\n${'y'.repeat(998)}\r\n`);
+      expect(bodyOf(messages[1])).toBe(`.${'x'.repeat(997)}\r\n`);
+    }
+  });
+
   test('the smuggled transaction never becomes a message', () => {
     const text = readFileSync(join(dir, 'smuggling.txt'), 'utf8');
     for (const mode of MODES) expect(runServerTranscript(text, mode).messages).toEqual([]);

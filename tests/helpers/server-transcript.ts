@@ -7,12 +7,15 @@
  * with that code (an EHLO reply, say); `@ idle` lets the idle timeout pass;
  * `@ commit-fails` makes the next spool commit fail with 452 4.3.1; `@ closed` expects the
  * session to have closed; `@ tls` completes the TLS handshake STARTTLS asked for (and checks
- * that it did ask); `% name value` sets the server configuration (tls, auth, insecure-auth,
- * require-tls, relay, trusted, domains, max-size); `#` lines are comments (the first one cites
+ * that it did ask); `@ delayed` and `@ undelayed` check whether any reply since the previous
+ * such line was held back by the error delay; `% name value` sets the server configuration
+ * (tls, auth, insecure-auth, require-tls, relay, trusted, domains, postmaster, max-size,
+ * max-recipients, recipient-overshoot, max-errors); `#` lines are comments (the first one cites
  * the RFC). AUTH accepts the user "alice" with the password "secret", and no one else.
  * The client side is fed whole, line by line, or byte by byte; the replies must not differ.
  */
 import { ServerSession, type ServerConfig } from '../../src/core/server-session.ts';
+import type { Envelope } from '../../src/core/envelope.ts';
 import { DEFAULT_LIMITS, type Limits } from '../../src/core/limits.ts';
 import { replies } from '../../src/core/replies.ts';
 
@@ -24,7 +27,8 @@ type Step =
   | { kind: 'idle' }
   | { kind: 'commit-fails' }
   | { kind: 'closed'; lineNo: number }
-  | { kind: 'tls'; lineNo: number };
+  | { kind: 'tls'; lineNo: number }
+  | { kind: 'delayed'; delayed: boolean; lineNo: number };
 
 export function unescape(text: string): Uint8Array {
   const bytes: number[] = [];
@@ -77,6 +81,7 @@ export function parseServerTranscript(text: string): { title: string; steps: Ste
     else if (line === '@ commit-fails') steps.push({ kind: 'commit-fails' });
     else if (line === '@ closed') steps.push({ kind: 'closed', lineNo });
     else if (line === '@ tls') steps.push({ kind: 'tls', lineNo });
+    else if (line === '@ delayed' || line === '@ undelayed') steps.push({ kind: 'delayed', delayed: line === '@ delayed', lineNo });
     else if (line.startsWith('% ')) {
       const [name, value = ''] = line.slice(2).split(' ');
       if (name === 'tls') config.tls = value as 'starttls' | 'implicit';
@@ -86,7 +91,11 @@ export function parseServerTranscript(text: string): { title: string; steps: Ste
       else if (name === 'relay') config.relay = true;
       else if (name === 'trusted') config.trusted = true;
       else if (name === 'domains') config.localDomains = new Set(value.split(','));
+      else if (name === 'postmaster') config.postmaster = { local: value.slice(0, value.lastIndexOf('@')), domain: value.slice(value.lastIndexOf('@') + 1) };
       else if (name === 'max-size') config.limits = { ...config.limits, maxMessageBytes: Number(value) };
+      else if (name === 'max-recipients') config.limits = { ...config.limits, maxRecipients: Number(value) };
+      else if (name === 'recipient-overshoot') config.limits = { ...config.limits, recipientOvershoot: Number(value) };
+      else if (name === 'max-errors') config.limits = { ...config.limits, maxErrors: Number(value) };
       else throw new Error(`line ${lineNo}: unknown setting "${name}"`);
     } else throw new Error(`line ${lineNo}: cannot read "${line}"`);
   });
@@ -104,6 +113,8 @@ function matches(expected: string, actual: string): boolean {
 export interface RunResult {
   readonly mismatches: string[];
   readonly messages: Uint8Array[];
+  /** The envelope of each message, in the order of `messages`. */
+  readonly envelopes: Envelope[];
   readonly output: string[];
 }
 
@@ -114,8 +125,11 @@ export function runServerTranscript(text: string, mode: FeedMode, overrides: Tra
   const { steps } = parsed;
   overrides = { ...parsed.config, ...overrides, limits: { ...parsed.config.limits, ...overrides.limits } };
   let ids = 0;
+  // As serve resolves it: postmaster@ the first local domain, or @ the host name in catch-all mode.
+  const firstDomain = overrides.localDomains ? [...overrides.localDomains][0] : 'mx.test';
   const config: ServerConfig = {
     hostname: 'mx.test',
+    postmaster: { local: 'postmaster', domain: firstDomain },
     localDomains: null,
     relay: false,
     trusted: false,
@@ -131,12 +145,15 @@ export function runServerTranscript(text: string, mode: FeedMode, overrides: Tra
   const session = new ServerSession(config, now);
   const output: string[] = [];
   const messages: Uint8Array[] = [];
+  const envelopes: Envelope[] = [];
+  let delays = 0;
   let failNext = false;
   let closed = false;
   let tlsAsked = false;
   let buffered = '';
 
-  const absorb = (step: { out: string; events: readonly { kind: string }[]; close: boolean }): void => {
+  const absorb = (step: { out: string; events: readonly { kind: string }[]; close: boolean; delayMs: number }): void => {
+    if (step.delayMs > 0) delays++;
     buffered += step.out;
     if (step.close) closed = true;
     if ((step as { startTls?: boolean }).startTls) tlsAsked = true;
@@ -148,8 +165,9 @@ export function runServerTranscript(text: string, mode: FeedMode, overrides: Tra
         continue;
       }
       if (event.kind !== 'message') continue;
-      const m = event as unknown as { requestId: number; stuffed: Uint8Array };
+      const m = event as unknown as { requestId: number; stuffed: Uint8Array; envelope: Envelope };
       messages.push(m.stuffed);
+      envelopes.push(m.envelope);
       const outcome = failNext ? { ok: false as const, reply: replies.spoolFull() } : { ok: true as const };
       failNext = false;
       absorb(session.resolve(m.requestId, outcome, now));
@@ -231,10 +249,15 @@ export function runServerTranscript(text: string, mode: FeedMode, overrides: Tra
         tlsAsked = false;
         absorb(session.tlsStarted({ protocol: 'TLSv1.3', cipher: 'TLS_AES_256_GCM_SHA384' }, now));
         break;
+      case 'delayed':
+        flushSends();
+        if (step.delayed !== delays > 0) mismatches.push(`line ${step.lineNo}: expected ${step.delayed ? 'a delayed reply' : 'no delayed reply'}, got ${delays} delayed steps`);
+        delays = 0;
+        break;
     }
   }
   flushSends();
   let extra: string | null;
   while ((extra = takeLine()) !== null) mismatches.push(`unexpected reply "${extra}"`);
-  return { mismatches, messages, output };
+  return { mismatches, messages, envelopes, output };
 }
