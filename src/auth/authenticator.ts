@@ -9,7 +9,7 @@
 import type { AuthOutcome } from '../core/server-session.ts';
 import { replies } from '../core/replies.ts';
 import type { AuthThrottle } from './throttle.ts';
-import type { UserTable } from './users.ts';
+import { checkUserName, type UserTable } from './users.ts';
 
 export interface AuthRequest {
   readonly client: string;
@@ -19,7 +19,7 @@ export interface AuthRequest {
   readonly password: string;
 }
 
-export type AuthReason = 'ok' | 'any' | 'throttled' | 'unknown-user' | 'bad-password' | 'authzid' | 'busy';
+export type AuthReason = 'ok' | 'any' | 'throttled' | 'unknown-user' | 'bad-password' | 'authzid' | 'busy' | 'bad-name';
 
 export interface AuthVerdict {
   readonly outcome: AuthOutcome;
@@ -57,7 +57,8 @@ export class Authenticator {
     const { throttle, now } = this.#options;
     if (throttle.locked(req.client, now())) return { outcome: { ok: false, reply: replies.authThrottled() }, reason: 'throttled', locked: false };
     const users = this.#options.users();
-    if (users === null) return { outcome: { ok: true, user: req.username }, reason: 'any', locked: false };
+    // --auth-any takes any name that could be in a users file, so that the spool can keep it.
+    if (users === null) return checkUserName(req.username) === null ? { outcome: { ok: true, user: req.username }, reason: 'any', locked: false } : this.#failure(req, 'bad-name');
     // RFC 4616 §2: acting for another identity is not supported, so only authzid = authcid passes.
     if (req.authzid !== '' && req.authzid !== req.username) return this.#failure(req, 'authzid');
     const hash = users.get(req.username);

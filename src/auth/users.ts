@@ -16,10 +16,15 @@ export type UserTable = ReadonlyMap<string, string>;
 
 const HASH = /^\$(argon2id|argon2i|argon2d|2[aby])\$[A-Za-z0-9$.,=/+-]+$/;
 
+// Octets, not characters: the spool keeps the name percent-encoded in a record's NOOP line, whose
+// auth field holds 1024 characters, three per octet at worst (segment-format.ts).
+const MAX_USER_NAME_OCTETS = 255;
+const ENCODER = new TextEncoder();
+
 /** Why `name` cannot be a user name, or null. Names are what clients send as the AUTH identity. */
 export function checkUserName(name: string): string | null {
   if (name.length === 0) return 'a user name cannot be empty';
-  if (name.length > 255) return 'a user name is at most 255 characters';
+  if (ENCODER.encode(name).length > MAX_USER_NAME_OCTETS) return `a user name is at most ${MAX_USER_NAME_OCTETS} octets of UTF-8`;
   if (name.includes(':')) return 'a user name cannot contain ":"';
   if (/[\s\x00-\x1f\x7f]/.test(name)) return 'a user name cannot contain spaces or control characters';
   return null;

@@ -112,5 +112,9 @@ describe('authenticator', () => {
     expect((await auth.check(req('alice', 'pw', 'alice'))).outcome.ok).toBe(true);
     const any = fake(null).auth;
     expect((await any.check(req('whoever', 'x'))).outcome).toEqual({ ok: true, user: 'whoever' });
+    // A name the spool could not keep (more than 255 octets) is refused, as in a users file.
+    expect((await any.check(req('用'.repeat(85), 'x'))).outcome.ok).toBe(true);
+    expect((await any.check(req('用'.repeat(86), 'x'))).reason).toBe('bad-name');
+    expect((await any.check(req('a'.repeat(2000), 'x'))).reason).toBe('bad-name');
   });
 });

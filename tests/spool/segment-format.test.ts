@@ -8,6 +8,7 @@ import {
   parseSegmentHeader,
 } from '../../src/spool/segment-format.ts';
 import { envelope } from './fixtures/messages.ts';
+import { checkUserName } from '../../src/auth/users.ts';
 
 const body = dotStuff(Buffer.from('Subject: t\r\n\r\n.dot\r\nx\r\n'));
 
@@ -43,6 +44,17 @@ describe('segment format', () => {
     expect(bytes.subarray(r.bodyOffset, r.bodyOffset + r.bodyBytes).equals(Buffer.from(body))).toBe(true);
     expect(r.offset + r.bytes).toBe(bytes.length);
     expect(bytes.toString('latin1', 8, 120)).toContain('auth=user%20name%20%22quoted%22%40example.org');
+  });
+
+  test('every user name AUTH can accept reads back: 255 octets of UTF-8 with 1,000 mixed local flags', () => {
+    for (const name of ['a'.repeat(255), '用'.repeat(85), '\u{1F600}'.repeat(63) + 'abc']) {
+      expect(checkUserName(name)).toBeNull();
+      const local = Array.from({ length: 1000 }, (_, i) => i % 3 === 0);
+      const scan = parseRecordAt(record('long', local, name), 0);
+      expect(scan.kind).toBe('record');
+      if (scan.kind === 'record') expect(scan.record.envelope.authUser).toBe(name);
+    }
+    expect(checkUserName('用'.repeat(86))).not.toBeNull();
   });
 
   test('the checksum covers the NOOP line as well as the rest', () => {
