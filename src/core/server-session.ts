@@ -7,7 +7,7 @@
  * Rule 3: every state change goes through enter(); a transaction is an Envelope value that
  *         MAIL creates and RSET, HELO/EHLO and the end of DATA drop.
  */
-import { formatMailbox, normalizeDomain, parseMailbox, parsePath, type Mailbox } from './address.ts';
+import { MAX_DOMAIN_OCTETS, formatMailbox, normalizeDomain, parseMailbox, parsePath, type Mailbox } from './address.ts';
 import { decodeBase64, encodeBase64Text } from './base-encoding.ts';
 import { decodeXtext, parseCommand, parseParameters, parsePathArgument, type Parameter, type Verb } from './command.ts';
 import { DataReceiver, checkText, concat, dotStuff, type DataViolation } from './data.ts';
@@ -165,8 +165,10 @@ function heloCommand(verb: 'HELO' | 'EHLO'): CommandSpec {
     hint: '',
     apply(turn, args) {
       const name = args.trim();
-      // RFC 5321 §4.1.1.1: the argument is a domain or an address literal.
-      if (name === '' || /\s/.test(name)) return turn.reply(replies.heloNeedsDomain(verb), verb);
+      // RFC 5321 §4.1.1.1: the argument is a domain or an address literal, and §4.5.3.1.2: a
+      // domain is at most 255 octets. A longer name would make the Received line of every
+      // message it carries longer than the 998 octets of RFC 5322 §2.1.1.
+      if (name === '' || /\s/.test(name) || ENCODER.encode(name).length > MAX_DOMAIN_OCTETS) return turn.reply(replies.heloNeedsDomain(verb), verb);
       turn.heloName = name;
       turn.esmtp = verb === 'EHLO';
       turn.enter({ kind: 'ready' });
