@@ -115,7 +115,8 @@ export function createSessionHost(
         return;
       }
       case 'rejected':
-        log.warn('rejected', { client: conn.client.address, command: event.command, reply: describeReply(event.reply) });
+        // blame=limit or blame=server marks a refusal that was not counted against the client.
+        log.warn('rejected', { client: conn.client.address, command: event.command, reply: describeReply(event.reply), blame: event.reply.blame });
         return;
       case 'auth': {
         if (!authenticator) {
