@@ -253,5 +253,5 @@ export function explainFailure(failure: ClientFailure, port: number, tls: TlsMod
     hint = `if port ${port} speaks plain SMTP, use --tls starttls or --tls off`;
   }
   if (hint === '') return failure;
-  return new ClientFailure(failure.kind, failure.stage, `${failure.message}; ${hint}`, failure.reply, { cause: failure });
+  return failure.withMessage(`${failure.message}; ${hint}`);
 }

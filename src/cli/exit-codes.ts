@@ -89,12 +89,14 @@ export function exitCodeFor(error: unknown): ExitCode {
 }
 
 /**
- * A client failure's code, as sendmail and msmtp use sysexits: any 4xx reply is temporary (75);
- * a server out of reach is temporary too (75); TLS and protocol trouble is 76; a refused AUTH is
- * 77; refused recipients are 67, a refused message 65, any other refusal 69.
+ * A client failure's code, as sendmail and msmtp use sysexits: TLS and protocol trouble the
+ * server did not answer for is 76; any other temporary failure (ClientFailure.permanent: a 4xx
+ * reply, a server out of reach, DNS trouble) is 75; a refused AUTH is 77; refused recipients are
+ * 67, a refused message 65, any other refusal 69.
  */
 function clientExitCode(failure: ClientFailure): ExitCode {
-  if (failure.reply !== undefined && failure.reply.code < 500) return EXIT.tempFail;
+  if (failure.reply === undefined && (failure.kind === 'tls' || failure.kind === 'protocol')) return EXIT.protocol;
+  if (!failure.permanent) return EXIT.tempFail;
   switch (failure.kind) {
     case 'connect':
       return EXIT.tempFail;

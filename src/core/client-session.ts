@@ -16,6 +16,7 @@ import { formatMailbox, formatPath, needsSmtpUtf8, type Mailbox } from './addres
 import { decodeBase64, encodeBase64Text } from './base-encoding.ts';
 import { encodeXtext } from './command.ts';
 import { dotStuff, dotUnstuff } from './data.ts';
+import { clientReplies } from './client-replies.ts';
 import { ClientFailure, type ClientStage, type FailureKind } from './errors.ts';
 import { parseEhloLines, peerMaxSize, type PeerExtensions } from './extensions.ts';
 import { assembleReply, isPositive, parseReplyLine, type Reply } from './reply.ts';
@@ -431,7 +432,7 @@ export class ClientSession {
       this.#enter({ kind: 'closed' });
       return this.#step();
     }
-    this.#failSession(new ClientFailure('connect', stage, message), false);
+    this.#failSession(new ClientFailure('connect', stage, message, undefined, { status: clientReplies.noAnswer(message) }), false);
     return this.#step();
   }
 
@@ -593,7 +594,8 @@ export class ClientSession {
         return;
       }
       if (policy === 'required') {
-        this.#failSession(new ClientFailure('tls', 'starttls', 'the server does not offer STARTTLS, and TLS is required'), true);
+        const message = 'the server does not offer STARTTLS, and TLS is required';
+        this.#failSession(new ClientFailure('tls', 'starttls', message, undefined, { status: clientReplies.tlsNeeded(message) }), true);
         return;
       }
     }
@@ -653,7 +655,7 @@ export class ClientSession {
   #startAuth(auth: ClientAuth): void {
     const chosen = this.#chooseMechanism(auth);
     if (!SASL_MECHANISMS.includes(chosen as SaslMechanism)) {
-      this.#failSession(new ClientFailure('rejected', 'auth', chosen), true);
+      this.#failSession(new ClientFailure('rejected', 'auth', chosen, undefined, { status: clientReplies.authImpossible(chosen) }), true);
       return;
     }
     const mechanism = chosen as SaslMechanism;
@@ -661,7 +663,7 @@ export class ClientSession {
     if (!this.#tls && mechanism !== 'CRAM-MD5' && auth.allowCleartext !== true) {
       const message = `refusing to send the ${auth.secretKind} for AUTH ${mechanism} without TLS`
         + ' (use --tls starttls or --tls implicit; --tls off allows it)';
-      this.#failSession(new ClientFailure('tls', 'auth', message), true);
+      this.#failSession(new ClientFailure('tls', 'auth', message, undefined, { status: clientReplies.tlsNeeded(message) }), true);
       return;
     }
     if (mechanism === 'CRAM-MD5' && this.#options.hmacMd5 === undefined) {
@@ -781,37 +783,38 @@ export class ClientSession {
 
   /** Checks what can be checked before a byte is sent; a transaction that cannot go gets its outcome here. */
   #prepare(tx: OutgoingTransaction): Flight | null {
-    const refuse = (kind: FailureKind, stage: ClientStage, message: string): null => {
-      this.#emitOutcome({ ok: false, transaction: tx, failure: new ClientFailure(kind, stage, message), recipients: [] });
+    const refuse = (kind: FailureKind, stage: ClientStage, status: Reply): null => {
+      const failure = new ClientFailure(kind, stage, status.lines.join(' '), undefined, { status });
+      this.#emitOutcome({ ok: false, transaction: tx, failure, recipients: [] });
       return null;
     };
-    if (tx.recipients.length === 0) return refuse('internal', 'rcpt', 'a transaction needs at least one recipient');
+    if (tx.recipients.length === 0) return refuse('internal', 'rcpt', clientReplies.notSendable('a transaction needs at least one recipient'));
     const ext = this.#extensions;
     const utf8 = needsSmtpUtf8(tx.sender) || tx.recipients.some(needsSmtpUtf8);
     // RFC 6531 §3.2: a non-ASCII address may only go to a server that offers SMTPUTF8.
     if (utf8 && !ext.has('SMTPUTF8')) {
-      return refuse('rejected', 'mail', 'the addresses are not ASCII and the server does not offer SMTPUTF8 (RFC 6531)');
+      return refuse('rejected', 'mail', clientReplies.smtpUtf8Needed());
     }
     const stuffed = tx.stuffed ?? dotStuff(tx.message);
     const size = unstuffedSize(stuffed);
     // Only a caller's bug gets here: the spool checks every record before it is replayed.
-    if (size < 0) return refuse('internal', 'message', 'the message is not dot-stuffed CRLF text (it holds a line of a single "." or does not end with CRLF)');
+    if (size < 0) return refuse('internal', 'message', clientReplies.notSendable('the message is not dot-stuffed CRLF text (it holds a line of a single "." or does not end with CRLF)'));
     const max = peerMaxSize(ext);
     // RFC 1870 §6.1: a message larger than the server's SIZE is not sent at all.
     if (max !== null && size > max) {
-      return refuse('rejected', 'mail', `the message is ${size} bytes, over the server's SIZE limit of ${max} bytes (RFC 1870)`);
+      return refuse('rejected', 'mail', clientReplies.tooBig(size, max));
     }
     const eightBit = hasEightBit(stuffed);
     // RFC 6152 §3: 8-bit data goes only to a server that offers 8BITMIME (SMTPUTF8 implies it).
     if (eightBit && !ext.has('8BITMIME') && !utf8) {
-      return refuse('rejected', 'mail', 'the message has 8-bit bytes and the server does not offer 8BITMIME (RFC 6152)');
+      return refuse('rejected', 'mail', clientReplies.eightBitNotAllowed());
     }
     const dsn = tx.dsn ?? {};
     const wantsDsn = (dsn.notify?.length ?? 0) > 0 || dsn.ret !== undefined || dsn.envid !== undefined;
     // RFC 3461 §4: the parameters exist only where the server offers DSN; silently dropping them
     // would lose what the user asked for.
     if (wantsDsn && !ext.has('DSN')) {
-      return refuse('rejected', 'mail', 'delivery status notifications were asked for and the server does not offer DSN (RFC 3461)');
+      return refuse('rejected', 'mail', clientReplies.dsnNotOffered());
     }
     let mailParams = '';
     if (ext.has('SIZE')) mailParams += ` SIZE=${size}`;
@@ -1031,7 +1034,8 @@ export class ClientSession {
     const utf8 = needsSmtpUtf8(probe.sender) || probe.recipients.some(needsSmtpUtf8) || (probe.vrfy ?? []).some(needsSmtpUtf8);
     // RFC 6531 §3.2: a non-ASCII address may only go to a server that offers SMTPUTF8.
     if (utf8 && !this.#extensions.has('SMTPUTF8')) {
-      this.#emitQueued(probe, new ClientFailure('rejected', 'mail', 'the addresses are not ASCII and the server does not offer SMTPUTF8 (RFC 6531)'));
+      const status = clientReplies.smtpUtf8Needed();
+      this.#emitQueued(probe, new ClientFailure('rejected', 'mail', status.lines.join(' '), undefined, { status }));
       return false;
     }
     const flight: ProbeFlight = {
@@ -1153,7 +1157,7 @@ export class ClientSession {
     }
     if (this.#state.kind === 'probe') this.#endProbe(this.#state.flight, failure);
     const queuedStage = SETUP_STAGES.has(failure.stage) ? failure.stage : 'mail';
-    const queued = new ClientFailure(failure.kind, queuedStage, failure.message, failure.reply, { cause: failure });
+    const queued = failure.withMessage(failure.message, queuedStage);
     for (const job of this.#queue) this.#emitQueued(job, queued);
     this.#queue = [];
     this.#awaiting = [];

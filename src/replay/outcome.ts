@@ -47,10 +47,9 @@ export function parseExpectedCode(text: string): ExpectedCode | null {
   return { text: text.toLowerCase(), pattern: new RegExp(`^${text.toLowerCase().replace(/x/g, '\\d')}$`) };
 }
 
-/** RFC 5321 §4.2.1: 4yz is transient. A failure with no reply is transient when the connection broke. */
+/** The failure's status decides (ClientFailure.permanent: the server's reply, or the client catalogue's). */
 function isTransient(failure: ClientFailure): boolean {
-  if (failure.reply !== undefined) return failure.reply.code < 500;
-  return failure.kind === 'connect' || failure.kind === 'protocol';
+  return !failure.permanent;
 }
 
 /** Builds the result of a transaction from the client's outcome. */

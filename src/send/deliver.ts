@@ -6,6 +6,7 @@
  */
 import { formatMailbox, type Mailbox } from '../core/address.ts';
 import type { ClientAuth, DsnOptions, QuitAfter, RecipientOutcome } from '../core/client-session.ts';
+import { clientReplies } from '../core/client-replies.ts';
 import { ClientFailure } from '../core/errors.ts';
 import type { Reply } from '../core/reply.ts';
 import type { TranscriptEntry } from '../core/transcript.ts';
@@ -105,8 +106,7 @@ export async function deliverTo(
 function tryNextHost(result: DeliveryResult): boolean {
   const f = result.failure;
   if (f === null) return false;
-  if (f.kind === 'connect' && f.reply === undefined) return f.stage === 'connect' || f.stage === 'greeting' || f.stage === 'ehlo';
-  return f.reply !== undefined && f.reply.code < 500 && (f.stage === 'greeting' || f.stage === 'ehlo');
+  return !f.permanent && (f.stage === 'connect' || f.stage === 'greeting' || f.stage === 'ehlo');
 }
 
 /** Recipients grouped by domain (case-insensitive), in the order they were given. */
@@ -139,14 +139,14 @@ export async function deliverDirect(submission: Submission, plan: SessionPlan, m
     const { route } = await resolveMailRoute(domain, mx.resolver);
     if (route.kind !== 'hosts') {
       const why = {
-        'null-mx': [`${domain} accepts no mail (null MX, RFC 7505)`, 'rejected'],
-        nxdomain: [`${domain} does not exist (NXDOMAIN)`, 'rejected'],
-        'no-mail-host': [`${domain} has no MX and no address`, 'rejected'],
-        'mx-unresolvable': [`no MX host of ${domain} has an address`, 'rejected'],
-        temporary: [`cannot look up ${domain} now: ${route.kind === 'temporary' ? route.why : ''}`, 'connect'],
+        'null-mx': [clientReplies.nullMx(domain), 'rejected'],
+        nxdomain: [clientReplies.noSuchDomain(domain), 'rejected'],
+        'no-mail-host': [clientReplies.noMailHost(domain), 'rejected'],
+        'mx-unresolvable': [clientReplies.mxUnresolvable(domain), 'rejected'],
+        temporary: [clientReplies.dnsTemporary(domain, route.kind === 'temporary' ? route.why : ''), 'connect'],
       } as const;
-      const [message, kind] = why[route.kind];
-      results.push(failed(place, domain, recipients, new ClientFailure(kind, 'connect', message)));
+      const [status, kind] = why[route.kind];
+      results.push(failed(place, domain, recipients, new ClientFailure(kind, 'connect', status.lines.join(' '), undefined, { status })));
       continue;
     }
     let last: DeliveryResult | null = null;

@@ -122,9 +122,9 @@ function dnsResolver(options: SendOptions, deps: SendDeps): Promise<DnsResolver>
 
 /** Names the server in a failure the core reported without knowing which server it was. */
 function atPeer(failure: ClientFailure, peer: string, domain: string | null): ClientFailure {
-  if (failure.stage === 'connect') return domain !== null && !failure.message.includes(domain) ? new ClientFailure(failure.kind, failure.stage, `${domain}: ${failure.message}`, failure.reply, { cause: failure }) : failure;
+  if (failure.stage === 'connect') return domain !== null && !failure.message.includes(domain) ? failure.withMessage(`${domain}: ${failure.message}`) : failure;
   const where = domain === null ? peer : `${peer} (for ${domain})`;
-  return new ClientFailure(failure.kind, failure.stage, `send via ${where} failed: ${failure.message}`, failure.reply, { cause: failure });
+  return failure.withMessage(`send via ${where} failed: ${failure.message}`);
 }
 
 /** Sends the submission as the options say; reports; throws the first failure. */
