@@ -225,7 +225,8 @@ const LOOPBACK = /^(?:127\.\d+\.\d+\.\d+|::1|localhost)$/i;
  * Certificates are verified, with one exception: STARTTLS taken opportunistically (`--tls auto`
  * on a plain smtp:// or HOST:PORT) from a server on this machine, such as a local `mailbox
  * serve` with its self-signed certificate: no traffic leaves the host, and plain SMTP would
- * have been accepted anyway. `--tls-ca` or an explicit TLS mode restores verification.
+ * have been accepted anyway. `--tls-ca` or an explicit TLS mode restores verification. A hint
+ * for a server the user names only: mail hosts follow the MX policy (delivery/mx-policy.ts).
  */
 export function tlsSettingsFor(server: ServerAddress, settings: TlsSettings): TlsSettings {
   if (server.tls === 'opportunistic' && LOOPBACK.test(server.host) && settings.ca === undefined) return { ...settings, rejectUnauthorized: false };

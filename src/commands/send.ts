@@ -37,7 +37,7 @@ export function register(cli: CAC, deps: SendDeps): void {
     .option('-F <name>', 'sendmail -F: the full name for a From header the message lacks')
     .option('--dry-run', 'Print the envelope and the message instead of sending')
     .option('--server <url>', `smtp://, smtp+starttls://, smtps://HOST[:PORT] or HOST:PORT (default $MAILBOX_SERVER or ${DEFAULT_SERVER})`)
-    .option('--mx', "Deliver straight to each recipient domain's MX hosts")
+    .option('--mx', "Deliver straight to each recipient domain's MX hosts (STARTTLS when offered, certificates not checked unless --tls starttls or --tls-ca)")
     .option('--dns <server>', 'DNS server for --mx, IP[:PORT] (default: /etc/resolv.conf)')
     .option('--port <port>', 'SMTP port for --mx (default 25)');
   addConnectionOptions(command)

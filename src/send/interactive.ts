@@ -10,7 +10,7 @@ import { createPrompter, type PromptInput, type Prompter } from '../cli/prompt.t
 import type { Mailbox } from '../core/address.ts';
 import { describeReply } from '../core/reply.ts';
 import { ComposeError, parseAddress, parseAddressList } from '../message/compose.ts';
-import { deliverTo, type SessionPlan } from './deliver.ts';
+import { handOffToServer, type SessionPlan } from '../delivery/handoff.ts';
 import type { SendOptions } from './options.ts';
 import { buildPlan, deliverSubmission, submissionIo, transcriptSink, type SendDeps, type SendSummary } from './run.ts';
 import { buildSubmission, type Submission } from './submission.ts';
@@ -23,7 +23,7 @@ function probe(sender: Mailbox, recipients: readonly Mailbox[]): Submission {
 /** The server's verdict on an address: null when accepted, else the reason to show. */
 async function check(options: SendOptions, plan: SessionPlan, sender: Mailbox, recipient: Mailbox | null): Promise<string | null> {
   const stage = recipient === null ? 'mail' : 'rcpt';
-  const result = await deliverTo(options.server!, probe(sender, [recipient ?? sender]), [recipient ?? sender], { ...plan, quitAfter: stage });
+  const result = await handOffToServer(options.server!, probe(sender, [recipient ?? sender]), [recipient ?? sender], { ...plan, quitAfter: stage });
   if (result.failure !== null) {
     // The server could not be reached, or refused the session: there is nothing to ask again.
     if (result.failure.stage !== stage) throw result.failure;

@@ -7,7 +7,7 @@
 import { formatMailbox } from '../core/address.ts';
 import type { ClientFailure } from '../core/errors.ts';
 import { describeReply, type Reply } from '../core/reply.ts';
-import type { DeliveryResult } from './deliver.ts';
+import type { Handoff } from '../delivery/handoff.ts';
 
 export interface ReportLines {
   readonly stdout: string[];
@@ -17,7 +17,7 @@ export interface ReportLines {
 const STOPPED_NAMES: Record<string, string> = { connect: 'the greeting', ehlo: 'EHLO', tls: 'TLS', auth: 'AUTH', mail: 'MAIL', rcpt: 'RCPT' };
 
 /** Human lines for every delivery that did not fail (failures are thrown and printed by main). */
-export function formatReport(messageId: string, results: readonly DeliveryResult[]): ReportLines {
+export function formatReport(messageId: string, results: readonly Handoff[]): ReportLines {
   const stdout: string[] = [];
   const stderr: string[] = [];
   for (const r of results) {
@@ -44,7 +44,7 @@ function replyJson(reply: Reply | null | undefined) {
 }
 
 /** `--json`: one object for the whole run. */
-export function formatJson(messageId: string, sender: string | null, results: readonly DeliveryResult[], explain: (f: ClientFailure) => string): string {
+export function formatJson(messageId: string, sender: string | null, results: readonly Handoff[], explain: (f: ClientFailure) => string): string {
   const deliveries = results.map((r) => ({
     server: r.peer,
     domain: r.domain,

@@ -4,7 +4,7 @@
  * failure for main.ts to turn into one line and a sysexits code.
  * Rule: the world (files, standard input, DNS, terminal) comes in through SendDeps.
  */
-import { readClientAuth, readTlsSettings, type ConnectionIo } from '../cli/connection-options.ts';
+import { readClientAuth, readTlsSettings, tlsSettingsFor, type ConnectionIo } from '../cli/connection-options.ts';
 import type { PromptInput } from '../cli/prompt.ts';
 import { formatMailbox } from '../core/address.ts';
 import type { ClientAuth } from '../core/client-session.ts';
@@ -12,7 +12,9 @@ import { ClientFailure } from '../core/errors.ts';
 import { renderTranscript, type TranscriptEntry } from '../core/transcript.ts';
 import { FALLBACK_SERVER, parseResolvConf } from '../dns/resolv-conf.ts';
 import { DnsResolver } from '../dns/resolver.ts';
-import { deliverDirect, deliverTo, type DeliveryResult, type SessionPlan } from './deliver.ts';
+import { handOffToServer, type Handoff, type SessionPlan } from '../delivery/handoff.ts';
+import { handOffToMx } from '../delivery/mx-delivery.ts';
+import type { MxPolicy } from '../delivery/mx-policy.ts';
 import { tlsMode, type SendOptions } from './options.ts';
 import { explainFailure, formatJson, formatReport } from './report.ts';
 import { buildSubmission, formatDryRun, type Submission, type SubmissionIo } from './submission.ts';
@@ -36,7 +38,7 @@ export interface SendDeps {
 
 export interface SendSummary {
   readonly messageId: string;
-  readonly results: readonly DeliveryResult[];
+  readonly results: readonly Handoff[];
 }
 
 async function readAll(stdin: SendInput): Promise<Uint8Array> {
@@ -84,10 +86,11 @@ function connectionIo(deps: SendDeps): ConnectionIo {
 
 /** Everything a session needs besides the server; transcript lines go to `onEntry`. */
 export async function buildPlan(options: SendOptions, deps: SendDeps, onEntry: (entry: TranscriptEntry | string) => void): Promise<SessionPlan> {
+  const tlsSettings = await readTlsSettings(options, connectionIo(deps));
   return {
     ehloName: options.ehloName ?? deps.hostname(),
     timeoutMs: options.timeoutMs,
-    tlsSettings: await readTlsSettings(options, connectionIo(deps)),
+    tlsSettings: options.server === null ? tlsSettings : tlsSettingsFor(options.server, tlsSettings),
     auth: await readAuth(options, deps),
     chunking: options.chunking,
     quitAfter: options.quitAfter,
@@ -127,13 +130,25 @@ function atPeer(failure: ClientFailure, peer: string, domain: string | null): Cl
   return failure.withMessage(`send via ${where} failed: ${failure.message}`);
 }
 
+/**
+ * --mx: the MX policy (delivery/mx-policy.ts). `--tls auto` is opportunistic TLS with no
+ * certificate check (RFC 7435); `--tls starttls` or `implicit` require TLS and check the
+ * certificate against the MX name (--tls-ca adds CAs, --insecure skips the check); `--tls-ca`
+ * alone asks for the check too.
+ */
+export function mxPolicyFor(options: SendOptions, plan: SessionPlan): MxPolicy {
+  const required = options.tls === 'starttls' || options.tls === 'implicit';
+  const verify = !options.insecure && (required || options.tlsCa !== null);
+  return { tls: tlsMode(options.tls, 'opportunistic'), verify: verify ? { ca: plan.tlsSettings.ca } : null };
+}
+
 /** Sends the submission as the options say; reports; throws the first failure. */
 export async function deliverSubmission(submission: Submission, options: SendOptions, deps: SendDeps, plan: SessionPlan): Promise<SendSummary> {
   const mxTls = tlsMode(options.tls, 'opportunistic');
   const results = options.mx
-    ? await deliverDirect(submission, plan, { resolver: await dnsResolver(options, deps), port: options.mxPort, tls: mxTls })
-    : [await deliverTo(options.server!, submission, submission.recipients, plan)];
-  const explain = (r: DeliveryResult) => {
+    ? await handOffToMx(submission, plan, { resolver: await dnsResolver(options, deps), port: options.mxPort, policy: mxPolicyFor(options, plan) })
+    : [await handOffToServer(options.server!, submission, submission.recipients, plan)];
+  const explain = (r: Handoff) => {
     const port = options.server?.port ?? options.mxPort;
     return atPeer(explainFailure(r.failure!, port, options.server?.tls ?? mxTls), r.peer, r.domain);
   };

@@ -1,7 +1,7 @@
 /**
  * @module One probing SMTP connection for `mailbox verify`: opened over the mail hosts of one
- * domain in order (RFC 5321 §5.1: each address of each MX, lowest preference first), with
- * STARTTLS when offered, and every line of the dialogue kept as evidence.
+ * domain in order (RFC 5321 §5.1: each address of each MX, lowest preference first), under the
+ * one MX policy of delivery/, and every line of the dialogue kept as evidence.
  * Rule 1: it connects only to the addresses it is given, which come from DNS or from the user.
  * Rule 2: it drives the client core through tcp-client; there is no second SMTP client here.
  */
@@ -9,7 +9,10 @@ import type { ProbeOutcome, ProbeTransaction } from '../core/client-session.ts';
 import { ClientFailure } from '../core/errors.ts';
 import { describeReply } from '../core/reply.ts';
 import { renderTranscript, type TranscriptEntry } from '../core/transcript.ts';
-import { openSmtpClient, type SmtpClient, type TlsMode } from '../transport/tcp-client.ts';
+import { openMxClient, type MxAttemptHooks } from '../delivery/mx-client.ts';
+import { OPPORTUNISTIC } from '../delivery/mx-policy.ts';
+import type { MxTarget } from '../delivery/route.ts';
+import type { SmtpClient } from '../transport/tcp-client.ts';
 
 export interface ConnectSettings {
   readonly port: number;
@@ -19,10 +22,7 @@ export interface ConnectSettings {
 }
 
 /** One address of one mail host, as DNS (or the user, for a domain literal) gave it. */
-export interface Target {
-  readonly host: string;
-  readonly address: string;
-}
+export type Target = MxTarget;
 
 /** One connection attempt: where, whether it got as far as a usable session, and why not. */
 export interface Attempt {
@@ -97,9 +97,10 @@ export class ProbeConnection {
 }
 
 /**
- * Tries each target in order until one gives a ready session. Every attempt is appended to
- * `attempts`; targets in `down` (unreachable earlier in this run) are skipped, and new ones are
- * added. Returns null when none worked.
+ * Tries each target in order until one gives a ready session, under the MX policy (STARTTLS
+ * when offered, no certificate check, clear text after a failed handshake: delivery/mx-policy.ts).
+ * Every attempt is appended to `attempts`; targets in `down` (unreachable earlier in this run) are
+ * skipped, and new ones are added. Returns null when none worked.
  */
 export async function openProbeConnection(
   targets: readonly Target[],
@@ -109,35 +110,34 @@ export async function openProbeConnection(
 ): Promise<ProbeConnection | null> {
   for (const target of targets) {
     if (down.has(target.address)) continue;
-    // STARTTLS when offered; a mail host's certificate is not checked (RFC 7435 opportunistic
-    // security), and a failed handshake is tried once more in clear, as MTAs do.
-    for (const tls of ['opportunistic', 'none'] as const satisfies readonly TlsMode[]) {
-      const sink = { lines: [] as string[] };
-      const onTranscript = (entry: TranscriptEntry) => {
-        sink.lines.push(...renderTranscript([entry]));
-      };
-      try {
-        const client = await openSmtpClient({
-          host: target.address,
-          port: settings.port,
-          ehloName: settings.ehloName,
-          timeoutMs: settings.timeoutMs,
-          tls,
-          tlsSettings: { rejectUnauthorized: false, servername: /^[\d.]+$|:|^\[/.test(target.host) ? undefined : target.host },
-          onTranscript,
-          chunking: false,
-        });
-        attempts.push({ ...target, port: settings.port, ok: true, detail: client.tls ? 'connected (TLS)' : 'connected', answered: true, transcript: [] });
-        return new ProbeConnection(target, settings.port, client, sink);
-      } catch (error) {
-        const { detail, answered } = describeFailure(error);
-        attempts.push({ ...target, port: settings.port, ok: false, detail, answered, transcript: sink.lines });
-        if (error instanceof ClientFailure && error.kind === 'tls' && tls === 'opportunistic') continue;
-        // Only a host that did not answer at all is skipped by later connections of this run; one
-        // that answered (421 "too busy", say) may take the next one.
-        if (!answered) down.add(target.address);
-        break;
-      }
+    let sink = { lines: [] as string[] };
+    const hooks: MxAttemptHooks = {
+      begin: () => {
+        const own = { lines: [] as string[] };
+        sink = own;
+        return (entry: TranscriptEntry) => {
+          own.lines.push(...renderTranscript([entry]));
+        };
+      },
+      end: (_, tls, result) => {
+        if (result instanceof ClientFailure) {
+          const { detail, answered } = describeFailure(result);
+          attempts.push({ ...target, port: settings.port, ok: false, detail, answered, transcript: sink.lines });
+        } else {
+          attempts.push({ ...target, port: settings.port, ok: true, detail: result.tls ? 'connected (TLS)' : 'connected', answered: true, transcript: [] });
+        }
+      },
+    };
+    try {
+      const connect = { port: settings.port, ehloName: settings.ehloName, timeoutMs: settings.timeoutMs, chunking: false };
+      const client = await openMxClient(target, connect, OPPORTUNISTIC, hooks);
+      return new ProbeConnection(target, settings.port, client, sink);
+    } catch (error) {
+      const { detail, answered } = describeFailure(error);
+      if (!(error instanceof ClientFailure)) attempts.push({ ...target, port: settings.port, ok: false, detail, answered, transcript: sink.lines });
+      // Only a host that did not answer at all is skipped by later connections of this run; one
+      // that answered (421 "too busy", say) may take the next one.
+      if (!answered) down.add(target.address);
     }
   }
   return null;

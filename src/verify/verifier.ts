@@ -6,7 +6,8 @@
  * Rule 2: only hosts from DNS, or the domain literal the user wrote, are ever contacted.
  */
 import { formatMailbox, type Mailbox } from '../core/address.ts';
-import { resolveMailRoute, type MailHost, type MailRoute } from '../dns/mail-route.ts';
+import type { MailHost, MailRoute } from '../dns/mail-route.ts';
+import { routeDomain } from '../delivery/route.ts';
 import { DnsResolver, formatServer, type DnsServer, type Lookup } from '../dns/resolver.ts';
 import { DomainProber, type ProbeDeps, type ProbeItem, type ProbeSettings, type ProbeStats, type SmtpEvidence } from './domain-prober.ts';
 import { hintsFor, type Hint } from './hints.ts';
@@ -144,8 +145,9 @@ export async function verifyAddresses(inputs: readonly string[], options: Verify
       route = { kind: 'hosts', implicit: false, hosts: [{ name: domain, preference: null, addresses: [literal] }], skipped: [] };
       dns = { server: formatServer(options.dns), route: 'literal', hosts: route.hosts, lookups: [], skipped: [] };
     } else {
-      const resolved = await resolveMailRoute(domain, resolver);
-      route = resolved.route;
+      const resolved = await routeDomain(domain, resolver);
+      // The syntax check gave an A-label domain, so DNS was asked (an invalid name counts as none).
+      route = resolved.route ?? { kind: 'nxdomain' };
       const name = route.kind === 'hosts' && route.implicit ? 'implicit-mx' : ROUTE_NAMES[route.kind];
       dns = {
         server: formatServer(options.dns),

@@ -91,6 +91,8 @@ context = None
 if config.get("tls") in ("starttls", "implicit"):
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(config["cert"], config["key"])
+    # The name the client asked for (SNI), one line per handshake: "SNI -" when it sent none.
+    context.sni_callback = lambda sock, name, ctx: print("SNI %s" % (name or "-"), flush=True)
 
 kwargs = dict(hostname=config.get("host", "127.0.0.1"), port=config["port"], server_hostname="aiosmtpd.test",
               data_size_limit=config.get("data_size_limit", 100 * 1024 * 1024), enable_SMTPUTF8=True,

@@ -34,13 +34,33 @@ export function makeCertificates(dir: string): Certificates {
   return { ca: join(dir, 'ca.pem'), cert: join(dir, 'server.pem'), key: join(dir, 'server.key') };
 }
 
+/**
+ * A certificate for one host name: signed by the CA of `certs` (made by makeCertificates in the
+ * same directory), or self-signed. Files are named after the host.
+ */
+export function makeHostCertificate(dir: string, name: string, signer: 'ca' | 'self'): Omit<Certificates, 'ca'> & { readonly ca: string | null } {
+  const run = (args: string[]) => {
+    const r = Bun.spawnSync(['openssl', ...args], { cwd: dir, stdout: 'pipe', stderr: 'pipe' });
+    if (r.exitCode !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr.toString()}`);
+  };
+  const ext = `${name}.ext`;
+  writeFileSync(join(dir, ext), `subjectAltName=DNS:${name}\n`);
+  if (signer === 'self') {
+    run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.pem`, '-days', '1', '-subj', `/CN=${name}`, '-addext', `subjectAltName=DNS:${name}`]);
+    return { ca: null, cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`) };
+  }
+  run(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`]);
+  run(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '1', '-extfile', ext]);
+  return { ca: join(dir, 'ca.pem'), cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`) };
+}
+
 export interface AiosmtpdOptions {
   /** Where messages are saved (N.eml, N.json). */
   readonly dir: string;
   readonly host?: string;
   readonly port?: number;
   readonly tls?: 'none' | 'starttls' | 'implicit';
-  readonly certificates?: Certificates;
+  readonly certificates?: Pick<Certificates, 'cert' | 'key'>;
   readonly requireStartTls?: boolean;
   /** user → password, for PLAIN, LOGIN and CRAM-MD5. */
   readonly users?: Record<string, string>;
