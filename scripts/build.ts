@@ -1,24 +1,83 @@
 /**
- * Builds dist/mailbox: one executable with the Bun runtime inside (bun build --compile).
- * Extra entry points (Worker files) must be listed here, or the binary cannot start them.
+ * Compiles mailbox into one executable with the Bun runtime inside (bun build --compile).
+ * Run directly, it writes dist/mailbox for this machine (`--target NAME` picks another one of
+ * `targets`); scripts/build-release.ts imports `compile` and `targets` to write every release file.
+ * Extra entry points (Worker files) must be listed in `entrypoints`, or no binary can start them.
  */
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 const root = join(import.meta.dir, '..');
-const outfile = join(root, 'dist', 'mailbox');
-mkdirSync(join(root, 'dist'), { recursive: true });
 
-const entrypoints = [join(root, 'src', 'main.ts')];
-const proc = Bun.spawnSync(
-  // --bytecode: the binary starts in about half the time (`send --dry-run`: 17 ms against 38 ms,
-  // median of 30). It forbids top-level await in the entry, and a Worker must then be started
-  // by its string path, not new URL(…, import.meta.url) (BUN.md, Workers in a --compile binary).
-  [process.execPath, 'build', '--compile', '--minify', '--bytecode', '--sourcemap=none', ...entrypoints, '--outfile', outfile],
-  { cwd: root, stdout: 'inherit', stderr: 'inherit' },
-);
-if (proc.exitCode !== 0) {
-  console.error(`build failed (exit ${proc.exitCode})`);
-  process.exit(proc.exitCode ?? 1);
+/** Every file a binary must contain as its own module: the CLI, then each Worker started by path. */
+export const entrypoints = [join(root, 'src', 'main.ts')];
+
+/**
+ * The platforms a release is built for. `name` is the file suffix and what `mailbox --version`
+ * prints; `bun` is Bun's --target. Bun documents its default x64 runtimes as needing AVX2
+ * (Haswell, 2013); "baseline" needs only SSE4.2 (Nehalem, 2008). The musl runtimes run on Alpine
+ * with its libstdc++ package.
+ */
+export const targets = [
+  { name: 'linux-x64', bun: 'bun-linux-x64' },
+  { name: 'linux-x64-baseline', bun: 'bun-linux-x64-baseline' },
+  { name: 'linux-x64-musl', bun: 'bun-linux-x64-musl' },
+  { name: 'linux-arm64', bun: 'bun-linux-arm64' },
+  { name: 'linux-arm64-musl', bun: 'bun-linux-arm64-musl' },
+  { name: 'darwin-x64', bun: 'bun-darwin-x64' },
+  { name: 'darwin-arm64', bun: 'bun-darwin-arm64' },
+] as const;
+
+export type Target = (typeof targets)[number];
+
+/** The target of this machine's own platform (glibc, AVX2 on x64): what `npm run build` makes. */
+export function hostTarget(): Target {
+  const name = `${process.platform}-${process.arch}`;
+  const target = targets.find((t) => t.name === name);
+  if (!target) throw new Error(`no build target for ${name}; pick one with --target (${targets.map((t) => t.name).join(', ')})`);
+  return target;
 }
-console.log(`built ${outfile}`);
+
+/**
+ * Compiles every entry point for `target` into `outfile`. A cross target's runtime is fetched
+ * from the npm registry on first use and cached (BUN.md, Cross targets); the host's is Bun itself.
+ * Throws when bun build fails (its own messages are on standard error).
+ */
+export function compile(target: Target, outfile: string): void {
+  mkdirSync(dirname(outfile), { recursive: true });
+  const proc = Bun.spawnSync(
+    [
+      process.execPath, 'build', '--compile', `--target=${target.bun}`,
+      // src/cli/version.ts reads the target's name from this constant.
+      '--define', `MAILBOX_TARGET=${JSON.stringify(target.name)}`,
+      // --bytecode: the binary starts in about half the time (`send --dry-run`: 17 ms against
+      // 38 ms, median of 30). It forbids top-level await in the entry, and a Worker must then be
+      // started by its string path, not new URL(…, import.meta.url) (BUN.md, Workers in a --compile binary).
+      '--minify', '--bytecode', '--sourcemap=none',
+      ...entrypoints, '--outfile', outfile,
+    ],
+    { cwd: root, stdout: 'inherit', stderr: 'inherit' },
+  );
+  if (proc.exitCode !== 0) throw new Error(`bun build --target=${target.bun} failed (exit ${proc.exitCode})`);
+}
+
+function targetFromArgs(args: readonly string[]): Target {
+  const at = args.indexOf('--target');
+  if (at === -1) return hostTarget();
+  const name = args[at + 1];
+  const target = targets.find((t) => t.name === name);
+  if (!target) throw new Error(`unknown --target ${name ?? '(missing)'}; one of ${targets.map((t) => t.name).join(', ')}`);
+  return target;
+}
+
+if (import.meta.main) {
+  try {
+    const target = targetFromArgs(process.argv.slice(2));
+    const outfile = join(root, 'dist', 'mailbox');
+    compile(target, outfile);
+    console.log(`built ${outfile} (${target.name})`);
+  } catch (error) {
+    console.error(`build: ${(error as Error).message}`);
+    process.exit(1);
+  }
+}

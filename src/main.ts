@@ -6,6 +6,7 @@ import { cac } from 'cac';
 import packageJson from '../package.json' with { type: 'json' };
 import { EXIT, UsageError, describeError, exitCodeFor } from './cli/exit-codes.ts';
 import { colorsFor, paintError } from './cli/render.ts';
+import { versionLine } from './cli/version.ts';
 import { hostname } from 'node:os';
 import { basename } from 'node:path';
 import * as replay from './commands/replay.ts';
@@ -64,12 +65,20 @@ async function main(argv: string[]): Promise<number> {
   verify.register(cli, verify.systemDeps(env, now));
   replay.register(cli, replay.systemDeps(env, now));
   cli.help();
+  // cac would print `mailbox/0.1.0 linux-x64 bun-v26.3.0` (a Node version), which cannot tell a
+  // baseline or musl build from the default one: keep its -v/--version flag and help header, and
+  // print versionLine() instead.
   cli.version(packageJson.version);
+  cli.showVersionOnExit = false;
 
   cli.parse(argv, { run: false });
   const parsed = cli.matchedCommand;
   if (!parsed) {
-    if (cli.options.help || cli.options.version) return EXIT.ok;
+    if (cli.options.help) return EXIT.ok;
+    if (cli.options.version) {
+      process.stdout.write(`${versionLine()}\n`);
+      return EXIT.ok;
+    }
     const word = cli.args[0];
     if (word === undefined) {
       cli.outputHelp();
