@@ -85,8 +85,9 @@ process.on('exit', () => {
  * half-way still leaves no process or directory behind.
  */
 export async function startServe(options: StartServeOptions = {}): Promise<ServeHandle> {
-  if (!existsSync(MAILBOX_BIN)) {
-    throw new Error(`${MAILBOX_BIN} is missing: run npm run build (bash scripts/bun scripts/build.ts) first`);
+  const bin = options.bin ?? MAILBOX_BIN;
+  if (!existsSync(bin)) {
+    throw new Error(`${bin} is missing: run npm run build (bash scripts/bun scripts/build.ts) first`);
   }
   const host = options.host ?? '127.0.0.1';
   const ownedDir = options.dataDir === undefined ? await makeTempDir('mailbox-e2e-') : undefined;
