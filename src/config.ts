@@ -28,7 +28,7 @@ import { checkDomain, normalizeDomain, parseMailbox, type Mailbox } from './core
 import { DEFAULT_LIMITS, type Limits } from './core/limits.ts';
 import { SetupError, UsageError } from './cli/exit-codes.ts';
 import { LOOPBACK_NETWORKS, isLoopbackHost, parseCidr, type Cidr } from './auth/networks.ts';
-import { parseHostPort } from './transport/tcp-server.ts';
+import { parseHostPort } from './transport/host-port.ts';
 
 export interface ListenAddress {
   readonly host: string;
@@ -201,8 +201,8 @@ export function buildServeConfig(options: RawOptions, env: Record<string, string
   const listenTexts = pick('listen', 'listen');
   const tlsTexts = pick('listen-tls', 'listenTls');
   const hostPort = (flag: string) => (text: string) => {
-    const parsed = parseHostPort(text);
-    if (!parsed) throw new UsageError(`${flag}: "${text}" is not HOST:PORT (example: 127.0.0.1:1025)`);
+    const parsed = parseHostPort(text, { defaultHost: '127.0.0.1', portZero: true });
+    if ('error' in parsed) throw new UsageError(`${flag}: "${text}" is not HOST:PORT (example: 127.0.0.1:1025)`);
     return Object.freeze(parsed);
   };
   const unixTexts = listenTexts.filter((t) => t.startsWith('unix:'));

@@ -8,6 +8,7 @@
 import type { Command } from 'cac';
 import { SASL_MECHANISMS, type ClientAuth, type SaslMechanism } from '../core/client-session.ts';
 import { ClientFailure } from '../core/errors.ts';
+import { parseHostPort } from '../transport/host-port.ts';
 import type { TlsMode, TlsSettings } from '../transport/tcp-client.ts';
 import { EXIT, InputError, UsageError } from './exit-codes.ts';
 import { createPrompter, type PromptInput } from './prompt.ts';
@@ -53,12 +54,13 @@ export function parseServer(text: string, choice: TlsChoice = 'auto'): ServerAdd
   const rest = scheme ? scheme[2] : text;
   const kind = scheme ? SCHEMES[scheme[1].toLowerCase()] : { tls: 'opportunistic' as const, port: 25 };
   if (!kind) throw new UsageError(`--server ${text}: the scheme must be smtp://, smtp+starttls:// or smtps://`);
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\s/[\]]+))(?::(\d{1,5}))?$/.exec(rest);
-  if (!m) throw new UsageError(`--server ${text}: expected HOST:PORT or an smtp:// URL`);
-  const port = m[3] === undefined ? kind.port : Number(m[3]);
-  if (!(port >= 1 && port <= 65535)) throw new UsageError(`--server ${text}: the port must be 1-65535`);
+  const parsed = parseHostPort(rest, { defaultPort: kind.port });
+  if ('error' in parsed) {
+    throw new UsageError(/port must/.test(parsed.error) ? `--server ${text}: the port must be 1-65535` : `--server ${text}: expected HOST:PORT or an smtp:// URL`);
+  }
+  const { host, port } = parsed;
   const auto: TlsMode = !scheme && port === IMPLICIT_TLS_PORT ? 'implicit' : kind.tls;
-  return { host: m[1] ?? m[2], port, tls: tlsMode(choice, auto) };
+  return { host, port, tls: tlsMode(choice, auto) };
 }
 
 export function tlsMode(choice: TlsChoice, auto: TlsMode): TlsMode {

@@ -4,6 +4,7 @@
  * Rule: parsing is pure; reading the file is the caller's, so tests give the text.
  */
 import { isIP } from 'node:net';
+import { parseHostPort } from '../transport/host-port.ts';
 import type { DnsServer } from './resolver.ts';
 
 export const DNS_PORT = 53;
@@ -25,12 +26,7 @@ export function parseResolvConf(text: string): DnsServer | null {
 
 /** "HOST", "HOST:PORT", "[V6]:PORT" or a bare IPv6 address; HOST must be an IP address. */
 export function parseDnsServer(text: string): DnsServer | { readonly error: string } {
-  const m = /^(?:\[([^\]]+)\](?::(\d+))?|([^:\s]+)(?::(\d+))?|([0-9A-Fa-f:]+))$/.exec(text.trim());
-  if (!m) return { error: `expected HOST or HOST:PORT, got "${text}"` };
-  const host = m[1] ?? m[3] ?? m[5];
-  const portText = m[2] ?? m[4];
-  if (isIP(host) === 0) return { error: `"${host}" is not an IP address (the DNS server is named by address, as in resolv.conf)` };
-  const port = portText === undefined ? DNS_PORT : Number(portText);
-  if (!(Number.isInteger(port) && port >= 1 && port <= 65535)) return { error: `the port must be 1-65535, got "${portText}"` };
-  return { host, port };
+  const parsed = parseHostPort(text, { defaultPort: DNS_PORT, ipOnly: true, bareIpv6: true });
+  if ('error' in parsed && / is not an IP address$/.test(parsed.error)) return { error: `${parsed.error} (the DNS server is named by address, as in resolv.conf)` };
+  return parsed;
 }

@@ -25,6 +25,7 @@ import {
 import { ClientFailure, type ClientStage } from '../core/errors.ts';
 import type { PeerExtensions } from '../core/extensions.ts';
 import type { TranscriptEntry } from '../core/transcript.ts';
+import { formatHostPort } from './host-port.ts';
 
 /**
  * 'none': plain SMTP. 'opportunistic': STARTTLS when offered. 'starttls': STARTTLS or fail.
@@ -90,7 +91,7 @@ const STARTTLS_POLICY: Record<TlsMode, StartTlsPolicy> = {
 
 /** "host:port", with IPv6 addresses in brackets. */
 export function formatPeer(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  return formatHostPort(host, port);
 }
 
 const CONNECT_ERRORS: Record<string, string> = {

@@ -456,11 +456,3 @@ function formatHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
 
-/** Parses "host:port", "[v6]:port" or ":port"; returns null when it is not one. */
-export function parseHostPort(text: string, defaultHost = '127.0.0.1'): { host: string; port: number } | null {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text.trim());
-  if (!m) return null;
-  const port = Number(m[3]);
-  if (port > 65535) return null;
-  return { host: m[1] ?? (m[2] || defaultHost), port };
-}
