@@ -171,6 +171,11 @@ export function formatMailbox(mailbox: Mailbox): string {
   return `${mailbox.local}@${mailbox.domain}`;
 }
 
+/** The address the log and the spool index use for a mailbox (or "<>" for the null sender). */
+export function mailboxKey(mailbox: Mailbox | null): string {
+  return mailbox ? formatMailbox(mailbox) : '<>';
+}
+
 /** True when the address needs SMTPUTF8 to travel (RFC 6531 §3.4). */
 export function needsSmtpUtf8(mailbox: Mailbox | null): boolean {
   return mailbox !== null && (hasNonAscii(mailbox.local) || hasNonAscii(mailbox.domain));

@@ -7,7 +7,7 @@
  * Rule 3: every state change goes through enter(); a transaction is an Envelope value that
  *         MAIL creates and RSET, HELO/EHLO and the end of DATA drop.
  */
-import { MAX_DOMAIN_OCTETS, formatMailbox, normalizeDomain, parseMailbox, parsePath, type Mailbox } from './address.ts';
+import { MAX_DOMAIN_OCTETS, normalizeDomain, parseMailbox, parsePath, type Mailbox } from './address.ts';
 import { decodeBase64, encodeBase64Text } from './base-encoding.ts';
 import { decodeXtext, parseCommand, parseParameters, parsePathArgument, type Parameter, type Verb } from './command.ts';
 import { DataReceiver, checkText, concat, dotStuff, type DataViolation } from './data.ts';
@@ -961,11 +961,6 @@ export class ServerSession {
     if (this.#events.length > 0) this.#events = [];
     return step;
   }
-}
-
-/** The address the log and the spool index use for a mailbox (or "<>" for the null sender). */
-export function mailboxKey(mailbox: Mailbox | null): string {
-  return mailbox ? formatMailbox(mailbox) : '<>';
 }
 
 /** Checks "user@domain" text as the auth layer and tests need it. */

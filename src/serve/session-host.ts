@@ -5,7 +5,8 @@
  * Rule: policy per connection (TLS offered, AUTH offered, trusted) is decided once, when the
  * session is opened, from the listener kind and the client address.
  */
-import { ServerSession, mailboxKey, type ServerConfig, type SessionEvent, type TlsInfo } from '../core/server-session.ts';
+import { mailboxKey } from '../core/address.ts';
+import { ServerSession, type ServerConfig, type SessionEvent, type TlsInfo } from '../core/server-session.ts';
 import { SmtpError } from '../core/errors.ts';
 import { replies } from '../core/replies.ts';
 import { describeReply } from '../core/reply.ts';

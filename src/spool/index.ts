@@ -5,9 +5,8 @@
  * Rule 3: deletion is final; a message is listed while some recipient of it is not deleted.
  * Rule 4: addresses match without regard to case (as Mailpit's search does).
  */
-import { mailboxKey } from '../core/server-session.ts';
 import type { Envelope } from '../core/envelope.ts';
-import type { Mailbox } from '../core/address.ts';
+import { mailboxKey, type Mailbox } from '../core/address.ts';
 import { isFinished, type DeliveryState } from './delivery-state.ts';
 
 /** One stored message as the spool tracks it. Offsets are absolute within its segment. */

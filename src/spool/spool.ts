@@ -9,12 +9,11 @@
  *         commit until restart: appends to an unlinked inode would be acknowledged, then lost.
  */
 import * as fs from 'node:fs';
-import type { Mailbox } from '../core/address.ts';
+import { mailboxKey, type Mailbox } from '../core/address.ts';
 import { dotUnstuff } from '../core/data.ts';
 import type { Envelope } from '../core/envelope.ts';
 import { SmtpError } from '../core/errors.ts';
 import { replies } from '../core/replies.ts';
-import { mailboxKey } from '../core/server-session.ts';
 import {
   emptyReport,
   packRecords,
