@@ -26,7 +26,7 @@ import { homedir, hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import { checkDomain, normalizeDomain, parseMailbox, type Mailbox } from './core/address.ts';
 import { DEFAULT_LIMITS, type Limits } from './core/limits.ts';
-import { SetupError, UsageError } from './cli/exit-codes.ts';
+import { SetupError, UsageError } from './exit-status.ts';
 import { LOOPBACK_NETWORKS, isLoopbackHost, parseCidr, type Cidr } from './auth/networks.ts';
 import { parseHostPort } from './transport/host-port.ts';
 

@@ -9,7 +9,7 @@
  *     alice:$argon2id$v=19$m=65536,t=2,p=1$...$...
  */
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync, chmodSync } from 'node:fs';
-import { SetupError } from '../cli/exit-codes.ts';
+import { SetupError } from '../exit-status.ts';
 
 /** name → hash, in file order. */
 export type UserTable = ReadonlyMap<string, string>;

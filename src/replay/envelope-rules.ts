@@ -5,7 +5,7 @@
  * Rule 2: the order is fixed: filter on the recorded envelope, then rewrite domains, then
  *         replace the sender (--from) and the recipients (--to).
  */
-import { UsageError } from '../cli/exit-codes.ts';
+import { UsageError } from '../exit-status.ts';
 import { formatMailbox, normalizeDomain, parseMailbox, type Mailbox } from '../core/address.ts';
 import type { Recipient } from '../core/envelope.ts';
 import type { ReplayItem } from './sources.ts';

@@ -7,7 +7,7 @@
  *         the ones who have it). It is fsynced when closed.
  */
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
-import { EXIT, SetupError, UsageError } from '../cli/exit-codes.ts';
+import { EXIT, SetupError, UsageError } from '../exit-status.ts';
 import type { Envelope } from '../core/envelope.ts';
 import { dotStuff } from '../core/data.ts';
 import { FILE_MODE } from '../spool/layout.ts';

@@ -8,7 +8,7 @@
  */
 import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
-import { EXIT, InputError, UsageError } from '../cli/exit-codes.ts';
+import { EXIT, InputError, UsageError } from '../exit-status.ts';
 import { parsePath, type Mailbox } from '../core/address.ts';
 import type { Parameter } from '../core/command.ts';
 import type { Recipient } from '../core/envelope.ts';

@@ -6,7 +6,7 @@
  *       out in large blocks, so a load run is not slowed by one write per line.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { EXIT, SetupError } from '../cli/exit-codes.ts';
+import { EXIT, SetupError } from '../exit-status.ts';
 import { renderTranscript, type TranscriptEntry } from '../core/transcript.ts';
 
 const FLUSH_CHARS = 1 << 16;

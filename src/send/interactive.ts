@@ -5,7 +5,7 @@
  * Rule: each address is checked with its own short session that stops after MAIL or RCPT
  * (--quit-after), so nothing is sent until everything has been asked.
  */
-import { UsageError } from '../cli/exit-codes.ts';
+import { UsageError } from '../exit-status.ts';
 import { createPrompter, type PromptInput, type Prompter } from '../cli/prompt.ts';
 import type { Mailbox } from '../core/address.ts';
 import { describeReply } from '../core/reply.ts';

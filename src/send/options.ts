@@ -4,7 +4,7 @@
  * Rule: pure. Every mistake is a UsageError that names the flag; nothing is read or opened here.
  */
 import { parseConnectionFlags, parseServerFlag, type ConnectionFlags, type ServerAddress } from '../cli/connection-options.ts';
-import { UsageError } from '../cli/exit-codes.ts';
+import { UsageError } from '../exit-status.ts';
 import { QUIT_AFTER, type DsnOptions, type QuitAfter } from '../core/client-session.ts';
 import { parseDnsServer } from '../dns/resolv-conf.ts';
 import type { DnsServer } from '../dns/resolver.ts';

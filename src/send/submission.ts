@@ -5,7 +5,7 @@
  * envelope rules (Bcc, -t, -f) are tested without a disk.
  */
 import { basename } from 'node:path';
-import { InputError, UsageError } from '../cli/exit-codes.ts';
+import { InputError, UsageError } from '../exit-status.ts';
 import { formatPath, type Mailbox } from '../core/address.ts';
 import { formatDate } from '../core/envelope.ts';
 import { ComposeError, composeMessage, parseAddress, parseAddressList, type Attachment, type ComposeInput } from '../message/compose.ts';

@@ -8,7 +8,7 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSecureContext, type SecureContext } from 'node:tls';
-import { SetupError } from '../cli/exit-codes.ts';
+import { SetupError } from '../exit-status.ts';
 import { createSelfSigned } from './self-signed.ts';
 
 /** Where the certificate comes from: files the operator named, or the data directory. */
