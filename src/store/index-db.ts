@@ -1,0 +1,597 @@
+/**
+ * @module The on-disk index of stored mail (bun:sqlite, WAL): per-message metadata, per-recipient
+ * inboxes from the envelope, tags and read state, and FTS5 with the trigram tokenizer for Mailpit's
+ * substring search. It is derived from the spool and the journal and can always be rebuilt.
+ * Rule 1: the index records the spool position it has seen and its schema version in `meta`; a
+ *         mismatch means rebuild (the caller re-ingests), never repair.
+ * Rule 2: a search is the parsed Mailpit query turned into SQL with every value bound as a
+ *         parameter; no text from a query is ever spliced into SQL.
+ * Rule 3: one ingest call is one transaction, so a reader never sees half a group commit.
+ */
+import { Database, type Statement } from 'bun:sqlite';
+import PostalMime, { type Address, type Email } from 'postal-mime';
+import { cleanText, searchDateToMs, type SearchFlag, type SearchQuery, type SearchTerm } from '../core/mailpit-search.ts';
+import { htmlToText } from '../core/html-text.ts';
+
+/** Bump when the schema or what is derived into it changes: an older file is rebuilt. */
+export const INDEX_SCHEMA_VERSION = 1;
+/** Mailpit's Snippet is at most 250 characters (research/mailpit-api.md §1.3). */
+export const SNIPPET_CHARS = 250;
+
+/** Mailpit's Address shape. */
+export interface IndexAddress {
+  readonly Name: string;
+  readonly Address: string;
+}
+
+/** The SMTP envelope as the index needs it: addresses as text ("" is the null sender). */
+export interface IndexEnvelope {
+  readonly mailFrom: string;
+  readonly recipients: readonly string[];
+  readonly authUser: string | null;
+}
+
+/** What the index stores for one message, derived from its bytes and envelope. */
+export interface MessageSummary {
+  readonly from: IndexAddress | null;
+  readonly to: readonly IndexAddress[];
+  readonly cc: readonly IndexAddress[];
+  /** Header Bcc plus the envelope recipients named in no To, Cc or Bcc (as Mailpit does). */
+  readonly bcc: readonly IndexAddress[];
+  readonly replyTo: readonly IndexAddress[];
+  readonly returnPath: string;
+  readonly subject: string;
+  /** Without angle brackets. */
+  readonly messageId: string;
+  /** The Date header as epoch ms, or null when absent or unreadable. */
+  readonly dateMs: number | null;
+  /** Exact size of the stored message in octets (dot-unstuffed). */
+  readonly size: number;
+  readonly attachments: number;
+  readonly inline: number;
+  readonly snippet: string;
+  /** Mailpit's search text: address headers, subject, body text, attachment names; cleaned. */
+  readonly searchText: string;
+}
+
+export interface IngestItem {
+  readonly id: string;
+  /** The spool's commit order: strictly increasing, the wait cursor. */
+  readonly seq: number;
+  readonly receivedMs: number;
+  readonly envelope: IndexEnvelope;
+  readonly summary: MessageSummary;
+  readonly tags?: readonly string[];
+  readonly read?: boolean;
+}
+
+export interface IndexedMessage {
+  readonly id: string;
+  readonly seq: number;
+  readonly receivedMs: number;
+  readonly mailFrom: string;
+  readonly recipients: readonly string[];
+  readonly authUser: string | null;
+  readonly from: IndexAddress | null;
+  readonly to: readonly IndexAddress[];
+  readonly cc: readonly IndexAddress[];
+  readonly bcc: readonly IndexAddress[];
+  readonly replyTo: readonly IndexAddress[];
+  readonly returnPath: string;
+  readonly subject: string;
+  readonly messageId: string;
+  readonly dateMs: number | null;
+  readonly size: number;
+  readonly attachments: number;
+  readonly inline: number;
+  readonly snippet: string;
+  readonly read: boolean;
+  readonly tags: readonly string[];
+}
+
+export interface Page {
+  readonly messages: readonly IndexedMessage[];
+  /** Every match, not just this page (Mailpit's messages_count). */
+  readonly matched: number;
+  readonly matchedUnread: number;
+}
+
+export interface IndexStats {
+  readonly total: number;
+  readonly unread: number;
+  readonly lastSeq: number;
+  readonly tags: Readonly<Record<string, number>>;
+}
+
+export interface SearchContext {
+  /** Offset in minutes east of UTC for a wall-clock time, for dates typed without a zone. */
+  readonly offsetAt?: (wallClockMs: number) => number;
+}
+
+const SCHEMA = `
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE messages (
+  seq INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  received_ms INTEGER NOT NULL,
+  mail_from TEXT NOT NULL,
+  rcpts TEXT NOT NULL,
+  auth_user TEXT,
+  addresses TEXT NOT NULL,
+  return_path TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  date_ms INTEGER,
+  size INTEGER NOT NULL,
+  attachments INTEGER NOT NULL,
+  inline INTEGER NOT NULL,
+  snippet TEXT NOT NULL,
+  read INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX messages_unread ON messages(seq) WHERE read = 0;
+CREATE INDEX messages_message_id ON messages(message_id);
+CREATE TABLE recipients (rcpt TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (rcpt, seq)) WITHOUT ROWID;
+CREATE INDEX recipients_seq ON recipients(seq);
+CREATE TABLE tags (seq INTEGER NOT NULL, tag TEXT NOT NULL, PRIMARY KEY (seq, tag)) WITHOUT ROWID;
+CREATE INDEX tags_tag ON tags(tag COLLATE NOCASE, seq);
+CREATE TABLE totals (one INTEGER PRIMARY KEY CHECK (one = 1), total INTEGER NOT NULL, unread INTEGER NOT NULL);
+INSERT INTO totals VALUES (1, 0, 0);
+CREATE VIRTUAL TABLE fts USING fts5(text, subject, from_a, to_a, cc_a, bcc_a, reply_to_a, tokenize = 'trigram');
+CREATE TRIGGER messages_ins AFTER INSERT ON messages BEGIN
+  UPDATE totals SET total = total + 1, unread = unread + (NEW.read = 0);
+END;
+CREATE TRIGGER messages_del AFTER DELETE ON messages BEGIN
+  UPDATE totals SET total = total - 1, unread = unread - (OLD.read = 0);
+  DELETE FROM recipients WHERE seq = OLD.seq;
+  DELETE FROM tags WHERE seq = OLD.seq;
+  DELETE FROM fts WHERE rowid = OLD.seq;
+END;
+CREATE TRIGGER messages_read AFTER UPDATE OF read ON messages WHEN OLD.read != NEW.read BEGIN
+  UPDATE totals SET unread = unread + (NEW.read = 0) - (OLD.read = 0);
+END;
+`;
+
+/** Columns of the fts table a term can search, by Mailpit keyword. */
+const ADDRESS_COLUMNS = { from: 'from_a', to: 'to_a', cc: 'cc_a', bcc: 'bcc_a', 'reply-to': 'reply_to_a' } as const;
+type FtsColumn = 'text' | 'subject' | (typeof ADDRESS_COLUMNS)[keyof typeof ADDRESS_COLUMNS];
+
+/** The index over one database file. */
+export class IndexDb {
+  readonly #db: Database;
+  readonly #insertMessage: Statement;
+  readonly #insertRecipient: Statement;
+  readonly #insertTag: Statement;
+  readonly #insertFts: Statement;
+  readonly #setMeta: Statement;
+
+  private constructor(db: Database) {
+    this.#db = db;
+    this.#insertMessage = db.prepare(
+      `INSERT INTO messages (seq, id, received_ms, mail_from, rcpts, auth_user, addresses, return_path, subject, message_id, date_ms, size, attachments, inline, snippet, read)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)`,
+    );
+    this.#insertRecipient = db.prepare('INSERT OR IGNORE INTO recipients (rcpt, seq) VALUES (?1, ?2)');
+    this.#insertTag = db.prepare('INSERT OR IGNORE INTO tags (seq, tag) VALUES (?1, ?2)');
+    this.#insertFts = db.prepare('INSERT INTO fts (rowid, text, subject, from_a, to_a, cc_a, bcc_a, reply_to_a) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)');
+    this.#setMeta = db.prepare('INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
+  }
+
+  /**
+   * Opens (or creates) the index at `path`. A file from another schema version is emptied and
+   * `rebuilt` is true: the caller must then ingest the whole spool again.
+   */
+  static open(path: string): { index: IndexDb; rebuilt: boolean } {
+    const db = new Database(path, { create: true, strict: true });
+    db.exec('PRAGMA journal_mode = WAL');
+    // The index is derived: after a power cut it is checked against the spool position and
+    // rebuilt if behind, so it need not fsync on every commit.
+    db.exec('PRAGMA synchronous = NORMAL');
+    db.exec('PRAGMA foreign_keys = OFF');
+    const hasMeta = db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").get() !== null;
+    const version = hasMeta ? (db.query("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string } | null)?.value : undefined;
+    let rebuilt = false;
+    if (version !== String(INDEX_SCHEMA_VERSION)) {
+      rebuilt = true;
+      dropEverything(db);
+      db.transaction(() => {
+        db.exec(SCHEMA);
+        db.query('INSERT INTO meta (key, value) VALUES (?1, ?2)').run('schema_version', String(INDEX_SCHEMA_VERSION));
+      })();
+    }
+    return { index: new IndexDb(db), rebuilt };
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+
+  /** The spool position recorded with the last ingest, or null for an empty index. */
+  spoolPosition(): string | null {
+    const row = this.#db.query("SELECT value FROM meta WHERE key = 'spool_position'").get() as { value: string } | null;
+    return row === null ? null : row.value;
+  }
+
+  /** Empties the index (keeping the schema), for a rebuild from the spool. */
+  reset(): void {
+    this.#db.transaction(() => {
+      this.#db.exec('DELETE FROM messages; DELETE FROM recipients; DELETE FROM tags; DELETE FROM fts; UPDATE totals SET total = 0, unread = 0;');
+      this.#db.query("DELETE FROM meta WHERE key = 'spool_position'").run();
+    })();
+  }
+
+  /** Adds one group commit's messages and records the spool position, in one transaction. */
+  ingest(items: readonly IngestItem[], spoolPosition: string): void {
+    this.#db.transaction(() => {
+      for (const item of items) {
+        const s = item.summary;
+        const seq = item.seq;
+        this.#insertMessage.run(
+          seq, item.id, item.receivedMs, item.envelope.mailFrom, JSON.stringify(item.envelope.recipients), item.envelope.authUser,
+          JSON.stringify([s.from, s.to, s.cc, s.bcc, s.replyTo]), s.returnPath, s.subject, s.messageId, s.dateMs, s.size,
+          s.attachments, s.inline, s.snippet, item.read === true ? 1 : 0,
+        );
+        for (const rcpt of item.envelope.recipients) this.#insertRecipient.run(inboxKey(rcpt), seq);
+        for (const tag of item.tags ?? []) this.#insertTag.run(seq, tag);
+        this.#insertFts.run(seq, s.searchText, s.subject.toLowerCase(), addressText(s.from === null ? [] : [s.from]), addressText(s.to), addressText(s.cc), addressText(s.bcc), addressText(s.replyTo));
+      }
+      this.#setMeta.run('spool_position', spoolPosition);
+    })();
+  }
+
+  /** Newest first by commit order; `inbox` limits to one envelope recipient. */
+  list(options: { inbox?: string; limit: number; start: number }): Page {
+    if (options.inbox !== undefined) {
+      const where = 'seq IN (SELECT seq FROM recipients WHERE rcpt = ?)';
+      return this.#page(where, [inboxKey(options.inbox)], options.limit, options.start);
+    }
+    const totals = this.#totals();
+    const rows = this.#db.query(`SELECT ${COLUMNS} FROM messages ORDER BY seq DESC LIMIT ?1 OFFSET ?2`).all(options.limit, options.start) as Row[];
+    return { messages: this.#withTags(rows), matched: totals.total, matchedUnread: totals.unread };
+  }
+
+  /** The messages a parsed Mailpit query matches, newest first, and the exact number of matches. */
+  search(query: SearchQuery, options: { limit: number; start: number; inbox?: string; afterSeq?: number }, context: SearchContext = {}): Page {
+    const built = buildWhere(query.terms, context);
+    if (options.inbox !== undefined) {
+      built.conditions.push('m.seq IN (SELECT seq FROM recipients WHERE rcpt = ?)');
+      built.params.push(inboxKey(options.inbox));
+    }
+    if (options.afterSeq !== undefined) {
+      built.conditions.push('m.seq > ?');
+      built.params.push(options.afterSeq);
+    }
+    if (built.conditions.length === 0) return this.list({ limit: options.limit, start: options.start });
+    return this.#page(built.conditions.join(' AND '), built.params, options.limit, options.start);
+  }
+
+  /** Seqs matching a query with seq > afterSeq, oldest first (for a wait). */
+  matchAfter(query: SearchQuery, afterSeq: number, limit: number, context: SearchContext = {}): IndexedMessage[] {
+    const built = buildWhere(query.terms, context);
+    built.conditions.push('m.seq > ?');
+    built.params.push(afterSeq);
+    const sql = `SELECT ${COLUMNS} FROM messages m WHERE ${built.conditions.join(' AND ')} ORDER BY m.seq ASC LIMIT ?`;
+    return this.#withTags(this.#db.query(sql).all(...built.params, limit) as Row[]);
+  }
+
+  get(id: string): IndexedMessage | null {
+    const row = this.#db.query(`SELECT ${COLUMNS} FROM messages WHERE id = ?1`).get(id) as Row | null;
+    return row === null ? null : this.#withTags([row])[0];
+  }
+
+  /** Marks messages read or unread; no ids means every message (Mailpit's PUT without IDs). */
+  setRead(ids: readonly string[] | null, read: boolean): number {
+    const flag = read ? 1 : 0;
+    if (ids === null) return this.#db.query('UPDATE messages SET read = ?1 WHERE read != ?1').run(flag).changes;
+    let changed = 0;
+    const stmt = this.#db.query('UPDATE messages SET read = ?1 WHERE id = ?2 AND read != ?1');
+    this.#db.transaction(() => {
+      for (const id of ids) changed += stmt.run(flag, id).changes;
+    })();
+    return changed;
+  }
+
+  /** Replaces the tags of the given messages (Mailpit's PUT /api/v1/tags). */
+  setTags(ids: readonly string[], tags: readonly string[]): void {
+    const seqOf = this.#db.query('SELECT seq FROM messages WHERE id = ?1');
+    const clear = this.#db.query('DELETE FROM tags WHERE seq = ?1');
+    this.#db.transaction(() => {
+      for (const id of ids) {
+        const row = seqOf.get(id) as { seq: number } | null;
+        if (row === null) continue;
+        clear.run(row.seq);
+        for (const tag of new Set(tags.map((t) => t.trim()).filter((t) => t !== ''))) this.#insertTag.run(row.seq, tag);
+      }
+    })();
+  }
+
+  /** Deletes messages by id; null deletes every message. Returns how many were deleted. */
+  delete(ids: readonly string[] | null): number {
+    if (ids === null) {
+      const total = this.#totals().total;
+      this.#db.transaction(() => {
+        this.#db.exec('DELETE FROM recipients; DELETE FROM tags; DELETE FROM fts; DELETE FROM messages; UPDATE totals SET total = 0, unread = 0;');
+      })();
+      return total;
+    }
+    let deleted = 0;
+    const stmt = this.#db.query('DELETE FROM messages WHERE id = ?1');
+    this.#db.transaction(() => {
+      for (const id of ids) deleted += stmt.run(id).changes;
+    })();
+    return deleted;
+  }
+
+  stats(): IndexStats {
+    const totals = this.#totals();
+    const last = this.#db.query('SELECT max(seq) AS s FROM messages').get() as { s: number | null };
+    const tags: Record<string, number> = {};
+    for (const row of this.#db.query('SELECT tag, count(*) AS n FROM tags GROUP BY tag ORDER BY tag COLLATE NOCASE').all() as { tag: string; n: number }[]) tags[row.tag] = row.n;
+    return { total: totals.total, unread: totals.unread, lastSeq: last.s ?? 0, tags };
+  }
+
+  /** The envelope recipients (inboxes) and how many messages each holds. */
+  inboxes(): { address: string; total: number; lastSeq: number }[] {
+    return (this.#db.query('SELECT rcpt AS address, count(*) AS total, max(seq) AS lastSeq FROM recipients GROUP BY rcpt ORDER BY rcpt').all() as { address: string; total: number; lastSeq: number }[]);
+  }
+
+  #totals(): { total: number; unread: number } {
+    return this.#db.query('SELECT total, unread FROM totals').get() as { total: number; unread: number };
+  }
+
+  #page(where: string, params: (string | number)[], limit: number, start: number): Page {
+    const count = this.#db.query(`SELECT count(*) AS n, coalesce(sum(read = 0), 0) AS u FROM messages m WHERE ${where}`).get(...params) as { n: number; u: number };
+    const rows = count.n <= start ? [] : (this.#db.query(`SELECT ${COLUMNS} FROM messages m WHERE ${where} ORDER BY seq DESC LIMIT ? OFFSET ?`).all(...params, limit, start) as Row[]);
+    return { messages: this.#withTags(rows), matched: count.n, matchedUnread: count.u };
+  }
+
+  #withTags(rows: readonly Row[]): IndexedMessage[] {
+    const tagsOf = this.#db.query('SELECT tag FROM tags WHERE seq = ?1 ORDER BY tag COLLATE NOCASE');
+    return rows.map((row) => {
+      const [from, to, cc, bcc, replyTo] = JSON.parse(row.addresses) as [IndexAddress | null, IndexAddress[], IndexAddress[], IndexAddress[], IndexAddress[]];
+      return {
+        id: row.id, seq: row.seq, receivedMs: row.received_ms, mailFrom: row.mail_from, recipients: JSON.parse(row.rcpts) as string[],
+        authUser: row.auth_user, from, to, cc, bcc, replyTo, returnPath: row.return_path, subject: row.subject, messageId: row.message_id,
+        dateMs: row.date_ms, size: row.size, attachments: row.attachments, inline: row.inline, snippet: row.snippet, read: row.read === 1,
+        tags: (tagsOf.all(row.seq) as { tag: string }[]).map((t) => t.tag),
+      };
+    });
+  }
+}
+
+const COLUMNS = 'seq, id, received_ms, mail_from, rcpts, auth_user, addresses, return_path, subject, message_id, date_ms, size, attachments, inline, snippet, read';
+
+interface Row {
+  seq: number;
+  id: string;
+  received_ms: number;
+  mail_from: string;
+  rcpts: string;
+  auth_user: string | null;
+  addresses: string;
+  return_path: string;
+  subject: string;
+  message_id: string;
+  date_ms: number | null;
+  size: number;
+  attachments: number;
+  inline: number;
+  snippet: string;
+  read: number;
+}
+
+function dropEverything(db: Database): void {
+  const objects = db.query("SELECT type, name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'fts_%'").all() as { type: string; name: string }[];
+  for (const o of objects) db.exec(`DROP ${o.type === 'view' ? 'VIEW' : 'TABLE'} IF EXISTS "${o.name.replace(/"/g, '""')}"`);
+}
+
+/** An inbox is an envelope address, matched without regard to case (as the spool index does). */
+export function inboxKey(address: string): string {
+  return address.trim().replace(/^<(.*)>$/, '$1').toLowerCase();
+}
+
+function addressText(list: readonly IndexAddress[]): string {
+  return list.map((a) => (a.Name === '' ? a.Address : `${a.Name} <${a.Address}>`)).join(', ').toLowerCase();
+}
+
+/** Trigram FTS can only look up strings of three characters or more; shorter ones scan. */
+const TRIGRAM = 3;
+
+/**
+ * Turns ANDed terms into SQL conditions over `messages m`, with parameters. Positive substring
+ * terms of three or more characters share one FTS5 MATCH; shorter ones are instr() scans of the
+ * stored FTS columns; negated ones are NOT IN subqueries. Mailpit's comparison for each negated
+ * date and size is kept (research/mailpit-api.md §1.5).
+ */
+export function buildWhere(terms: readonly SearchTerm[], context: SearchContext): { conditions: string[]; params: (string | number)[] } {
+  const conditions: string[] = [];
+  const params: (string | number)[] = [];
+  const matches: string[] = [];
+  const offsetAt = context.offsetAt ?? localOffset;
+  const substring = (columns: readonly FtsColumn[], value: string, negated: boolean) => {
+    const needle = value.toLowerCase();
+    if (!negated && columns.length === 1 && [...needle].length >= TRIGRAM) {
+      matches.push(`${columns[0]} : ${ftsPhrase(needle)}`);
+      return;
+    }
+    let inner: string;
+    if ([...needle].length >= TRIGRAM) {
+      inner = `SELECT rowid FROM fts WHERE fts MATCH ?`;
+      params.push(columns.length === 1 ? `${columns[0]} : ${ftsPhrase(needle)}` : `{${columns.join(' ')}} : ${ftsPhrase(needle)}`);
+    } else {
+      inner = `SELECT rowid FROM fts WHERE ${columns.map((c) => `instr(${c}, ?) > 0`).join(' OR ')}`;
+      for (let i = 0; i < columns.length; i++) params.push(needle);
+    }
+    conditions.push(`m.seq ${negated ? 'NOT IN' : 'IN'} (${inner})`);
+  };
+  for (const term of terms) {
+    switch (term.kind) {
+      case 'text':
+        substring(['text'], term.value, term.negated);
+        break;
+      case 'subject':
+        substring(['subject'], term.value, term.negated);
+        break;
+      case 'address':
+        if (term.field === 'addressed') substring(['from_a', 'to_a', 'cc_a', 'bcc_a', 'reply_to_a'], term.value, term.negated);
+        else substring([ADDRESS_COLUMNS[term.field]], term.value, term.negated);
+        break;
+      case 'message-id':
+        conditions.push(`instr(lower(m.message_id), ?) ${term.negated ? '=' : '>'} 0`);
+        params.push(term.value.toLowerCase());
+        break;
+      case 'tag':
+        conditions.push(`m.seq ${term.negated ? 'NOT IN' : 'IN'} (SELECT seq FROM tags WHERE tag = ? COLLATE NOCASE)`);
+        params.push(term.value);
+        break;
+      case 'flag':
+        conditions.push(flagCondition(term.flag, term.negated));
+        break;
+      case 'date': {
+        const ms = searchDateToMs(term.date, offsetAt);
+        const op = (term.op === 'after') !== term.negated ? '>=' : '<=';
+        conditions.push(`m.received_ms ${op} ?`);
+        params.push(ms);
+        break;
+      }
+      case 'size': {
+        const op = (term.op === 'larger') !== term.negated ? '>' : '<';
+        conditions.push(`m.size ${op} ?`);
+        params.push(term.bytes);
+        break;
+      }
+      case 'envelope':
+        if (term.field === 'rcpt') {
+          conditions.push(`m.seq ${term.negated ? 'NOT IN' : 'IN'} (SELECT seq FROM recipients WHERE rcpt = ?)`);
+          params.push(inboxKey(term.value));
+        } else {
+          conditions.push(`lower(m.mail_from) ${term.negated ? '!=' : '='} ?`);
+          params.push(inboxKey(term.value));
+        }
+        break;
+      default: {
+        const never: never = term;
+        throw new Error(`unknown search term ${JSON.stringify(never)}`);
+      }
+    }
+  }
+  if (matches.length > 0) {
+    conditions.unshift('m.seq IN (SELECT rowid FROM fts WHERE fts MATCH ?)');
+    params.unshift(matches.join(' AND '));
+  }
+  return { conditions, params };
+}
+
+function flagCondition(flag: SearchFlag, negated: boolean): string {
+  switch (flag) {
+    case 'read':
+      return negated ? 'm.read = 0' : 'm.read = 1';
+    case 'unread':
+      return negated ? 'm.read = 1' : 'm.read = 0';
+    case 'tagged':
+      return `m.seq ${negated ? 'NOT IN' : 'IN'} (SELECT seq FROM tags)`;
+    case 'attachment':
+      return negated ? 'm.attachments = 0' : 'm.attachments > 0';
+    case 'inline':
+      return negated ? 'm.inline = 0' : 'm.inline > 0';
+  }
+}
+
+/** An FTS5 string literal: inside double quotes every character is literal, `"` doubled. */
+function ftsPhrase(text: string): string {
+  return `"${text.replace(/"/g, '""')}"`;
+}
+
+/** The server's own zone, as Mailpit reads dates without `tz`. */
+function localOffset(wallClockMs: number): number {
+  return -new Date(wallClockMs).getTimezoneOffset();
+}
+
+/**
+ * The offset function for an IANA zone name (Mailpit's `tz` parameter), or null when the zone is
+ * unknown (Mailpit then ignores it and uses its own zone).
+ */
+export function zoneOffset(timeZone: string): ((wallClockMs: number) => number) | null {
+  let format: Intl.DateTimeFormat;
+  try {
+    format = new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' });
+  } catch {
+    return null;
+  }
+  const offsetOf = (utcMs: number) => {
+    const parts = Object.fromEntries(format.formatToParts(new Date(utcMs)).map((p) => [p.type, p.value]));
+    const asUtc = Date.UTC(Number(parts.year), Number(parts.month) - 1, Number(parts.day), Number(parts.hour), Number(parts.minute), Number(parts.second));
+    return Math.round((asUtc - Math.floor(utcMs / 1000) * 1000) / 60_000);
+  };
+  // A wall-clock time maps to UTC by its own offset; one correction step settles it except inside
+  // a DST gap or overlap, where either neighbouring offset is an acceptable reading.
+  return (wall) => offsetOf(wall - offsetOf(wall) * 60_000);
+}
+
+/**
+ * Decodes a message with postal-mime into what the index stores. `bytes` is the message as stored,
+ * dot-unstuffed; malformed mail still yields a summary.
+ */
+export async function summarizeMessage(bytes: Uint8Array, envelope: IndexEnvelope): Promise<MessageSummary> {
+  let email: Email;
+  try {
+    email = await PostalMime.parse(bytes, { attachmentEncoding: 'arraybuffer' });
+  } catch {
+    email = { headers: [], headerLines: [], attachments: [] };
+  }
+  const from = flatten(email.from === undefined ? [] : [email.from])[0] ?? null;
+  const to = flatten(email.to ?? []);
+  const cc = flatten(email.cc ?? []);
+  const headerBcc = flatten(email.bcc ?? []);
+  const named = new Set([...to, ...cc, ...headerBcc].map((a) => a.Address.toLowerCase()));
+  const bcc = [...headerBcc];
+  for (const rcpt of envelope.recipients) {
+    if (!named.has(rcpt.toLowerCase())) {
+      named.add(rcpt.toLowerCase());
+      bcc.push({ Name: '', Address: rcpt });
+    }
+  }
+  const replyTo = flatten(email.replyTo ?? []);
+  const subject = (email.subject ?? '').trim();
+  const text = email.text ?? '';
+  const htmlText = email.html === undefined ? '' : htmlToText(email.html);
+  let attachments = 0;
+  let inline = 0;
+  const names: string[] = [];
+  for (const a of email.attachments) {
+    if (a.disposition === 'inline' || (a.related === true && a.disposition !== 'attachment')) inline++;
+    else attachments++;
+    if (a.filename) names.push(a.filename);
+  }
+  const dateMs = email.date === undefined ? null : Date.parse(email.date);
+  const headerText = (list: readonly IndexAddress[]) => list.map((a) => (a.Name === '' ? a.Address : `${a.Name} <${a.Address}>`)).join(', ');
+  const returnPath = (email.returnPath ?? '').replace(/^<(.*)>$/, '$1');
+  const searchText = cleanText(
+    [headerText(from === null ? [] : [from]), subject, headerText(to), headerText(cc), headerText(bcc), headerText(replyTo), returnPath, htmlText !== '' ? htmlText : text, ...names].join(' '),
+  );
+  return {
+    from, to, cc, bcc, replyTo, returnPath, subject,
+    messageId: (email.messageId ?? '').trim().replace(/^<(.*)>$/, '$1'),
+    dateMs: dateMs === null || Number.isNaN(dateMs) ? null : dateMs,
+    size: bytes.length,
+    attachments,
+    inline,
+    snippet: snippetOf(text !== '' ? text : htmlText),
+    searchText,
+  };
+}
+
+function flatten(list: readonly Address[]): IndexAddress[] {
+  const out: IndexAddress[] = [];
+  for (const a of list) {
+    if (a.group !== undefined) for (const m of a.group) out.push({ Name: m.name ?? '', Address: m.address ?? '' });
+    else out.push({ Name: a.name ?? '', Address: a.address ?? '' });
+  }
+  return out;
+}
+
+/** Whitespace collapsed, at most SNIPPET_CHARS characters, "..." when cut (as Mailpit shows). */
+export function snippetOf(text: string): string {
+  const flat = text.replace(/[\s\u00a0]+/g, ' ').trim();
+  const chars = [...flat];
+  return chars.length <= SNIPPET_CHARS ? flat : `${chars.slice(0, SNIPPET_CHARS).join('').trimEnd()}...`;
+}
