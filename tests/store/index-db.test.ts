@@ -251,6 +251,8 @@ test('paging a search keeps the exact total; afterSeq and matchAfter serve a wai
   expect(page.matched).toBe(10);
   expect(page.messages.map((m) => m.id)).toEqual(['p15', 'p12', 'p9', 'p6']);
   expect(index.search(q, { limit: 4, start: 20 }).messages).toEqual([]);
+  index.optimize();
+  expect(index.search(q, { limit: 4, start: 4 }).messages.map((m) => m.id)).toEqual(['p15', 'p12', 'p9', 'p6']);
   expect(index.matchAfter(q, batch[10].seq, 2).map((m) => m.id)).toEqual(['p12', 'p15']);
   expect(index.search(q, { limit: 50, start: 0, afterSeq: batch[24].seq }).messages.map((m) => m.id)).toEqual(['p27']);
 });
