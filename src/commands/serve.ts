@@ -10,7 +10,7 @@ import { createLogger, type Logger } from '../log.ts';
 import { SpoolLockedError } from '../spool/lock.ts';
 import { openSpool } from '../spool/spool.ts';
 import { createSessionHost } from '../serve/session-host.ts';
-import { listenSmtp, removeStaleUnixSocket, type ListenTarget, type Listener } from '../transport/tcp-server.ts';
+import { BindError, listen, removeStaleUnixSocket, type ListenTarget, type Listener } from '../transport/tcp-server.ts';
 import { ConnectionLimits } from '../transport/connection-limits.ts';
 import { loadTlsMaterial, type CertificateSource, type TlsMaterial } from '../tls/certificates.ts';
 import { Authenticator } from '../auth/authenticator.ts';
@@ -120,21 +120,22 @@ export async function runServe(config: ServeConfig, deps: ServeDeps): Promise<vo
     exempt: host.trusted,
   });
   const options = { now: deps.now, limits, tls: certificate ?? undefined, handshakeTimeoutMs: config.limits.commandTimeoutMs };
-  const targets: ListenTarget[] = [
-    ...config.listen.map((a) => ({ kind: 'tcp' as const, ...a })),
-    ...config.listenTls.map((a) => ({ kind: 'tls' as const, ...a })),
-    ...config.listenUnix.map((path) => ({ kind: 'unix' as const, path })),
+  // Each listener with the flag that asked for it, so that a bind failure names what to change.
+  const targets: { readonly target: ListenTarget; readonly flag: string }[] = [
+    ...config.listen.map((a) => ({ target: { kind: 'tcp' as const, ...a }, flag: '--listen' })),
+    ...config.listenTls.map((a) => ({ target: { kind: 'tls' as const, ...a }, flag: '--listen-tls' })),
+    ...config.listenUnix.map((path) => ({ target: { kind: 'unix' as const, path }, flag: '--listen' })),
   ];
-  for (const target of targets) {
+  for (const { target, flag } of targets) {
     try {
       if (target.kind === 'unix') await removeStaleUnixSocket(target.path);
-      listeners.push(listenSmtp(target, host, options));
+      listeners.push(listen(target, host, options));
     } catch (error) {
       for (const l of listeners) l.closeAll();
       await spool.close();
       const where = target.kind === 'unix' ? `unix:${target.path}` : `${target.host}:${target.port}`;
-      const code = (error as { code?: string }).code;
-      throw new SetupError(`cannot listen on ${where}: ${(error as Error).message}${code ? ` (${code})` : ''}`, EXIT.osErr);
+      const failure = error instanceof BindError ? error : new BindError(where, (error as { code?: string }).code, { cause: error });
+      throw new SetupError(`${failure.message}; change ${flag}`, EXIT.osErr);
     }
   }
   const where = (kind: ListenTarget['kind']) => listeners.filter((l) => l.target.kind === kind).map((l) => l.address);

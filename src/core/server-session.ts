@@ -14,8 +14,11 @@ import { DataReceiver, checkText, concat, dotStuff, type DataViolation } from '.
 import { formatReceived, withRecipient, type Envelope } from './envelope.ts';
 import { buildEhloKeywords, type AuthMechanism } from './extensions.ts';
 import type { Limits } from './limits.ts';
+import type { ProtocolSession, ProtocolStep, TlsInfo } from './protocol-session.ts';
 import { replies } from './replies.ts';
 import { blameOf, formatReply, type Reply } from './reply.ts';
+
+export type { TlsInfo } from './protocol-session.ts';
 
 /** What one server session needs to know; built once per connection by the adapter. */
 export interface ServerConfig {
@@ -69,26 +72,13 @@ export type SessionEvent =
   | { readonly kind: 'rejected'; readonly command: string; readonly reply: Reply }
   | { readonly kind: 'transition'; readonly from: StateKind; readonly to: StateKind };
 
-/**
- * What the adapter must do after a call: wait `delayMs` if set, write `out`, handle `events`,
- * then close if asked, or start the TLS handshake if asked (and call tlsStarted()).
- */
-export interface Step {
+/** A step of the SMTP session: its output is always text (replies). */
+export interface Step extends ProtocolStep<SessionEvent> {
   readonly out: string;
-  readonly events: readonly SessionEvent[];
-  readonly close: boolean;
-  readonly startTls: boolean;
-  /** A pause before `out` is written: the growing delay after repeated errors. */
-  readonly delayMs: number;
 }
 
 export type CommitOutcome = { readonly ok: true } | { readonly ok: false; readonly reply: Reply };
 export type AuthOutcome = { readonly ok: true; readonly user: string } | { readonly ok: false; readonly reply: Reply };
-
-export interface TlsInfo {
-  readonly protocol: string;
-  readonly cipher: string;
-}
 
 /** A message arriving in BDAT chunks (RFC 3030). */
 interface ChunkedBody {
@@ -500,7 +490,7 @@ function summarize(line: string): string {
 }
 
 /** One SMTP server session (RFC 5321), driven by an adapter that owns the socket and the clock. */
-export class ServerSession {
+export class ServerSession implements ProtocolSession<SessionEvent> {
   readonly #config: ServerConfig;
   #state: State = { kind: 'connected' };
   #heloName = '';

@@ -9,12 +9,14 @@ import { mailboxKey } from '../core/address.ts';
 import { ServerSession, type ServerConfig, type SessionEvent, type TlsInfo } from '../core/server-session.ts';
 import { SmtpError } from '../core/errors.ts';
 import { replies } from '../core/replies.ts';
-import { describeReply } from '../core/reply.ts';
+import { describeReply, formatReply } from '../core/reply.ts';
 import type { ServeConfig } from '../config.ts';
 import { createIdGenerator } from '../ids.ts';
 import type { Logger } from '../log.ts';
 import type { Spool } from '../spool/spool.ts';
 import type { ClientInfo, Connection, SessionHost } from '../transport/tcp-server.ts';
+
+type SmtpConnection = Connection<ServerSession>;
 import type { Authenticator } from '../auth/authenticator.ts';
 import { Networks } from '../auth/networks.ts';
 
@@ -30,7 +32,7 @@ export function createSessionHost(
   log: Logger,
   now: () => number,
   authenticator: Authenticator | null,
-): SessionHost & { trusted(address: string): boolean } {
+): SessionHost<ServerSession> & { trusted(address: string): boolean } {
   const newId = createIdGenerator(now);
   const localDomains = config.domains ? new Set(config.domains) : null;
   const networks = new Networks(config.trust.networks);
@@ -65,6 +67,8 @@ export function createSessionHost(
     handleEvents(conn, events) {
       for (const event of events) handleEvent(conn, event);
     },
+    formatRefusal: formatReply,
+    formatInternalError: () => formatReply(replies.internalError()),
     internalError(conn, error) {
       log.error('internal-error', { client: conn.client.address, error: error instanceof Error ? error.stack ?? error.message : String(error) });
     },
@@ -76,7 +80,7 @@ export function createSessionHost(
     },
   };
 
-  function handleEvent(conn: Connection, event: SessionEvent): void {
+  function handleEvent(conn: SmtpConnection, event: SessionEvent): void {
     switch (event.kind) {
       case 'message': {
         const { envelope } = event;
@@ -99,7 +103,7 @@ export function createSessionHost(
                 user: envelope.authUser === null ? undefined : printable(envelope.authUser),
                 tls: conn.tls?.protocol,
               });
-              conn.resolve(event.requestId, { ok: true });
+              conn.answer((session, at) => session.resolve(event.requestId, { ok: true }, at));
             },
             (error: unknown) => {
               const reply = error instanceof SmtpError ? error.reply : replies.spoolUnavailable('the spool could not store it');
@@ -110,7 +114,7 @@ export function createSessionHost(
                 reply: describeReply(reply),
                 error: error instanceof Error ? error.message : String(error),
               });
-              conn.resolve(event.requestId, { ok: false, reply });
+              conn.answer((session, at) => session.resolve(event.requestId, { ok: false, reply }, at));
             },
           );
         return;
@@ -121,7 +125,7 @@ export function createSessionHost(
         return;
       case 'auth': {
         if (!authenticator) {
-          conn.resolveAuth(event.requestId, { ok: false, reply: replies.authTemporary() });
+          conn.answer((session, at) => session.resolveAuth(event.requestId, { ok: false, reply: replies.authTemporary() }, at));
           return;
         }
         const request = { client: conn.client.address, mechanism: event.mechanism, authzid: event.authzid, username: event.username, password: event.password };
@@ -137,11 +141,11 @@ export function createSessionHost(
                 locked: verdict.locked ? true : undefined,
               });
             }
-            conn.resolveAuth(event.requestId, verdict.outcome);
+            conn.answer((session, at) => session.resolveAuth(event.requestId, verdict.outcome, at));
           },
           (error: unknown) => {
             log.error('auth-error', { client: conn.client.address, error: error instanceof Error ? error.message : String(error) });
-            conn.resolveAuth(event.requestId, { ok: false, reply: replies.authTemporary() });
+            conn.answer((session, at) => session.resolveAuth(event.requestId, { ok: false, reply: replies.authTemporary() }, at));
           },
         );
         return;

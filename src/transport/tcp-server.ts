@@ -1,19 +1,21 @@
 /**
- * @module SMTP listener adapter: sockets in, ServerSession steps out.
- * Rule 1: this file owns the sockets, the session timers and the order in which a Step is
- *         carried out (wait delayMs, write, handle events, then close or start TLS).
+ * @module The listener for every protocol: sockets in, ProtocolSession steps out.
+ * Rule 1: this file owns the sockets, the session timers and the order in which a step is
+ *         carried out (wait delayMs, write, hand events to the host, then close or start TLS).
+ *         It knows no protocol: the session frames what it reads, the host words what the
+ *         listener itself must say (a refusal by the caps, an internal error).
  * Rule 2: every listener is a Bun.listen (measured faster and half the memory per connection of
  *         node:net, BUN.md §2): plain TCP, implicit TLS (RFC 8314, greeting written from
  *         handshake() because a write in open() is dropped, BUN.md §1) and Unix-domain sockets.
  *         STARTTLS bridges to node:tls inside starttls.ts, which alone knows how.
- * Rule 3: connection caps are checked before a session exists; a refused client gets one 421.
+ * Rule 3: connection caps are checked before a session exists; a refused client gets one reply.
+ *         One ConnectionLimits may be shared by listeners of several protocols.
  */
 import { lstatSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import type { SecureContext } from 'node:tls';
-import type { ServerSession, SessionEvent, Step, TlsInfo, CommitOutcome, AuthOutcome } from '../core/server-session.ts';
-import { formatReply, type Reply } from '../core/reply.ts';
-import { replies } from '../core/replies.ts';
+import type { ProtocolSession, ProtocolStep, TlsInfo } from '../core/protocol-session.ts';
+import type { Reply } from '../core/reply.ts';
 import type { ConnectionLimits } from './connection-limits.ts';
 import { Outbox } from './outbox.ts';
 import { TlsBridge } from './starttls.ts';
@@ -33,30 +35,38 @@ export interface ClientInfo {
   readonly transport: ListenTarget['kind'];
 }
 
+/** The events a session's steps carry. */
+export type EventOf<S> = S extends ProtocolSession<infer E> ? E : never;
+
 /** One accepted connection as the host sees it. */
-export interface Connection {
+export interface Connection<S extends ProtocolSession<unknown>> {
   readonly id: number;
   readonly client: ClientInfo;
   /** The TLS session in force (implicit, or after STARTTLS), else null. */
   readonly tls: TlsInfo | null;
-  /** Hands the spool's verdict on a 'message' event back to the session. */
-  resolve(requestId: number, outcome: CommitOutcome): void;
-  /** Hands the verdict on an 'auth' event back to the session. */
-  resolveAuth(requestId: number, outcome: AuthOutcome): void;
+  /**
+   * Hands the host's answer to one of the session's events back to it (`call` runs on the
+   * session), and carries out the step it returns.
+   */
+  answer(call: (session: S, now: number) => ProtocolStep<EventOf<S>>): void;
 }
 
-/** What the serve command supplies: sessions for new clients and a home for their events. */
-export interface SessionHost {
+/** What a server supplies per protocol: sessions for new clients and a home for their events. */
+export interface SessionHost<S extends ProtocolSession<unknown>> {
   /** `tls` is set on implicit-TLS listeners: the session starts encrypted. */
-  openSession(client: ClientInfo, now: number, tls: TlsInfo | null): ServerSession;
-  handleEvents(conn: Connection, events: readonly SessionEvent[]): void;
-  /** A bug inside the session or the host; the connection gets 421 and is closed. */
-  internalError(conn: Connection, error: unknown): void;
+  openSession(client: ClientInfo, now: number, tls: TlsInfo | null): S;
+  handleEvents(conn: Connection<S>, events: readonly EventOf<S>[]): void;
+  /** What a client refused by the connection caps is told before the close, in this protocol. */
+  formatRefusal(reply: Reply): string | Uint8Array;
+  /** What a client is told before its connection is closed on an internal error. */
+  formatInternalError(): string | Uint8Array;
+  /** A bug inside the session or the host; the connection is told so and closed. */
+  internalError(conn: Connection<S>, error: unknown): void;
   /** A connection refused by the connection caps, with the reply it got. */
   refused?(client: ClientInfo, reply: Reply): void;
   /** A TLS handshake or record failed; the connection is closed. */
   tlsFailed?(client: ClientInfo, error: Error): void;
-  closed?(conn: Connection): void;
+  closed?(conn: Connection<S>): void;
 }
 
 /** The certificate in force; read at every STARTTLS, and by implicit listeners at (re)listen. */
@@ -69,7 +79,7 @@ export interface ListenOptions {
   readonly tickMs?: number;
   /** Needed for STARTTLS and implicit TLS. */
   readonly tls?: TlsSource;
-  /** Shared by every listener of the server. */
+  /** Shared by every listener of the server, whatever its protocol. */
   readonly limits?: ConnectionLimits;
   /** How long an implicit-TLS handshake may take before the connection is dropped (default 30 s). */
   readonly handshakeTimeoutMs?: number;
@@ -83,7 +93,7 @@ export interface Listener {
   readonly port: number;
   /** Stops accepting; open sessions go on until they end or shutdown() closes them. */
   stopAccepting(): void;
-  /** Asks every session to end: idle ones at once, others after their transaction. */
+  /** Asks every session to end: idle ones at once, others after their exchange. */
   shutdown(): void;
   /** Closes every connection now. */
   closeAll(): void;
@@ -92,14 +102,41 @@ export interface Listener {
   readonly connections: number;
 }
 
+/** Binding failed: the address is taken, not ours, or not allowed. */
+export class BindError extends Error {
+  override readonly name = 'BindError';
+  constructor(
+    /** "host:port" or "unix:/path" as asked for. */
+    readonly address: string,
+    /** The system's error code (EADDRINUSE, EACCES…), when there is one. */
+    readonly code: string | undefined,
+    options: { cause: unknown },
+  ) {
+    super(`cannot listen on ${address}: ${describeBindFailure(code, options.cause)}`, options);
+  }
+}
+
+const BIND_FAILURES: Record<string, string> = {
+  EADDRINUSE: 'the address is in use (EADDRINUSE)',
+  EADDRNOTAVAIL: 'no interface of this machine has that address (EADDRNOTAVAIL)',
+  EACCES: 'permission denied (EACCES; ports below 1024 need privilege)',
+  ENOENT: 'the directory does not exist (ENOENT)',
+};
+
+function describeBindFailure(code: string | undefined, cause: unknown): string {
+  if (code && BIND_FAILURES[code]) return BIND_FAILURES[code];
+  const message = cause instanceof Error ? cause.message : String(cause);
+  return code ? `${message} (${code})` : message;
+}
+
 interface Delay {
-  readonly steps: Step[];
+  readonly steps: ProtocolStep<unknown>[];
   readonly input: Uint8Array[];
   readonly timer: ReturnType<typeof setTimeout>;
 }
 
-interface SocketData {
-  conn: ConnectionState | null;
+interface SocketData<S extends ProtocolSession<unknown>> {
+  conn: ConnectionState<S> | null;
   /** The address counted by the limits, until release. */
   admitted: string | null;
   /** A refusal to send once the implicit-TLS handshake is done. */
@@ -107,11 +144,11 @@ interface SocketData {
   openedAt: number;
 }
 
-type RawSocket = Bun.Socket<SocketData>;
+type RawSocket<S extends ProtocolSession<unknown>> = Bun.Socket<SocketData<S>>;
 
-interface ConnectionState extends Connection {
-  readonly socket: RawSocket;
-  readonly session: ServerSession;
+interface ConnectionState<S extends ProtocolSession<unknown>> extends Connection<S> {
+  readonly socket: RawSocket<S>;
+  readonly session: S;
   readonly outbox: Outbox;
   tls: TlsInfo | null;
   bridge: TlsBridge | null;
@@ -119,18 +156,24 @@ interface ConnectionState extends Connection {
   closing: boolean;
 }
 
-const INTERNAL_ERROR = formatReply(replies.internalError());
-
-/** Starts an SMTP listener. Port 0 picks a free port. */
-export function listenSmtp(target: ListenTarget, sessions: SessionHost, options: ListenOptions): Listener {
-  const live = new Set<RawSocket>();
+/**
+ * Starts a listener whose connections run `sessions`' protocol. Port 0 picks a free port.
+ * Throws BindError when the address cannot be bound.
+ */
+export function listen<S extends ProtocolSession<unknown>>(target: ListenTarget, sessions: SessionHost<S>, options: ListenOptions): Listener {
+  type State = ConnectionState<S>;
+  // Inside, a step's events are opaque: they come from S and go to the host as EventOf<S>.
+  type Step = ProtocolStep<unknown>;
+  type Socket = RawSocket<S>;
+  type Data = SocketData<S>;
+  const live = new Set<Socket>();
   let nextId = 1;
   let stopped = false;
   const now = options.now;
   const label = () => (target.kind === 'unix' ? `unix:${target.path}` : `${formatHost(target.host)}:${server?.port ?? target.port}`);
 
   /** Carries out a step, or queues it behind a running delay so replies keep their order. */
-  function apply(state: ConnectionState, step: Step): void {
+  function apply(state: State, step: Step): void {
     if (state.delay) {
       state.delay.steps.push(step);
       return;
@@ -144,7 +187,7 @@ export function listenSmtp(target: ListenTarget, sessions: SessionHost, options:
     perform(state, step);
   }
 
-  function release(state: ConnectionState): void {
+  function release(state: State): void {
     const delay = state.delay;
     if (!delay) return;
     state.delay = null;
@@ -155,11 +198,11 @@ export function listenSmtp(target: ListenTarget, sessions: SessionHost, options:
     if (!state.delay && !state.closing) state.socket.resume();
   }
 
-  function perform(state: ConnectionState, step: Step): void {
+  function perform(state: State, step: Step): void {
     if (step.out.length > 0) send(state, step.out);
     if (step.events.length > 0) {
       try {
-        sessions.handleEvents(state, step.events);
+        sessions.handleEvents(state, step.events as readonly EventOf<S>[]);
       } catch (error) {
         fail(state, error);
         return;
@@ -173,14 +216,14 @@ export function listenSmtp(target: ListenTarget, sessions: SessionHost, options:
     }
   }
 
-  function send(state: ConnectionState, text: string): void {
-    if (!state.bridge) state.outbox.send(state.socket, text);
+  function send(state: State, data: string | Uint8Array): void {
+    if (!state.bridge) state.outbox.send(state.socket, data);
     // Inside an unfinished handshake (a timeout) nothing can be said: the close follows.
-    else if (state.bridge.secure) state.bridge.write(text);
+    else if (state.bridge.secure) state.bridge.write(data);
   }
 
   /** Ends the connection once what was written has gone out. */
-  function finish(state: ConnectionState): void {
+  function finish(state: State): void {
     if (state.bridge?.secure) state.bridge.end();
     else if (state.bridge) {
       state.bridge.rawClosed();
@@ -188,15 +231,15 @@ export function listenSmtp(target: ListenTarget, sessions: SessionHost, options:
     } else if (!state.outbox.backlogged) state.socket.end();
   }
 
-  function fail(state: ConnectionState, error: unknown): void {
+  function fail(state: State, error: unknown): void {
     sessions.internalError(state, error);
     if (state.closing) return;
     state.closing = true;
-    send(state, INTERNAL_ERROR);
+    send(state, sessions.formatInternalError());
     finish(state);
   }
 
-  function guarded(state: ConnectionState, run: (session: ServerSession) => Step): void {
+  function guarded(state: State, run: (session: S) => Step): void {
     if (state.closing) return;
     let step: Step;
     try {
@@ -209,7 +252,7 @@ export function listenSmtp(target: ListenTarget, sessions: SessionHost, options:
   }
 
   /** Plaintext from the client (after TLS, decrypted). */
-  function deliver(state: ConnectionState, bytes: Uint8Array): void {
+  function deliver(state: State, bytes: Uint8Array): void {
     if (state.closing) return;
     if (state.delay) {
       state.delay.input.push(bytes);
@@ -218,7 +261,7 @@ export function listenSmtp(target: ListenTarget, sessions: SessionHost, options:
     guarded(state, (s) => s.receive(bytes, now()));
   }
 
-  function startTls(state: ConnectionState): void {
+  function startTls(state: State): void {
     const material = options.tls?.current();
     if (!material) {
       fail(state, new Error('STARTTLS was offered without a certificate'));
@@ -239,7 +282,7 @@ export function listenSmtp(target: ListenTarget, sessions: SessionHost, options:
     });
   }
 
-  function admit(socket: RawSocket, client: ClientInfo): Reply | null {
+  function admit(socket: Socket, client: ClientInfo): Reply | null {
     if (!options.limits) return null;
     const refusal = options.limits.admit(client.address);
     if (refusal) sessions.refused?.(client, refusal);
@@ -248,18 +291,18 @@ export function listenSmtp(target: ListenTarget, sessions: SessionHost, options:
   }
 
   /** Creates the session and greets; for implicit TLS, after the handshake. */
-  function begin(socket: RawSocket, client: ClientInfo, tls: TlsInfo | null): void {
+  function begin(socket: Socket, client: ClientInfo, tls: TlsInfo | null): void {
     const id = nextId++;
-    let session: ServerSession;
+    let session: S;
     try {
       session = sessions.openSession(client, now(), tls);
     } catch (error) {
-      sessions.internalError({ id, client, tls, resolve() {}, resolveAuth() {} }, error);
-      socket.write(INTERNAL_ERROR);
+      sessions.internalError({ id, client, tls, answer() {} }, error);
+      socket.write(sessions.formatInternalError());
       socket.end();
       return;
     }
-    const state: ConnectionState = {
+    const state: State = {
       id,
       client,
       socket,
@@ -269,29 +312,26 @@ export function listenSmtp(target: ListenTarget, sessions: SessionHost, options:
       bridge: null,
       delay: null,
       closing: false,
-      resolve(requestId, outcome) {
-        guarded(state, (s) => s.resolve(requestId, outcome, now()));
-      },
-      resolveAuth(requestId, outcome) {
-        guarded(state, (s) => s.resolveAuth(requestId, outcome, now()));
+      answer(call) {
+        guarded(state, (s) => call(s, now()));
       },
     };
     socket.data.conn = state;
     guarded(state, (s) => s.greet(now()));
   }
 
-  function clientOf(socket: RawSocket): ClientInfo {
+  function clientOf(socket: Socket): ClientInfo {
     if (target.kind === 'unix') return { address: 'unix', port: 0, listener: label(), transport: 'unix' };
     return { address: socket.remoteAddress, port: socket.remotePort ?? 0, listener: label(), transport: target.kind };
   }
 
-  function refuse(socket: RawSocket, reply: Reply): void {
-    socket.write(formatReply(reply));
+  function refuse(socket: Socket, reply: Reply): void {
+    socket.write(sessions.formatRefusal(reply));
     socket.end();
   }
 
   /** Runs once per socket, from close or error, whichever comes first. */
-  function cleanup(socket: RawSocket): void {
+  function cleanup(socket: Socket): void {
     if (!live.delete(socket)) return;
     const d = socket.data;
     if (d.admitted !== null) {
@@ -307,7 +347,7 @@ export function listenSmtp(target: ListenTarget, sessions: SessionHost, options:
     sessions.closed?.(state);
   }
 
-  const handlers: Bun.SocketHandler<SocketData> = {
+  const handlers: Bun.SocketHandler<Data> = {
     open(socket) {
       socket.data = { conn: null, admitted: null, refusal: null, openedAt: now() };
       if (stopped) {
@@ -361,17 +401,21 @@ export function listenSmtp(target: ListenTarget, sessions: SessionHost, options:
     },
   };
 
-  function bind(): Bun.SocketListener<SocketData> & { readonly port?: number } {
-    const data: SocketData = { conn: null, admitted: null, refusal: null, openedAt: 0 };
-    if (target.kind === 'unix') return Bun.listen<SocketData>({ unix: target.path, data, socket: handlers });
-    if (target.kind === 'tcp') return Bun.listen<SocketData>({ hostname: target.host, port: target.port, data, socket: handlers });
-    const material = options.tls?.current();
-    if (!material) throw new Error('an implicit-TLS listener needs a certificate');
-    const port = server?.port ?? target.port;
-    return Bun.listen<SocketData>({ hostname: target.host, port, data, socket: handlers, tls: { cert: material.cert, key: material.key } });
+  function bind(): Bun.SocketListener<Data> & { readonly port?: number } {
+    const data: Data = { conn: null, admitted: null, refusal: null, openedAt: 0 };
+    const material = target.kind === 'tls' ? options.tls?.current() : undefined;
+    if (target.kind === 'tls' && !material) throw new Error('an implicit-TLS listener needs a certificate');
+    try {
+      if (target.kind === 'unix') return Bun.listen<Data>({ unix: target.path, data, socket: handlers });
+      if (target.kind === 'tcp') return Bun.listen<Data>({ hostname: target.host, port: target.port, data, socket: handlers });
+      const port = server?.port ?? target.port;
+      return Bun.listen<Data>({ hostname: target.host, port, data, socket: handlers, tls: { cert: material!.cert, key: material!.key } });
+    } catch (error) {
+      throw new BindError(label(), (error as { code?: string }).code, { cause: error });
+    }
   }
 
-  let server: (Bun.SocketListener<SocketData> & { readonly port?: number }) | undefined;
+  let server: (Bun.SocketListener<Data> & { readonly port?: number }) | undefined;
   server = bind();
   const boundPort = server.port ?? 0;
 
