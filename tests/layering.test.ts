@@ -19,6 +19,10 @@ const FRONT_ENDS: Record<string, string> = {
   'send/report.ts': "words failures with flag hints (cli/connection-options' explainFailure)",
   'replay/envelope-rules.ts': "replay's --filter/--rewrite flag lists (cli/flags)",
   'replay/runner.ts': "replay's runner: the --server TLS hint and flag hints",
+  'replay/options.ts': "replay's flag parser (cli/flags, cli/connection-options)",
+  'replay/run.ts': 'reads --tls-ca and secrets through cli/connection-options; prints through cli/replay-render and the progress line',
+  'verify/options.ts': "verify's flag parser (cli/flags)",
+  'verify/run.ts': 'prints through cli/verify-render and cli/render',
   'log.ts': 'the Logger main builds; its colours are cli/render.ts, the one owner of styles',
 };
 
