@@ -1,7 +1,8 @@
 /**
  * @module Configuration of `mailbox serve`: defaults, the config file, validation.
  * Rule: every flag can come from the config file and the command line wins; the result is a
- * frozen Config that is passed down, never read from a global.
+ * frozen Config that is passed down, never read from a global. Which settings exist, and which
+ * of them repeat, is the table in serve/settings.ts.
  *
  * Config file format: one setting per line, `name value`, where name is a long flag of
  * `mailbox serve` without its dashes; `#` starts a comment; a flag that can repeat may repeat.
@@ -29,6 +30,7 @@ import { DEFAULT_LIMITS, type Limits } from './core/limits.ts';
 import { SetupError, UsageError } from './exit-status.ts';
 import { LOOPBACK_NETWORKS, isLoopbackHost, parseCidr, type Cidr } from './auth/networks.ts';
 import { parseHostPort } from './transport/host-port.ts';
+import { fileSetting, optionKey, settingNamed, type SettingName } from './serve/settings.ts';
 
 export interface ListenAddress {
   readonly host: string;
@@ -80,41 +82,9 @@ export interface ServeConfig {
 /** The raw options as cac hands them over (strings, numbers, arrays, or undefined). */
 export type RawOptions = Record<string, unknown>;
 
-/** Flags of serve that the config file may set, and whether they repeat. */
-export const SERVE_SETTINGS = {
-  listen: 'repeat',
-  data: 'single',
-  hostname: 'single',
-  domain: 'repeat',
-  postmaster: 'single',
-  'max-size': 'single',
-  'max-recipients': 'single',
-  'max-errors': 'single',
-  'command-timeout': 'single',
-  'data-timeout': 'single',
-  'max-messages': 'single',
-  'max-age': 'single',
-  log: 'single',
-  'log-file': 'single',
-  'shutdown-timeout': 'single',
-  'listen-tls': 'repeat',
-  'tls-cert': 'single',
-  'tls-key': 'single',
-  starttls: 'switch',
-  'require-tls': 'switch',
-  users: 'single',
-  'allow-insecure-auth': 'switch',
-  'auth-any': 'switch',
-  trust: 'repeat',
-  'max-connections': 'single',
-  'max-connections-per-ip': 'single',
-} as const;
-
 /** Defaults of the connection caps: overall, and per client address outside trusted networks. */
 export const DEFAULT_MAX_CONNECTIONS = 4096;
 export const DEFAULT_MAX_CONNECTIONS_PER_IP = 50;
-
-export type SettingName = keyof typeof SERVE_SETTINGS;
 
 /** XDG_DATA_HOME/mailbox, else ~/.local/share/mailbox (root too: a per-user default). */
 export function defaultDataDir(env: Record<string, string | undefined>): string {
@@ -137,14 +107,14 @@ export function readConfigFile(path: string): Map<SettingName, string[]> {
     const space = line.search(/\s/);
     const name = (space < 0 ? line : line.slice(0, space)).replace(/^--/, '');
     const value = space < 0 ? '' : line.slice(space + 1).trim();
-    if (!(name in SERVE_SETTINGS)) throw new SetupError(`${path}:${index + 1}: unknown setting "${name}"`);
+    const setting = fileSetting(name);
+    if (!setting) throw new SetupError(`${path}:${index + 1}: unknown setting "${name}"`);
     if (value === '') throw new SetupError(`${path}:${index + 1}: "${name}" needs a value`);
-    const key = name as SettingName;
-    const list = settings.get(key) ?? [];
-    if (SERVE_SETTINGS[key] !== 'repeat' && list.length > 0) throw new SetupError(`${path}:${index + 1}: "${name}" is set twice`);
-    if (SERVE_SETTINGS[key] === 'switch' && parseSwitch(value) === null) throw new SetupError(`${path}:${index + 1}: "${name}" takes yes or no`);
+    const list = settings.get(setting.name) ?? [];
+    if (!setting.repeats && list.length > 0) throw new SetupError(`${path}:${index + 1}: "${name}" is set twice`);
+    if (setting.value === null && parseSwitch(value) === null) throw new SetupError(`${path}:${index + 1}: "${name}" takes yes or no`);
     list.push(value);
-    settings.set(key, list);
+    settings.set(setting.name, list);
   });
   return settings;
 }
@@ -185,21 +155,22 @@ const asList = (value: unknown): string[] =>
 /** Builds the frozen serve configuration: defaults < config file < command line. */
 export function buildServeConfig(options: RawOptions, env: Record<string, string | undefined>): ServeConfig {
   const file = options.config ? readConfigFile(String(options.config)) : new Map<SettingName, string[]>();
-  const pick = (name: SettingName, cliKey: string): string[] => {
-    const cli = asList(options[cliKey]);
+  const pick = (name: SettingName): string[] => {
+    const cli = asList(options[optionKey(name)]);
     return cli.length > 0 ? cli : (file.get(name) ?? []);
   };
-  const one = (name: SettingName, cliKey: string): string | undefined => pick(name, cliKey).at(-1);
+  const one = (name: SettingName): string | undefined => pick(name).at(-1);
 
   /** A switch: the command line says only "on" (--flag) or, for --no-flag, "off". */
-  const toggle = (name: SettingName, cliKey: string, fallback: boolean): boolean => {
-    const cli = options[cliKey];
+  const toggle = (name: SettingName): boolean => {
+    const fallback = settingNamed(name).onByDefault;
+    const cli = options[optionKey(name)];
     if (cli === true || cli === false) return cli === !fallback ? cli : (file.has(name) ? parseSwitch(file.get(name)![0])! : fallback);
     return file.has(name) ? parseSwitch(file.get(name)![0])! : fallback;
   };
 
-  const listenTexts = pick('listen', 'listen');
-  const tlsTexts = pick('listen-tls', 'listenTls');
+  const listenTexts = pick('listen');
+  const tlsTexts = pick('listen-tls');
   const hostPort = (flag: string) => (text: string) => {
     const parsed = parseHostPort(text, { defaultHost: '127.0.0.1', portZero: true });
     if ('error' in parsed) throw new UsageError(`${flag}: "${text}" is not HOST:PORT (example: 127.0.0.1:1025)`);
@@ -211,11 +182,11 @@ export function buildServeConfig(options: RawOptions, env: Record<string, string
   const listen = (listenTexts.length === 0 && tlsTexts.length === 0 ? ['127.0.0.1:1025'] : tcpTexts).map(hostPort('--listen'));
   const listenTls = tlsTexts.map(hostPort('--listen-tls'));
 
-  const certFile = one('tls-cert', 'tlsCert');
-  const keyFile = one('tls-key', 'tlsKey');
+  const certFile = one('tls-cert');
+  const keyFile = one('tls-key');
   if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
 
-  const trustTexts = pick('trust', 'trust').flatMap((t) => t.split(',')).map((t) => t.trim()).filter(Boolean);
+  const trustTexts = pick('trust').flatMap((t) => t.split(',')).map((t) => t.trim()).filter(Boolean);
   let trust: TrustConfig;
   if (trustTexts.includes('none')) {
     if (trustTexts.length > 1) throw new UsageError('--trust none cannot be combined with networks');
@@ -233,33 +204,33 @@ export function buildServeConfig(options: RawOptions, env: Record<string, string
     trust = { networks: allLoopback ? LOOPBACK_NETWORKS : [], unixClients: true };
   }
 
-  const dataDir = one('data', 'data') ?? defaultDataDir(env);
-  const usersGiven = one('users', 'users');
+  const dataDir = one('data') ?? defaultDataDir(env);
+  const usersGiven = one('users');
   const usersDefault = join(dataDir, 'users');
   const usersFile = usersGiven ?? (existsSync(usersDefault) ? usersDefault : null);
 
-  const domainTexts = pick('domain', 'domain').flatMap((d) => d.split(',')).map((d) => d.trim()).filter(Boolean);
+  const domainTexts = pick('domain').flatMap((d) => d.split(',')).map((d) => d.trim()).filter(Boolean);
   for (const d of domainTexts) {
     const why = checkDomain(d, true);
     if (why) throw new UsageError(`--domain: ${why}`);
   }
 
   const domains = domainTexts.length > 0 ? domainTexts.map(normalizeDomain) : null;
-  const hostname = one('hostname', 'hostname') ?? osHostname();
-  const postmaster = resolvePostmaster(one('postmaster', 'postmaster'), domains, hostname);
+  const hostname = one('hostname') ?? osHostname();
+  const postmaster = resolvePostmaster(one('postmaster'), domains, hostname);
 
   const get = {
-    maxSize: one('max-size', 'maxSize'),
-    maxRecipients: one('max-recipients', 'maxRecipients'),
-    maxErrors: one('max-errors', 'maxErrors'),
-    commandTimeout: one('command-timeout', 'commandTimeout'),
-    dataTimeout: one('data-timeout', 'dataTimeout'),
-    maxMessages: one('max-messages', 'maxMessages'),
-    maxAge: one('max-age', 'maxAge'),
-    log: one('log', 'log'),
-    shutdownTimeout: one('shutdown-timeout', 'shutdownTimeout'),
-    maxConnections: one('max-connections', 'maxConnections'),
-    maxConnectionsPerIp: one('max-connections-per-ip', 'maxConnectionsPerIp'),
+    maxSize: one('max-size'),
+    maxRecipients: one('max-recipients'),
+    maxErrors: one('max-errors'),
+    commandTimeout: one('command-timeout'),
+    dataTimeout: one('data-timeout'),
+    maxMessages: one('max-messages'),
+    maxAge: one('max-age'),
+    log: one('log'),
+    shutdownTimeout: one('shutdown-timeout'),
+    maxConnections: one('max-connections'),
+    maxConnectionsPerIp: one('max-connections-per-ip'),
   };
   const limits: Limits = Object.freeze({
     ...DEFAULT_LIMITS,
@@ -278,11 +249,11 @@ export function buildServeConfig(options: RawOptions, env: Record<string, string
     listenTls: Object.freeze(listenTls),
     listenUnix: Object.freeze(unixTexts.map((t) => t.slice('unix:'.length))),
     tlsFiles: certFile !== undefined && keyFile !== undefined ? Object.freeze({ cert: certFile, key: keyFile }) : null,
-    starttls: toggle('starttls', 'starttls', true),
-    requireTls: toggle('require-tls', 'requireTls', false),
+    starttls: toggle('starttls'),
+    requireTls: toggle('require-tls'),
     usersFile,
-    allowInsecureAuth: toggle('allow-insecure-auth', 'allowInsecureAuth', false),
-    authAny: toggle('auth-any', 'authAny', false),
+    allowInsecureAuth: toggle('allow-insecure-auth'),
+    authAny: toggle('auth-any'),
     trust: Object.freeze({ networks: Object.freeze(trust.networks), unixClients: trust.unixClients }),
     maxConnections: get.maxConnections ? parseCount(get.maxConnections, '--max-connections', 1) : DEFAULT_MAX_CONNECTIONS,
     maxConnectionsPerIp: get.maxConnectionsPerIp ? parseCount(get.maxConnectionsPerIp, '--max-connections-per-ip', 1) : DEFAULT_MAX_CONNECTIONS_PER_IP,
@@ -294,7 +265,7 @@ export function buildServeConfig(options: RawOptions, env: Record<string, string
     maxMessages: get.maxMessages ? parseCount(get.maxMessages, '--max-messages', 1) : null,
     maxAgeMs: get.maxAge ? parseDuration(get.maxAge, '--max-age') : null,
     log,
-    logFile: one('log-file', 'logFile') ?? null,
+    logFile: one('log-file') ?? null,
     shutdownTimeoutMs: get.shutdownTimeout ? parseDuration(get.shutdownTimeout, '--shutdown-timeout') : 30_000,
   });
 }

@@ -6,6 +6,7 @@
  */
 import type { CAC } from 'cac';
 import { buildServeConfig, type ServeConfig } from '../config.ts';
+import { SERVE_SETTINGS, formatFlag } from '../serve/settings.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { SpoolLockedError } from '../spool/lock.ts';
 import { openSpool } from '../spool/spool.ts';
@@ -32,35 +33,9 @@ export interface ServeDeps {
 const COMPACT_EVERY_MS = 60_000;
 
 export function register(cli: CAC, deps: ServeDeps): void {
-  cli
-    .command('serve', 'Run the SMTP server: accept mail, keep it durably in the spool, deliver it locally')
-    .option('--listen <host:port>', 'SMTP listener address; repeat for several (default 127.0.0.1:1025)')
-    .option('--data <dir>', 'Spool directory (default $XDG_DATA_HOME/mailbox or ~/.local/share/mailbox)')
-    .option('--hostname <name>', 'Name used in the greeting and Received headers (default: the host name)')
-    .option('--domain <domain>', 'Accept mail only for this domain; repeat or comma-separate (default: every domain)')
-    .option('--postmaster <address>', 'Mailbox that gets RCPT TO:<Postmaster> (default postmaster@ the first --domain, or @ the host name)')
-    .option('--max-size <size>', 'Largest message accepted, advertised in SIZE (default 50M)')
-    .option('--max-recipients <n>', 'Recipients per message, at least 100 (default 1000)')
-    .option('--max-errors <n>', 'Failed commands per session before it is closed (default 20)')
-    .option('--command-timeout <duration>', 'Idle time allowed between commands (default 5m)')
-    .option('--data-timeout <duration>', 'Idle time allowed inside DATA (default 5m)')
-    .option('--max-messages <n>', 'Keep at most this many messages; the oldest are deleted (catch-all mode)')
-    .option('--max-age <duration>', 'Delete messages older than this, e.g. 7d (catch-all mode)')
-    .option('--log <format>', 'Log format: text (one readable line per event) or json (default text)')
-    .option('--log-file <file>', 'Append the log to this file instead of standard error; reopened on SIGHUP')
-    .option('--shutdown-timeout <duration>', 'How long SIGTERM waits for open transactions (default 30s)')
-    .option('--listen-tls <host:port>', 'Implicit-TLS listener (RFC 8314, like port 465); repeat for several')
-    .option('--tls-cert <file>', 'PEM certificate chain (default: a self-signed one kept in <data>/tls); reread on SIGHUP')
-    .option('--tls-key <file>', 'PEM private key for --tls-cert')
-    .option('--no-starttls', 'Do not offer STARTTLS on --listen listeners')
-    .option('--require-tls', 'Refuse MAIL with 530 5.7.0 until the session is encrypted')
-    .option('--users <file>', 'Users allowed to AUTH, "name:hash" per line (default <data>/users if it exists)')
-    .option('--allow-insecure-auth', 'Offer AUTH before TLS too (passwords then cross the network in clear)')
-    .option('--auth-any', 'Development: accept any AUTH credentials and record the user name')
-    .option('--trust <cidr>', 'Trusted network (repeat); "none" trusts nobody (default: loopback if every listener is on loopback)')
-    .option('--max-connections <n>', 'Concurrent connections in all (default 4096); more get 421 4.7.0')
-    .option('--max-connections-per-ip <n>', 'Concurrent connections per client address outside trusted networks (default 50)')
-    .option('--config <file>', 'Read settings from a file: one "name value" per line, names as the flags')
+  const command = cli.command('serve', 'Run the SMTP server: accept mail, keep it durably in the spool, deliver it locally');
+  for (const setting of SERVE_SETTINGS) command.option(formatFlag(setting), setting.help);
+  command
     .example('mailbox serve')
     .example('mailbox serve --listen 127.0.0.1:2525 --data /tmp/spool --domain example.test')
     .example('mailbox serve --listen 0.0.0.0:587 --listen-tls 0.0.0.0:465 --tls-cert cert.pem --tls-key key.pem --users users --require-tls')

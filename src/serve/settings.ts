@@ -1,0 +1,83 @@
+/**
+ * @module The settings of `mailbox serve`, one row each: the one table from which the cac options,
+ * the config-file keys (and which of them repeat) and the --help text are generated.
+ * Rule 1: a setting's name is its config-file key and its long flag without the dashes; a switch
+ *         that is on by default is turned off with --no-NAME on the command line, NAME no in the file.
+ * Rule 2: a new serve setting is a new row here, a field of ServeConfig (config.ts) and a README row.
+ */
+
+export interface Setting<N extends string = string> {
+  readonly name: N;
+  /** The value's placeholder in --help ("host:port"); null for a switch. */
+  readonly value: string | null;
+  /** May be given more than once, on the command line and in the file. */
+  readonly repeats: boolean;
+  /** A switch that is on unless turned off (its flag is --no-NAME). */
+  readonly onByDefault: boolean;
+  /** The config file may set it (every setting but --config itself). */
+  readonly inFile: boolean;
+  readonly help: string;
+}
+
+function valued<const N extends string>(name: N, value: string, help: string, options: { repeats?: boolean; inFile?: boolean } = {}): Setting<N> {
+  return { name, value, repeats: options.repeats ?? false, onByDefault: false, inFile: options.inFile ?? true, help };
+}
+
+function toggle<const N extends string>(name: N, onByDefault: boolean, help: string): Setting<N> {
+  return { name, value: null, repeats: false, onByDefault, inFile: true, help };
+}
+
+export const SERVE_SETTINGS = Object.freeze([
+  valued('listen', 'host:port', 'SMTP listener address, or unix:/path; repeat for several; port 0 picks a free one (default 127.0.0.1:1025)', { repeats: true }),
+  valued('data', 'dir', 'Spool directory (default $XDG_DATA_HOME/mailbox or ~/.local/share/mailbox)'),
+  valued('hostname', 'name', 'Name used in the greeting and Received headers (default: the host name)'),
+  valued('domain', 'domain', 'Accept mail only for this domain; repeat or comma-separate (default: every domain)', { repeats: true }),
+  valued('postmaster', 'address', 'Mailbox that gets RCPT TO:<Postmaster> (default postmaster@ the first --domain, or @ the host name)'),
+  valued('max-size', 'size', 'Largest message accepted, advertised in SIZE (default 50M)'),
+  valued('max-recipients', 'n', 'Recipients per message, at least 100 (default 1000)'),
+  valued('max-errors', 'n', 'Failed commands per session before it is closed (default 20)'),
+  valued('command-timeout', 'duration', 'Idle time allowed between commands (default 5m)'),
+  valued('data-timeout', 'duration', 'Idle time allowed inside DATA (default 5m)'),
+  valued('max-messages', 'n', 'Keep at most this many messages; the oldest are deleted (catch-all mode)'),
+  valued('max-age', 'duration', 'Delete messages older than this, e.g. 7d (catch-all mode)'),
+  valued('log', 'format', 'Log format: text (one readable line per event) or json (default text)'),
+  valued('log-file', 'file', 'Append the log to this file instead of standard error; reopened on SIGHUP'),
+  valued('shutdown-timeout', 'duration', 'How long SIGTERM waits for open transactions (default 30s)'),
+  valued('listen-tls', 'host:port', 'Implicit-TLS listener (RFC 8314, like port 465); repeat for several; port 0 picks a free one', { repeats: true }),
+  valued('tls-cert', 'file', 'PEM certificate chain (default: a self-signed one kept in <data>/tls); reread on SIGHUP'),
+  valued('tls-key', 'file', 'PEM private key for --tls-cert'),
+  toggle('starttls', true, 'Do not offer STARTTLS on --listen listeners'),
+  toggle('require-tls', false, 'Refuse MAIL with 530 5.7.0 until the session is encrypted'),
+  valued('users', 'file', 'Users allowed to AUTH, "name:hash" per line (default <data>/users if it exists)'),
+  toggle('allow-insecure-auth', false, 'Offer AUTH before TLS too (passwords then cross the network in clear)'),
+  toggle('auth-any', false, 'Development: accept any AUTH credentials and record the user name'),
+  valued('trust', 'cidr', 'Trusted network (repeat); "none" trusts nobody (default: loopback if every listener is on loopback)', { repeats: true }),
+  valued('max-connections', 'n', 'Concurrent connections in all (default 4096); more get 421 4.7.0'),
+  valued('max-connections-per-ip', 'n', 'Concurrent connections per client address outside trusted networks (default 50)'),
+  valued('config', 'file', 'Read settings from a file: one "name value" per line, names as the flags', { inFile: false }),
+] as const);
+
+export type SettingName = (typeof SERVE_SETTINGS)[number]['name'];
+
+const BY_NAME: ReadonlyMap<string, Setting<SettingName>> = new Map(SERVE_SETTINGS.map((s) => [s.name, s]));
+
+export function settingNamed(name: SettingName): Setting<SettingName> {
+  return BY_NAME.get(name)!;
+}
+
+/** The setting the config file calls `name`, or undefined when it has none of that name. */
+export function fileSetting(name: string): Setting<SettingName> | undefined {
+  const setting = BY_NAME.get(name);
+  return setting?.inFile ? setting : undefined;
+}
+
+/** The flag as cac declares it and --help shows it: "--listen <host:port>", "--no-starttls". */
+export function formatFlag(setting: Setting): string {
+  if (setting.value === null) return setting.onByDefault ? `--no-${setting.name}` : `--${setting.name}`;
+  return `--${setting.name} <${setting.value}>`;
+}
+
+/** The key under which cac hands the setting's value over: "listen-tls" → "listenTls". */
+export function optionKey(name: string): string {
+  return name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
