@@ -27,6 +27,8 @@ export const imapResponses = {
   lineTooLong: () => status('BAD', 'Command line too long', 'TOOBIG'),
   // RFC 3501 §7.5 and RFC 7888 §4: a literal over the size limit is refused ([TOOBIG], RFC 4469 §5)
   literalTooBig: (max: number) => status('NO', `Literal larger than the ${max} octets accepted`, 'TOOBIG'),
+  // RFC 3501 §6.4.4 and §7.1: the charsets SEARCH takes are listed in the response code
+  badCharset: () => status('NO', 'Only US-ASCII and UTF-8 are supported', 'BADCHARSET (US-ASCII UTF-8)'),
   // RFC 3501 §7.5: the command continuation request for a synchronising literal
   literalContinue: () => '+ Ready for literal data\r\n',
 } as const;

@@ -3,6 +3,9 @@
 import { describe, expect, test } from 'bun:test';
 import { CommandReader, DEFAULT_MAX_LINE_BYTES, astringText, parseSequenceSet, sequenceSetHas, type ImapValue, type ReaderItem } from '../../../src/core/imap/parser.ts';
 import { formatStatus } from '../../../src/core/imap/responses.ts';
+import { parseSearch } from '../../../src/core/imap/search.ts';
+import { parseFetchItems } from '../../../src/core/imap/fetch.ts';
+import { parseAddressList } from '../../../src/core/imap/envelope.ts';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -180,8 +183,8 @@ function rng(seed: number): () => number {
 const CASES = Number(process.env.FUZZ_CASES ?? 3000);
 const SEED = Number(process.env.FUZZ_SEED ?? 20261202);
 
-test(`the reader never throws and every command is accounted for: ${CASES} cases (seed ${SEED})`, () => {
-  const pieces = ['a ', 'FETCH ', '1:* ', '(', ')', '[', ']', '<0.5>', '"', '\\', '{3}\r\n', '{2+}\r\n', '{99999}\r\n', 'abc', ' ', '\r\n', '\n', '\r', 'BODY[HEADER.FIELDS (To)]', '\x00', 'ü', '*', '%', '+'];
+test(`the reader, and the SEARCH, FETCH and address parsers behind it, never throw: ${CASES} cases (seed ${SEED})`, () => {
+  const pieces = ['a ', 'FETCH ', 'SEARCH ', '1:* ', '(', ')', '[', ']', '<0.5>', '"', '\\', '{3}\r\n', '{2+}\r\n', '{99999}\r\n', 'abc', ' ', '\r\n', '\n', '\r', 'BODY[HEADER.FIELDS (To)]', '\x00', 'ü', '*', '%', '+', 'OR ', 'NOT ', 'SINCE 1-Feb-2026 ', 'CHARSET UTF-8 ', 'HEADER ', 'UID ', '$', 'BODY.PEEK[1.MIME]', '<', '>', '@', ',', ':', ';'];
   const failures: string[] = [];
   for (let k = 0; k < CASES && failures.length < 5; k++) {
     const r = rng(SEED + k);
@@ -199,6 +202,11 @@ test(`the reader never throws and every command is accounted for: ${CASES} cases
         at += size;
         for (let item = reader.next(); item !== null; item = reader.next()) {
           items++;
+          if (item.kind === 'command') {
+            parseSearch(item.command.args);
+            parseFetchItems(item.command.args.slice(1), item.command.uid);
+            for (const arg of item.command.args) if (arg.kind === 'string') parseAddressList(dec.decode(arg.bytes));
+          }
           if (item.kind === 'reject' && !['BAD', 'NO'].includes(item.status.condition)) failures.push(`seed ${SEED + k}: odd rejection`);
         }
       }
@@ -208,4 +216,4 @@ test(`the reader never throws and every command is accounted for: ${CASES} cases
     }
   }
   expect(failures).toEqual([]);
-});
+}, 120_000);
