@@ -1141,6 +1141,12 @@ export class ClientSession {
   // ---- failure and output funnels ----
 
   #protocolFailure(what: string): void {
+    // After QUIT every transaction has its outcome (and a failed session its one `failed` event):
+    // a garbled answer to QUIT only ends the session, as silence or a close would.
+    if (this.#state.kind === 'quitting') {
+      this.#enter({ kind: 'closed' });
+      return;
+    }
     const stage = this.awaitingStage ?? 'mail';
     this.#failSession(new ClientFailure('protocol', stage, `the server sent ${what}`), false);
   }
