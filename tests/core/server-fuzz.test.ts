@@ -3,26 +3,15 @@
 // Invariants: no exception escapes; every reply line is well-formed (RFC 5321 §4.2: a code, then
 // "-" or " ", at most 512 octets with CRLF, §4.5.3.1.5) and a multi-line reply keeps its code;
 // nothing is written after the session closed; no message is accepted without a recipient.
-// The seed is fixed; FUZZ_CASES=100000 (and FUZZ_SEED=n) run more.
+// The seed is fixed and printed; FUZZ_CASES=1000000 (npm run soak does) and FUZZ_SEED=n run more.
 import { expect, test } from 'bun:test';
 import { ServerSession, type ServerConfig, type Step } from '../../src/core/server-session.ts';
 import { DEFAULT_LIMITS } from '../../src/core/limits.ts';
 import { replies } from '../../src/core/replies.ts';
+import { seededRandom as rng, seedFromEnv } from '../helpers/seeded-random.ts';
 
 const CASES = Number(process.env.FUZZ_CASES ?? 4000);
-const SEED = Number(process.env.FUZZ_SEED ?? 20261127);
-
-/** mulberry32: a small deterministic PRNG. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const SEED = seedFromEnv('FUZZ_SEED', 'server fuzz', 20261127);
 
 const enc = new TextEncoder();
 
@@ -170,4 +159,4 @@ test(`server core survives ${CASES} random and mutated sessions (seed ${SEED})`,
     if (problems.length > 0) failures.push(`case seed ${SEED + i}: ${problems.slice(0, 3).join('; ')}`);
   }
   expect(failures).toEqual([]);
-}, 120_000);
+}, Math.max(120_000, CASES * 5));
