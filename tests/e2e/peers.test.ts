@@ -1,26 +1,22 @@
 /**
  * Smoke test of the e2e helpers and the Debian peers: smtp-sink and private Postfix instances
  * start on ephemeral loopback ports, accept a message from Python's smtplib and from swaks, and
- * stop without leaving a process behind. Skipped without the peers or root, except under CI.
+ * stop without leaving a process behind. Without a peer (or root) its tests fail with the install line.
  */
-import { afterAll, describe, expect, test } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { CAPABILITIES, requirePeers } from '../helpers/capabilities.ts';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTempDir, runCommand, runPython, runSwaks, smtpDialogue } from './harness.ts';
 import {
   descendantsOf,
   isRunning,
-  postfixUnavailableReason,
-  smtpSinkUnavailableReason,
   startPostfix,
   startSmtpSink,
 } from '../helpers/postfix.ts';
 import { findFreePort, isCompleteReply, waitForGreeting } from '../helpers/ports.ts';
 import { makeCertificates } from '../helpers/send-peers.ts';
 
-const inCi = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false';
-const noSink = smtpSinkUnavailableReason() !== undefined && !inCi;
-const noPostfix = postfixUnavailableReason() !== undefined && !inCi;
 
 /** Sends one message with smtplib; prints the DATA reply code and text. */
 const SEND_ONE = `
@@ -87,7 +83,9 @@ describe('ports', () => {
   });
 });
 
-describe.skipIf(noSink)('smtp-sink', () => {
+describe('smtp-sink', () => {
+  beforeAll(() => requirePeers('smtp-sink', 'swaks', 'aiosmtpd'));
+
   test('accepts a message from smtplib and dumps it with dumpDir', async () => {
     await using dump = await makeTempDir('mailbox-sink-dump-');
     const sink = await startSmtpSink({ dumpDir: join(dump.path, 'mail') });
@@ -133,7 +131,9 @@ describe.skipIf(noSink)('smtp-sink', () => {
   }, 30_000);
 });
 
-describe.skipIf(noPostfix)('private Postfix', () => {
+describe('private Postfix', () => {
+  beforeAll(() => requirePeers('root', 'postfix'));
+
   test('discard mode: queues durably, discards, and stops cleanly on 127.0.0.2', async () => {
     const postfix = await startPostfix({ address: '127.0.0.2', mode: 'discard' });
     const master = postfix.masterPid();
@@ -211,3 +211,11 @@ afterAll(async () => {
   expect(left.leaked).toEqual([]);
   expect(left.instances).toEqual([]);
 }, 30_000);
+
+test('scripts/install-peers installs the package of every capability the tests check', async () => {
+  const script = await readFile(join(import.meta.dir, '../../scripts/install-peers'), 'utf8');
+  const listed = new Set(/^packages=\(([^)]*)\)$/m.exec(script)?.[1].split(/\s+/) ?? []);
+  const needed = Object.values(CAPABILITIES).flatMap((c) => [...c.packages]);
+  expect(needed.filter((p) => !listed.has(p))).toEqual([]);
+  expect(listed.size).toBeGreaterThan(5);
+});

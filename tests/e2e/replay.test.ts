@@ -7,12 +7,13 @@
  * --transcript, and that no source file ever changes. All peers on loopback, ephemeral ports.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { requirePeers } from '../helpers/capabilities.ts';
 import { createHash } from 'node:crypto';
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dotUnstuff } from '../../src/core/data.ts';
 import { scanSegmentFile } from '../../src/replay/segment-reader.ts';
-import { smtpSinkUnavailableReason, startSmtpSink, type SmtpSinkHandle } from '../helpers/postfix.ts';
+import { startSmtpSink, type SmtpSinkHandle } from '../helpers/postfix.ts';
 import { startAiosmtpd, type AiosmtpdPeer } from '../helpers/send-peers.ts';
 import {
   cleanupServesAfterAll,
@@ -165,8 +166,8 @@ describe('mailbox replay', () => {
     expect(sha(segment)).toBe(before);
   });
 
-  const sinkMissing = smtpSinkUnavailableReason();
-  test.skipIf(sinkMissing !== undefined && !process.env.CI)('into Postfix smtp-sink (DATA, pipelined): every message arrives whole', async () => {
+  test('into Postfix smtp-sink (DATA, pipelined): every message arrives whole', async () => {
+    requirePeers('smtp-sink');
     const sink: SmtpSinkHandle = await startSmtpSink({ dumpDir: join(tmp.path, 'sink') });
     try {
       const r = await replay([recorder.dataDir, '--server', `127.0.0.1:${sink.port}`, '-c', '2']);

@@ -4,16 +4,13 @@
  * server's reason and asked for again; the message then arrives with what was typed.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { existsSync } from 'node:fs';
+import { requirePeers } from '../helpers/capabilities.ts';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MAILBOX_BIN, makeTempDir, type TempDir } from './harness.ts';
 import { parseWithPython, startAiosmtpd, type AiosmtpdPeer } from '../helpers/send-peers.ts';
 
 const TMUX = '/usr/bin/tmux';
-const unavailable = existsSync(TMUX) ? undefined : `${TMUX} is missing (run scripts/install-peers)`;
-if (unavailable !== undefined && !process.env.CI) console.log(`skipping send-interactive: ${unavailable}`);
-const suite = unavailable !== undefined && !process.env.CI ? describe.skip : describe;
 
 function tmux(...args: string[]): string {
   const r = Bun.spawnSync([TMUX, ...args], { stdout: 'pipe', stderr: 'pipe' });
@@ -21,12 +18,13 @@ function tmux(...args: string[]): string {
   return r.stdout.toString();
 }
 
-suite('mailbox send --interactive in a terminal', () => {
+describe('mailbox send --interactive in a terminal', () => {
   let tmp: TempDir;
   let server: AiosmtpdPeer;
   const session = `mailbox-send-${process.pid}`;
 
   beforeAll(async () => {
+    requirePeers('tmux', 'aiosmtpd');
     tmp = await makeTempDir('mailbox-interactive-');
     await mkdir(join(tmp.path, 'in'));
     // AUTH in clear is offered for the password prompt test; CRAM-MD5 keeps the password off the wire.

@@ -5,11 +5,11 @@
  * accepts, and records the SASL login in the Received header and its log; both are checked.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { existsSync } from 'node:fs';
+import { requirePeers } from '../helpers/capabilities.ts';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MAILBOX_BIN, makeTempDir, runCommand, type RunResult, type TempDir } from './harness.ts';
-import { postfixUnavailableReason, startPostfix, waitForPostfixLog, type PostfixHandle } from '../helpers/postfix.ts';
+import { startPostfix, waitForPostfixLog, type PostfixHandle } from '../helpers/postfix.ts';
 import { makeCertificates, type Certificates } from '../helpers/send-peers.ts';
 
 const SASLPASSWD2 = '/usr/sbin/saslpasswd2';
@@ -17,11 +17,6 @@ const SASLPASSWD2 = '/usr/sbin/saslpasswd2';
 const REALM = 'mailbox.test';
 const USER = 'alice';
 const PASSWORD = 's3cret';
-
-function unavailableReason(): string | undefined {
-  return postfixUnavailableReason()
-    ?? (existsSync(SASLPASSWD2) ? undefined : `${SASLPASSWD2} is missing (run scripts/install-peers)`);
-}
 
 function send(args: string[]): Promise<RunResult> {
   return runCommand([MAILBOX_BIN, 'send', ...args], { timeoutMs: 60_000 });
@@ -66,9 +61,9 @@ async function heldMessage(subject: string): Promise<string> {
   throw new Error(`no held message with Subject: ${subject} (held: ${(await postfix.messages('hold')).join(' ')})`);
 }
 
-const skip = unavailableReason();
-(skip !== undefined && !process.env.CI ? describe.skip : describe)('Postfix smtpd with Cyrus SASL (PLAIN, LOGIN)', () => {
+describe('Postfix smtpd with Cyrus SASL (PLAIN, LOGIN)', () => {
   beforeAll(async () => {
+    requirePeers('root', 'postfix', 'saslpasswd2', 'sasl-plain-login');
     tmp = await makeTempDir('mailbox-send-postfix-auth-');
     certs = makeCertificates(tmp.path);
     const smtpdConf = await makeSasldb(join(tmp.path, 'sasl'));

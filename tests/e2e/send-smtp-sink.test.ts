@@ -1,9 +1,10 @@
 /**
  * `mailbox send` against Postfix's smtp-sink on an ephemeral loopback port: the message must
  * arrive whole and parse cleanly with Python's email package; failures must name the stage.
- * Skipped (with the reason printed) when smtp-sink is missing, unless CI is set.
+ * Without smtp-sink every test fails with the line that installs it.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { requirePeers } from '../helpers/capabilities.ts';
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,11 +12,8 @@ import { cac } from 'cac';
 import { describeError, exitCodeFor, EXIT } from '../../src/cli/exit-codes.ts';
 import { register, runSend, parseSendFlags, type SendDeps } from '../../src/commands/send.ts';
 import { ClientFailure } from '../../src/core/errors.ts';
-import { smtpSinkUnavailableReason, startSmtpSink, type SmtpSinkHandle } from '../helpers/postfix.ts';
+import { startSmtpSink, type SmtpSinkHandle } from '../helpers/postfix.ts';
 
-const unavailable = smtpSinkUnavailableReason();
-if (unavailable !== undefined && !process.env.CI) console.log(`skipping send-smtp-sink: ${unavailable}`);
-const suite = unavailable !== undefined && !process.env.CI ? describe.skip : describe;
 
 interface Captured {
   deps: SendDeps;
@@ -72,13 +70,14 @@ print(json.dumps({
   return JSON.parse(run.stdout.toString());
 }
 
-suite('mailbox send → smtp-sink', () => {
+describe('mailbox send → smtp-sink', () => {
   let dumpDir = '';
   let sink: SmtpSinkHandle;
   let plain: SmtpSinkHandle;
   const sinks: SmtpSinkHandle[] = [];
 
   beforeAll(async () => {
+    requirePeers('smtp-sink');
     dumpDir = await mkdtemp(join(tmpdir(), 'mailbox-send-sink-'));
     // smtp-sink writes its dumps as nobody, who must be able to walk into this directory.
     await chmod(dumpDir, 0o755);

@@ -6,12 +6,13 @@
  * and print exactly one line.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { requirePeers } from '../helpers/capabilities.ts';
 import { existsSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MAILBOX_BIN, cleanupServesAfterAll, makeTempDir, runCommand, startServe, type RunResult, type TempDir } from './harness.ts';
 import { findFreePort } from '../helpers/ports.ts';
-import { postfixUnavailableReason, startPostfix } from '../helpers/postfix.ts';
+import { startPostfix } from '../helpers/postfix.ts';
 import { makeCertificates, parseWithPython, startAiosmtpd, type AiosmtpdPeer, type Certificates } from '../helpers/send-peers.ts';
 import { startDnsmasq } from '../helpers/verify-peers.ts';
 
@@ -374,9 +375,9 @@ describe('--mx: recipients grouped per domain, MX order, implicit MX, null MX', 
   });
 });
 
-const postfixSkip = postfixUnavailableReason();
-(postfixSkip !== undefined && !process.env.CI ? describe.skip : describe)('Postfix smtpd with a certificate', () => {
+describe('Postfix smtpd with a certificate', () => {
   test('STARTTLS verified against our CA, CHUNKING (BDAT) and DSN parameters', async () => {
+    requirePeers('root', 'postfix');
     const postfix = await startPostfix({
       mainCf: {
         smtpd_tls_security_level: 'may',

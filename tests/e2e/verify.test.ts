@@ -8,20 +8,18 @@
  * over 10 domains: in order, within the per-domain connection cap. No timing is asserted.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { startPostfix, postfixUnavailableReason, type PostfixHandle } from '../helpers/postfix.ts';
+import { requirePeers } from '../helpers/capabilities.ts';
+import { startPostfix, type PostfixHandle } from '../helpers/postfix.ts';
 import {
   startDnsmasq,
   startReceiver,
   startSilentDns,
-  verifyPeersUnavailableReason,
   type DnsmasqHandle,
   type ReceiverHandle,
   type SilentDnsHandle,
 } from '../helpers/verify-peers.ts';
 import { cleanupServesAfterAll, MAILBOX_BIN, runCommand, startServe } from './harness.ts';
 
-const unavailable = verifyPeersUnavailableReason() ?? postfixUnavailableReason();
-if (unavailable !== undefined) console.warn(`skipping verify end-to-end tests: ${unavailable}`);
 
 const BATCH_DOMAINS = 10;
 const BATCH_PER_DOMAIN = 100;
@@ -50,13 +48,14 @@ function parseLines(stdout: string): Parsed[] {
 
 cleanupServesAfterAll();
 
-describe.skipIf(unavailable !== undefined)('mailbox verify against dnsmasq, aiosmtpd and Postfix', () => {
+describe('mailbox verify against dnsmasq, aiosmtpd and Postfix', () => {
   let dns: DnsmasqHandle;
   let silent: SilentDnsHandle;
   let postfix: PostfixHandle;
   const receivers: ReceiverHandle[] = [];
 
   beforeAll(async () => {
+    requirePeers('root', 'dnsmasq', 'aiosmtpd', 'postfix');
     silent = await startSilentDns();
     const batchRecords = Array.from({ length: BATCH_DOMAINS }, (_, i) => [
       `mx-host=b${i}.test,mx.b${i}.test,10`,

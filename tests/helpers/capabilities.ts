@@ -75,10 +75,15 @@ export const CAPABILITIES = {
     packages: ['swaks', 'libnet-ssleay-perl'],
     missing: swaksSupports(['TLS', 'Basic AUTH']),
   },
+  python3: {
+    use: "Python's smtplib and email package as independent clients and readers",
+    packages: ['python3'],
+    missing: () => (run([PYTHON, '-c', 'import smtplib, ssl, email, json']).ok && run(['python3', '-c', 'import email']).ok ? undefined : `${PYTHON} (and python3 on PATH) cannot import smtplib, ssl and email`),
+  },
   aiosmtpd: {
     use: 'Python receivers (aiosmtpd)',
-    packages: ['python3', 'python3-aiosmtpd'],
-    missing: () => (run([PYTHON, '-c', 'import aiosmtpd, smtplib, ssl, email']).ok ? undefined : `${PYTHON} cannot import aiosmtpd`),
+    packages: ['python3-aiosmtpd'],
+    missing: () => (run([PYTHON, '-c', 'import aiosmtpd']).ok ? undefined : `${PYTHON} cannot import aiosmtpd`),
   },
   dnsmasq: { use: 'the DNS server of the verify and MX tests', packages: ['dnsmasq-base'], missing: file('/usr/sbin/dnsmasq') },
   openssl: { use: 'certificates and TLS clients', packages: ['openssl'], missing: () => (run(['openssl', 'version']).ok ? undefined : 'openssl is missing') },
