@@ -4,6 +4,7 @@
 // nothing partial may be.
 import { expect, test } from 'bun:test';
 import { openSpool } from '../../src/spool/spool.ts';
+import { chooser, seededRandom, seedFromEnv } from '../helpers/seeded-random.ts';
 import { cleanupServesAfterAll, makeTempDir, smtpDialogue, startServe, type ServeHandle } from './harness.ts';
 
 cleanupServesAfterAll();
@@ -16,6 +17,8 @@ function body(tag: string): string {
 }
 
 test('messages acknowledged before SIGKILL survive restarts, exactly once and whole', async () => {
+  // The kill moments come from this seed (printed; DURABILITY_SEED replays them).
+  const r = chooser(seededRandom(seedFromEnv('DURABILITY_SEED', 'durability test')));
   const data = await makeTempDir('mailbox-durability-');
   const acked = new Map<string, string>();
   let attempts = 0;
@@ -44,7 +47,7 @@ test('messages acknowledged before SIGKILL survive restarts, exactly once and wh
       }
     };
     const running = Array.from({ length: CLIENTS }, (_, c) => client(c));
-    await Bun.sleep(300 + Math.floor(Math.random() * 700));
+    await Bun.sleep(r.int(300, 999));
     await current.kill9();
     stop = true;
     await Promise.all(running);

@@ -1,6 +1,7 @@
 import { afterAll, expect, test } from 'bun:test';
 import * as path from 'node:path';
 import { openSpool } from '../../src/spool/spool.ts';
+import { chooser, seededRandom, seedFromEnv } from '../helpers/seeded-random.ts';
 import { crashMessageFor, memoryLog, removeDir, tempDir } from './fixtures/messages.ts';
 
 const CHILD = path.join(import.meta.dir, 'fixtures', 'commit-loop.ts');
@@ -24,6 +25,8 @@ async function runAndKill(prefix: string, killAfterMs: number): Promise<string[]
 }
 
 test('kill -9 at random moments loses no acknowledged message and leaves nothing partial', async () => {
+  // The kill delays come from this seed (printed; CRASH_SEED replays them).
+  const r = chooser(seededRandom(seedFromEnv('CRASH_SEED', 'spool crash test')));
   const acked = new Set<string>();
   const deleted = new Set<string>();
   const crashRound = async (round: number, delay: number) => {
@@ -48,12 +51,16 @@ test('kill -9 at random moments loses no acknowledged message and leaves nothing
     for (const id of ids) expect(Buffer.from(await spool.readMessage(id)).equals(Buffer.from(crashMessageFor(id)))).toBe(true);
     await spool.close();
   };
-  const delays = [3, 60, 150, 250, 400].sort(() => Math.random() - 0.5).map((d) => d + Math.floor(Math.random() * 40));
+  const delays = [3, 60, 150, 250, 400].map((d) => d + r.int(0, 39));
+  for (let i = delays.length - 1; i > 0; i--) {
+    const j = r.int(0, i);
+    [delays[i], delays[j]] = [delays[j], delays[i]];
+  }
   for (const [round, delay] of delays.entries()) await crashRound(round, delay);
   // How many messages those rounds kept depends on the machine (a slow disk or a loaded CPU commits
   // fewer): more rounds, each killed at a random moment too, until enough were kept to count.
   for (let round = delays.length; acked.size - deleted.size <= 100 && round < delays.length + 30; round++) {
-    await crashRound(round, 400 + Math.floor(Math.random() * 200));
+    await crashRound(round, r.int(400, 599));
   }
   expect(acked.size - deleted.size).toBeGreaterThan(100);
 }, 120_000);
