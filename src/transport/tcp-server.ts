@@ -91,12 +91,13 @@ export interface Listener {
   readonly address: string;
   readonly host: string;
   readonly port: number;
-  /** Stops accepting; open sessions go on until they end or shutdown() closes them. */
-  stopAccepting(): void;
-  /** Asks every session to end: idle ones at once, others after their exchange. */
-  shutdown(): void;
-  /** Closes every connection now. */
-  closeAll(): void;
+  /**
+   * Stops accepting and asks every session to end: idle ones at once, others after their
+   * exchange. Resolves once no connection is left.
+   */
+  drain(): Promise<void>;
+  /** Closes every connection now, and the listening socket. */
+  close(): Promise<void>;
   /** Implicit TLS: listen again with the current certificate; open sessions keep theirs. */
   reloadTls(): void;
   readonly connections: number;
@@ -169,6 +170,8 @@ export function listen<S extends ProtocolSession<unknown>>(target: ListenTarget,
   const live = new Set<Socket>();
   let nextId = 1;
   let stopped = false;
+  /** Resolved by drain() once the last connection is gone. */
+  const idle: (() => void)[] = [];
   const now = options.now;
   const label = () => (target.kind === 'unix' ? `unix:${target.path}` : `${formatHost(target.host)}:${server?.port ?? target.port}`);
 
@@ -333,6 +336,7 @@ export function listen<S extends ProtocolSession<unknown>>(target: ListenTarget,
   /** Runs once per socket, from close or error, whichever comes first. */
   function cleanup(socket: Socket): void {
     if (!live.delete(socket)) return;
+    if (live.size === 0) for (const resolve of idle.splice(0)) resolve();
     const d = socket.data;
     if (d.admitted !== null) {
       options.limits?.release(d.admitted);
@@ -441,19 +445,21 @@ export function listen<S extends ProtocolSession<unknown>>(target: ListenTarget,
     get connections() {
       return live.size;
     },
-    stopAccepting() {
-      if (stopped) return;
-      stopped = true;
-      server?.stop(false);
-    },
-    shutdown() {
+    drain() {
+      if (!stopped) {
+        stopped = true;
+        server?.stop(false);
+      }
       for (const socket of live) {
         const state = socket.data.conn;
         if (state) guarded(state, (s) => s.shutdown());
         else socket.end();
       }
+      if (live.size === 0) return Promise.resolve();
+      return new Promise<void>((resolve) => idle.push(resolve));
     },
-    closeAll() {
+    async close() {
+      stopped = true;
       clearInterval(timer);
       for (const socket of [...live]) {
         socket.end();

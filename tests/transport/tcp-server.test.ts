@@ -82,7 +82,7 @@ const smtpHost: SessionHost<ServerSession> = {
 
 const open: Listener[] = [];
 afterEach(() => {
-  for (const l of open.splice(0)) l.closeAll();
+  for (const l of open.splice(0)) void l.close();
 });
 
 /** Reads from a fresh connection until `done` holds for what came, or the peer closes. */

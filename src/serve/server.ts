@@ -1,0 +1,206 @@
+/**
+ * @module The server `mailbox serve` runs, as services: the spool, then the listeners (later the
+ * delivery pool and the readers). startServer() starts them in order and hands them back.
+ * Rule 1: a service finishes its work in drain() and lets go of everything in close(). Stopping
+ *         drains every service at once, then closes them in the reverse order of their start,
+ *         so the spool, started first, is closed last, after the last session that could commit.
+ * Rule 2: a start that fails closes what had started, and says in one line what to change.
+ * Rule 3: reload() (SIGHUP) re-reads the certificate and the users file; a bad new file is logged
+ *         and the old one stays in force. Open sessions are never dropped.
+ */
+import { Authenticator } from '../auth/authenticator.ts';
+import { formatCidr } from '../auth/networks.ts';
+import { AuthThrottle } from '../auth/throttle.ts';
+import { readUsers, type UserTable } from '../auth/users.ts';
+import type { ServeConfig } from '../config.ts';
+import { EXIT, SetupError } from '../exit-status.ts';
+import type { Logger } from '../log.ts';
+import { SpoolLockedError } from '../spool/lock.ts';
+import { openSpool, type Spool } from '../spool/spool.ts';
+import { loadTlsMaterial, type CertificateSource, type TlsMaterial } from '../tls/certificates.ts';
+import { ConnectionLimits } from '../transport/connection-limits.ts';
+import { BindError, listen, removeStaleUnixSocket, type Listener, type ListenTarget } from '../transport/tcp-server.ts';
+import { createSessionHost } from './session-host.ts';
+
+/** One part of the running server. */
+export interface Service {
+  /** Takes no new work and finishes what is under way; resolves when nothing is left. */
+  drain(): Promise<void>;
+  /** Ends whatever is left now and lets go of its resources. */
+  close(): Promise<void>;
+}
+
+export interface Server {
+  /** In the order they started. */
+  readonly services: readonly Service[];
+  readonly listeners: readonly Listener[];
+  /** Connections open on every listener. */
+  readonly connections: number;
+  /** SIGHUP: re-reads the certificate and the users file. */
+  reload(): void;
+  /** Closes every service, in the reverse order of their start. */
+  close(): Promise<void>;
+}
+
+export interface ServerDeps {
+  readonly now: () => number;
+  readonly log: Logger;
+}
+
+const COMPACT_EVERY_MS = 60_000;
+
+/** Starts the spool and the listeners of `config`; throws SetupError (one line) when one cannot start. */
+export async function startServer(config: ServeConfig, deps: ServerDeps): Promise<Server> {
+  const { log, now } = deps;
+  const certificate = config.listenTls.length > 0 || (config.starttls && config.listen.length > 0) ? new CertificateHolder(config, now) : null;
+  let users: UserTable | null = config.usersFile ? readUsers(config.usersFile) : null;
+  const services: Service[] = [];
+  const listeners: Listener[] = [];
+  const closeAll = async () => {
+    for (const service of services.splice(0).reverse()) await service.close();
+  };
+
+  const spool = await openSpool({
+    dir: config.dataDir,
+    hostname: config.hostname,
+    now,
+    log: {
+      info: (msg, fields) => log.info(msg, fields),
+      warn: (msg, fields) => log.warn(msg, fields),
+      error: (msg, fields) => log.error(msg, fields),
+    },
+    maxMessages: config.maxMessages ?? undefined,
+    maxAgeMs: config.maxAgeMs ?? undefined,
+  }).catch((error: unknown) => {
+    // Two servers on one spool would corrupt it; the second one stops here, as with a port in use.
+    throw error instanceof SpoolLockedError ? new SetupError(error.message, EXIT.osErr) : error;
+  });
+  services.push(spoolService(spool, log));
+  const { records, tornBytes, damaged } = spool.recovery;
+  log.info('spool-opened', { dir: config.dataDir, messages: spool.stats().messages, segments: spool.stats().segments, recovered: records, torn_bytes: tornBytes, damaged: damaged.length });
+
+  if (certificate) certificate.announce(log);
+  if (config.authAny) log.warn('auth-any', { note: 'any AUTH credentials are accepted (development mode)' });
+  else if (users) log.info('users', { file: config.usersFile, users: users.size });
+  const authenticator =
+    users || config.authAny ? new Authenticator({ users: () => (config.authAny ? null : users), throttle: new AuthThrottle(), now }) : null;
+  const host = createSessionHost(config, spool, log, now, authenticator);
+  // One set of caps for every listener, whatever protocol it speaks.
+  const limits = new ConnectionLimits({
+    maxConnections: config.maxConnections,
+    maxPerAddress: config.maxConnectionsPerIp,
+    exempt: host.trusted,
+  });
+  const options = { now, limits, tls: certificate ?? undefined, handshakeTimeoutMs: config.limits.commandTimeoutMs };
+  // Each listener with the flag that asked for it, so that a bind failure names what to change.
+  const targets: { readonly target: ListenTarget; readonly flag: string }[] = [
+    ...config.listen.map((a) => ({ target: { kind: 'tcp' as const, ...a }, flag: '--listen' })),
+    ...config.listenTls.map((a) => ({ target: { kind: 'tls' as const, ...a }, flag: '--listen-tls' })),
+    ...config.listenUnix.map((path) => ({ target: { kind: 'unix' as const, path }, flag: '--listen' })),
+  ];
+  for (const { target, flag } of targets) {
+    try {
+      if (target.kind === 'unix') await removeStaleUnixSocket(target.path);
+      const listener = listen(target, host, options);
+      listeners.push(listener);
+      services.push(listener);
+    } catch (error) {
+      await closeAll();
+      const where = target.kind === 'unix' ? `unix:${target.path}` : `${target.host}:${target.port}`;
+      const failure = error instanceof BindError ? error : new BindError(where, (error as { code?: string }).code, { cause: error });
+      throw new SetupError(`${failure.message}; change ${flag}`, EXIT.osErr);
+    }
+  }
+  const where = (kind: ListenTarget['kind']) => listeners.filter((l) => l.target.kind === kind).map((l) => l.address);
+  log.info('listening', {
+    smtp: where('tcp'),
+    smtps: where('tls').length > 0 ? where('tls') : undefined,
+    unix: where('unix').length > 0 ? where('unix') : undefined,
+    data: config.dataDir,
+    mode: config.domains ? `domains ${config.domains.join(',')}` : 'catch-all',
+    max_size: config.limits.maxMessageBytes,
+    starttls: config.starttls && config.listen.length > 0 ? 'offered' : 'off',
+    auth: config.authAny ? 'any' : users ? 'users' : 'off',
+    trust: config.trust.networks.length > 0 ? config.trust.networks.map(formatCidr) : 'none',
+  });
+
+  return {
+    services,
+    listeners,
+    get connections() {
+      return listeners.reduce((n, l) => n + l.connections, 0);
+    },
+    reload() {
+      if (certificate?.reload(log)) for (const l of listeners) l.reloadTls();
+      if (config.usersFile) {
+        try {
+          users = readUsers(config.usersFile);
+          log.info('users-reloaded', { file: config.usersFile, users: users.size });
+        } catch (error) {
+          log.error('users-reload-failed', { file: config.usersFile, error: (error as Error).message, kept: 'the users read before' });
+        }
+      }
+    },
+    close: closeAll,
+  };
+}
+
+/** The spool as a service: compaction runs every minute until close, which flushes and unlocks. */
+function spoolService(spool: Spool, log: Logger): Service {
+  const compactTimer = setInterval(() => {
+    spool.compact().catch((error: unknown) => log.error('compaction-failed', { error: (error as Error).message }));
+  }, COMPACT_EVERY_MS);
+  return {
+    // Its work comes from the sessions: it is done when they are, which the listeners await.
+    drain: async () => clearInterval(compactTimer),
+    async close() {
+      clearInterval(compactTimer);
+      await spool.close();
+    },
+  };
+}
+
+/** The certificate in force for STARTTLS and implicit TLS; replaced on SIGHUP. */
+class CertificateHolder {
+  readonly #source: CertificateSource;
+  readonly #now: () => number;
+  #material: TlsMaterial;
+
+  constructor(config: ServeConfig, now: () => number) {
+    this.#source = config.tlsFiles
+      ? { kind: 'files', certFile: config.tlsFiles.cert, keyFile: config.tlsFiles.key }
+      : { kind: 'self-signed', dataDir: config.dataDir, hostname: config.hostname };
+    this.#now = now;
+    this.#material = loadTlsMaterial(this.#source, now());
+  }
+
+  current(): TlsMaterial {
+    return this.#material;
+  }
+
+  announce(log: Logger, event = 'tls-certificate'): void {
+    const m = this.#material;
+    log.info(event, {
+      source: this.#source.kind,
+      file: m.certFile,
+      subject: m.subject,
+      sha256: m.fingerprint,
+      expires: new Date(m.notAfterMs).toISOString(),
+      created: m.created ? true : undefined,
+    });
+  }
+
+  /** Re-reads the certificate; true when a new one is in force. */
+  reload(log: Logger): boolean {
+    try {
+      const next = loadTlsMaterial(this.#source, this.#now());
+      if (next.fingerprint === this.#material.fingerprint && next.key === this.#material.key) return false;
+      this.#material = next;
+      this.announce(log, 'tls-reloaded');
+      return true;
+    } catch (error) {
+      log.error('tls-reload-failed', { error: (error as Error).message, kept: this.#material.fingerprint });
+      return false;
+    }
+  }
+}
