@@ -12,6 +12,7 @@ import { decodeBase64 } from './base-encoding.ts';
 import { concat, dotStuff } from './data.ts';
 import type { LockOutcome, Pop3Maildrop, ReadOutcome, UpdateOutcome } from './pop3-maildrop.ts';
 import { formatPop3Response, pop3Replies, type Pop3Response } from './pop3-replies.ts';
+import type { ProtocolSession, ProtocolStep, TlsInfo } from './protocol-session.ts';
 
 export interface Pop3Limits {
   /** Longest command line accepted, CRLF included. */
@@ -77,17 +78,10 @@ export type Pop3Event =
   | { readonly kind: 'transition'; readonly from: Pop3StateKind; readonly to: Pop3StateKind };
 
 /**
- * What the adapter must do after a call: wait `delayMs` if set, write `out` in order, handle
- * `events`, then close if asked, or start the TLS handshake if asked (and call tlsStarted()).
+ * What the listener does after a call (protocol-session.ts): wait `delayMs`, write `out` (text,
+ * or bytes once a step carries message octets), hand over `events`, then close or start TLS.
  */
-export interface Pop3Step {
-  /** Chunks to write, in order: status lines are strings (UTF-8), message bytes are not. */
-  readonly out: readonly (string | Uint8Array)[];
-  readonly events: readonly Pop3Event[];
-  readonly close: boolean;
-  readonly startTls: boolean;
-  readonly delayMs: number;
-}
+export type Pop3Step = ProtocolStep<Pop3Event>;
 
 export type Pop3AuthOutcome = { readonly ok: true; readonly user: string } | { readonly ok: false; readonly response: Pop3Response };
 
@@ -424,7 +418,9 @@ function textBlock(lines: readonly string[]): string {
   return out + TERMINATOR;
 }
 
-export class Pop3Session {
+const ENCODER = new TextEncoder();
+
+export class Pop3Session implements ProtocolSession<Pop3Event> {
   readonly #config: Pop3Config;
   #state: State = { kind: 'authorization', user: null };
   #tls: boolean;
@@ -444,11 +440,12 @@ export class Pop3Session {
   readonly #trace: boolean;
   readonly #turn: Turn = this.#createTurn();
 
-  constructor(config: Pop3Config, now: number, options: { trace?: boolean; tls?: boolean } = {}) {
+  /** `tls` is given on an implicit-TLS listener (RFC 8314): the session starts encrypted. */
+  constructor(config: Pop3Config, now: number, options: { trace?: boolean; tls?: TlsInfo | null } = {}) {
     this.#config = config;
     this.#lastActivity = now;
     this.#trace = options.trace ?? false;
-    this.#tls = options.tls ?? config.tls === 'implicit';
+    this.#tls = (options.tls ?? null) !== null || config.tls === 'implicit';
   }
 
   get state(): Pop3StateKind {
@@ -574,7 +571,7 @@ export class Pop3Session {
    * The TLS handshake that STLS asked for is done. RFC 2595 §4: the session stays in the
    * AUTHORIZATION state and the client asks CAPA again; a USER given before is forgotten.
    */
-  tlsStarted(now: number): Pop3Step {
+  tlsStarted(_info: TlsInfo, now: number): Pop3Step {
     if (this.#state.kind !== 'tls-handshake') return this.#flush();
     this.#lastActivity = now;
     this.#tls = true;
@@ -791,11 +788,18 @@ export class Pop3Session {
   }
 
   #flush(): Pop3Step {
-    const step: Pop3Step = { out: this.#out, events: this.#events, close: this.#close, startTls: this.#startTls, delayMs: this.#delayMs };
+    const step: Pop3Step = { out: joinOut(this.#out), events: this.#events, close: this.#close, startTls: this.#startTls, delayMs: this.#delayMs };
     if (this.#out.length > 0) this.#out = [];
     if (this.#events.length > 0) this.#events = [];
     this.#startTls = false;
     this.#delayMs = 0;
     return step;
   }
+}
+
+/** One step's output: text while it is all text, else the octets of every chunk in order. */
+function joinOut(chunks: readonly (string | Uint8Array)[]): string | Uint8Array {
+  if (chunks.length === 0) return '';
+  if (chunks.every((c) => typeof c === 'string')) return chunks.join('');
+  return concat(chunks.map((c) => (typeof c === 'string' ? ENCODER.encode(c) : c)));
 }

@@ -93,11 +93,9 @@ export function runPop3Transcript(text: string, mode: FeedMode): Pop3RunResult {
   let buffered = '';
 
   const absorb = (step: Pop3Step): void => {
-    for (const chunk of step.out) {
-      const bytes = typeof chunk === 'string' ? ENCODER.encode(chunk) : chunk;
-      chunks.push(bytes);
-      buffered += DECODER.decode(bytes);
-    }
+    const bytes = typeof step.out === 'string' ? ENCODER.encode(step.out) : step.out;
+    chunks.push(bytes);
+    buffered += DECODER.decode(bytes);
     if (step.close) closed = true;
     if (step.startTls) tlsAsked = true;
     for (const event of step.events) {
@@ -205,7 +203,7 @@ export function runPop3Transcript(text: string, mode: FeedMode): Pop3RunResult {
           case 'tls':
             if (!tlsAsked) mismatches.push(`line ${step.lineNo}: the session did not ask for TLS`);
             tlsAsked = false;
-            absorb(session.tlsStarted(now));
+            absorb(session.tlsStarted({ protocol: 'TLSv1.3', cipher: 'TLS_AES_256_GCM_SHA384' }, now));
             break;
           case 'idle':
             now = session.deadline + 1;
