@@ -14,11 +14,11 @@
  */
 import { formatMailbox, formatPath, needsSmtpUtf8, type Mailbox } from './address.ts';
 import { decodeBase64, encodeBase64Text } from './base-encoding.ts';
-import { encodeXtext } from './command.ts';
-import { dotStuff, dotUnstuff } from './data.ts';
+import { dotUnstuff } from './data.ts';
 import { clientReplies } from './client-replies.ts';
-import { ClientFailure, type ClientStage, type FailureKind } from './errors.ts';
-import { parseEhloLines, peerMaxSize, type PeerExtensions } from './extensions.ts';
+import { ClientFailure, type ClientStage } from './errors.ts';
+import { parseEhloLines, type PeerExtensions } from './extensions.ts';
+import { prepareOutgoing, type DsnOptions, type OutgoingPolicy, type OutgoingRecipient } from './outgoing.ts';
 import { assembleReply, isPositive, parseReplyLine, type Reply } from './reply.ts';
 import type { TranscriptEntry } from './transcript.ts';
 
@@ -62,20 +62,17 @@ export interface ClientOptions {
   /** Send messages with BDAT when the server offers CHUNKING (RFC 3030); default true. */
   readonly chunking?: boolean;
   readonly quitAfter?: QuitAfter;
+  /** What to do with what the server does not offer (core/outgoing.ts); default 'refuse'. */
+  readonly outgoing?: OutgoingPolicy;
 }
 
-/** RFC 3461 delivery status notification requests. */
-export interface DsnOptions {
-  readonly notify?: readonly ('NEVER' | 'SUCCESS' | 'FAILURE' | 'DELAY')[];
-  readonly ret?: 'FULL' | 'HDRS';
-  readonly envid?: string;
-}
+export type { DsnOptions, NotifyCondition, OutgoingPolicy, OutgoingRecipient, RecipientParams } from './outgoing.ts';
 
 /**
  * One message to send: the envelope and the message bytes, either as they are (any line endings)
  * or already in their wire form, as the spool keeps them.
  */
-export type OutgoingTransaction = TransactionEnvelope & (
+export type OutgoingTransaction<R extends Mailbox | OutgoingRecipient = Mailbox> = TransactionEnvelope<R> & (
   | {
       /** Converted to CRLF and dot-stuffed by the session (RFC 5321 §4.5.2); ".\r\n" is added. */
       readonly message: Uint8Array;
@@ -91,9 +88,14 @@ export type OutgoingTransaction = TransactionEnvelope & (
     }
 );
 
-export interface TransactionEnvelope {
+/** Any transaction send() takes: recipients as bare mailboxes or with parameters of their own. */
+export type AnyTransaction = OutgoingTransaction<Mailbox | OutgoingRecipient>;
+
+export interface TransactionEnvelope<R extends Mailbox | OutgoingRecipient = Mailbox> {
   readonly sender: Mailbox | null;
-  readonly recipients: readonly Mailbox[];
+  /** A bare Mailbox, or a recipient with its own NOTIFY and ORCPT (RFC 3461 §4). */
+  readonly recipients: readonly R[];
+  /** RET and ENVID, and the NOTIFY of recipients that give none of their own. */
   readonly dsn?: DsnOptions;
 }
 
@@ -118,14 +120,14 @@ export interface RecipientOutcome {
 export type TransactionOutcome =
   | {
       readonly ok: true;
-      readonly transaction: OutgoingTransaction;
+      readonly transaction: AnyTransaction;
       /** The reply to the end of data: the server took responsibility for the message. */
       readonly reply: Reply;
       readonly recipients: readonly RecipientOutcome[];
     }
   | {
       readonly ok: false;
-      readonly transaction: OutgoingTransaction;
+      readonly transaction: AnyTransaction;
       readonly failure: ClientFailure;
       readonly recipients: readonly RecipientOutcome[];
       /**
@@ -194,13 +196,15 @@ const STAGE_OF: Record<Awaited['verb'], ClientStage> = {
 
 /** One transaction on the wire: the replies so far, and the failure once one is certain. */
 interface Flight {
-  readonly tx: OutgoingTransaction;
+  readonly tx: AnyTransaction;
   readonly stuffed: Uint8Array;
   readonly pipelined: boolean;
   /** BDAT instead of DATA (RFC 3030): the RCPT replies are awaited before the message goes. */
   readonly chunked: boolean;
   readonly mailParams: string;
-  readonly rcptParams: string;
+  /** The recipients with their parameters, and each one's RCPT parameters as sent. */
+  readonly rcpts: readonly OutgoingRecipient[];
+  readonly rcptParams: readonly string[];
   readonly mail: Reply | null;
   readonly recipients: readonly RecipientOutcome[];
   readonly failure: ClientFailure | null;
@@ -217,7 +221,7 @@ interface ProbeFlight {
 }
 
 /** A queued job: a message to send, or a probe. */
-type Job = OutgoingTransaction | ProbeTransaction;
+type Job = AnyTransaction | ProbeTransaction;
 
 const isProbe = (job: Job): job is ProbeTransaction => !('message' in job) && !('stuffed' in job);
 
@@ -237,7 +241,6 @@ type State =
 
 const CR = 13;
 const LF = 10;
-const DOT = 46;
 // RFC 5321 §4.5.3.1.5 allows reply lines of 512 octets; servers exceed it in EHLO and error
 // text, so the cap only guards against a peer that never ends a line.
 const MAX_REPLY_LINE_BYTES = 8192;
@@ -268,41 +271,6 @@ function hex(bytes: Uint8Array): string {
   let out = '';
   for (const b of bytes) out += b.toString(16).padStart(2, '0');
   return out;
-}
-
-/**
- * RFC 1870 §3: SIZE counts the message with CRLF line endings, before dot-stuffing. -1 when the
- * bytes are not a stuffed message: not ending in CRLF, or holding a line of a single ".".
- */
-function unstuffedSize(stuffed: Uint8Array): number {
-  const n = stuffed.length;
-  if (n === 0) return 0;
-  if (n < 2 || stuffed[n - 1] !== LF || stuffed[n - 2] !== CR) return -1;
-  let dots = 0;
-  for (let at = 0; at < n; at = stuffed.indexOf(LF, at) + 1) {
-    if (stuffed[at] !== DOT) continue;
-    if (stuffed[at + 1] === CR) return -1;
-    dots++;
-  }
-  return n - dots;
-}
-
-/** Any byte ≥ 0x80; four bytes at a time where the bytes are aligned for it. */
-function hasEightBit(bytes: Uint8Array): boolean {
-  const n = bytes.length;
-  let i = 0;
-  const head = Math.min(n, (4 - (bytes.byteOffset & 3)) & 3);
-  for (; i < head; i++) if (bytes[i] >= 0x80) return true;
-  const words = (n - i) >>> 2;
-  if (words > 0) {
-    const view = new Uint32Array(bytes.buffer, bytes.byteOffset + i, words);
-    let any = 0;
-    for (let w = 0; w < words; w++) any |= view[w];
-    if ((any & 0x80808080) !== 0) return true;
-    i += words * 4;
-  }
-  for (; i < n; i++) if (bytes[i] >= 0x80) return true;
-  return false;
 }
 
 function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
@@ -361,7 +329,7 @@ export class ClientSession {
   }
 
   /** Queues a transaction; it starts at once when the session is ready and idle. */
-  send(tx: OutgoingTransaction): ClientStep {
+  send(tx: AnyTransaction): ClientStep {
     if (this.#state.kind === 'closed' || this.#state.kind === 'quitting') {
       this.#emitOutcome({
         ok: false,
@@ -781,54 +749,23 @@ export class ClientSession {
     }
   }
 
-  /** Checks what can be checked before a byte is sent; a transaction that cannot go gets its outcome here. */
-  #prepare(tx: OutgoingTransaction): Flight | null {
-    const refuse = (kind: FailureKind, stage: ClientStage, status: Reply): null => {
+  /** Checks what can be checked before a byte is sent (core/outgoing.ts); a transaction that cannot go gets its outcome here. */
+  #prepare(tx: AnyTransaction): Flight | null {
+    const ext = this.#extensions;
+    const preparation = prepareOutgoing(tx, ext, this.#options.outgoing ?? 'refuse');
+    if (!preparation.ok) {
+      const { kind, stage, status } = preparation;
       const failure = new ClientFailure(kind, stage, status.lines.join(' '), undefined, { status });
       this.#emitOutcome({ ok: false, transaction: tx, failure, recipients: [] });
       return null;
-    };
-    if (tx.recipients.length === 0) return refuse('internal', 'rcpt', clientReplies.notSendable('a transaction needs at least one recipient'));
-    const ext = this.#extensions;
-    const utf8 = needsSmtpUtf8(tx.sender) || tx.recipients.some(needsSmtpUtf8);
-    // RFC 6531 §3.2: a non-ASCII address may only go to a server that offers SMTPUTF8.
-    if (utf8 && !ext.has('SMTPUTF8')) {
-      return refuse('rejected', 'mail', clientReplies.smtpUtf8Needed());
     }
-    const stuffed = tx.stuffed ?? dotStuff(tx.message);
-    const size = unstuffedSize(stuffed);
-    // Only a caller's bug gets here: the spool checks every record before it is replayed.
-    if (size < 0) return refuse('internal', 'message', clientReplies.notSendable('the message is not dot-stuffed CRLF text (it holds a line of a single "." or does not end with CRLF)'));
-    const max = peerMaxSize(ext);
-    // RFC 1870 §6.1: a message larger than the server's SIZE is not sent at all.
-    if (max !== null && size > max) {
-      return refuse('rejected', 'mail', clientReplies.tooBig(size, max));
-    }
-    const eightBit = hasEightBit(stuffed);
-    // RFC 6152 §3: 8-bit data goes only to a server that offers 8BITMIME (SMTPUTF8 implies it).
-    if (eightBit && !ext.has('8BITMIME') && !utf8) {
-      return refuse('rejected', 'mail', clientReplies.eightBitNotAllowed());
-    }
-    const dsn = tx.dsn ?? {};
-    const wantsDsn = (dsn.notify?.length ?? 0) > 0 || dsn.ret !== undefined || dsn.envid !== undefined;
-    // RFC 3461 §4: the parameters exist only where the server offers DSN; silently dropping them
-    // would lose what the user asked for.
-    if (wantsDsn && !ext.has('DSN')) {
-      return refuse('rejected', 'mail', clientReplies.dsnNotOffered());
-    }
-    let mailParams = '';
-    if (ext.has('SIZE')) mailParams += ` SIZE=${size}`;
-    if (eightBit && ext.has('8BITMIME')) mailParams += ' BODY=8BITMIME';
-    if (utf8) mailParams += ' SMTPUTF8';
-    if (dsn.ret !== undefined) mailParams += ` RET=${dsn.ret}`;
-    if (dsn.envid !== undefined) mailParams += ` ENVID=${encodeXtext(dsn.envid)}`;
-    const rcptParams = dsn.notify !== undefined && dsn.notify.length > 0 ? ` NOTIFY=${dsn.notify.join(',')}` : '';
+    const { stuffed, mailParams, recipients: rcpts, rcptParams } = preparation.prepared;
     const chunked = ext.has('CHUNKING') && this.#options.chunking !== false;
-    return { tx, stuffed, pipelined: ext.has('PIPELINING'), chunked, mailParams, rcptParams, mail: null, recipients: [], failure: null };
+    return { tx, stuffed, pipelined: ext.has('PIPELINING'), chunked, mailParams, rcpts, rcptParams, mail: null, recipients: [], failure: null };
   }
 
   #rcptLine(flight: Flight, index: number): string {
-    return `RCPT TO:${formatPath(flight.tx.recipients[index])}${flight.rcptParams}`;
+    return `RCPT TO:${formatPath(flight.rcpts[index].mailbox)}${flight.rcptParams[index]}`;
   }
 
   #startFlight(flight: Flight): void {
@@ -866,7 +803,7 @@ export class ClientSession {
   #takeAhead(flight: Flight): Flight | null {
     if (!flight.pipelined || this.#options.quitAfter !== undefined) return null;
     while (this.#queue.length > 0 && !isProbe(this.#queue[0])) {
-      const ahead = this.#prepare(this.#queue.shift() as OutgoingTransaction);
+      const ahead = this.#prepare(this.#queue.shift() as AnyTransaction);
       if (ahead !== null) return ahead;
     }
     return null;
@@ -904,7 +841,7 @@ export class ClientSession {
 
   #onRcpt(reply: Reply, index: number): void {
     const flight = this.#flight();
-    const mailbox = flight.tx.recipients[index];
+    const mailbox = flight.rcpts[index].mailbox;
     const next = { ...flight, recipients: [...flight.recipients, { mailbox, reply, accepted: isPositive(reply) }] };
     this.#update(next);
     const last = index + 1 === flight.tx.recipients.length;

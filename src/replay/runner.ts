@@ -9,7 +9,7 @@
  * Rule 3: time and sleeping come from ReplayClock; the sockets from transport/tcp-client.ts.
  */
 import { decodeXtext, type Parameter } from '../core/command.ts';
-import type { ClientAuth, DsnOptions, OutgoingTransaction } from '../core/client-session.ts';
+import type { AnyTransaction, ClientAuth, DsnOptions, NotifyCondition, OutgoingRecipient } from '../core/client-session.ts';
 import type { Recipient } from '../core/envelope.ts';
 import { ClientFailure } from '../core/errors.ts';
 import type { Mailbox } from '../core/address.ts';
@@ -119,31 +119,39 @@ class Pacer {
   }
 }
 
-/** RFC 3461 parameters as recorded (RET, ENVID in MAIL; NOTIFY in RCPT, when every RCPT has the same). */
-function recordedDsn(mailParams: readonly Parameter[], recipients: readonly Recipient[]): DsnOptions | undefined {
-  const param = (params: readonly Parameter[], name: string) => params.find((p) => p.name.toUpperCase() === name)?.value ?? null;
+const param = (params: readonly Parameter[], name: string) => params.find((p) => p.name.toUpperCase() === name)?.value ?? null;
+
+/** RFC 3461 §4.3-4.4 as recorded in MAIL: RET and ENVID. */
+function recordedDsn(mailParams: readonly Parameter[]): DsnOptions | undefined {
   const ret = param(mailParams, 'RET')?.toUpperCase();
   const envid = param(mailParams, 'ENVID');
-  const notifies = new Set(recipients.map((r) => param(r.params, 'NOTIFY')?.toUpperCase() ?? ''));
-  const notify = notifies.size === 1 ? [...notifies][0] : '';
-  const dsn: { ret?: 'FULL' | 'HDRS'; envid?: string; notify?: DsnOptions['notify'] } = {};
+  const dsn: { ret?: 'FULL' | 'HDRS'; envid?: string } = {};
   if (ret === 'FULL' || ret === 'HDRS') dsn.ret = ret;
   const decoded = envid === null ? null : decodeXtext(envid);
   if (decoded !== null) dsn.envid = decoded;
-  if (notify !== '') dsn.notify = notify.split(',') as DsnOptions['notify'];
   return Object.keys(dsn).length > 0 ? dsn : undefined;
+}
+
+/** RFC 3461 §4.1-4.2 as recorded in one RCPT: NOTIFY and ORCPT travel with their recipient. */
+function recordedRecipient(recipient: Recipient): OutgoingRecipient {
+  const notify = param(recipient.params, 'NOTIFY')?.toUpperCase();
+  const orcpt = param(recipient.params, 'ORCPT');
+  const params: { notify?: NotifyCondition[]; orcpt?: { type: string; address: string } } = {};
+  if (notify) params.notify = notify.split(',') as NotifyCondition[];
+  const semi = orcpt?.indexOf(';') ?? -1;
+  const address = orcpt && semi > 0 ? decodeXtext(orcpt.slice(semi + 1)) : null;
+  if (orcpt && address !== null) params.orcpt = { type: orcpt.slice(0, semi), address };
+  return Object.keys(params).length > 0 ? { mailbox: recipient.mailbox, params } : { mailbox: recipient.mailbox };
 }
 
 /**
  * RFC 3461 §4: DSN parameters go only to a server that offers DSN; one that does not gets the
- * message without them, as a relay would send it.
+ * message without them, as a relay would send it (the client strips them: core/outgoing.ts).
  */
-function transactionFor(job: Job, client: SmtpClient): OutgoingTransaction {
+function transactionFor(job: Job): AnyTransaction {
   const { item } = job;
-  const recipients = job.recipients.map((r) => r.mailbox);
-  const dsn = client.extensions.has('DSN') && (item.mailParams.length > 0 || job.recipients.some((r) => r.params.length > 0))
-    ? recordedDsn(item.mailParams, job.recipients)
-    : undefined;
+  const recipients = job.recipients.map(recordedRecipient);
+  const dsn = recordedDsn(item.mailParams);
   return item.body.stuffed !== undefined
     ? { sender: job.sender, recipients, stuffed: item.body.stuffed, dsn }
     : { sender: job.sender, recipients, message: item.body.message, dsn };
@@ -199,7 +207,7 @@ class Lane {
         hooks.onResult(unsentResult(job.item, job.sender, job.recipients, error, plan.expect));
         continue;
       }
-      const outcome = await client.send(transactionFor(job, client));
+      const outcome = await client.send(transactionFor(job));
       hooks.onResult(resultOf(job.item, job.sender, job.recipients, outcome, this.#index, plan.expect));
     }
   }
@@ -237,6 +245,7 @@ function openSession(index: number, shared: Shared): Promise<SmtpClient> {
     tlsSettings: tlsSettingsFor(plan.server, plan.tlsSettings),
     auth: plan.auth,
     chunking: plan.chunking,
+    outgoing: 'strip',
     onTranscript: onTranscript === undefined ? undefined : (entry) => onTranscript(index, entry),
   });
 }

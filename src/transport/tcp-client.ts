@@ -14,7 +14,8 @@ import {
   ClientSession,
   type ClientAuth,
   type ClientStep,
-  type OutgoingTransaction,
+  type AnyTransaction,
+  type OutgoingPolicy,
   type ProbeOutcome,
   type ProbeTransaction,
   type QuitAfter,
@@ -56,6 +57,8 @@ export interface SmtpClientOptions {
   /** Use BDAT when the server offers CHUNKING (default true). */
   readonly chunking?: boolean;
   readonly quitAfter?: QuitAfter;
+  /** What the core does with what the server does not offer (core/outgoing.ts; default 'refuse'). */
+  readonly outgoing?: OutgoingPolicy;
 }
 
 /** The negotiated TLS parameters, for reports. */
@@ -130,7 +133,7 @@ export class SmtpClient {
   #isReady = false;
   #finished = Promise.withResolvers<void>();
   #isFinished = false;
-  #waiting = new Map<OutgoingTransaction, (outcome: TransactionOutcome) => void>();
+  #waiting = new Map<AnyTransaction, (outcome: TransactionOutcome) => void>();
   #probing = new Map<ProbeTransaction, (outcome: ProbeOutcome) => void>();
   readonly #startedMs: number;
   readonly #timings: StageTimings = {};
@@ -152,6 +155,7 @@ export class SmtpClient {
       hmacMd5,
       chunking: options.chunking,
       quitAfter: options.quitAfter,
+      outgoing: options.outgoing,
     });
     // Nobody may be waiting on the promise when the session fails; that is not an unhandled error.
     this.#ready.promise.catch(() => {});
@@ -208,7 +212,7 @@ export class SmtpClient {
     return outcome;
   }
 
-  send(tx: OutgoingTransaction): Promise<TransactionOutcome> {
+  send(tx: AnyTransaction): Promise<TransactionOutcome> {
     const outcome = new Promise<TransactionOutcome>((resolve) => this.#waiting.set(tx, resolve));
     this.#apply(this.#session.send(tx));
     return outcome;

@@ -1,0 +1,55 @@
+// Outgoing preparation (core/outgoing.ts): parameters per recipient, checks against what the
+// server offers, and the policy for what it lacks (refuse, strip, relay).
+import { expect, test } from 'bun:test';
+import { parseEhloLines } from '../../src/core/extensions.ts';
+import { hasEightBit, prepareOutgoing, unstuffedSize, type OutgoingInput } from '../../src/core/outgoing.ts';
+import { mailbox } from '../helpers/mailbox.ts';
+
+const ENCODER = new TextEncoder();
+const ext = (...keywords: string[]) => parseEhloLines(['mx.test', ...keywords]);
+
+const tx: OutgoingInput = {
+  sender: mailbox('a@example.org'),
+  recipients: [
+    { mailbox: mailbox('b@example.net'), params: { notify: ['SUCCESS'], orcpt: { type: 'rfc822', address: 'b@example.net' } } },
+    mailbox('c@example.net'),
+  ],
+  dsn: { ret: 'FULL', envid: 'x=1' },
+  message: ENCODER.encode('Subject: x\n\nbody\n'),
+};
+
+test('with DSN offered: RET and ENVID on MAIL, NOTIFY and ORCPT on their own RCPT', () => {
+  const p = prepareOutgoing(tx, ext('SIZE 1000', 'DSN'), 'refuse');
+  if (!p.ok) throw new Error('expected it to go');
+  expect(p.prepared.mailParams).toBe(' SIZE=20 RET=FULL ENVID=x+3D1');
+  expect(p.prepared.rcptParams).toEqual([' NOTIFY=SUCCESS ORCPT=rfc822;b@example.net', '']);
+  expect([p.prepared.stripped, p.prepared.relayed]).toEqual([[], []]);
+});
+
+test('without DSN: refuse (send), strip (replay), relay (strip, and owe "relayed" to NOTIFY=SUCCESS recipients)', () => {
+  const refused = prepareOutgoing(tx, ext('SIZE 1000'), 'refuse');
+  expect(!refused.ok && [refused.status.code, refused.status.enhanced]).toEqual([554, '5.3.3']);
+  const stripped = prepareOutgoing(tx, ext('SIZE 1000'), 'strip');
+  expect(stripped.ok && [stripped.prepared.mailParams, stripped.prepared.rcptParams, stripped.prepared.stripped, stripped.prepared.relayed]).toEqual([' SIZE=20', ['', ''], ['DSN'], []]);
+  const relayed = prepareOutgoing(tx, ext(), 'relay');
+  expect(relayed.ok && relayed.prepared.relayed).toEqual([0]);
+});
+
+test('what no policy can strip is refused with its catalogue reply', () => {
+  const eight = { ...tx, dsn: undefined, recipients: [mailbox('b@example.net')], message: ENCODER.encode('Grüße\n') };
+  for (const policy of ['refuse', 'strip', 'relay'] as const) {
+    const p = prepareOutgoing(eight, ext(), policy);
+    expect(!p.ok && p.status.enhanced).toBe('5.6.3');
+  }
+  const big = prepareOutgoing({ ...eight, message: ENCODER.encode('x'.repeat(50)) }, ext('SIZE 10'), 'strip');
+  expect(!big.ok && big.status.enhanced).toBe('5.3.4');
+  const utf8 = prepareOutgoing({ ...eight, recipients: [mailbox('jörg@example.net')], message: ENCODER.encode('x\n') }, ext('8BITMIME'), 'relay');
+  expect(!utf8.ok && utf8.status.enhanced).toBe('5.6.7');
+  const never = prepareOutgoing({ ...tx, recipients: [{ mailbox: mailbox('b@example.net'), params: { notify: ['NEVER', 'SUCCESS'] } }] }, ext('DSN'), 'refuse');
+  expect(!never.ok && never.status.lines[0]).toContain('NOTIFY=NEVER');
+});
+
+test('sizes and 8-bit detection', () => {
+  expect([unstuffedSize(ENCODER.encode('..a\r\nb\r\n')), unstuffedSize(ENCODER.encode('a\n')), unstuffedSize(ENCODER.encode('.\r\n'))]).toEqual([7, -1, -1]);
+  expect([hasEightBit(ENCODER.encode('plain ascii text, long enough for words')), hasEightBit(ENCODER.encode('ascii then é'))]).toEqual([false, true]);
+});
