@@ -19,7 +19,8 @@ import { clientReplies } from './client-replies.ts';
 import { ClientFailure, type ClientStage } from './errors.ts';
 import { parseEhloLines, type PeerExtensions } from './extensions.ts';
 import { prepareOutgoing, type DsnOptions, type OutgoingPolicy, type OutgoingRecipient } from './outgoing.ts';
-import { assembleReply, isPositive, parseReplyLine, type Reply } from './reply.ts';
+import { isPositive, type Reply } from './reply.ts';
+import { ReplyReader } from './reply-reader.ts';
 import type { TranscriptEntry } from './transcript.ts';
 
 /** 'opportunistic' upgrades when STARTTLS is offered; 'required' fails the session without it. */
@@ -239,17 +240,11 @@ type State =
   | { readonly kind: 'quitting' }
   | { readonly kind: 'closed' };
 
-const CR = 13;
-const LF = 10;
-// RFC 5321 §4.5.3.1.5 allows reply lines of 512 octets; servers exceed it in EHLO and error
-// text, so the cap only guards against a peer that never ends a line.
-const MAX_REPLY_LINE_BYTES = 8192;
 // RFC 5321 §4.1.4: a server that does not know EHLO answers 500 or 502; HELO follows.
 const EHLO_UNKNOWN = new Set([500, 502]);
 const SETUP_STAGES: ReadonlySet<ClientStage> = new Set(['connect', 'greeting', 'ehlo', 'starttls', 'auth']);
 
 const DECODER = new TextDecoder();
-const EMPTY = new Uint8Array(0);
 const ENCODER = new TextEncoder();
 const NO_EXTENSIONS: PeerExtensions = new Map();
 const REDACTED = '<redacted>';
@@ -273,13 +268,6 @@ function hex(bytes: Uint8Array): string {
   return out;
 }
 
-function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
-  if (a.length === 0) return b;
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
-}
 
 /**
  * The client state machine. Queue transactions with send(), feed bytes with receive(); each call
@@ -295,9 +283,7 @@ export class ClientSession {
   #tls: boolean;
   #triedStartTls = false;
   #quitRequested = false;
-  #buffer: Uint8Array = new Uint8Array(0);
-  #replyCode = 0;
-  #replyTexts: string[] = [];
+  readonly #reader = new ReplyReader();
   #out: (string | Uint8Array)[] = [];
   #events: ClientEvent[] = [];
   #close = false;
@@ -367,7 +353,7 @@ export class ClientSession {
   receive(bytes: Uint8Array): ClientStep {
     // After 220 to STARTTLS the plaintext stream is over; whatever arrives belongs to TLS.
     if (this.#state.kind === 'closed' || this.#state.kind === 'handshake') return this.#step();
-    this.#buffer = concatBytes(this.#buffer, bytes);
+    this.#reader.push(bytes);
     this.#readReplies();
     return this.#step();
   }
@@ -421,50 +407,19 @@ export class ClientSession {
   // ---- reading replies ----
 
   #readReplies(): void {
-    const buffer = this.#buffer;
-    const lastLf = buffer.lastIndexOf(LF);
-    if (lastLf < 0) {
-      if (buffer.length > MAX_REPLY_LINE_BYTES) this.#protocolFailure(`a reply line longer than ${MAX_REPLY_LINE_BYTES} bytes`);
-      return;
+    while (this.#state.kind !== 'closed' && this.#state.kind !== 'handshake') {
+      const reading = this.#reader.next();
+      if (reading === null) break;
+      if (reading.kind === 'line') this.#trace({ kind: 'line', dir: 'S', text: reading.text });
+      else if (reading.kind === 'reply') this.#onReply(reading.reply);
+      else this.#protocolFailure(reading.what);
     }
-    // Every complete line is decoded in one go: an LF is never inside a UTF-8 sequence, so the
-    // text splits at "\n" exactly where the bytes do.
-    const lines = DECODER.decode(buffer.subarray(0, lastLf)).split('\n');
-    let at = 0;
-    for (const raw of lines) {
-      if (this.#state.kind === 'closed' || this.#state.kind === 'handshake') break;
-      const lf = buffer.indexOf(LF, at);
-      if (lf - at > MAX_REPLY_LINE_BYTES) {
-        this.#protocolFailure(`a reply line longer than ${MAX_REPLY_LINE_BYTES} bytes`);
-        break;
-      }
-      at = lf + 1;
-      // Replies end in CRLF (RFC 5321 §2.3.8); a bare LF from a sloppy server is tolerated.
-      const line = raw.charCodeAt(raw.length - 1) === CR ? raw.slice(0, -1) : raw;
-      this.#trace({ kind: 'line', dir: 'S', text: line });
-      const parsed = parseReplyLine(line);
-      if (parsed.kind === 'malformed') {
-        this.#protocolFailure(`a malformed reply line ${JSON.stringify(line.slice(0, 80))}`);
-        break;
-      }
-      // RFC 5321 §4.2.1: every line of a multi-line reply carries the same code.
-      if (this.#replyTexts.length > 0 && parsed.code !== this.#replyCode) {
-        this.#protocolFailure(`a multi-line reply that changes its code from ${this.#replyCode} to ${parsed.code}`);
-        break;
-      }
-      this.#replyCode = parsed.code;
-      this.#replyTexts.push(parsed.text);
-      if (!parsed.last) continue;
-      const reply = assembleReply(this.#replyCode, this.#replyTexts);
-      this.#replyTexts = [];
-      this.#onReply(reply);
-    }
-    this.#buffer = at === buffer.length ? EMPTY : buffer.subarray(at);
-    if (this.#state.kind === 'handshake' && this.#buffer.length > 0) {
+    if (this.#state.kind === 'handshake') {
+      const discarded = this.#reader.discard();
       // RFC 3207 §4.2 and §6: bytes after the 220 came before TLS and must not be trusted.
-      this.#trace({ kind: 'note', text: `discarded ${this.#buffer.length} bytes sent before the TLS handshake` });
+      if (discarded > 0) this.#trace({ kind: 'note', text: `discarded ${discarded} bytes sent before the TLS handshake` });
     }
-    if (this.#state.kind === 'handshake' || this.#state.kind === 'closed') this.#buffer = EMPTY;
+    if (this.#state.kind === 'closed') this.#reader.discard();
   }
 
   #onReply(reply: Reply): void {
@@ -1104,7 +1059,7 @@ export class ClientSession {
     for (const job of this.#queue) this.#emitQueued(job, queued);
     this.#queue = [];
     this.#awaiting = [];
-    this.#replyTexts = [];
+    this.#reader.dropPartialReply();
     this.#events.push({ kind: 'failed', failure });
     if (sayQuit) {
       this.#quitRequested = true;
