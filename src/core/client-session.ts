@@ -13,7 +13,6 @@
  *         trip per message.
  */
 import { formatMailbox, formatPath, needsSmtpUtf8, type Mailbox } from './address.ts';
-import { decodeBase64, encodeBase64Text } from './base-encoding.ts';
 import { dotUnstuff } from './data.ts';
 import { clientReplies } from './client-replies.ts';
 import { ClientFailure, type ClientStage } from './errors.ts';
@@ -21,31 +20,13 @@ import { parseEhloLines, type PeerExtensions } from './extensions.ts';
 import { prepareOutgoing, type DsnOptions, type OutgoingPolicy, type OutgoingRecipient } from './outgoing.ts';
 import { isPositive, type Reply } from './reply.ts';
 import { ReplyReader } from './reply-reader.ts';
+import { challengeResponse, chooseMechanism, initialResponse, type ClientAuth, type HmacMd5, type SaslMechanism } from './sasl.ts';
 import type { TranscriptEntry } from './transcript.ts';
+
+export { SASL_MECHANISMS, type ClientAuth, type HmacMd5, type SaslMechanism } from './sasl.ts';
 
 /** 'opportunistic' upgrades when STARTTLS is offered; 'required' fails the session without it. */
 export type StartTlsPolicy = 'never' | 'opportunistic' | 'required';
-
-/** SASL mechanisms the client speaks (RFC 4616, draft LOGIN, RFC 2195, XOAUTH2, RFC 7628). */
-export type SaslMechanism = 'PLAIN' | 'LOGIN' | 'CRAM-MD5' | 'XOAUTH2' | 'OAUTHBEARER';
-export const SASL_MECHANISMS: readonly SaslMechanism[] = ['PLAIN', 'LOGIN', 'CRAM-MD5', 'XOAUTH2', 'OAUTHBEARER'];
-
-export interface ClientAuth {
-  readonly username: string;
-  /** A password (PLAIN, LOGIN, CRAM-MD5) or an OAuth 2.0 bearer token (XOAUTH2, OAUTHBEARER). */
-  readonly secret: string;
-  readonly secretKind: 'password' | 'token';
-  /** Absent: the best mechanism the server offers for this kind of secret. */
-  readonly mechanism?: SaslMechanism;
-  /** A secret may go over a connection without TLS (the user said so). */
-  readonly allowCleartext?: boolean;
-  /** RFC 7628 §3.1: the host and port OAUTHBEARER names. */
-  readonly host?: string;
-  readonly port?: number;
-}
-
-/** HMAC-MD5 (RFC 2104) for CRAM-MD5, given by the adapter: the core computes no crypto itself. */
-export type HmacMd5 = (key: Uint8Array, data: Uint8Array) => Uint8Array;
 
 /** Where `--quit-after` ends the session with QUIT (for testing servers, as swaks does). */
 export type QuitAfter = 'connect' | 'ehlo' | 'tls' | 'auth' | 'mail' | 'rcpt';
@@ -244,30 +225,8 @@ type State =
 const EHLO_UNKNOWN = new Set([500, 502]);
 const SETUP_STAGES: ReadonlySet<ClientStage> = new Set(['connect', 'greeting', 'ehlo', 'starttls', 'auth']);
 
-const DECODER = new TextDecoder();
-const ENCODER = new TextEncoder();
 const NO_EXTENSIONS: PeerExtensions = new Map();
 const REDACTED = '<redacted>';
-
-// Preference when the user names no mechanism. With TLS the password is protected anyway and
-// PLAIN is the one every server has; without TLS CRAM-MD5 at least keeps the password off the wire.
-const PASSWORD_MECHANISMS_TLS: readonly SaslMechanism[] = ['PLAIN', 'LOGIN', 'CRAM-MD5'];
-const PASSWORD_MECHANISMS_CLEAR: readonly SaslMechanism[] = ['CRAM-MD5', 'PLAIN', 'LOGIN'];
-const TOKEN_MECHANISMS: readonly SaslMechanism[] = ['OAUTHBEARER', 'XOAUTH2'];
-const TOKEN_ONLY: ReadonlySet<SaslMechanism> = new Set(['XOAUTH2', 'OAUTHBEARER']);
-
-
-/** RFC 5801 §4: "," and "=" in a GS2 authzid are written =2C and =3D. */
-function gs2Name(name: string): string {
-  return name.replace(/=/g, '=3D').replace(/,/g, '=2C');
-}
-
-function hex(bytes: Uint8Array): string {
-  let out = '';
-  for (const b of bytes) out += b.toString(16).padStart(2, '0');
-  return out;
-}
-
 
 /**
  * The client state machine. Queue transactions with send(), feed bytes with receive(); each call
@@ -555,33 +514,18 @@ export class ClientSession {
 
   // ---- AUTH (RFC 4954) ----
 
-  /** The mechanism to use, or the reason there is none. */
-  #chooseMechanism(auth: ClientAuth): SaslMechanism | string {
-    const offered = new Set((this.#extensions.get('AUTH') ?? []).map((m) => m.toUpperCase()));
-    if (offered.size === 0) {
-      const hint = !this.#tls && this.#extensions.has('STARTTLS') ? ' before TLS; it may after STARTTLS (--tls starttls)' : '';
-      return `the server does not offer AUTH${hint}`;
-    }
-    const list = [...offered].join(' ');
-    if (auth.mechanism !== undefined) {
-      if (!offered.has(auth.mechanism)) return `the server offers AUTH ${list}, not ${auth.mechanism}`;
-      if (TOKEN_ONLY.has(auth.mechanism) !== (auth.secretKind === 'token')) {
-        return `${auth.mechanism} needs ${TOKEN_ONLY.has(auth.mechanism) ? 'a token' : 'a password'}, and a ${auth.secretKind} was given`;
-      }
-      return auth.mechanism;
-    }
-    const order = auth.secretKind === 'token' ? TOKEN_MECHANISMS : this.#tls ? PASSWORD_MECHANISMS_TLS : PASSWORD_MECHANISMS_CLEAR;
-    const usable = order.filter((m) => offered.has(m) && (m !== 'CRAM-MD5' || this.#options.hmacMd5 !== undefined));
-    return usable[0] ?? `the server offers AUTH ${list}, none of which takes a ${auth.secretKind}`;
-  }
-
   #startAuth(auth: ClientAuth): void {
-    const chosen = this.#chooseMechanism(auth);
-    if (!SASL_MECHANISMS.includes(chosen as SaslMechanism)) {
-      this.#failSession(new ClientFailure('rejected', 'auth', chosen, undefined, { status: clientReplies.authImpossible(chosen) }), true);
+    const chosen = chooseMechanism(auth, {
+      offered: this.#extensions.get('AUTH') ?? [],
+      tls: this.#tls,
+      startTlsOffered: this.#extensions.has('STARTTLS'),
+      cramMd5: this.#options.hmacMd5 !== undefined,
+    });
+    if ('why' in chosen) {
+      this.#failSession(new ClientFailure('rejected', 'auth', chosen.why, undefined, { status: clientReplies.authImpossible(chosen.why) }), true);
       return;
     }
-    const mechanism = chosen as SaslMechanism;
+    const { mechanism } = chosen;
     // CRAM-MD5 sends only a keyed digest; every other mechanism sends the secret itself.
     if (!this.#tls && mechanism !== 'CRAM-MD5' && auth.allowCleartext !== true) {
       const message = `refusing to send the ${auth.secretKind} for AUTH ${mechanism} without TLS`
@@ -594,32 +538,9 @@ export class ClientSession {
       return;
     }
     this.#enter({ kind: 'auth', mechanism, step: 0 });
-    const initial = this.#initialResponse(auth, mechanism);
+    const initial = initialResponse(auth, mechanism);
     const command = initial === null ? `AUTH ${mechanism}` : `AUTH ${mechanism} ${initial}`;
     this.#writeSecret(command, initial === null ? command : `AUTH ${mechanism} ${REDACTED}`, { verb: 'AUTH' });
-  }
-
-  /** RFC 4954 §4: the initial response goes with the command, saving a round trip; null: none. */
-  #initialResponse(auth: ClientAuth, mechanism: SaslMechanism): string | null {
-    switch (mechanism) {
-      case 'PLAIN':
-        // RFC 4616 §2: [authzid] NUL authcid NUL passwd.
-        return encodeBase64Text(`\0${auth.username}\0${auth.secret}`);
-      case 'XOAUTH2':
-        return encodeBase64Text(`user=${auth.username}\x01auth=Bearer ${auth.secret}\x01\x01`);
-      case 'OAUTHBEARER': {
-        // RFC 7628 §3.1: gs2-header, then key=value pairs separated by ^A, ending ^A^A.
-        const host = auth.host !== undefined ? `host=${auth.host}\x01` : '';
-        const port = auth.port !== undefined ? `port=${auth.port}\x01` : '';
-        return encodeBase64Text(`n,a=${gs2Name(auth.username)},\x01${host}${port}auth=Bearer ${auth.secret}\x01\x01`);
-      }
-      case 'LOGIN':
-      case 'CRAM-MD5':
-        return null;
-      default:
-        mechanism satisfies never;
-        return null;
-    }
   }
 
   #onAuth(reply: Reply): void {
@@ -637,45 +558,14 @@ export class ClientSession {
     }
     this.#enter({ kind: 'auth', mechanism, step: step + 1 });
     const challenge = reply.lines.join('');
-    const response = this.#challengeResponse(auth, mechanism, step, challenge);
+    const { response, note } = challengeResponse(auth, mechanism, step, challenge, this.#options.hmacMd5);
+    if (note !== undefined) this.#trace({ kind: 'note', text: note });
     if (response === null) {
       // RFC 4954 §4: "*" cancels the exchange; the server answers 501.
       this.#writeSecret('*', '*', { verb: 'AUTH' });
       return;
     }
     this.#writeSecret(response, REDACTED, { verb: 'AUTH' });
-  }
-
-  /** The answer to the step-th 334 challenge, or null to cancel. */
-  #challengeResponse(auth: ClientAuth, mechanism: SaslMechanism, step: number, challenge: string): string | null {
-    switch (mechanism) {
-      case 'LOGIN':
-        // The LOGIN draft: the server asks "Username:", then "Password:" (base64), in that order.
-        if (step === 0) return encodeBase64Text(auth.username);
-        if (step === 1) return encodeBase64Text(auth.secret);
-        return null;
-      case 'CRAM-MD5': {
-        // RFC 2195 §2: username SP hex(HMAC-MD5(password, challenge)).
-        const decoded = decodeBase64(challenge);
-        if (step > 0 || decoded === null) return null;
-        const digest = this.#options.hmacMd5!(ENCODER.encode(auth.secret), decoded);
-        return encodeBase64Text(`${auth.username} ${hex(digest)}`);
-      }
-      case 'XOAUTH2':
-      case 'OAUTHBEARER': {
-        // A 334 here carries an error status in JSON; RFC 7628 §3.2.3: the client answers ^A
-        // (XOAUTH2 takes an empty line) and the server ends the exchange with a failure.
-        const status = decodeBase64(challenge);
-        if (status !== null) this.#trace({ kind: 'note', text: `${mechanism} error status: ${DECODER.decode(status)}` });
-        return mechanism === 'OAUTHBEARER' ? 'AQ==' : '';
-      }
-      case 'PLAIN':
-        // The initial response was sent; a server that asks again gets the same.
-        return step === 0 ? encodeBase64Text(`\0${auth.username}\0${auth.secret}`) : null;
-      default:
-        mechanism satisfies never;
-        return null;
-    }
   }
 
   #ready(): void {

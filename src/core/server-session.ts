@@ -8,7 +8,6 @@
  *         MAIL creates and RSET, HELO/EHLO and the end of DATA drop.
  */
 import { MAX_DOMAIN_OCTETS, normalizeDomain, parseMailbox, parsePath, type Mailbox } from './address.ts';
-import { decodeBase64, encodeBase64Text } from './base-encoding.ts';
 import { decodeXtext, parseCommand, parseParameters, parsePathArgument, type Parameter, type Verb } from './command.ts';
 import { DataReceiver, checkText, concat, dotStuff, type DataViolation } from './data.ts';
 import { formatReceived, withRecipient, type Envelope } from './envelope.ts';
@@ -16,6 +15,7 @@ import { buildEhloKeywords, type AuthMechanism } from './extensions.ts';
 import type { Limits } from './limits.ts';
 import type { ProtocolSession, ProtocolStep, TlsInfo } from './protocol-session.ts';
 import { replies } from './replies.ts';
+import { LOGIN_PROMPTS, decodeSaslText, parsePlainMessage } from './sasl.ts';
 import { blameOf, formatReply, type Reply } from './reply.ts';
 
 export type { TlsInfo } from './protocol-session.ts';
@@ -256,22 +256,13 @@ function isBarePostmaster(path: string): boolean {
   return /^<postmaster>$/i.test(path.split(' ')[0]);
 }
 
-/** A SASL response (RFC 4954 §4): strict base64 of UTF-8 text, where "=" alone is empty. */
-function readBase64Text(text: string): string | null {
-  const t = text.trim();
-  if (t === '=') return '';
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(t) || t.length % 4 !== 0) return null;
-  const bytes = decodeBase64(t);
-  return bytes === null ? null : UTF8.decode(bytes);
-}
-
-/** RFC 4616: message = [authzid] NUL authcid NUL passwd. */
+/** RFC 4616: message = [authzid] NUL authcid NUL passwd (read by core/sasl.ts). */
 function readPlain(turn: Turn, response: string): void {
-  const decoded = readBase64Text(response);
+  const decoded = decodeSaslText(response);
   if (decoded === null) return turn.reply(replies.authBadBase64(), 'AUTH PLAIN');
-  const parts = decoded.split('\u0000');
-  if (parts.length !== 3 || parts[1] === '') return turn.reply(replies.authFailed(), 'AUTH PLAIN');
-  turn.authenticate('PLAIN', parts[0], parts[1], parts[2]);
+  const plain = parsePlainMessage(decoded);
+  if (plain === null) return turn.reply(replies.authFailed(), 'AUTH PLAIN');
+  turn.authenticate('PLAIN', plain.authzid, plain.authcid, plain.password);
 }
 
 const COMMANDS = {
@@ -310,12 +301,12 @@ const COMMANDS = {
       }
       if (initial === undefined) {
         turn.enter({ kind: 'auth', mechanism, step: 'username', username: '' });
-        return turn.reply(replies.authChallenge(encodeBase64Text('Username:')));
+        return turn.reply(replies.authChallenge(LOGIN_PROMPTS.username));
       }
-      const username = readBase64Text(initial);
+      const username = decodeSaslText(initial);
       if (username === null) return turn.reply(replies.authBadBase64(), 'AUTH LOGIN');
       turn.enter({ kind: 'auth', mechanism, step: 'password', username });
-      turn.reply(replies.authChallenge(encodeBase64Text('Password:')));
+      turn.reply(replies.authChallenge(LOGIN_PROMPTS.password));
     },
   },
   MAIL: {
@@ -757,14 +748,14 @@ export class ServerSession implements ProtocolSession<SessionEvent> {
       this.#enter({ kind: 'ready' });
       return readPlain(turn, line);
     }
-    const decoded = readBase64Text(line);
+    const decoded = decodeSaslText(line);
     if (decoded === null) {
       this.#enter({ kind: 'ready' });
       return this.#reply(replies.authBadBase64(), 'AUTH LOGIN');
     }
     if (state.step === 'username') {
       this.#enter({ kind: 'auth', mechanism: 'LOGIN', step: 'password', username: decoded });
-      return this.#write(replies.authChallenge(encodeBase64Text('Password:')));
+      return this.#write(replies.authChallenge(LOGIN_PROMPTS.password));
     }
     this.#enter({ kind: 'ready' });
     turn.authenticate('LOGIN', '', state.username, decoded);
