@@ -83,7 +83,6 @@ const SP = 32;
 const TAB = 9;
 const COLON = 58;
 
-const LATIN1 = new TextDecoder('latin1');
 const UTF8 = new TextDecoder('utf-8');
 const ENCODER = new TextEncoder();
 
@@ -158,14 +157,14 @@ export function parseHeaderFields(bytes: Uint8Array, start: number, end: number)
     const contentEnd = lineEnd > pos && bytes[lineEnd - 1] === CR ? lineEnd - 1 : lineEnd;
     const first = bytes[pos];
     if (first === SP || first === TAB) {
-      if (name !== null) value += UTF8.decode(bytes.subarray(pos, contentEnd));
+      if (name !== null) value += decodeText(bytes, pos, contentEnd);
     } else {
       if (name !== null) fields.push({ name, value: value.trim() });
       name = null;
       const colon = fieldColon(bytes, pos, contentEnd);
       if (colon > pos) {
-        name = LATIN1.decode(bytes.subarray(pos, colon)).trimEnd();
-        value = UTF8.decode(bytes.subarray(colon + 1, contentEnd));
+        name = decodeText(bytes, pos, colon).trimEnd();
+        value = decodeText(bytes, colon + 1, contentEnd);
       }
     }
     pos = lineEnd + 1;
@@ -174,15 +173,28 @@ export function parseHeaderFields(bytes: Uint8Array, start: number, end: number)
   return fields;
 }
 
+/** UTF-8 text of a byte range; short ASCII ranges (nearly every header line) skip TextDecoder. */
+function decodeText(bytes: Uint8Array, start: number, end: number): string {
+  if (end - start > 256) return UTF8.decode(bytes.subarray(start, end));
+  let out = '';
+  for (let i = start; i < end; i++) {
+    const b = bytes[i];
+    if (b >= 128) return UTF8.decode(bytes.subarray(start, end));
+    out += String.fromCharCode(b);
+  }
+  return out;
+}
+
 function parseEntity(bytes: Uint8Array, start: number, end: number, path: string, depth: number, inDigest: boolean, isMessage: boolean): MimeEntity {
   const defects: MimeDefect[] = [];
   const bounds = findHeaderEnd(bytes, start, end);
   if (bounds.defect !== null) defects.push(bounds.defect);
-  const fields = parseHeaderFields(bytes, start, bounds.headerEnd);
-  const first = (name: string): string | null => {
-    for (const f of fields) if (f.name.toLowerCase() === name) return f.value;
-    return null;
-  };
+  const firsts = new Map<string, string>();
+  for (const f of parseHeaderFields(bytes, start, bounds.headerEnd)) {
+    const key = f.name.toLowerCase();
+    if (key.startsWith('content-') && !firsts.has(key)) firsts.set(key, f.value);
+  }
+  const first = (name: string): string | null => firsts.get(name) ?? null;
 
   // RFC 2045 §5.2: no Content-Type, or one that does not parse, means text/plain; us-ascii.
   // RFC 2046 §5.1.5: inside multipart/digest the default is message/rfc822.
