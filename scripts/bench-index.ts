@@ -132,8 +132,13 @@ try {
   runAll();
   index.close();
   let bytes = 0;
-  for (const f of readdirSync(dir)) bytes += statSync(join(dir, f)).size;
-  console.log(`database size ${(bytes / 1024 / 1024).toFixed(1)} MB for ${COUNT} messages (${Math.round(bytes / COUNT)} B/message, files: ${readdirSync(dir).join(', ')})`);
+  const files: string[] = [];
+  for (const f of readdirSync(dir)) {
+    const size = statSync(join(dir, f)).size;
+    bytes += size;
+    files.push(`${f} ${(size / 1024 / 1024).toFixed(1)} MB`);
+  }
+  console.log(`database size ${(bytes / 1024 / 1024).toFixed(1)} MB for ${COUNT} messages (${Math.round(bytes / COUNT)} B/message; ${files.join(', ')})`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

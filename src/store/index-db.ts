@@ -329,6 +329,8 @@ export class IndexDb {
    */
   optimize(): void {
     this.#db.query("INSERT INTO fts (fts) VALUES ('optimize')").run();
+    // The merge rewrote the whole FTS index through the WAL: fold it back and cut the file.
+    this.#db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
   }
 
   stats(): IndexStats {
