@@ -306,6 +306,40 @@ export class IndexDb {
     })();
   }
 
+  /** Renames a tag on every message (Mailpit's PUT /api/v1/tags/{tag}); merging into an existing tag. */
+  renameTag(from: string, to: string): number {
+    const name = to.trim();
+    if (name === '') return 0;
+    let changed = 0;
+    this.#db.transaction(() => {
+      const seqs = this.#db.query('SELECT seq FROM tags WHERE tag = ?1 COLLATE NOCASE').all(from) as { seq: number }[];
+      this.#db.query('DELETE FROM tags WHERE tag = ?1 COLLATE NOCASE').run(from);
+      for (const { seq } of seqs) changed += this.#insertTag.run(seq, name).changes;
+    })();
+    return changed;
+  }
+
+  /** Removes a tag from every message (Mailpit's DELETE /api/v1/tags/{tag}). */
+  deleteTag(tag: string): number {
+    return this.#db.query('DELETE FROM tags WHERE tag = ?1 COLLATE NOCASE').run(tag).changes;
+  }
+
+  /**
+   * Ids retention would remove, oldest first: those beyond the newest `maxMessages`, and those
+   * received before `beforeMs`. The caller journals the deletions, then calls delete().
+   */
+  expired(options: { maxMessages?: number; beforeMs?: number }): string[] {
+    const ids = new Set<string>();
+    if (options.maxMessages !== undefined) {
+      const rows = this.#db.query('SELECT id FROM messages ORDER BY seq DESC LIMIT -1 OFFSET ?1').all(options.maxMessages) as { id: string }[];
+      for (let i = rows.length - 1; i >= 0; i--) ids.add(rows[i].id);
+    }
+    if (options.beforeMs !== undefined) {
+      for (const row of this.#db.query('SELECT id FROM messages WHERE received_ms < ?1 ORDER BY seq').all(options.beforeMs) as { id: string }[]) ids.add(row.id);
+    }
+    return [...ids];
+  }
+
   /** Deletes messages by id; null deletes every message. Returns how many were deleted. */
   delete(ids: readonly string[] | null): number {
     if (ids === null) {

@@ -169,6 +169,12 @@ test('read state, tags and deletion keep the totals exact', async () => {
   expect(ids('tag:urgent')).toEqual(['a']);
   expect(ids('-tag:urgent')).toEqual(['c', 'b']);
   expect(ids('is:tagged')).toEqual(['c', 'b', 'a']);
+  expect(index.renameTag('URGENT', 'Other')).toBe(1);
+  expect(index.get('a')!.tags).toEqual(['Other', 'x']);
+  expect(index.renameTag('x', 'Y')).toBe(1);
+  expect(index.deleteTag('y')).toBe(1);
+  expect(index.stats().tags).toEqual({ Other: 2, Seed: 1 });
+  index.setTags(['a'], ['Urgent', 'x']);
   expect(index.setRead(null, false)).toBe(2);
   expect(index.delete(['a', 'zzz'])).toBe(1);
   expect(index.stats()).toMatchObject({ total: 2, unread: 2, tags: { Other: 1, Seed: 1 } });
@@ -177,6 +183,17 @@ test('read state, tags and deletion keep the totals exact', async () => {
   expect(index.delete(null)).toBe(2);
   expect(index.stats()).toEqual({ total: 0, unread: 0, lastSeq: 0, tags: {} });
   expect(index.inboxes()).toEqual([]);
+});
+
+test('retention: the ids beyond the newest N and those older than a time, oldest first', async () => {
+  const batch = [];
+  for (let i = 0; i < 6; i++) batch.push(await item({ id: `k${i}` }));
+  index.ingest(batch, 'p');
+  expect(index.expired({ maxMessages: 4 })).toEqual(['k0', 'k1']);
+  expect(index.expired({ beforeMs: batch[3].receivedMs })).toEqual(['k0', 'k1', 'k2']);
+  expect(index.expired({ maxMessages: 5, beforeMs: batch[1].receivedMs })).toEqual(['k0']);
+  expect(index.expired({ maxMessages: 10 })).toEqual([]);
+  expect(index.expired({})).toEqual([]);
 });
 
 test('search: every Mailpit term kind (research/mailpit-api.md §1.5)', async () => {
