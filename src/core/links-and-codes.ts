@@ -61,14 +61,21 @@ export function extractLinks(bodies: MessageBodies): ExtractedLink[] {
 function findUrls(text: string): { url: string; start: number; end: number }[] {
   const out: { url: string; start: number; end: number }[] = [];
   for (const m of text.matchAll(/\b(?:https?:\/\/|www\.)[^\s<>"'`]+/gi)) {
-    let url = m[0];
+    const url = m[0];
+    // Counted once, then kept up to date as the end moves left, so a URL is trimmed in linear time.
+    const open: Record<string, number> = { ')': count(url, '('), ']': count(url, '['), '}': count(url, '{') };
+    const close: Record<string, number> = { ')': count(url, ')'), ']': count(url, ']'), '}': count(url, '}') };
+    let end = url.length;
     for (;;) {
-      const last = url[url.length - 1];
-      if (/[.,;:!?'"*]/.test(last)) url = url.slice(0, -1);
-      else if ((last === ')' && count(url, '(') < count(url, ')')) || (last === ']' && count(url, '[') < count(url, ']')) || (last === '}' && count(url, '{') < count(url, '}')) || last === '>') url = url.slice(0, -1);
-      else break;
+      const last = url[end - 1];
+      if (/[.,;:!?'"*>]/.test(last)) end--;
+      else if (last in close && open[last] < close[last]) {
+        close[last]--;
+        end--;
+      } else break;
     }
-    if (/^(?:https?:\/\/|www\.)./i.test(url)) out.push({ url, start: m.index, end: m.index + url.length });
+    const trimmed = url.slice(0, end);
+    if (/^(?:https?:\/\/|www\.)./i.test(trimmed)) out.push({ url: trimmed, start: m.index, end: m.index + trimmed.length });
   }
   return out;
 }
@@ -126,7 +133,8 @@ function codesIn(raw: string): { code: string; score: number }[] {
   // URLs and e-mail addresses are blanked (same length, so positions hold): their digits are not codes.
   let text = raw;
   for (const u of findUrls(raw)) text = text.slice(0, u.start) + ' '.repeat(u.end - u.start) + text.slice(u.end);
-  text = text.replace(/[\p{L}\p{N}._%+-]+@[\p{L}\p{N}.-]+/gu, (m) => ' '.repeat(m.length));
+  // The lookbehind starts a match only where a run starts, so a long run is scanned once.
+  text = text.replace(/(?<![\p{L}\p{N}._%+-])[\p{L}\p{N}._%+-]+@[\p{L}\p{N}.-]+/gu, (m) => ' '.repeat(m.length));
 
   const words = [...text.matchAll(CODE_WORDS)].map((m) => ({ start: m.index, end: m.index + m[0].length }));
   if (words.length === 0) return [];

@@ -128,6 +128,6 @@ test('fuzz: random text and HTML never throw; every code and bare URL comes from
     for (const c of asHtml.codes) expect({ seed: SEED, i, c, ok: flatHtml.includes(c) }).toEqual({ seed: SEED, i, c, ok: true });
     for (const l of asText.links) expect(input.includes(l.url)).toBe(true);
   }
-  const hostile = 'code 1 '.repeat(50000) + '<a href=x>'.repeat(20000);
+  const hostile = 'code 1 '.repeat(50000) + '<a href=x>'.repeat(20000) + `https://x.test/${')'.repeat(100000)}${'.'.repeat(100000)}`;
   expect(Array.isArray(extractCodes({ text: hostile, html: hostile }))).toBe(true);
 });
