@@ -20,7 +20,7 @@
  * SOAK_SEED=n replays the choices of a run (scenarios, sizes, kill delays); the timing is the
  * machine's. The last line is `soak-result {json}`; the exit status is 0 only when every check held.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -561,6 +561,14 @@ async function fuzz(file: string, envVar: string, cases: number): Promise<{ file
 // ---- the run ----
 
 const data = await mkdtemp(join(tmpdir(), 'mailbox-soak-'));
+// Whatever ends this process (an error, a signal, the test runner giving up) ends serve too, and
+// a run that did not reach its verdict leaves no data directory behind.
+let finished = false;
+process.on('exit', () => {
+  current?.proc.kill('SIGKILL');
+  if (!finished && !args.keep) rmSync(data, { recursive: true, force: true });
+});
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(1));
 say(`soak: ${MINUTES} min, ${CLIENTS} clients, SIGKILL every ~${KILL_EVERY_S} s, data ${data}`);
 current = await startServe(data, 0);
 serverReady.resolve();
@@ -598,6 +606,7 @@ const fuzzRuns: Awaited<ReturnType<typeof fuzz>>[] = [];
 if (FUZZ_CASES > 0) fuzzRuns.push(await fuzz('tests/core/server-fuzz.test.ts', 'FUZZ_CASES', FUZZ_CASES));
 if (CLIENT_FUZZ_CASES > 0) fuzzRuns.push(await fuzz('tests/core/client-fuzz.test.ts', 'CLIENT_FUZZ_CASES', CLIENT_FUZZ_CASES));
 if (!args.keep) await rm(data, { recursive: true, force: true });
+finished = true;
 
 const result = {
   seed: SEED,

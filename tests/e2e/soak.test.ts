@@ -11,8 +11,11 @@ test('one minute of mixed load with SIGKILLs loses nothing acknowledged', async 
     [process.execPath, join(REPO_ROOT, 'scripts/soak.ts'), '--minutes', '1', '--kill-every', '15', '--clients', '3', '--fuzz-cases', '0', '--client-fuzz-cases', '0'],
     { cwd: REPO_ROOT, stdout: 'pipe', stderr: 'pipe' },
   );
+  // A run that overstays is stopped (the script then stops serve and removes its data directory).
+  const guard = setTimeout(() => proc.kill('SIGTERM'), 280_000);
   const [out, err] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
   const code = await proc.exited;
+  clearTimeout(guard);
   const line = out.split('\n').find((l) => l.startsWith('soak-result '));
   if (code !== 0 || line === undefined) console.log(out, err);
   expect(line).toBeDefined();
