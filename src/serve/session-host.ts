@@ -91,6 +91,7 @@ export function createSessionHost(
             envelope,
             stuffed: event.stuffed,
             localRecipients: envelope.recipients.map((r) => r.local),
+            size: event.size,
           })
           .then(
             () => {

@@ -4,8 +4,11 @@
  *         a record without a recipient index applies to every recipient of the message.
  * Rule 2: a journal line is "<crc32 hex of the JSON> <JSON>\n"; one that fails its checksum or
  *         does not parse is never applied.
+ * Rule 3: these are transport states (and the spool's own 'deleted'); what readers do to a
+ *         message in a mailbox is journalled as mailbox-state.ts records, framed the same way.
  */
 import type { Reply } from '../core/reply.ts';
+import { mailboxRecordJson, parseMailboxRecord, type MailboxRecord } from './mailbox-state.ts';
 
 /** A delivery is one recipient of one message (STYLE convention 2: message ≠ delivery). */
 export type DeliveryState =
@@ -36,7 +39,15 @@ export interface StateRecord {
 
 /** Serialises one record as a journal line. */
 export function formatStateRecord(record: StateRecord): Buffer {
-  const json = JSON.stringify({ id: record.id, r: record.rcpt, s: record.state });
+  return frameJournalLine(JSON.stringify({ id: record.id, r: record.rcpt, s: record.state }));
+}
+
+/** Serialises one mailbox-state record as a journal line. */
+export function formatMailboxRecord(record: MailboxRecord): Buffer {
+  return frameJournalLine(mailboxRecordJson(record));
+}
+
+function frameJournalLine(json: string): Buffer {
   const body = Buffer.from(json, 'utf8');
   const line = Buffer.allocUnsafe(9 + body.length + 1);
   line.write((Bun.hash.crc32(body) >>> 0).toString(16).padStart(8, '0'), 0, 'latin1');
@@ -89,6 +100,7 @@ export function parseDeliveryState(v: unknown): DeliveryState | null {
 
 export type JournalLine =
   | { readonly kind: 'record'; readonly record: StateRecord }
+  | { readonly kind: 'mailbox'; readonly record: MailboxRecord }
   | { readonly kind: 'bad'; readonly reason: string };
 
 /** Parses one journal line (without its "\n"). */
@@ -105,6 +117,10 @@ export function parseStateLine(line: Buffer): JournalLine {
     return { kind: 'bad', reason: 'the journal line is not JSON' };
   }
   const o = value as Record<string, unknown>;
+  if (typeof o === 'object' && o !== null && 'm' in o) {
+    const record = parseMailboxRecord(o);
+    return record ? { kind: 'mailbox', record } : { kind: 'bad', reason: 'the journal line is not a mailbox record' };
+  }
   const id = o?.id;
   const rcpt = o?.r;
   const state = parseDeliveryState(o?.s);

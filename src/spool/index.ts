@@ -8,6 +8,7 @@
 import type { Envelope } from '../core/envelope.ts';
 import { mailboxKey, type Mailbox } from '../core/address.ts';
 import { isFinished, type DeliveryState } from './delivery-state.ts';
+import type { MailboxFlags } from './mailbox-state.ts';
 
 /** One stored message as the spool tracks it. Offsets are absolute within its segment. */
 export interface Entry {
@@ -23,6 +24,10 @@ export interface Entry {
   readonly bytes: number;
   bodyOffset: number;
   readonly bodyBytes: number;
+  /** The exact message size (unstuffed). */
+  readonly size: number;
+  /** Mailbox state by mailbox key; null until a reader marks the message (most never are). */
+  mailboxes: ReadonlyMap<string, MailboxFlags> | null;
   /** Some delivery is not finished: the record must be kept. */
   live: boolean;
   /** Listed by get() and list(): on disk and not deleted. */
@@ -154,6 +159,16 @@ export class SpoolIndex {
     return true;
   }
 
+  /** Applies one mailbox-state record; returns false when the message is not tracked. */
+  applyMailbox(id: string, mailbox: string, flags: MailboxFlags): boolean {
+    const entry = this.#records.get(id);
+    if (!entry) return false;
+    const next = new Map(entry.mailboxes ?? []);
+    next.set(mailbox, flags);
+    entry.mailboxes = next;
+    return true;
+  }
+
   /** Forgets a record whose bytes are gone (or are about to be). */
   dropRecord(entry: Entry): void {
     if (this.#records.get(entry.id) !== entry) return;
@@ -239,6 +254,22 @@ export class SpoolIndex {
     return out;
   }
 
+  /**
+   * Visible messages in commit order (time, then id) from the first at or after `timeMs`, while
+   * `take` returns true. Equal times are ordered by id here, whatever order they arrived in.
+   */
+  forEachInCommitOrder(timeMs: number, take: (e: Entry) => boolean): void {
+    const list = this.#byTime;
+    let i = upperBound(list, timeMs - 1);
+    while (i < list.length) {
+      let j = i + 1;
+      while (j < list.length && list[j].timeMs === list[i].timeMs) j++;
+      const run = j - i === 1 ? [list[i]] : list.slice(i, j).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      for (const e of run) if (e.visible && !take(e)) return;
+      i = j;
+    }
+  }
+
   #show(entry: Entry): void {
     entry.visible = true;
     this.#visible++;
@@ -264,7 +295,8 @@ export class SpoolIndex {
 
 const isDeleted = (s: DeliveryState) => s.kind === 'deleted';
 
-function hasUndeletedRecipient(entry: Entry, key: string): boolean {
+/** True when a recipient of `entry` with this address key still holds it. */
+export function hasUndeletedRecipient(entry: Entry, key: string): boolean {
   const rcpts = entry.envelope.recipients;
   for (let i = 0; i < rcpts.length; i++) {
     if (!isDeleted(entry.states[i]) && addressKey(rcpts[i].mailbox) === key) return true;

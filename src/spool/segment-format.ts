@@ -58,6 +58,8 @@ export interface ParsedRecord {
   /** Where the stored (dot-stuffed) message starts, and its length without the final ".\r\n". */
   readonly bodyOffset: number;
   readonly bodyBytes: number;
+  /** The message's exact size once unstuffed: what a reader shows and SIZE counts. */
+  readonly size: number;
 }
 
 /**
@@ -264,8 +266,22 @@ export function parseRecordAt(bytes: Buffer, offset: number, envelopes?: Envelop
       bytes: lineBytes + len,
       bodyOffset: dataAt + 8,
       bodyBytes: end - 3 - (dataAt + 8),
+      size: end - 3 - (dataAt + 8) - stuffingDots(bytes, dataAt + 8, end - 3),
     },
   };
+}
+
+const LINE_START_DOT = Buffer.from('\n.', 'latin1');
+
+/**
+ * The dots dot-stuffing added to the message in bytes[start, end): one per line that starts
+ * with "." (RFC 5321 §4.5.2), so the unstuffed size is the stored size minus this.
+ */
+export function stuffingDots(bytes: Uint8Array, start: number, end: number): number {
+  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let dots = start < end && buf[start] === 0x2e ? 1 : 0;
+  for (let at = buf.indexOf(LINE_START_DOT, start); at >= 0 && at + 1 < end; at = buf.indexOf(LINE_START_DOT, at + 2)) dots++;
+  return dots;
 }
 
 /** True when a record marker begins at `offset`. */

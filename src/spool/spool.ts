@@ -24,8 +24,13 @@ import {
   writeSegmentCopy,
   type CompactionReport,
 } from './compaction.ts';
-import { formatStateRecord, type DeliveryState, type StateRecord } from './delivery-state.ts';
+import { formatMailboxRecord, formatStateRecord, type DeliveryState, type StateRecord } from './delivery-state.ts';
+import { RelayQueue, type DeliveryQueue } from './delivery-queue.ts';
+import { headerSummary, SUMMARY_HEAD_BYTES, type HeaderSummary } from './header-summary.ts';
 import { SpoolIndex, type Entry, type ListQuery, type SegmentInfo } from './index.ts';
+import type { MailStore } from './mail-store.ts';
+import type { MailboxRecord } from './mailbox-state.ts';
+import { SpoolMailStore } from './spool-mail-store.ts';
 import { AppendFile, nodeIo, readExactly, syncDirectory, type SpoolIo } from './journal.ts';
 import { Interner } from './interner.ts';
 import { createLayout, type SpoolLayout } from './layout.ts';
@@ -41,11 +46,14 @@ import {
   type ScannedSegment,
   type SpoolLog,
 } from './recovery.ts';
-import { formatRecord, formatSegmentHeader } from './segment-format.ts';
+import { formatRecord, formatSegmentHeader, stuffingDots } from './segment-format.ts';
 import { GroupCommit } from './writer.ts';
 
 export type { CompactionReport } from './compaction.ts';
 export type { DeliveryState } from './delivery-state.ts';
+export type { DeliveryJob, DeliveryQueue, Outcome } from './delivery-queue.ts';
+export type { HeaderSummary } from './header-summary.ts';
+export type { MailStore } from './mail-store.ts';
 export type { ListQuery } from './index.ts';
 export type { SpoolIo } from './journal.ts';
 export type { DamagedRecord, RecoveryReport, SpoolLog } from './recovery.ts';
@@ -67,6 +75,18 @@ export interface SpoolOptions {
   readonly io?: SpoolIo;
   /** The pid written in the lock file; default process.pid. */
   readonly pid?: number;
+  /** Told of each message once it is durable, with what an index stores of it. */
+  readonly onCommit?: (message: CommittedMessage) => void;
+}
+
+/** What is known of a message when it is committed: an index keeps these. */
+export interface CommittedMessage {
+  readonly id: string;
+  readonly timeMs: number;
+  readonly envelope: Envelope;
+  /** Exact size (unstuffed). */
+  readonly size: number;
+  readonly headers: HeaderSummary;
 }
 
 export interface CommitRequest {
@@ -80,6 +100,8 @@ export interface CommitRequest {
    * Defaults to each recipient's `local` flag.
    */
   readonly localRecipients?: readonly boolean[];
+  /** The exact (unstuffed) size, when the caller counted it while receiving; else counted here. */
+  readonly size?: number;
 }
 
 export interface RecipientInfo {
@@ -96,7 +118,7 @@ export interface MessageInfo {
   readonly sender: string;
   readonly envelope: Envelope;
   readonly recipients: readonly RecipientInfo[];
-  /** Stored message bytes (dot-stuffed: one more per line that starts with "."). */
+  /** The message's exact size: unstuffed, as the client sent it plus our Received header. */
   readonly size: number;
   /** Segment file name, and where the record's NOOP line starts in it. */
   readonly segment: string;
@@ -133,7 +155,10 @@ export class MessageNotFoundError extends Error {
   }
 }
 
-type Durable = { readonly kind: 'message'; readonly entry: Entry } | { readonly kind: 'state'; readonly record: StateRecord };
+type Durable =
+  | { readonly kind: 'message'; readonly entry: Entry; readonly headers: HeaderSummary }
+  | { readonly kind: 'state'; readonly record: StateRecord }
+  | { readonly kind: 'mailbox'; readonly record: MailboxRecord };
 
 interface ActiveSegment {
   readonly file: AppendFile;
@@ -176,6 +201,8 @@ export class Spool {
   /** Equal envelopes and flags are held once for all the entries that carry them. */
   readonly #interner = new Interner();
   readonly #writer: GroupCommit<Durable>;
+  readonly #queue: RelayQueue;
+  readonly #store: SpoolMailStore;
   readonly #readFds = new Map<number, number>();
   readonly #retired: ActiveSegment[] = [];
   #active: ActiveSegment | null = null;
@@ -204,6 +231,29 @@ export class Spool {
       onFailure: (err, files) => this.#onSyncFailure(err, files),
       onBug: (err) => opts.log.error('spool: bookkeeping failed after a durable batch', { err: String(err) }),
     });
+    this.#queue = new RelayQueue({
+      entry: (id) => this.#index.record(id),
+      segmentPath: (seq) => this.#layout.segmentPath(seq),
+      commitBatch: (states, bounces) => this.#commitBatch(states, bounces),
+    });
+    this.#store = new SpoolMailStore({
+      index: this.#index,
+      readHead: (entry, bytes) => readExactly(this.#readFd(entry.seq), entry.bodyOffset, Math.min(bytes, entry.bodyBytes)),
+      readMessage: (id) => this.readMessage(id),
+      appendStates: (records) => this.#appendStates(records),
+      appendMailbox: (records) => this.#appendMailbox(records),
+      now: opts.now,
+    });
+  }
+
+  /** The relay's view: due recipients, leased as jobs. */
+  get deliveryQueue(): DeliveryQueue {
+    return this.#queue;
+  }
+
+  /** The readers' view: mailboxes, flags, expunge. */
+  get mailStore(): MailStore {
+    return this.#store;
   }
 
   /** What the start-up scan found: intact records, bytes cut from torn tails, damage set aside. */
@@ -235,7 +285,9 @@ export class Spool {
     const journal = recoverJournal(ctx, report);
     for (const seg of scanned) this.#track(seg);
     for (const r of journal.records) this.#index.applyState(r.id, r.rcpt, r.state);
-    this.#journalLines = journal.records.length;
+    for (const r of journal.mailbox) this.#index.applyMailbox(r.id, r.mailbox, r.flags);
+    this.#journalLines = journal.records.length + journal.mailbox.length;
+    for (const e of this.#index.records()) if (e.live) this.#queue.note(e);
     this.#lastSeq = Math.max(0, ...scanned.map((s) => s.seq));
 
     this.#journal = fs.existsSync(this.#layout.journalPath)
@@ -279,6 +331,8 @@ export class Spool {
         bytes: r.bytes,
         bodyOffset: r.bodyOffset,
         bodyBytes: r.bodyBytes,
+        size: r.size,
+        mailboxes: null,
         live: true,
         visible: true,
       });
@@ -323,10 +377,13 @@ export class Spool {
       bytes: record.length,
       bodyOffset: offset + record.length - 3 - req.stuffed.length,
       bodyBytes: req.stuffed.length,
+      size: req.size ?? req.stuffed.length - stuffingDots(req.stuffed, 0, req.stuffed.length),
+      mailboxes: null,
       live: true,
       visible: true,
     };
-    return this.#writer.enqueue(active.file, { kind: 'message', entry });
+    const headers = headerSummary(req.stuffed.subarray(0, SUMMARY_HEAD_BYTES));
+    return this.#writer.enqueue(active.file, { kind: 'message', entry, headers });
   }
 
   #activeFor(recordBytes: number): ActiveSegment {
@@ -387,21 +444,47 @@ export class Spool {
   }
 
   #appendStates(records: readonly StateRecord[]): Promise<void> {
+    return this.#appendJournal(
+      records.map(formatStateRecord),
+      records.map((record) => ({ kind: 'state', record })),
+    );
+  }
+
+  #appendMailbox(records: readonly MailboxRecord[]): Promise<void> {
+    return this.#appendJournal(
+      records.map(formatMailboxRecord),
+      records.map((record) => ({ kind: 'mailbox', record })),
+    );
+  }
+
+  #appendJournal(lines: readonly Buffer[], items: readonly Durable[]): Promise<void> {
     if (this.#closed || this.#journal === null) {
       return Promise.reject(new SmtpError(replies.spoolUnavailable('the server is shutting down')));
     }
     if (this.#vanished) return Promise.reject(this.#vanished);
     const journal = this.#journal;
-    const bytes = Buffer.concat(records.map(formatStateRecord));
     try {
-      journal.append(bytes);
+      journal.append(Buffer.concat(lines));
     } catch (err) {
       return Promise.reject(this.#ioError('journal write', err));
     }
-    this.#journalLines += records.length;
+    this.#journalLines += lines.length;
     let done: Promise<void> = Promise.resolve();
-    for (const record of records) done = this.#writer.enqueue(journal, { kind: 'state', record });
+    for (const item of items) done = this.#writer.enqueue(journal, item);
     return done;
+  }
+
+  /** The bounces and the states of one finished delivery attempt, in one group-commit batch. */
+  #commitBatch(states: readonly StateRecord[], bounces: readonly CommitRequest[]): Promise<void> {
+    for (const r of states) {
+      const entry = this.#index.record(r.id);
+      if (!entry) return Promise.reject(new MessageNotFoundError(r.id));
+      if (r.rcpt !== null && r.rcpt >= entry.states.length) return Promise.reject(new Error(`spool: message ${r.id} has no recipient ${r.rcpt}`));
+    }
+    // Every write happens in this turn of the event loop, so they all join one batch.
+    const done = bounces.map((b) => this.commit(b));
+    if (states.length > 0) done.push(this.#appendStates(states));
+    return Promise.all(done).then(() => undefined);
   }
 
   #onDurable(items: readonly Durable[]): void {
@@ -409,8 +492,15 @@ export class Spool {
       if (item.kind === 'message') {
         this.#index.addRecord(item.entry);
         this.#commits++;
+        this.#queue.note(item.entry);
+        this.#store.remember(item.entry.id, item.headers);
+        this.#opts.onCommit?.({ id: item.entry.id, timeMs: item.entry.timeMs, envelope: item.entry.envelope, size: item.entry.size, headers: item.headers });
+      } else if (item.kind === 'state') {
+        if (this.#index.applyState(item.record.id, item.record.rcpt, item.record.state)) {
+          this.#queue.note(this.#index.record(item.record.id)!);
+        }
       } else {
-        this.#index.applyState(item.record.id, item.record.rcpt, item.record.state);
+        this.#index.applyMailbox(item.record.id, item.record.mailbox, item.record.flags);
       }
     }
     if (this.#retired.length > 0) this.#closeRetired();
@@ -499,7 +589,7 @@ export class Spool {
       sender: mailboxKey(e.envelope.sender),
       envelope: e.envelope,
       recipients: e.envelope.recipients.map((r, i) => ({ mailbox: r.mailbox, address: mailboxKey(r.mailbox), state: e.states[i] })),
-      size: e.bodyBytes,
+      size: e.size,
       segment: this.#layout.segmentName(e.seq),
       offset: e.offset,
     };
@@ -606,7 +696,7 @@ export class Spool {
   }
 
   #canTouch(seg: SegmentInfo): boolean {
-    if (this.#active?.info === seg) return false;
+    if (this.#active?.info === seg || this.#queue.pinned(seg.seq)) return false;
     return !this.#retired.some((r) => r.info === seg);
   }
 
@@ -654,8 +744,9 @@ export class Spool {
     let removed = false;
     for (const seg of sources) {
       const left = this.#index.entriesIn(seg.seq);
-      // A record that came back to life during the copy keeps its old segment for now.
-      if (left.some((e) => e.live)) continue;
+      // A record that came back to life during the copy keeps its old segment for now, and a
+      // segment a delivery job began reading from during the copy stays until a later pass.
+      if (left.some((e) => e.live) || this.#queue.pinned(seg.seq)) continue;
       for (const e of left) this.#index.dropRecord(e);
       this.#forgetSegment(seg.seq);
       fs.rmSync(this.#layout.segmentPath(seg.seq), { force: true });
@@ -681,7 +772,11 @@ export class Spool {
     const journal = this.#journal;
     if (!journal || journal.dirty || this.#writer.involves(journal)) return false;
     const lines = planJournalSnapshot(this.#index.records());
-    const bytes = Buffer.concat(lines.map((l) => formatStateRecord(l)));
+    const mailbox: MailboxRecord[] = [];
+    for (const e of this.#index.records()) {
+      if (e.visible && e.mailboxes) for (const [box, flags] of e.mailboxes) mailbox.push({ id: e.id, mailbox: box, flags });
+    }
+    const bytes = Buffer.concat([...lines.map((l) => formatStateRecord(l)), ...mailbox.map(formatMailboxRecord)]);
     try {
       writeJournalSnapshotSync(this.#layout.journalTmpPath, this.#layout.journalPath, this.#layout.journalDir, bytes);
     } catch (err) {
@@ -691,7 +786,7 @@ export class Spool {
     }
     journal.close();
     this.#journal = AppendFile.openExisting(this.#layout.journalPath, bytes.length, this.#io);
-    this.#journalLines = lines.length;
+    this.#journalLines = lines.length + mailbox.length;
     return true;
   }
 

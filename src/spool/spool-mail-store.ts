@@ -1,0 +1,185 @@
+/**
+ * @module The MailStore port on the spool's in-memory index (until the readers' on-disk index).
+ * Rule 1: membership is the index's: a message is in a mailbox while a recipient with that
+ *         address holds it (not deleted); expunging deletes those recipients' copies.
+ * Rule 2: header summaries are read from the stored message (its first bytes) when asked for,
+ *         and the most recently used are kept; the spool hands over those it computed at commit.
+ * Rule 3: mailbox state is journalled (mailbox-state.ts) before it shows.
+ */
+import type { StateRecord } from './delivery-state.ts';
+import { headerSummary, type HeaderSummary } from './header-summary.ts';
+import { addressKey, hasUndeletedRecipient, queryKey, type Entry, type SpoolIndex } from './index.ts';
+import type { FlagChange, MailboxName, MailCursor, MailPage, MailQuery, MailStore, MailSummary } from './mail-store.ts';
+import { mailboxFlags, UNREAD, type MailboxFlags, type MailboxRecord } from './mailbox-state.ts';
+
+export interface StoreHost {
+  readonly index: SpoolIndex;
+  /** The first `bytes` bytes of the stored (dot-stuffed) message. */
+  readHead(entry: Entry, bytes: number): Uint8Array;
+  readMessage(id: string): Promise<Uint8Array>;
+  appendStates(records: readonly StateRecord[]): Promise<void>;
+  appendMailbox(records: readonly MailboxRecord[]): Promise<void>;
+  now(): number;
+}
+
+const DEFAULT_LIMIT = 50;
+const SUMMARIES_KEPT = 4096;
+/** The header sections of most messages fit here; a longer one is read again in full. */
+const FIRST_READ_BYTES = 8192;
+const SUMMARY_HEAD_LIMIT = 64 * 1024;
+
+export class SpoolMailStore implements MailStore {
+  readonly #host: StoreHost;
+  readonly #summaries = new Map<string, HeaderSummary>();
+
+  constructor(host: StoreHost) {
+    this.#host = host;
+  }
+
+  /** Keeps a summary computed at commit, so a listing of new mail reads nothing back. */
+  remember(id: string, summary: HeaderSummary): void {
+    this.#summaries.delete(id);
+    this.#summaries.set(id, summary);
+    if (this.#summaries.size > SUMMARIES_KEPT) this.#summaries.delete(this.#summaries.keys().next().value as string);
+  }
+
+  list(mailbox: MailboxName, cursor: MailCursor | null, limit = DEFAULT_LIMIT): MailPage {
+    return this.#page(mailbox, cursor, limit, null);
+  }
+
+  search(mailbox: MailboxName, query: MailQuery, cursor: MailCursor | null, limit = DEFAULT_LIMIT): MailPage {
+    return this.#page(mailbox, cursor, limit, query);
+  }
+
+  get(mailbox: MailboxName, id: string): MailSummary | undefined {
+    const key = mailbox === null ? null : queryKey(mailbox);
+    const e = this.#host.index.get(id);
+    return e && holds(e, key) ? this.#summary(e, key) : undefined;
+  }
+
+  async read(mailbox: MailboxName, id: string): Promise<Uint8Array> {
+    if (!this.get(mailbox, id)) throw new Error(`no message ${id} in mailbox ${mailbox ?? '(all)'}`);
+    return this.#host.readMessage(id);
+  }
+
+  setFlags(mailbox: MailboxName, ids: readonly string[], change: FlagChange): Promise<void> {
+    const key = mailbox === null ? null : queryKey(mailbox);
+    const records: MailboxRecord[] = [];
+    for (const id of ids) {
+      const e = this.#host.index.get(id);
+      if (!e || !holds(e, key)) continue;
+      for (const box of key === null ? heldBy(e) : [key]) {
+        const old = e.mailboxes?.get(box) ?? UNREAD;
+        const tags = new Set(old.tags);
+        for (const t of change.addTags ?? []) tags.add(t);
+        for (const t of change.removeTags ?? []) tags.delete(t);
+        const flags = mailboxFlags(change.read ?? old.read, tags);
+        if (flags.read !== old.read || flags.tags.join('\n') !== old.tags.join('\n')) records.push({ id, mailbox: box, flags });
+      }
+    }
+    return records.length === 0 ? Promise.resolve() : this.#host.appendMailbox(records);
+  }
+
+  expunge(mailbox: MailboxName, ids: readonly string[]): Promise<void> {
+    const key = mailbox === null ? null : queryKey(mailbox);
+    const atMs = this.#host.now();
+    const records: StateRecord[] = [];
+    for (const id of ids) {
+      const e = this.#host.index.get(id);
+      if (!e || !holds(e, key)) continue;
+      if (key === null) {
+        records.push({ id, rcpt: null, state: { kind: 'deleted', atMs } });
+        continue;
+      }
+      e.envelope.recipients.forEach((r, i) => {
+        if (e.states[i].kind !== 'deleted' && addressKey(r.mailbox) === key) records.push({ id, rcpt: i, state: { kind: 'deleted', atMs } });
+      });
+    }
+    return records.length === 0 ? Promise.resolve() : this.#host.appendStates(records);
+  }
+
+  #page(mailbox: MailboxName, cursor: MailCursor | null, limit: number, query: MailQuery | null): MailPage {
+    const key = mailbox === null ? null : queryKey(mailbox);
+    const out: MailSummary[] = [];
+    let more = false;
+    const since = Math.max(cursor?.timeMs ?? -Infinity, query?.since ?? -Infinity);
+    this.#host.index.forEachInCommitOrder(since, (e) => {
+      if (cursor && (e.timeMs < cursor.timeMs || (e.timeMs === cursor.timeMs && e.id <= cursor.id))) return true;
+      if (query?.until !== undefined && e.timeMs >= query.until) return false;
+      if (!holds(e, key)) return true;
+      const summary = this.#summary(e, key);
+      if (query && !matches(summary, query)) return true;
+      if (out.length === limit) {
+        more = true;
+        return false;
+      }
+      out.push(summary);
+      return true;
+    });
+    return { messages: out, next: more && out.length > 0 ? out[out.length - 1].cursor : null };
+  }
+
+  #summary(e: Entry, key: string | null): MailSummary {
+    const recipients = heldBy(e);
+    return {
+      id: e.id,
+      timeMs: e.timeMs,
+      cursor: { timeMs: e.timeMs, id: e.id },
+      sender: addressKey(e.envelope.sender),
+      recipients,
+      size: e.size,
+      headers: this.#headers(e),
+      flags: key !== null ? (e.mailboxes?.get(key) ?? UNREAD) : combined(e, recipients),
+    };
+  }
+
+  #headers(e: Entry): HeaderSummary {
+    const known = this.#summaries.get(e.id);
+    if (known) return known;
+    let head = this.#host.readHead(e, Math.min(e.bodyBytes, FIRST_READ_BYTES));
+    if (head.length < e.bodyBytes && !endsHeader(head)) head = this.#host.readHead(e, Math.min(e.bodyBytes, SUMMARY_HEAD_LIMIT));
+    const summary = headerSummary(head);
+    this.remember(e.id, summary);
+    return summary;
+  }
+}
+
+function holds(e: Entry, key: string | null): boolean {
+  return key === null ? e.visible : hasUndeletedRecipient(e, key);
+}
+
+/** The mailboxes (address keys) that still hold the message, each once. */
+function heldBy(e: Entry): string[] {
+  const out = new Set<string>();
+  e.envelope.recipients.forEach((r, i) => {
+    if (e.states[i].kind !== 'deleted') out.add(addressKey(r.mailbox));
+  });
+  return [...out];
+}
+
+/** Across mailboxes: read once every mailbox read it; the tags any of them gave. */
+function combined(e: Entry, boxes: readonly string[]): MailboxFlags {
+  if (!e.mailboxes) return UNREAD;
+  const flags = boxes.map((b) => e.mailboxes?.get(b) ?? UNREAD);
+  return mailboxFlags(flags.length > 0 && flags.every((f) => f.read), flags.flatMap((f) => f.tags));
+}
+
+function endsHeader(head: Uint8Array): boolean {
+  return Buffer.from(head.buffer, head.byteOffset, head.byteLength).includes('\r\n\r\n');
+}
+
+const contains = (hay: string, needle: string) => hay.toLowerCase().includes(needle.toLowerCase());
+
+function matches(m: MailSummary, q: MailQuery): boolean {
+  const h = m.headers;
+  if (q.read !== undefined && m.flags.read !== q.read) return false;
+  if (q.tag !== undefined && !m.flags.tags.includes(q.tag)) return false;
+  if (q.from !== undefined && !contains(`${h.from} ${m.sender}`, q.from)) return false;
+  if (q.to !== undefined && !contains(`${h.to} ${h.cc} ${m.recipients.join(' ')}`, q.to)) return false;
+  if (q.subject !== undefined && !contains(h.subject, q.subject)) return false;
+  if (q.text !== undefined) {
+    const all = [h.from, h.to, h.cc, h.subject, h.date, h.messageId, m.sender, ...m.recipients].join('\n');
+    if (!contains(all, q.text)) return false;
+  }
+  return true;
+}
