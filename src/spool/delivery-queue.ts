@@ -12,7 +12,7 @@
  */
 import type { Envelope, Recipient } from '../core/envelope.ts';
 import type { DeliveryState, StateRecord } from './delivery-state.ts';
-import type { Entry } from './index.ts';
+import { shapeOf, type Entry } from './index.ts';
 import type { CommitRequest } from './spool.ts';
 
 export interface JobRecipient {
@@ -66,7 +66,7 @@ const OUTCOME_KINDS: ReadonlySet<DeliveryState['kind']> = new Set(['delivered', 
 
 /** When a message's relay work is due, or null when it has none. */
 export function dueMs(entry: Entry): number | null {
-  if (!entry.live) return null;
+  if (!entry.live || !shapeOf(entry.states).relay) return null;
   let due: number | null = null;
   for (const s of entry.states) {
     const at = s.kind === 'pending' ? entry.timeMs : s.kind === 'deferred' ? s.nextAttemptMs : null;

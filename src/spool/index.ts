@@ -62,6 +62,24 @@ export function addressKey(mailbox: Mailbox | null): string {
   return mailboxKey(mailbox).toLowerCase();
 }
 
+interface EnvelopeKeys {
+  readonly sender: string;
+  /** Each recipient's key once, in envelope order. */
+  readonly recipients: readonly string[];
+}
+
+/** Keys per envelope object: the spool shares equal envelopes, so most are computed once. */
+const envelopeKeys = new WeakMap<Envelope, EnvelopeKeys>();
+
+function keysOf(envelope: Envelope): EnvelopeKeys {
+  let keys = envelopeKeys.get(envelope);
+  if (keys === undefined) {
+    keys = { sender: addressKey(envelope.sender), recipients: [...new Set(envelope.recipients.map((r) => addressKey(r.mailbox)))] };
+    envelopeKeys.set(envelope, keys);
+  }
+  return keys;
+}
+
 /** A query address as typed by a person: angle brackets optional, case ignored. */
 export function queryKey(address: string): string {
   const trimmed = address.trim();
@@ -72,9 +90,14 @@ export function queryKey(address: string): string {
 export class SpoolIndex {
   readonly #records = new Map<string, Entry>();
   readonly #segments = new Map<number, SegmentInfo>();
-  readonly #bySegment = new Map<number, Set<Entry>>();
-  readonly #byRecipient = new Map<string, Set<Entry>>();
-  readonly #bySender = new Map<string, Set<Entry>>();
+  /**
+   * Lookup lists, appended to and cleaned lazily: an entry that moved, was dropped or hidden
+   * stays until a sweep, and readers skip it (an array push costs a fraction of a Set add,
+   * which counts at a million records).
+   */
+  readonly #bySegment = new Map<number, Entry[]>();
+  #byRecipient = new Map<string, Entry[]>();
+  #bySender = new Map<string, Entry[]>();
   /** Visible entries by time, ascending; entries that stop being visible are skipped, then swept. */
   #byTime: Entry[] = [];
   #stale = 0;
@@ -100,11 +123,14 @@ export class SpoolIndex {
 
   removeSegment(seq: number): void {
     this.#segments.delete(seq);
+    this.#bySegment.delete(seq);
   }
 
   /** Entries stored in one segment, in file order. */
   entriesIn(seq: number): Entry[] {
-    return [...(this.#bySegment.get(seq) ?? [])].sort((a, b) => a.offset - b.offset);
+    const list = (this.#bySegment.get(seq) ?? []).filter((e) => e.seq === seq && this.#records.get(e.id) === e);
+    this.#bySegment.set(seq, list);
+    return [...list].sort((a, b) => a.offset - b.offset);
   }
 
   // ---- records
@@ -125,10 +151,11 @@ export class SpoolIndex {
   addRecord(entry: Entry): void {
     const previous = this.#records.get(entry.id);
     if (previous) this.dropRecord(previous);
-    entry.live = !entry.states.every(isFinished);
-    entry.visible = !entry.states.every(isDeleted);
+    const shape = shapeOf(entry.states);
+    entry.live = shape.live;
+    entry.visible = shape.visible;
     this.#records.set(entry.id, entry);
-    addTo(this.#bySegment, entry.seq, entry);
+    push(this.#bySegment, entry.seq, entry);
     const seg = this.#segments.get(entry.seq);
     if (seg) {
       seg.records++;
@@ -173,7 +200,6 @@ export class SpoolIndex {
   dropRecord(entry: Entry): void {
     if (this.#records.get(entry.id) !== entry) return;
     this.#records.delete(entry.id);
-    removeFrom(this.#bySegment, entry.seq, entry);
     const seg = this.#segments.get(entry.seq);
     if (seg) {
       seg.records--;
@@ -203,8 +229,7 @@ export class SpoolIndex {
         to.liveBytes += entry.bytes;
       }
     }
-    removeFrom(this.#bySegment, entry.seq, entry);
-    addTo(this.#bySegment, seq, entry);
+    push(this.#bySegment, seq, entry);
     entry.bodyOffset += offset - entry.offset;
     entry.offset = offset;
     entry.seq = seq;
@@ -228,18 +253,19 @@ export class SpoolIndex {
     const limit = q.limit ?? Infinity;
     const out: Entry[] = [];
     if (limit <= 0) return out;
-    const sets: Set<Entry>[] = [];
+    const lists: Entry[][] = [];
     const rcptKey = q.recipient === undefined ? null : queryKey(q.recipient);
-    if (rcptKey !== null) sets.push(this.#byRecipient.get(rcptKey) ?? new Set());
-    if (q.sender !== undefined) sets.push(this.#bySender.get(queryKey(q.sender)) ?? new Set());
-    if (sets.length > 0) {
-      sets.sort((a, b) => a.size - b.size);
-      const [smallest, ...others] = sets;
-      const candidates = [...smallest].filter(
+    const senderKey = q.sender === undefined ? null : queryKey(q.sender);
+    if (rcptKey !== null) lists.push(this.#byRecipient.get(rcptKey) ?? []);
+    if (senderKey !== null) lists.push(this.#bySender.get(senderKey) ?? []);
+    if (lists.length > 0) {
+      const smallest = lists.reduce((a, b) => (b.length < a.length ? b : a));
+      const candidates = smallest.filter(
         (e) =>
+          e.visible &&
           e.timeMs >= since &&
           e.timeMs < until &&
-          others.every((s) => s.has(e)) &&
+          (senderKey === null || keysOf(e.envelope).sender === senderKey) &&
           (rcptKey === null || hasUndeletedRecipient(e, rcptKey)),
       );
       // Insertion order breaks ties, newest first; Array.prototype.sort is stable.
@@ -273,27 +299,54 @@ export class SpoolIndex {
   #show(entry: Entry): void {
     entry.visible = true;
     this.#visible++;
-    const at = upperBound(this.#byTime, entry.timeMs);
-    if (at === this.#byTime.length) this.#byTime.push(entry);
-    else this.#byTime.splice(at, 0, entry);
-    addTo(this.#bySender, addressKey(entry.envelope.sender), entry);
-    for (const r of entry.envelope.recipients) addTo(this.#byRecipient, addressKey(r.mailbox), entry);
+    const list = this.#byTime;
+    // Messages mostly come in time order: then the place is the end, with no search.
+    const at = list.length === 0 || list[list.length - 1].timeMs <= entry.timeMs ? list.length : upperBound(list, entry.timeMs);
+    if (at === list.length) list.push(entry);
+    else list.splice(at, 0, entry);
+    const keys = keysOf(entry.envelope);
+    push(this.#bySender, keys.sender, entry);
+    for (const k of keys.recipients) push(this.#byRecipient, k, entry);
   }
 
   #hide(entry: Entry): void {
     entry.visible = false;
     this.#visible--;
     this.#stale++;
-    removeFrom(this.#bySender, addressKey(entry.envelope.sender), entry);
-    for (const r of entry.envelope.recipients) removeFrom(this.#byRecipient, addressKey(r.mailbox), entry);
     if (this.#stale > 1024 && this.#stale * 2 > this.#byTime.length) {
+      // Hidden is final (Rule 3): sweep every list of what was hidden.
       this.#byTime = this.#byTime.filter((e) => e.visible);
+      this.#bySender = sweep(this.#bySender);
+      this.#byRecipient = sweep(this.#byRecipient);
       this.#stale = 0;
     }
   }
 }
 
 const isDeleted = (s: DeliveryState) => s.kind === 'deleted';
+
+/** What a states array says of its message; computed once per array (they are shared and replaced, not changed). */
+export interface StatesShape {
+  readonly live: boolean;
+  readonly visible: boolean;
+  /** Some recipient is pending or deferred: relay work. */
+  readonly relay: boolean;
+}
+
+const shapes = new WeakMap<readonly DeliveryState[], StatesShape>();
+
+export function shapeOf(states: readonly DeliveryState[]): StatesShape {
+  let shape = shapes.get(states);
+  if (shape === undefined) {
+    shape = {
+      live: !states.every(isFinished),
+      visible: !states.every(isDeleted),
+      relay: states.some((s) => s.kind === 'pending' || s.kind === 'deferred'),
+    };
+    shapes.set(states, shape);
+  }
+  return shape;
+}
 
 /** True when a recipient of `entry` with this address key still holds it. */
 export function hasUndeletedRecipient(entry: Entry, key: string): boolean {
@@ -316,15 +369,17 @@ function upperBound(list: readonly Entry[], timeMs: number): number {
   return lo;
 }
 
-function addTo<K>(map: Map<K, Set<Entry>>, key: K, entry: Entry): void {
-  let set = map.get(key);
-  if (!set) map.set(key, (set = new Set()));
-  set.add(entry);
+function push<K>(map: Map<K, Entry[]>, key: K, entry: Entry): void {
+  const list = map.get(key);
+  if (list) list.push(entry);
+  else map.set(key, [entry]);
 }
 
-function removeFrom<K>(map: Map<K, Set<Entry>>, key: K, entry: Entry): void {
-  const set = map.get(key);
-  if (!set) return;
-  set.delete(entry);
-  if (set.size === 0) map.delete(key);
+function sweep(map: Map<string, Entry[]>): Map<string, Entry[]> {
+  const out = new Map<string, Entry[]>();
+  for (const [key, list] of map) {
+    const visible = list.filter((e) => e.visible);
+    if (visible.length > 0) out.set(key, visible);
+  }
+  return out;
 }

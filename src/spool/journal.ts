@@ -14,6 +14,8 @@ export interface SpoolIo {
   write(fd: number, bytes: Uint8Array, position: number): number;
   /** fdatasync(2) off the main thread. */
   datasync(fd: number): Promise<void>;
+  /** Like fs.readSync(fd, buffer, 0, buffer.length, position), for start-up's scan; default that. */
+  read?(fd: number, buffer: Uint8Array, position: number): number;
 }
 
 /** Bun runs the callback form of fs.fdatasync on its thread pool (measured: the event loop

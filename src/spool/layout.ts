@@ -26,6 +26,9 @@ export interface SpoolLayout {
   readonly journalPath: string;
   /** The temporary name a journal snapshot is written under before its rename. */
   readonly journalTmpPath: string;
+  /** The index checkpoint log (checkpoint.ts), and the name a rewrite of it is made under. */
+  readonly checkpointPath: string;
+  readonly checkpointTmpPath: string;
   segmentName(seq: number): string;
   segmentPath(seq: number): string;
   /** The temporary name a compacted segment is written under before its rename. */
@@ -53,6 +56,8 @@ export function createLayout(dir: string): SpoolLayout {
     lockPath: path.join(root, 'lock'),
     journalPath: path.join(journalDir, 'state.log'),
     journalTmpPath: path.join(journalDir, 'state.log.tmp'),
+    checkpointPath: path.join(journalDir, 'index.ckpt'),
+    checkpointTmpPath: path.join(journalDir, 'index.ckpt.tmp'),
     segmentName,
     segmentPath: (seq: number) => path.join(segmentsDir, segmentName(seq)),
     segmentTmpPath: (seq: number) => path.join(segmentsDir, `${segmentName(seq)}.tmp`),

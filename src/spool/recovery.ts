@@ -11,7 +11,8 @@ import { parseStateLine, type StateRecord } from './delivery-state.ts';
 import type { MailboxRecord } from './mailbox-state.ts';
 import { DIR_MODE, FILE_MODE, isTmpName, parseSegmentName, type SpoolLayout } from './layout.ts';
 import { findNextRecord, parseRecordAt, parseSegmentHeader, type EnvelopeCache, type ParsedRecord } from './segment-format.ts';
-import { syncDirectorySync } from './journal.ts';
+import type { CoveredSegment } from './checkpoint.ts';
+import { syncDirectorySync, type SpoolIo } from './journal.ts';
 
 export interface SpoolLog {
   info(msg: string, fields?: Record<string, unknown>): void;
@@ -47,12 +48,16 @@ export interface ScannedSegment {
   readonly records: readonly ParsedRecord[];
   /** Damage was set aside: the segment is rewritten without it. */
   readonly damaged: boolean;
+  /** The checkpoint's records of this segment (up to its `covered`); `records` came after. */
+  readonly checkpoint: CoveredSegment | null;
 }
 
 export interface RecoveryContext {
   readonly layout: SpoolLayout;
   readonly log: SpoolLog;
   readonly now: () => number;
+  /** The read call of start-up's scan (tests count what it reads). */
+  readonly io?: SpoolIo;
 }
 
 /**
@@ -143,16 +148,49 @@ export function listSegments(layout: SpoolLayout): { seq: number; name: string }
   return out.sort((a, b) => a.seq - b.seq);
 }
 
-/** Scans every segment: keeps intact records, cuts torn tails, quarantines damage. */
-export function recoverSegments(ctx: RecoveryContext, report: RecoveryReport): ScannedSegment[] {
+/**
+ * Scans every segment: keeps intact records, cuts torn tails, quarantines damage. A segment the
+ * checkpoint covers is scanned only past what it covers, while it is the same file, as long.
+ */
+export function recoverSegments(
+  ctx: RecoveryContext,
+  report: RecoveryReport,
+  covered: ReadonlyMap<number, CoveredSegment> = new Map(),
+): ScannedSegment[] {
   const out: ScannedSegment[] = [];
   // Records whose stored envelopes are equal (a load test's) are parsed once and share the result.
   const envelopes: EnvelopeCache = new Map();
   for (const { seq, name } of listSegments(ctx.layout)) {
-    const scanned = recoverSegment(ctx, report, seq, name, envelopes);
+    const known = covered.get(seq);
+    let trusted: CoveredSegment | null = null;
+    if (known) {
+      const st = fs.statSync(ctx.layout.segmentPath(seq));
+      if (st.ino === known.ino && st.size >= known.covered) trusted = known;
+      else ctx.log.warn('spool: a segment changed since the checkpoint; scanning it whole', { file: ctx.layout.segmentPath(seq) });
+    }
+    const scanned = recoverSegment(ctx, report, seq, name, envelopes, trusted);
     if (scanned) out.push(scanned);
   }
   return out;
+}
+
+/** The bytes of `file` from `from` to its end, read through the context's read call. */
+function readFrom(ctx: RecoveryContext, file: string, from: number): Buffer {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    const out = Buffer.allocUnsafe(Math.max(0, size - from));
+    const read = ctx.io?.read ?? ((f: number, b: Uint8Array, p: number) => fs.readSync(f, b, 0, b.length, p));
+    let done = 0;
+    while (done < out.length) {
+      const n = read(fd, out.subarray(done), from + done);
+      if (n <= 0) break;
+      done += n;
+    }
+    return done === out.length ? out : out.subarray(0, done);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 function recoverSegment(
@@ -161,18 +199,21 @@ function recoverSegment(
   seq: number,
   name: string,
   envelopes: EnvelopeCache,
+  checkpoint: CoveredSegment | null,
 ): ScannedSegment | null {
   const file = ctx.layout.segmentPath(seq);
-  const bytes = fs.readFileSync(file);
+  // Offsets below are within `bytes`; `base` turns them into offsets in the file.
+  const base = checkpoint?.covered ?? 0;
+  const bytes = readFrom(ctx, file, base);
   const setAside = (offset: number, end: number, reason: string) => {
-    const quarantined = quarantine(ctx, { file, offset, bytes: bytes.subarray(offset, end), reason });
-    report.damaged.push({ file, offset, bytes: end - offset, reason, quarantined });
-    ctx.log.error('spool: damaged record set aside', { file, offset, bytes: end - offset, reason, quarantined });
+    const quarantined = quarantine(ctx, { file, offset: base + offset, bytes: bytes.subarray(offset, end), reason });
+    report.damaged.push({ file, offset: base + offset, bytes: end - offset, reason, quarantined });
+    ctx.log.error('spool: damaged record set aside', { file, offset: base + offset, bytes: end - offset, reason, quarantined });
   };
 
-  let headerBytes = parseSegmentHeader(bytes) ?? 0;
+  let headerBytes = checkpoint ? checkpoint.headerBytes : (parseSegmentHeader(bytes) ?? 0);
   let damaged = false;
-  let pos = headerBytes;
+  let pos = checkpoint ? 0 : headerBytes;
   if (headerBytes === 0) {
     const first = findNextRecord(bytes, 0);
     if (first < 0 && bytes.indexOf(0x0a) < 0 && bytes.length < 512) {
@@ -195,7 +236,8 @@ function recoverSegment(
   while (pos < size) {
     const scan = parseRecordAt(bytes, pos, envelopes);
     if (scan.kind === 'record') {
-      records.push(scan.record);
+      const r = scan.record;
+      records.push(base === 0 ? r : { ...r, offset: base + r.offset, bodyOffset: base + r.bodyOffset });
       pos += scan.record.bytes;
       continue;
     }
@@ -207,14 +249,14 @@ function recoverSegment(
         report.tornBytes += size - pos;
         ctx.log.warn('spool: cut a torn record at the end of a segment (it was never acknowledged)', {
           file,
-          offset: pos,
+          offset: base + pos,
           bytes: size - pos,
         });
       } else {
         // Nothing valid follows, so this may be a torn write too; its bytes are kept anyway.
         setAside(pos, size, `${scan.reason} (last record in the file)`);
       }
-      cutFile(file, pos);
+      cutFile(file, base + pos);
       size = pos;
       break;
     }
@@ -223,7 +265,7 @@ function recoverSegment(
     pos = next;
   }
   report.records += records.length;
-  return { seq, name, bytes: size, headerBytes, records, damaged };
+  return { seq, name, bytes: base + size, headerBytes, records, damaged, checkpoint };
 }
 
 export interface RecoveredJournal {

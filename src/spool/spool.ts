@@ -14,6 +14,7 @@ import { dotUnstuff } from '../core/data.ts';
 import type { Envelope } from '../core/envelope.ts';
 import { SmtpError } from '../core/errors.ts';
 import { replies } from '../core/replies.ts';
+import { chainChunks, decodeLog, encodeChunk, type Chunk } from './checkpoint.ts';
 import {
   emptyReport,
   packRecords,
@@ -31,9 +32,9 @@ import { SpoolIndex, type Entry, type ListQuery, type SegmentInfo } from './inde
 import type { MailStore } from './mail-store.ts';
 import type { MailboxRecord } from './mailbox-state.ts';
 import { SpoolMailStore } from './spool-mail-store.ts';
-import { AppendFile, nodeIo, readExactly, syncDirectory, type SpoolIo } from './journal.ts';
+import { AppendFile, nodeIo, readExactly, syncDirectory, writeFully, type SpoolIo } from './journal.ts';
 import { Interner } from './interner.ts';
-import { createLayout, type SpoolLayout } from './layout.ts';
+import { createLayout, FILE_MODE, type SpoolLayout } from './layout.ts';
 import { acquireLock, releaseLock } from './lock.ts';
 import {
   prepareDirectories,
@@ -75,6 +76,11 @@ export interface SpoolOptions {
   readonly io?: SpoolIo;
   /** The pid written in the lock file; default process.pid. */
   readonly pid?: number;
+  /**
+   * Records made durable (or scanned at start-up) beyond the checkpoint before the next
+   * checkpoint chunk is written; default 10,000. Start-up reads at most about this many records.
+   */
+  readonly checkpointEvery?: number;
   /** Told of each message once it is durable, with what an index stores of it. */
   readonly onCommit?: (message: CommittedMessage) => void;
 }
@@ -170,6 +176,11 @@ const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 const READ_FDS_KEPT = 32;
 /** A journal is rewritten once it is this big and mostly obsolete. */
 const JOURNAL_SNAPSHOT_MIN_BYTES = 256 * 1024;
+const DEFAULT_CHECKPOINT_EVERY = 10_000;
+/** The checkpoint log is rewritten once it is this big and mostly about segments that are gone. */
+const CHECKPOINT_REWRITE_MIN_BYTES = 4 * 1024 * 1024;
+/** Bytes a checkpoint holds per record, about (columns, id, framing): to judge when to rewrite. */
+const CHECKPOINT_BYTES_PER_RECORD = 56;
 
 const FULL_CODES = new Set(['ENOSPC', 'EDQUOT', 'EFBIG']);
 const UNAVAILABLE_REASONS: Readonly<Record<string, string>> = Object.freeze({
@@ -217,13 +228,24 @@ export class Spool {
   /** The failure last logged ("op code"), so a run of equal failures is one log line. */
   #failing: string | null = null;
   #recovery: RecoveryReport = { records: 0, tornBytes: 0, damaged: [] };
+  /** Durable records no checkpoint chunk covers yet (moved ones again under their new segment). */
+  #uncovered: Entry[] = [];
+  /** Per segment: the inode and the offset its checkpoint chunks cover up to. */
+  readonly #coverage = new Map<number, { ino: number; covered: number }>();
+  #checkpointFd: number | null = null;
+  /** The background fdatasync of the last chunks written; an fd is closed only after it. */
+  #checkpointSync: Promise<void> = Promise.resolve();
+  #checkpointBytes = 0;
+  #checkpointScheduled = false;
+  /** Records loaded from the checkpoint at open, instead of being read and checksummed. */
+  #checkpointed = 0;
 
   private constructor(opts: SpoolOptions, layout: SpoolLayout, pid: number) {
     this.#opts = opts;
     this.#layout = layout;
     this.#pid = pid;
     this.#io = opts.io ?? nodeIo;
-    this.#ctx = { layout, log: opts.log, now: opts.now };
+    this.#ctx = { layout, log: opts.log, now: opts.now, io: opts.io };
     this.#segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
     this.#writer = new GroupCommit<Durable>({
       onDurable: (items) => this.#onDurable(items),
@@ -281,14 +303,17 @@ export class Spool {
     const ctx = this.#ctx;
     removeLeftovers(ctx);
     const report = this.#recovery;
-    const scanned = recoverSegments(ctx, report);
+    const chunks = this.#readCheckpoint();
+    const scanned = recoverSegments(ctx, report, chainChunks(chunks));
     const journal = recoverJournal(ctx, report);
     for (const seg of scanned) this.#track(seg);
+    report.records += this.#checkpointed;
     for (const r of journal.records) this.#index.applyState(r.id, r.rcpt, r.state);
     for (const r of journal.mailbox) this.#index.applyMailbox(r.id, r.mailbox, r.flags);
     this.#journalLines = journal.records.length + journal.mailbox.length;
     for (const e of this.#index.records()) if (e.live) this.#queue.note(e);
-    this.#lastSeq = Math.max(0, ...scanned.map((s) => s.seq));
+    // A segment a checkpoint names may be gone; its number is still never given out again.
+    this.#lastSeq = Math.max(0, ...scanned.map((s) => s.seq), ...chunks.map((c) => c.seq));
 
     this.#journal = fs.existsSync(this.#layout.journalPath)
       ? AppendFile.openExisting(this.#layout.journalPath, journal.bytes, this.#io)
@@ -309,6 +334,167 @@ export class Spool {
     if (last && info && last.headerBytes > 0 && last.bytes < this.#segmentBytes) {
       this.#active = { file: AppendFile.openExisting(this.#layout.segmentPath(last.seq), last.bytes, this.#io), info };
     }
+    if (this.#uncovered.length >= this.#checkpointEvery) this.#writeCheckpoint();
+  }
+
+  get #checkpointEvery(): number {
+    return this.#opts.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
+  }
+
+  /** The checkpoint's whole chunks; a torn or damaged end is cut off (it only costs a scan). */
+  #readCheckpoint(): Chunk[] {
+    const file = this.#layout.checkpointPath;
+    if (!fs.existsSync(file)) return [];
+    const log = decodeLog(fs.readFileSync(file));
+    if (log.problem !== null) {
+      this.#opts.log.warn('spool: the checkpoint ends early; what it does not cover is scanned', { file, offset: log.validBytes, problem: log.problem });
+      fs.truncateSync(file, log.validBytes);
+    }
+    this.#checkpointBytes = log.validBytes;
+    return [...log.chunks];
+  }
+
+  /** Adds a segment's records from its checkpoint chunks: no read, no checksum. */
+  #trackCheckpointed(seq: number, chunks: readonly Chunk[]): void {
+    for (const chunk of chunks) {
+      const envelopes = chunk.envelopes.map((e) => this.#interner.envelope(e));
+      const flags = chunk.flags.map((f) => this.#interner.flags(f));
+      const n = chunk.ids.length;
+      const col = chunk.columns;
+      for (let i = 0; i < n; i++) {
+        const offset = col[i];
+        const bytes = col[n + i];
+        const bodyBytes = col[2 * n + i];
+        const { local, states } = flags[col[5 * n + i]];
+        this.#index.addRecord({
+          id: chunk.ids[i],
+          timeMs: chunk.times[i],
+          envelope: envelopes[col[4 * n + i]],
+          local,
+          states,
+          seq,
+          offset,
+          bytes,
+          bodyOffset: offset + bytes - 3 - bodyBytes,
+          bodyBytes,
+          size: col[3 * n + i],
+          mailboxes: null,
+          live: true,
+          visible: true,
+        });
+      }
+      this.#checkpointed += n;
+    }
+  }
+
+  #scheduleCheckpoint(): void {
+    if (this.#checkpointScheduled || this.#uncovered.length < this.#checkpointEvery) return;
+    this.#checkpointScheduled = true;
+    setImmediate(() => {
+      this.#checkpointScheduled = false;
+      if (!this.#closed) this.#writeCheckpoint();
+    });
+  }
+
+  /**
+   * Appends a chunk per segment for the durable records no chunk covers yet. It is written at
+   * once and synced in the background: a chunk lost to a crash only means a longer scan.
+   */
+  #writeCheckpoint(): void {
+    const bySeq = new Map<number, Set<Entry>>();
+    for (const e of this.#uncovered) {
+      if (this.#index.record(e.id) !== e) continue;
+      let set = bySeq.get(e.seq);
+      if (!set) bySeq.set(e.seq, (set = new Set()));
+      set.add(e);
+    }
+    this.#uncovered = [];
+    const out: Buffer[] = [];
+    const covered: [number, { ino: number; covered: number }][] = [];
+    for (const [seq, set] of bySeq) {
+      const seg = this.#index.segment(seq);
+      if (!seg || seg.headerBytes === 0) continue;
+      let ino: number;
+      try {
+        ino = this.#coverage.get(seq)?.ino ?? fs.statSync(this.#layout.segmentPath(seq)).ino;
+      } catch {
+        continue;
+      }
+      const from = this.#coverage.get(seq)?.covered ?? seg.headerBytes;
+      const entries = [...set].sort((a, b) => a.offset - b.offset);
+      const run: Entry[] = [];
+      let to = from;
+      for (const e of entries) {
+        if (e.offset < to) continue;
+        if (e.offset !== to) break;
+        run.push(e);
+        to = e.offset + e.bytes;
+      }
+      if (run.length === 0) continue;
+      out.push(encodeChunk({ seq, ino, headerBytes: seg.headerBytes, from, to, entries: run }));
+      covered.push([seq, { ino, covered: to }]);
+    }
+    if (out.length === 0) return;
+    const bytes = Buffer.concat(out);
+    try {
+      if (this.#checkpointFd === null) this.#checkpointFd = fs.openSync(this.#layout.checkpointPath, 'a', FILE_MODE);
+      writeFully(this.#io, this.#checkpointFd, bytes, this.#checkpointBytes);
+    } catch (err) {
+      this.#logIo('checkpoint write', err);
+      return;
+    }
+    this.#checkpointBytes += bytes.length;
+    for (const [seq, c] of covered) this.#coverage.set(seq, c);
+    const fd = this.#checkpointFd;
+    this.#checkpointSync = this.#checkpointSync.then(() => this.#io.datasync(fd)).catch((err) => this.#logIo('checkpoint sync', err));
+  }
+
+  /** Closes the checkpoint's fd once its pending sync is done. */
+  #closeCheckpointFd(): Promise<void> {
+    const fd = this.#checkpointFd;
+    this.#checkpointFd = null;
+    if (fd === null) return this.#checkpointSync;
+    this.#checkpointSync = this.#checkpointSync.finally(() => fs.closeSync(fd));
+    return this.#checkpointSync;
+  }
+
+  /**
+   * Replaces the checkpoint log with one chunk per segment from the index, once most of it is
+   * about segments compaction removed. Blocking, like the journal snapshot.
+   */
+  #rewriteCheckpoint(): void {
+    if (this.#checkpointBytes < CHECKPOINT_REWRITE_MIN_BYTES) return;
+    let live = 0;
+    for (const c of this.#coverage.keys()) live += this.#index.segment(c)?.records ?? 0;
+    if (live * CHECKPOINT_BYTES_PER_RECORD * 2 > this.#checkpointBytes) return;
+    const out: Buffer[] = [];
+    const coverage = new Map<number, { ino: number; covered: number }>();
+    for (const [seq, c] of this.#coverage) {
+      const seg = this.#index.segment(seq);
+      if (!seg) continue;
+      const run: Entry[] = [];
+      let to = seg.headerBytes;
+      for (const e of this.#index.entriesIn(seq)) {
+        if (e.offset !== to || to >= c.covered) break;
+        run.push(e);
+        to = e.offset + e.bytes;
+      }
+      if (run.length === 0) continue;
+      out.push(encodeChunk({ seq, ino: c.ino, headerBytes: seg.headerBytes, from: seg.headerBytes, to, entries: run }));
+      coverage.set(seq, { ino: c.ino, covered: to });
+    }
+    const bytes = Buffer.concat(out);
+    try {
+      writeJournalSnapshotSync(this.#layout.checkpointTmpPath, this.#layout.checkpointPath, this.#layout.journalDir, bytes);
+    } catch (err) {
+      this.#logIo('checkpoint rewrite', err);
+      fs.rmSync(this.#layout.checkpointTmpPath, { force: true });
+      return;
+    }
+    void this.#closeCheckpointFd();
+    this.#checkpointBytes = bytes.length;
+    this.#coverage.clear();
+    for (const [seq, c] of coverage) this.#coverage.set(seq, c);
   }
 
   #track(seg: ScannedSegment): void {
@@ -318,9 +504,13 @@ export class Spool {
       bytes: seg.bytes,
       headerBytes: seg.headerBytes,
     });
+    if (seg.checkpoint) {
+      this.#trackCheckpointed(seg.seq, seg.checkpoint.chunks);
+      this.#coverage.set(seg.seq, { ino: seg.checkpoint.ino, covered: seg.checkpoint.covered });
+    }
     for (const r of seg.records) {
       const { local, states } = this.#interner.flags(r.local);
-      this.#index.addRecord({
+      const entry: Entry = {
         id: r.id,
         timeMs: r.timeMs,
         envelope: this.#interner.envelope(r.envelope),
@@ -335,7 +525,9 @@ export class Spool {
         mailboxes: null,
         live: true,
         visible: true,
-      });
+      };
+      this.#index.addRecord(entry);
+      this.#uncovered.push(entry);
     }
   }
 
@@ -491,6 +683,7 @@ export class Spool {
     for (const item of items) {
       if (item.kind === 'message') {
         this.#index.addRecord(item.entry);
+        this.#uncovered.push(item.entry);
         this.#commits++;
         this.#queue.note(item.entry);
         this.#store.remember(item.entry.id, item.headers);
@@ -504,6 +697,7 @@ export class Spool {
       }
     }
     if (this.#retired.length > 0) this.#closeRetired();
+    this.#scheduleCheckpoint();
     if (this.#failing !== null) {
       this.#failing = null;
       this.#opts.log.info('spool: storing again after a failure');
@@ -683,6 +877,10 @@ export class Spool {
     if (plan.remove.length > 0) await syncDirectory(this.#layout.segmentsDir);
     if (plan.rewrite.length > 0) await this.#rewriteSegments(plan.rewrite, report);
     if (!this.#closed && this.#journalWorthSnapshot()) report.journalRewritten = this.#snapshotJournal();
+    if (!this.#closed) {
+      this.#scheduleCheckpoint();
+      this.#rewriteCheckpoint();
+    }
     if (report.removedSegments.length + report.rewrittenSegments.length > 0 || report.journalRewritten) {
       this.#opts.log.info('spool: compacted', {
         removed: report.removedSegments.length,
@@ -735,6 +933,7 @@ export class Spool {
         if (this.#index.record(e.id) !== e) return;
         if (copy.offsets[i] >= 0) {
           this.#index.moveRecord(e, seq, copy.offsets[i]);
+          this.#uncovered.push(e);
           report.movedRecords++;
         } else this.#index.dropRecord(e);
       });
@@ -798,6 +997,8 @@ export class Spool {
     this.#closed = true;
     await this.#compacting?.catch(() => undefined);
     await this.#writer.flush();
+    if (this.#uncovered.length >= this.#checkpointEvery) this.#writeCheckpoint();
+    await this.#closeCheckpointFd();
     this.#active?.file.close();
     this.#active = null;
     for (const seg of this.#retired) seg.file.close();

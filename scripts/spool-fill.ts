@@ -1,0 +1,85 @@
+/**
+ * Fills a spool quickly through the spool writer (no SMTP), then measures how long `mailbox serve`
+ * takes to start on it and its RSS once it greets.
+ * Usage: bash scripts/bun scripts/spool-fill.ts --dir DIR [--messages 1000000] [--size 1024]
+ *          [--in-flight 2000] [--no-fill] [--starts 3] [--bin dist/mailbox]
+ * Start-up is timed from spawn to the 220 greeting, and reported with the spool-opened log line.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { dotStuff } from '../src/core/data.ts';
+import type { Envelope } from '../src/core/envelope.ts';
+import { openSpool } from '../src/spool/spool.ts';
+import { findFreePort, waitForGreeting } from '../tests/helpers/ports.ts';
+
+const args = process.argv.slice(2);
+const option = (name: string, fallback: string) => {
+  const at = args.indexOf(name);
+  return at < 0 ? fallback : args[at + 1];
+};
+const dir = option('--dir', '');
+if (dir === '') {
+  console.error('usage: spool-fill.ts --dir DIR [--messages N] [--size BYTES] [--in-flight N] [--no-fill] [--starts N] [--bin PATH]');
+  process.exit(2);
+}
+const messages = Number(option('--messages', '1000000'));
+const size = Number(option('--size', '1024'));
+const inFlight = Number(option('--in-flight', '2000'));
+const starts = Number(option('--starts', '3'));
+const bin = path.resolve(option('--bin', path.join(import.meta.dir, '../dist/mailbox')));
+
+const quiet = { info() {}, warn() {}, error: (m: string, f?: unknown) => console.error(m, f) };
+const envelope: Envelope = {
+  sender: { local: 'filler', domain: 'client.example' },
+  mailParams: [],
+  recipients: [{ mailbox: { local: 'box', domain: 'mailbox.test' }, params: [], local: true }],
+  utf8: false,
+  body: '7BIT',
+  declaredSize: null,
+  authUser: null,
+};
+const line = 'The quick brown fox jumps over the lazy dog, again and again and again.\r\n';
+
+function message(n: number): Uint8Array {
+  const head =
+    `Received: from fill by mailbox\r\nFrom: Filler <filler@client.example>\r\nTo: box@mailbox.test\r\n` +
+    `Subject: message ${n}\r\nDate: Tue, 1 Dec 2026 00:00:00 +0000\r\nMessage-ID: <${n}@fill.example>\r\n\r\n`;
+  const text = head + line.repeat(Math.max(1, Math.ceil((size - head.length) / line.length)));
+  return dotStuff(Buffer.from(text.slice(0, Math.max(size, head.length + 2))));
+}
+
+if (!args.includes('--no-fill')) {
+  fs.mkdirSync(dir, { recursive: true });
+  const spool = await openSpool({ dir, hostname: 'fill.example', now: Date.now, log: quiet });
+  const t0 = performance.now();
+  let next = spool.stats().messages;
+  const end = next + messages;
+  const worker = async () => {
+    while (next < end) {
+      const n = next++;
+      await spool.commit({ id: `fill-${n}`, timeMs: 1_764_547_200_000 + n, envelope, stuffed: message(n) });
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, worker));
+  const { bytes, segments } = spool.stats();
+  await spool.close();
+  const s = (performance.now() - t0) / 1000;
+  console.log(`filled ${messages.toLocaleString('en')} messages of ${size} B in ${s.toFixed(1)} s: ${segments} segments, ${(bytes / 2 ** 20).toFixed(0)} MiB`);
+}
+
+for (let i = 0; i < starts; i++) {
+  const port = await findFreePort('127.0.0.1');
+  const t0 = performance.now();
+  const proc = Bun.spawn([bin, 'serve', '--listen', `127.0.0.1:${port}`, '--data', dir, '--log', 'json'], {
+    stdout: 'ignore',
+    stderr: 'pipe',
+  });
+  await waitForGreeting('127.0.0.1', port, { timeoutMs: 120_000, abort: () => (proc.exitCode === null ? undefined : `serve exited ${proc.exitCode}`) });
+  const ms = performance.now() - t0;
+  const status = fs.readFileSync(`/proc/${proc.pid}/status`, 'utf8');
+  const rss = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
+  proc.kill('SIGTERM');
+  await proc.exited;
+  const opened = (await new Response(proc.stderr).text()).split('\n').find((l) => l.includes('spool-opened')) ?? '';
+  console.log(`start ${i + 1}: greeting after ${ms.toFixed(0)} ms, RSS ${(rss / 1024).toFixed(0)} MiB; ${opened}`);
+}

@@ -1,0 +1,211 @@
+/**
+ * @module The index checkpoint: what start-up would learn by reading and checksumming every
+ * record, written down once, so that it reads only the records written since.
+ * Rule 1: the checkpoint is an append-only log of chunks. A chunk describes the records of one
+ *         segment between two offsets (`from`, `to`); chunks of a segment chain from its header
+ *         on, and a chunk that does not continue the chain is ignored with all after it.
+ *         Each chunk is "MBCK", its payload length and CRC-32, then the payload; a torn or
+ *         damaged chunk ends the log (it is cut there).
+ * Rule 2: a segment's chunks are trusted only while the file is the one they describe: same
+ *         inode, and at least `to` bytes long. Otherwise start-up scans the whole segment.
+ *         Bytes a checkpoint covers are not checksummed again at start-up; compaction still
+ *         checks every record it copies.
+ * Rule 3: pure encoding and decoding here; the spool decides when to append and to rewrite.
+ */
+import type { Envelope } from '../core/envelope.ts';
+import type { Entry } from './index.ts';
+
+const MAGIC = 0x4b43424d; // "MBCK" little-endian
+const CHUNK_HEAD = 12;
+const COLUMNS = 6;
+
+/** The records of one segment between two offsets, as a chunk stores them. */
+export interface ChunkInput {
+  readonly seq: number;
+  readonly ino: number;
+  readonly headerBytes: number;
+  readonly from: number;
+  readonly to: number;
+  /** In offset order, contiguous from `from` to `to`. */
+  readonly entries: readonly Entry[];
+}
+
+/** One decoded chunk; record i is read from the columns. */
+export interface Chunk {
+  readonly seq: number;
+  readonly ino: number;
+  readonly headerBytes: number;
+  readonly from: number;
+  readonly to: number;
+  readonly ids: readonly string[];
+  readonly times: Float64Array;
+  /** offset, bytes, bodyBytes, size, envelope index, flags index: count each. */
+  readonly columns: Uint32Array;
+  readonly envelopes: readonly Envelope[];
+  readonly flags: readonly (readonly boolean[])[];
+}
+
+export function chunkColumn(chunk: Chunk, column: 'offset' | 'bytes' | 'bodyBytes' | 'size' | 'envelope' | 'flags', i: number): number {
+  const n = chunk.ids.length;
+  const at = { offset: 0, bytes: 1, bodyBytes: 2, size: 3, envelope: 4, flags: 5 }[column];
+  return chunk.columns[at * n + i];
+}
+
+/** Serialises one chunk, framed for appending to the log. */
+export function encodeChunk(input: ChunkInput): Buffer {
+  const n = input.entries.length;
+  const envelopeIndex = new Map<Envelope, number>();
+  const envelopes: Envelope[] = [];
+  const flagIndex = new Map<string, number>();
+  const flags: string[] = [];
+  const times = new Float64Array(n);
+  const columns = new Uint32Array(COLUMNS * n);
+  const ids: string[] = [];
+  input.entries.forEach((e, i) => {
+    let env = envelopeIndex.get(e.envelope);
+    if (env === undefined) {
+      env = envelopes.length;
+      envelopes.push(e.envelope);
+      envelopeIndex.set(e.envelope, env);
+    }
+    const key = e.local.map((l) => (l ? '1' : '0')).join('');
+    let flag = flagIndex.get(key);
+    if (flag === undefined) {
+      flag = flags.length;
+      flags.push(key);
+      flagIndex.set(key, flag);
+    }
+    ids.push(e.id);
+    times[i] = e.timeMs;
+    columns[i] = e.offset;
+    columns[n + i] = e.bytes;
+    columns[2 * n + i] = e.bodyBytes;
+    columns[3 * n + i] = e.size;
+    columns[4 * n + i] = env;
+    columns[5 * n + i] = flag;
+  });
+  const idBlob = Buffer.from(ids.join('\n'), 'latin1');
+  const json = Buffer.from(
+    JSON.stringify({
+      seq: input.seq,
+      ino: input.ino,
+      headerBytes: input.headerBytes,
+      from: input.from,
+      to: input.to,
+      count: n,
+      idBytes: idBlob.length,
+      envelopes,
+      flags,
+    }),
+    'utf8',
+  );
+  const payloadLength = 4 + json.length + idBlob.length + times.byteLength + columns.byteLength;
+  const out = Buffer.alloc(CHUNK_HEAD + payloadLength);
+  out.writeUInt32LE(MAGIC, 0);
+  out.writeUInt32LE(payloadLength, 4);
+  let at = CHUNK_HEAD;
+  out.writeUInt32LE(json.length, at);
+  at += 4;
+  out.set(json, at);
+  at += json.length;
+  out.set(idBlob, at);
+  at += idBlob.length;
+  out.set(new Uint8Array(times.buffer), at);
+  at += times.byteLength;
+  out.set(new Uint8Array(columns.buffer), at);
+  out.writeUInt32LE(Bun.hash.crc32(out.subarray(CHUNK_HEAD)) >>> 0, 8);
+  return out;
+}
+
+export interface DecodedLog {
+  readonly chunks: readonly Chunk[];
+  /** Bytes of whole, valid chunks; anything after is torn or damaged. */
+  readonly validBytes: number;
+  /** Why the log ended early, or null. */
+  readonly problem: string | null;
+}
+
+/** Reads the chunks of a checkpoint log. */
+export function decodeLog(bytes: Buffer): DecodedLog {
+  const chunks: Chunk[] = [];
+  let at = 0;
+  while (at < bytes.length) {
+    if (bytes.length - at < CHUNK_HEAD) return { chunks, validBytes: at, problem: 'a torn chunk header' };
+    const length = bytes.readUInt32LE(at + 4);
+    if (bytes.readUInt32LE(at) !== MAGIC) return { chunks, validBytes: at, problem: 'no chunk marker' };
+    if (bytes.length - at - CHUNK_HEAD < length) return { chunks, validBytes: at, problem: 'a torn chunk' };
+    const payload = bytes.subarray(at + CHUNK_HEAD, at + CHUNK_HEAD + length);
+    if (Bun.hash.crc32(payload) >>> 0 !== bytes.readUInt32LE(at + 8)) return { chunks, validBytes: at, problem: 'a chunk checksum mismatch' };
+    const chunk = decodePayload(payload);
+    if (typeof chunk === 'string') return { chunks, validBytes: at, problem: chunk };
+    chunks.push(chunk);
+    at += CHUNK_HEAD + length;
+  }
+  return { chunks, validBytes: at, problem: null };
+}
+
+function decodePayload(payload: Buffer): Chunk | string {
+  const jsonLength = payload.readUInt32LE(0);
+  let head: Record<string, unknown>;
+  try {
+    head = JSON.parse(payload.toString('utf8', 4, 4 + jsonLength)) as Record<string, unknown>;
+  } catch {
+    return 'a chunk header that is not JSON';
+  }
+  const { seq, ino, headerBytes, from, to, count, idBytes, envelopes, flags } = head;
+  const ints = [seq, ino, headerBytes, from, to, count, idBytes];
+  if (!ints.every((v) => Number.isSafeInteger(v) && (v as number) >= 0) || !Array.isArray(envelopes) || !Array.isArray(flags)) {
+    return 'a chunk header without its fields';
+  }
+  const n = count as number;
+  let at = 4 + jsonLength;
+  const ids = n === 0 ? [] : payload.toString('latin1', at, at + (idBytes as number)).split('\n');
+  if (ids.length !== n) return 'a chunk whose ids do not match its count';
+  at += idBytes as number;
+  if (at + 32 * n > payload.length) return 'a chunk shorter than its columns';
+  // Copied out: typed arrays need aligned memory, and the copies let the log's bytes go.
+  const start = payload.byteOffset + at;
+  const buffer = payload.buffer as ArrayBuffer;
+  const times = new Float64Array(buffer.slice(start, start + 8 * n));
+  const columns = new Uint32Array(buffer.slice(start + 8 * n, start + 8 * n + 4 * COLUMNS * n));
+  return {
+    seq: seq as number,
+    ino: ino as number,
+    headerBytes: headerBytes as number,
+    from: from as number,
+    to: to as number,
+    ids,
+    times,
+    columns,
+    envelopes: envelopes as Envelope[],
+    flags: (flags as string[]).map((f) => [...f].map((c) => c === '1')),
+  };
+}
+
+/** The chunks of each segment that chain from its header on, and where the chain ends. */
+export interface CoveredSegment {
+  readonly seq: number;
+  readonly ino: number;
+  readonly headerBytes: number;
+  readonly covered: number;
+  readonly chunks: readonly Chunk[];
+}
+
+/** Groups chunks by segment, keeping each segment's unbroken chain from its header. */
+export function chainChunks(chunks: readonly Chunk[]): Map<number, CoveredSegment> {
+  const out = new Map<number, { seq: number; ino: number; headerBytes: number; covered: number; chunks: Chunk[]; broken: boolean }>();
+  for (const c of chunks) {
+    const seg = out.get(c.seq);
+    if (!seg) {
+      if (c.from === c.headerBytes) out.set(c.seq, { seq: c.seq, ino: c.ino, headerBytes: c.headerBytes, covered: c.to, chunks: [c], broken: false });
+      continue;
+    }
+    if (seg.broken || c.ino !== seg.ino || c.from !== seg.covered) {
+      seg.broken = true;
+      continue;
+    }
+    seg.chunks.push(c);
+    seg.covered = c.to;
+  }
+  return new Map([...out].map(([seq, s]) => [seq, { seq, ino: s.ino, headerBytes: s.headerBytes, covered: s.covered, chunks: s.chunks }]));
+}
