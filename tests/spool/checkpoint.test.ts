@@ -117,6 +117,29 @@ describe('checkpoint', () => {
     expect(log.lines.some((l) => l.msg.includes('checkpoint ends early'))).toBe(true);
   });
 
+  test('compaction and the checkpoint: moved records are found after reopen, removed segments are not asked for', async () => {
+    const dir = newDir();
+    const scratch = await open(newDir());
+    await scratch.commit(request('x0'));
+    await scratch.commit(request('x1'));
+    const segmentBytes = scratch.stats().bytes + 1;
+    await close(scratch);
+    const s = await open(dir, { checkpointEvery: 2, segmentBytes });
+    for (let i = 0; i < 12; i++) await s.commit(request(`m${i}`, { timeMs: T0 + i }));
+    await s.delete(['m0', 'm1', 'm2', 'm4', 'm6', 'm8']);
+    const report = await s.compact();
+    expect(report.removedSegments.length + report.rewrittenSegments.length).toBeGreaterThan(0);
+    for (let i = 12; i < 16; i++) await s.commit(request(`m${i}`, { timeMs: T0 + i }));
+    const before = s.list();
+    await close(s);
+    const io = countingIo();
+    const again = await open(dir, { io, checkpointEvery: 2, segmentBytes });
+    expect(again.list()).toEqual(before);
+    expect(again.recovery.damaged).toEqual([]);
+    for (const m of before) expect(Buffer.from(await again.readMessage(m.id)).equals(Buffer.from(messageFor(m.id)))).toBe(true);
+    expect(io.bytes()).toBeLessThan(segmentBytesOf(dir) / 2);
+  });
+
   test('a checkpointed start of 1,000,000 records reads only what came after the checkpoint', async () => {
     const dir = newDir();
     const layout = createLayout(dir);
