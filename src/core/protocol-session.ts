@@ -41,4 +41,9 @@ export interface ProtocolSession<Event> {
   tlsStarted(info: TlsInfo, now: number): ProtocolStep<Event>;
   /** The server is stopping: end now if idle, else after the exchange under way. */
   shutdown(): ProtocolStep<Event>;
+  /**
+   * The connection is gone (the client left, or the server closed it). Only the events of this
+   * step are used (POP3 gives its maildrop lock back, RFC 1939 §6); nothing can be written.
+   */
+  peerClosed?(): ProtocolStep<Event>;
 }

@@ -219,10 +219,10 @@ export function listen<S extends ProtocolSession<unknown>>(target: ListenTarget,
     }
   }
 
-  function send(state: State, data: string | Uint8Array): void {
-    if (!state.bridge) state.outbox.send(state.socket, data);
+  function send(state: State, out: string | Uint8Array): void {
+    if (!state.bridge) state.outbox.send(state.socket, out);
     // Inside an unfinished handshake (a timeout) nothing can be said: the close follows.
-    else if (state.bridge.secure) state.bridge.write(data);
+    else if (state.bridge.secure) state.bridge.write(out);
   }
 
   /** Ends the connection once what was written has gone out. */
@@ -348,6 +348,14 @@ export function listen<S extends ProtocolSession<unknown>>(target: ListenTarget,
     if (state.delay) clearTimeout(state.delay.timer);
     state.delay = null;
     state.bridge?.rawClosed();
+    if (state.session.peerClosed) {
+      try {
+        const step = state.session.peerClosed();
+        if (step.events.length > 0) sessions.handleEvents(state, step.events as readonly EventOf<S>[]);
+      } catch (error) {
+        sessions.internalError(state, error);
+      }
+    }
     sessions.closed?.(state);
   }
 

@@ -10,9 +10,9 @@ import { ConnectionLimits } from '../../src/transport/connection-limits.ts';
 import { BindError, listen, type Listener, type SessionHost } from '../../src/transport/tcp-server.ts';
 import { openSocket } from '../helpers/ports.ts';
 
-type LineEvent = { readonly kind: 'line'; readonly text: string };
+type LineEvent = { readonly kind: 'line'; readonly text: string } | { readonly kind: 'gone' };
 
-/** "+OK" greeting; BYTES answers with bytes that are not UTF-8; QUIT closes. */
+/** "+OK" greeting; BYTES answers with bytes that are not UTF-8; QUIT closes; the end of the connection is an event. */
 class LineSession implements ProtocolSession<LineEvent> {
   deadline = Infinity;
   #pending = '';
@@ -42,15 +42,19 @@ class LineSession implements ProtocolSession<LineEvent> {
   shutdown(): ProtocolStep<LineEvent> {
     return step('-ERR shutting down\r\n', true);
   }
+
+  peerClosed(): ProtocolStep<LineEvent> {
+    return { ...step(''), events: [{ kind: 'gone' }] };
+  }
 }
 
-function step(out: string | Uint8Array, close = false): ProtocolStep<LineEvent> {
+function step(out: ProtocolStep<LineEvent>['out'], close = false): ProtocolStep<LineEvent> {
   return { out, events: [], close, startTls: false, delayMs: 0 };
 }
 
 const lineHost = (seen: string[]): SessionHost<LineSession> => ({
   openSession: () => new LineSession(),
-  handleEvents: (_conn, events) => seen.push(...events.map((e) => e.text)),
+  handleEvents: (_conn, events) => seen.push(...events.map((e) => (e.kind === 'line' ? e.text : '(gone)'))),
   formatRefusal: (reply) => `-ERR [SYS/TEMP] ${reply.lines[0]}\r\n`,
   formatInternalError: () => '-ERR internal error\r\n',
   internalError: () => {},
@@ -116,6 +120,17 @@ test('a line protocol on port 0: the bound port is reported, raw bytes go out as
   const got = await exchange(listener.port, ['BYTES\r\n'], endsWith([0xfe, 0x0d, 0x0a]));
   expect([...got]).toEqual([...new TextEncoder().encode('+OK ready\r\n'), 0x2b, 0xff, 0x00, 0xfe, 0x0d, 0x0a]);
   expect(seen).toEqual(['BYTES']);
+});
+
+test('the end of the connection reaches the session', async () => {
+  const seen: string[] = [];
+  const gone = Promise.withResolvers<void>();
+  const host = { ...lineHost(seen), closed: () => gone.resolve() };
+  const listener = listen({ kind: 'tcp', host: '127.0.0.1', port: 0 }, host, { now: Date.now });
+  open.push(listener);
+  await exchange(listener.port, ['QUIT\r\n'], () => false);
+  await gone.promise;
+  expect(seen).toEqual(['QUIT', '(gone)']);
 });
 
 test('one set of caps counts listeners of two protocols together; each refuses in its own words', async () => {
