@@ -66,6 +66,8 @@ export type Pop3Event =
   | { readonly kind: 'lock'; readonly requestId: number; readonly user: string }
   /** Message bytes for RETR or TOP; answer with resolveRead(requestId, …). */
   | { readonly kind: 'read'; readonly requestId: number; readonly user: string; readonly uid: string }
+  /** The login is complete and the maildrop locked: one log line per login. */
+  | { readonly kind: 'logged-in'; readonly user: string; readonly mechanism: Pop3Mechanism }
   /** RFC 1939 §6: QUIT in TRANSACTION; remove these, then answer with resolveUpdate(requestId, …). */
   | { readonly kind: 'update'; readonly requestId: number; readonly user: string; readonly deletedUids: readonly string[] }
   /**
@@ -98,8 +100,8 @@ type ReadPurpose = { readonly verb: 'RETR' } | { readonly verb: 'TOP'; readonly 
 type State =
   | { readonly kind: 'authorization'; readonly user: string | null }
   | { readonly kind: 'sasl' }
-  | { readonly kind: 'authenticating'; readonly requestId: number }
-  | { readonly kind: 'locking'; readonly requestId: number; readonly user: string }
+  | { readonly kind: 'authenticating'; readonly requestId: number; readonly mechanism: Pop3Mechanism }
+  | { readonly kind: 'locking'; readonly requestId: number; readonly user: string; readonly mechanism: Pop3Mechanism }
   | { readonly kind: 'transaction' }
   | { readonly kind: 'reading'; readonly requestId: number; readonly n: number; readonly purpose: ReadPurpose }
   | { readonly kind: 'updating'; readonly requestId: number; readonly count: number }
@@ -506,7 +508,7 @@ export class Pop3Session implements ProtocolSession<Pop3Event> {
       return this.#resume();
     }
     const lockId = this.#nextRequest++;
-    this.#enter({ kind: 'locking', requestId: lockId, user: outcome.user });
+    this.#enter({ kind: 'locking', requestId: lockId, user: outcome.user, mechanism: state.mechanism });
     this.#events.push({ kind: 'lock', requestId: lockId, user: outcome.user });
     return this.#flush();
   }
@@ -532,6 +534,7 @@ export class Pop3Session implements ProtocolSession<Pop3Event> {
     const maildrop = outcome.maildrop;
     this.#locked = { user: state.user, maildrop, deleted: maildrop.messages.map(() => false) };
     this.#enter({ kind: 'transaction' });
+    this.#events.push({ kind: 'logged-in', user: state.user, mechanism: state.mechanism });
     const { count, octets } = totals(this.#locked);
     this.#status(pop3Replies.loggedIn(count, octets));
     return this.#resume();
@@ -719,7 +722,7 @@ export class Pop3Session implements ProtocolSession<Pop3Event> {
       },
       authenticate: (mechanism, authzid, username, password) => {
         const requestId = this.#nextRequest++;
-        this.#enter({ kind: 'authenticating', requestId });
+        this.#enter({ kind: 'authenticating', requestId, mechanism });
         this.#events.push({ kind: 'auth', requestId, mechanism, authzid, username, password });
       },
       read: (n, purpose) => {

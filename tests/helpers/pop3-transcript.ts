@@ -9,8 +9,8 @@
  * above, no CRLF added). Directives: `@ tls` completes the handshake STLS asked for, `@ idle`
  * lets the autologout timer expire, `@ closed` expects the session to have closed,
  * `@ peer-closes`, `@ shutdown`, and `@ lock-fails`, `@ read-fails`, `@ update-fails` make the
- * next such request fail. `= update UID...` and `= release USER` expect the next update or
- * release event. The password of "alice" is "secret"; "slow" is throttled; no one else logs in.
+ * next such request fail. `= update UID...`, `= release USER` and `= logged-in USER MECHANISM` expect
+ * the next such event, in order. The password of "alice" is "secret"; "slow" is throttled; no one else logs in.
  * The client side is fed whole, line by line, or byte by byte; the output must not differ.
  */
 import { Pop3Session, DEFAULT_POP3_LIMITS, type Pop3Config, type Pop3Event, type Pop3Step } from '../../src/core/pop3-session.ts';
@@ -76,6 +76,7 @@ const ENCODER = new TextEncoder();
 function describe(event: Pop3Event): string | null {
   if (event.kind === 'update') return `update ${event.deletedUids.join(' ')}`;
   if (event.kind === 'release') return `release ${event.user}`;
+  if (event.kind === 'logged-in') return `logged-in ${event.user} ${event.mechanism}`;
   return null;
 }
 
