@@ -45,12 +45,6 @@ export interface Chunk {
   readonly flags: readonly (readonly boolean[])[];
 }
 
-export function chunkColumn(chunk: Chunk, column: 'offset' | 'bytes' | 'bodyBytes' | 'size' | 'envelope' | 'flags', i: number): number {
-  const n = chunk.ids.length;
-  const at = { offset: 0, bytes: 1, bodyBytes: 2, size: 3, envelope: 4, flags: 5 }[column];
-  return chunk.columns[at * n + i];
-}
-
 /** Serialises one chunk, framed for appending to the log. */
 export function encodeChunk(input: ChunkInput): Buffer {
   const n = input.entries.length;
