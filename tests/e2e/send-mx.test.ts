@@ -3,7 +3,8 @@
  * loopback gives the MX records; aiosmtpd receivers offer STARTTLS, one with a certificate for its
  * MX name signed by a CA mailbox was not told about, one self-signed; both must take the message
  * over TLS, with the MX name sent as SNI. A host that answers 421 passes the turn to the next, and
- * a session already open to that host carries the second domain's transaction.
+ * a session already open to that host carries the second domain's transaction. A host whose TLS
+ * handshake fails gets the message in clear on a new connection, unless a policy checks TLS.
  * Every receiver is on a loopback address: the policy must not care (no loopback exemption).
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
@@ -18,11 +19,13 @@ import { startDnsmasq, type DnsmasqHandle } from '../helpers/verify-peers.ts';
 const SIGNED = '127.0.7.1';
 const SELF = '127.0.7.2';
 const BUSY = '127.0.7.3';
+const BROKEN = '127.0.7.4';
 
 let tmp: TempDir;
 let port: number;
 let signed: AiosmtpdPeer;
 let self: AiosmtpdPeer;
+let broken: AiosmtpdPeer;
 let busy: { server: Server; connections: number; close(): Promise<void> };
 let dns: DnsmasqHandle;
 
@@ -57,23 +60,26 @@ beforeAll(async () => {
   port = await findFreePort(SIGNED);
   const signedCert = makeHostCertificate(tmp.path, 'mx.signed.test', 'ca');
   const selfCert = makeHostCertificate(tmp.path, 'mx.self.test', 'self');
-  await Promise.all([mkdir(join(tmp.path, 'signed')), mkdir(join(tmp.path, 'self'))]);
-  [signed, self, busy, dns] = await Promise.all([
+  const brokenCert = makeHostCertificate(tmp.path, 'mx.broken.test', 'self');
+  await Promise.all([mkdir(join(tmp.path, 'signed')), mkdir(join(tmp.path, 'self')), mkdir(join(tmp.path, 'broken'))]);
+  [signed, self, busy, broken, dns] = await Promise.all([
     startAiosmtpd({ dir: join(tmp.path, 'signed'), host: SIGNED, port, tls: 'starttls', certificates: signedCert }),
     startAiosmtpd({ dir: join(tmp.path, 'self'), host: SELF, port, tls: 'starttls', certificates: selfCert }),
     startBusyHost(BUSY, port),
+    startAiosmtpd({ dir: join(tmp.path, 'broken'), host: BROKEN, port, tls: 'starttls', certificates: brokenCert, brokenTls: true }),
     startDnsmasq([
       'mx-host=signed.test,mx.signed.test,10', `host-record=mx.signed.test,${SIGNED}`,
       'mx-host=self.test,mx.self.test,10', `host-record=mx.self.test,${SELF}`,
       // turn.test: the best MX is busy; the next one is the host signed.test uses.
       'mx-host=turn.test,busy.turn.test,10', `host-record=busy.turn.test,${BUSY}`,
       'mx-host=turn.test,mx.signed.test,20',
+      'mx-host=broken.test,mx.broken.test,10', `host-record=mx.broken.test,${BROKEN}`,
     ]),
   ]);
 });
 
 afterAll(async () => {
-  await Promise.all([signed?.stop(), self?.stop(), busy?.close(), dns?.stop()]);
+  await Promise.all([signed?.stop(), self?.stop(), busy?.close(), broken?.stop(), dns?.stop()]);
   await tmp?.remove();
 });
 
@@ -107,6 +113,24 @@ describe('send --mx: opportunistic TLS with the MX name', () => {
     expect(r.stderr).toContain(`# connecting to ${BUSY}:${port}`);
     expect(r.stderr).toContain('S: 421 4.3.2 busy.turn.test too busy, try later');
     expect(r.stderr.match(/^C: STARTTLS$/gm)).toHaveLength(2);
+  }, 60_000);
+
+  test('a failed TLS handshake is followed by clear text on a new connection (RFC 7435); with a policy that checks, it is not', async () => {
+    const r = await runCommand([
+      MAILBOX_BIN, 'send', '--mx', '--dns', dns.server, '--port', String(port), '--timeout', '10',
+      '--from', 'a@example.org', '--to', 'u@broken.test', '--body', 'in clear after all', '-v',
+    ], { timeoutMs: 60_000 });
+    expect([r.code, r.stderr.split('\n').filter((l) => l.startsWith('mailbox:'))]).toEqual([0, []]);
+    expect(r.stderr.match(new RegExp(`^# connecting to ${BROKEN.replace(/\./g, '\\.')}:${port}$`, 'gm'))).toHaveLength(2);
+    expect(r.stderr).toContain('C: STARTTLS');
+    expect((await broken.messages()).map((m) => [m.meta.rcpt_tos, m.meta.tls])).toEqual([[['u@broken.test'], false]]);
+
+    const required = await runCommand([
+      MAILBOX_BIN, 'send', '--mx', '--dns', dns.server, '--port', String(port), '--timeout', '10', '--tls', 'starttls', '--insecure',
+      '--from', 'a@example.org', '--to', 'u2@broken.test', '--body', 'never in clear',
+    ], { timeoutMs: 60_000 });
+    expect(required.code).toBe(76);
+    expect(await broken.messages()).toHaveLength(1);
   }, 60_000);
 
   test('--tls starttls asks for a certificate check against the MX name: the CA-signed host passes with --tls-ca, the self-signed one fails', async () => {

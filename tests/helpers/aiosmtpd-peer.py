@@ -93,6 +93,10 @@ if config.get("tls") in ("starttls", "implicit"):
     context.load_cert_chain(config["cert"], config["key"])
     # The name the client asked for (SNI), one line per handshake: "SNI -" when it sent none.
     context.sni_callback = lambda sock, name, ctx: print("SNI %s" % (name or "-"), flush=True)
+    if config.get("broken_tls"):
+        # Only TLS 1.0, which no current client accepts: every handshake fails.
+        context.minimum_version = ssl.TLSVersion.TLSv1
+        context.maximum_version = ssl.TLSVersion.TLSv1
 
 kwargs = dict(hostname=config.get("host", "127.0.0.1"), port=config["port"], server_hostname="aiosmtpd.test",
               data_size_limit=config.get("data_size_limit", 100 * 1024 * 1024), enable_SMTPUTF8=True,

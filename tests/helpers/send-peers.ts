@@ -62,6 +62,8 @@ export interface AiosmtpdOptions {
   readonly tls?: 'none' | 'starttls' | 'implicit';
   readonly certificates?: Pick<Certificates, 'cert' | 'key'>;
   readonly requireStartTls?: boolean;
+  /** Offer STARTTLS, but let every handshake fail (the server speaks only TLS 1.0). */
+  readonly brokenTls?: boolean;
   /** user → password, for PLAIN, LOGIN and CRAM-MD5. */
   readonly users?: Record<string, string>;
   /** The one bearer token XOAUTH2 and OAUTHBEARER accept. */
@@ -99,6 +101,7 @@ export async function startAiosmtpd(options: AiosmtpdOptions): Promise<AiosmtpdP
     cert: options.certificates?.cert,
     key: options.certificates?.key,
     require_starttls: options.requireStartTls ?? false,
+    broken_tls: options.brokenTls ?? false,
     users: options.users ?? {},
     token: options.token,
     auth_require_tls: options.authRequireTls ?? true,
