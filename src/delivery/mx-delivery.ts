@@ -4,7 +4,8 @@
  * MX policy (mx-client.ts), one transaction per domain.
  * Rule: one session carries several transactions. A session left open by one domain carries the
  * next domain's transaction when that domain's walk reaches the same address, as replay's Lane
- * reuses its connection; every session is closed with QUIT at the end.
+ * reuses its connection; a caller's SessionPool carries them across messages too (the relay).
+ * Sessions are closed with QUIT by whoever made the pool.
  */
 import type { Mailbox } from '../core/address.ts';
 import { ClientFailure } from '../core/errors.ts';
@@ -31,16 +32,44 @@ export function groupByDomain(recipients: readonly Mailbox[]): Map<string, Mailb
   return groups;
 }
 
+/**
+ * Sessions left open for the next transaction, one per address and port. A session carries its
+ * transactions one after another; the client core pipelines those queued together (RFC 2920).
+ */
+export class SessionPool {
+  readonly #open = new Map<string, SmtpClient>();
+
+  /** A usable session to this address, or null. */
+  take(address: string, port: number): SmtpClient | null {
+    const client = this.#open.get(formatPeer(address, port));
+    return client !== undefined && !client.closed ? client : null;
+  }
+
+  /** Keeps a session for later transactions (a closed one is forgotten). */
+  keep(address: string, port: number, client: SmtpClient): void {
+    if (client.closed) this.#open.delete(formatPeer(address, port));
+    else this.#open.set(formatPeer(address, port), client);
+  }
+
+  /** QUIT on every session kept. */
+  async closeAll(): Promise<void> {
+    const clients = [...this.#open.values()];
+    this.#open.clear();
+    await Promise.all(clients.map((client) => client.quit()));
+  }
+}
+
 /** Each domain's recipients go to its mail hosts, best first, one address after another. */
-export async function handOffToMx(message: OutboundMessage, plan: SessionPlan, mx: MxPlan): Promise<Handoff[]> {
+export async function handOffToMx(message: OutboundMessage, plan: SessionPlan, mx: MxPlan, pool: SessionPool | null = null): Promise<Handoff[]> {
+  const sessions = pool ?? new SessionPool();
   const handoffs: Handoff[] = [];
-  const open = new Map<string, SmtpClient>();
   try {
     for (const [domain, recipients] of groupByDomain(message.recipients)) {
-      handoffs.push(await handOffDomain(domain, recipients, message, plan, mx, open));
+      handoffs.push(await handOffDomain(domain, recipients, message, plan, mx, sessions));
     }
   } finally {
-    await Promise.all([...open.values()].map((client) => client.quit()));
+    // A pool given by the caller outlives this message; one made here does not.
+    if (pool === null) await sessions.closeAll();
   }
   return handoffs;
 }
@@ -51,7 +80,7 @@ async function handOffDomain(
   message: OutboundMessage,
   plan: SessionPlan,
   mx: MxPlan,
-  open: Map<string, SmtpClient>,
+  pool: SessionPool,
 ): Promise<Handoff> {
   const place = `${domain}:${mx.port}`;
   const route = await routeDomain(domain, mx.resolver);
@@ -61,10 +90,7 @@ async function handOffDomain(
     return failedHandoff(place, domain, recipients, failure);
   }
   const walk = await walkMx(targetsOf(route.hosts), connectOptions(plan, mx.port), mx.policy, {
-    reuse: (target) => {
-      const client = open.get(target.address);
-      return client !== undefined && !client.closed ? client : null;
-    },
+    reuse: (target) => pool.take(target.address, mx.port),
     begin: (target) => {
       plan.onConnect?.(formatPeer(target.address, mx.port));
       return plan.onTranscript;
@@ -76,10 +102,7 @@ async function handOffDomain(
     return failedHandoff(peer, domain, recipients, failure);
   }
   const handoff = await handOffOn(walk.client, message, recipients, plan, domain);
-  if (plan.quitAfter === null && !walk.client.closed) open.set(walk.target.address, walk.client);
-  else {
-    open.delete(walk.target.address);
-    await walk.client.quit();
-  }
+  if (plan.quitAfter === null) pool.keep(walk.target.address, mx.port, walk.client);
+  else await walk.client.quit();
   return handoff;
 }
