@@ -77,6 +77,8 @@ export interface ServeConfig {
   readonly log: 'text' | 'json';
   readonly logFile: string | null;
   readonly shutdownTimeoutMs: number;
+  /** --faults: the JSON file of scripted faults (core/faults.ts), or null for none. */
+  readonly faultsFile: string | null;
 }
 
 /** The raw options as cac hands them over (strings, numbers, arrays, or undefined). */
@@ -267,6 +269,7 @@ export function buildServeConfig(options: RawOptions, env: Record<string, string
     log,
     logFile: one('log-file') ?? null,
     shutdownTimeoutMs: get.shutdownTimeout ? parseDuration(get.shutdownTimeout, '--shutdown-timeout') : 30_000,
+    faultsFile: one('faults') ?? null,
   });
 }
 

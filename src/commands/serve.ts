@@ -2,7 +2,8 @@
  * @module `mailbox serve`: flags (the table in serve/settings.ts) → Config → the server's services
  * (serve/server.ts), run until SIGTERM or SIGINT; then they drain, at most --shutdown-timeout.
  * Rule 1: no protocol logic here; the core decides replies, the spool decides durability.
- * Rule 2: SIGHUP reopens the log, then the server re-reads the certificate and the users file.
+ * Rule 2: SIGHUP reopens the log, then the server re-reads the certificate, the users file and
+ *         the faults file.
  */
 import type { CAC } from 'cac';
 import { buildServeConfig, type ServeConfig } from '../config.ts';
@@ -26,6 +27,7 @@ export function register(cli: CAC, deps: ServeDeps): void {
   command
     .example('mailbox serve')
     .example('mailbox serve --listen 127.0.0.1:2525 --data /tmp/spool --domain example.test')
+    .example(`mailbox serve --faults faults.json   # faults.json: {"rules": [{"stage": "rcpt", "address": "@example.org", "reply": "450 4.2.0 Try later", "times": 2}]}`)
     .example('mailbox serve --listen 0.0.0.0:587 --listen-tls 0.0.0.0:465 --tls-cert cert.pem --tls-key key.pem --users users --require-tls')
     .action(async (options: Record<string, unknown>) => {
       const config = buildServeConfig(options, deps.env);

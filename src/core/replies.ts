@@ -105,6 +105,11 @@ export const replies = {
   // Storage outcomes (DESIGN.md: disk full, permission errors → 4xx, nothing lost)
   spoolUnavailable: (why: string) => reply(451, '4.3.0', `Message not accepted, try again later: ${why}`, 'server'),
   spoolFull: () => reply(452, '4.3.1', 'Insufficient system storage, try again later', 'server'),
+
+  // serve --faults: replies a rule scripts (its own text, or these), never charged to the client
+  scripted: (code: number, enhanced: string | undefined, text: string) => reply(code, enhanced, text, 'server'),
+  faultDefault: (code: number) => reply(code, `${Math.floor(code / 100)}.0.0`, 'Scripted fault (serve --faults)', 'server'),
+  faultRateLimited: (code: 421 | 451) => reply(code, '4.7.0', 'Rate limit exceeded, try again later (serve --faults)', 'server'),
 } as const satisfies Record<string, (...args: never[]) => Reply>;
 
 export type ReplyName = keyof typeof replies;

@@ -7,11 +7,12 @@
  * Rule 3: every state change goes through enter(); a transaction is an Envelope value that
  *         MAIL creates and RSET, HELO/EHLO and the end of DATA drop.
  */
-import { MAX_DOMAIN_OCTETS, normalizeDomain, parseMailbox, parsePath, type Mailbox } from './address.ts';
+import { MAX_DOMAIN_OCTETS, formatMailbox, normalizeDomain, parseMailbox, parsePath, type Mailbox } from './address.ts';
 import { decodeXtext, parseCommand, parseParameters, parsePathArgument, type Parameter, type Verb } from './command.ts';
 import { DataReceiver, checkText, concat, dotStuff, type DataViolation } from './data.ts';
 import { formatReceived, withRecipient, type Envelope } from './envelope.ts';
 import { buildEhloKeywords, type AuthMechanism } from './extensions.ts';
+import type { FaultAction, FaultStage } from './faults.ts';
 import type { Limits } from './limits.ts';
 import type { ProtocolSession, ProtocolStep, TlsInfo } from './protocol-session.ts';
 import { replies } from './replies.ts';
@@ -44,7 +45,24 @@ export interface ServerConfig {
   readonly postmaster: Mailbox;
   /** Message ids; given so that tests are deterministic. */
   readonly newId: () => string;
+  /**
+   * serve --faults: asked at each stage (with the address for mail and rcpt: "local@domain", or
+   * "" for the null sender) whether a scripted fault replaces the normal handling.
+   */
+  readonly faults?: (stage: FaultStage, address: string | null) => FaultAction | null;
 }
+
+/** The fault stage of each verb the fault rules name; end-of-data is asked at the end of a message. */
+const FAULT_STAGE_OF: Partial<Record<Verb, FaultStage>> = {
+  HELO: 'ehlo',
+  EHLO: 'ehlo',
+  STARTTLS: 'starttls',
+  AUTH: 'auth',
+  MAIL: 'mail',
+  RCPT: 'rcpt',
+  DATA: 'data',
+  QUIT: 'quit',
+};
 
 export type SessionEvent =
   /** A complete message to make durable; answer with resolve(requestId, …). */
@@ -99,6 +117,8 @@ type State =
   | { readonly kind: 'auth'; readonly mechanism: AuthMechanism; readonly step: 'plain' | 'username' | 'password'; readonly username: string }
   | { readonly kind: 'authenticating'; readonly requestId: number }
   | { readonly kind: 'tls-handshake' }
+  /** A scripted fault: nothing is answered until the client leaves or the idle timeout. */
+  | { readonly kind: 'silent' }
   | { readonly kind: 'closed' };
 
 export type StateKind = State['kind'];
@@ -502,6 +522,8 @@ export class ServerSession implements ProtocolSession<SessionEvent> {
   #lastActivity: number;
   #nextRequest = 1;
   #draining = false;
+  /** A scripted fault: the connection is dropped after this many more bytes of DATA. */
+  #dropInData: number | null = null;
   readonly #trace: boolean;
   readonly #turn: Turn = this.#createTurn();
 
@@ -533,6 +555,7 @@ export class ServerSession implements ProtocolSession<SessionEvent> {
       case 'mail':
       case 'auth':
       case 'tls-handshake':
+      case 'silent':
         return this.#lastActivity + commandTimeoutMs;
       default: {
         const never: never = this.#state;
@@ -544,7 +567,8 @@ export class ServerSession implements ProtocolSession<SessionEvent> {
   /** RFC 5321 §3.1: the 220 greeting, sent as soon as the connection is open (after the handshake for implicit TLS). */
   greet(now: number): Step {
     this.#lastActivity = now;
-    this.#write(replies.greeting(this.#config.hostname));
+    const fault = this.#config.faults?.('connect', null) ?? null;
+    if (fault === null || !this.#applyFault(fault, 'CONNECT')) this.#write(replies.greeting(this.#config.hostname));
     return this.#flush();
   }
 
@@ -606,7 +630,8 @@ export class ServerSession implements ProtocolSession<SessionEvent> {
 
   /** Checks the idle and data timeouts (RFC 5321 §4.5.3.2). */
   tick(now: number): Step {
-    if (now >= this.deadline) {
+    if (now >= this.deadline && this.#state.kind === 'silent') this.#closeNow();
+    else if (now >= this.deadline) {
       const inData = this.#state.kind === 'data' || this.#state.kind === 'bdat' || this.#state.kind === 'bdat-discard';
       this.#write(inData ? replies.dataTimeout() : replies.idleTimeout());
       this.#closeNow();
@@ -638,6 +663,10 @@ export class ServerSession implements ProtocolSession<SessionEvent> {
       const state = this.#state;
       switch (state.kind) {
         case 'data': {
+          if (this.#dropInData !== null) {
+            if (input.length - i >= this.#dropInData) return this.#closeNow();
+            this.#dropInData -= input.length - i;
+          }
           const r = state.receiver.push(input, i);
           i += r.consumed;
           if (r.done) this.#endOfData(state.tx, state.receiver, now);
@@ -660,6 +689,7 @@ export class ServerSession implements ProtocolSession<SessionEvent> {
         case 'tls-handshake':
           // RFC 3207 §4.2: bytes pipelined after STARTTLS are discarded, never executed.
           return;
+        case 'silent':
         case 'closed':
           return;
         case 'connected':
@@ -727,6 +757,16 @@ export class ServerSession implements ProtocolSession<SessionEvent> {
           this.#reply(replies.badSequence(spec.hint), summarize(line));
           return;
         }
+        const stage = this.#config.faults ? FAULT_STAGE_OF[parsed.verb] : undefined;
+        if (stage !== undefined) {
+          const fault = this.#config.faults!(stage, faultAddress(parsed.verb, parsed.args));
+          if (parsed.verb === 'DATA') this.#dropInData = fault?.kind === 'drop' && fault.afterBytes > 0 ? fault.afterBytes : null;
+          if (fault !== null && this.#applyFault(fault, parsed.verb)) {
+            // The client is leaving whatever the reply says (RFC 5321 §4.1.1.10).
+            if (parsed.verb === 'QUIT' && fault.kind === 'reply' && !this.#close) this.#closeNow();
+            return;
+          }
+        }
         spec.apply(this.#turn, parsed.args, line);
         return;
       }
@@ -780,6 +820,10 @@ export class ServerSession implements ProtocolSession<SessionEvent> {
     }
     if (state.kind !== 'bdat') return;
     const { tx, chunked } = state;
+    const fault = this.#config.faults?.('bdat', null) ?? null;
+    // A scripted reply to a chunk ends the transaction, as a refused chunk does (RFC 3030 §2).
+    if (fault?.kind === 'reply') this.#enter({ kind: 'ready' });
+    if (fault !== null && this.#applyFault(fault, 'BDAT')) return;
     if (chunked.tooBig) {
       // RFC 3030 §2: after a failed chunk the transaction is over; RFC 1870 gives the code.
       this.#enter({ kind: 'ready' });
@@ -810,6 +854,10 @@ export class ServerSession implements ProtocolSession<SessionEvent> {
 
   /** A whole message: stamp the trace header and ask the host to make it durable. */
   #accept(tx: Envelope, stuffedBody: Uint8Array, size: number, now: number): void {
+    this.#dropInData = null;
+    const fault = this.#config.faults?.('end-of-data', null) ?? null;
+    if (fault?.kind === 'reply') this.#enter({ kind: 'ready' });
+    if (fault !== null && this.#applyFault(fault, 'DATA')) return;
     const id = this.#config.newId();
     // RFC 3848 and RFC 6531 §3.7.3: the protocol name says ESMTP, TLS (S), AUTH (A), SMTPUTF8.
     const base = tx.utf8 ? 'UTF8SMTP' : this.#esmtp ? 'ESMTP' : 'SMTP';
@@ -920,6 +968,35 @@ export class ServerSession implements ProtocolSession<SessionEvent> {
     }
   }
 
+  /**
+   * Carries out a scripted fault; true when it replaces the normal handling. A delay comes
+   * before whatever this step writes; a 421 closes the connection, as RFC 5321 §3.8 has it, and
+   * so does any refusal of the connection itself.
+   */
+  #applyFault(fault: FaultAction, command: string): boolean {
+    if (fault.kind !== 'silence' && fault.delayMs > 0) this.#delayMs = Math.max(this.#delayMs, fault.delayMs);
+    switch (fault.kind) {
+      case 'delay':
+        return false;
+      case 'reply':
+        this.#reply(fault.reply, command);
+        if (!this.#close && (fault.reply.code === 421 || (command === 'CONNECT' && fault.reply.code >= 400))) this.#closeNow();
+        return true;
+      case 'drop':
+        if (fault.afterBytes > 0) return false;
+        this.#closeNow();
+        return true;
+      case 'silence':
+        this.#pending = null;
+        this.#enter({ kind: 'silent' });
+        return true;
+      default: {
+        const never: never = fault;
+        return never;
+      }
+    }
+  }
+
   #closeNow(): void {
     this.#close = true;
     this.#pending = null;
@@ -928,7 +1005,8 @@ export class ServerSession implements ProtocolSession<SessionEvent> {
 
   #closeIfDraining(): void {
     const kind = this.#state.kind;
-    if (this.#draining && !this.#close && (kind === 'connected' || kind === 'ready')) {
+    if (this.#draining && !this.#close && kind === 'silent') this.#closeNow();
+    else if (this.#draining && !this.#close && (kind === 'connected' || kind === 'ready')) {
       this.#write(replies.serviceUnavailable(this.#config.hostname));
       this.#closeNow();
     }
@@ -942,6 +1020,17 @@ export class ServerSession implements ProtocolSession<SessionEvent> {
     if (this.#events.length > 0) this.#events = [];
     return step;
   }
+}
+
+/** The address a MAIL or RCPT names, as fault rules match it ("" for <>), or null if unreadable. */
+function faultAddress(verb: Verb, args: string): string | null {
+  if (verb !== 'MAIL' && verb !== 'RCPT') return null;
+  const arg = parsePathArgument(args, verb === 'MAIL' ? 'FROM' : 'TO');
+  if (!arg.ok) return null;
+  if (verb === 'RCPT' && isBarePostmaster(arg.path)) return 'postmaster';
+  const path = parsePath(arg.path, { allowNull: verb === 'MAIL', utf8: true });
+  if (!path.ok) return null;
+  return path.mailbox === null ? '' : formatMailbox(path.mailbox);
 }
 
 /** Checks "user@domain" text as the auth layer and tests need it. */

@@ -10,6 +10,7 @@ import { formatMailbox, normalizeDomain, parseMailbox, type Mailbox } from '../c
 import type { Recipient } from '../core/envelope.ts';
 import type { ReplayItem } from './sources.ts';
 import { list } from '../cli/flags.ts';
+import { addressPattern, globPattern } from '../core/address-pattern.ts';
 
 export interface Filter {
   /** Keep only recipients matching one of these (the others are not replayed to). */
@@ -50,17 +51,6 @@ const FILTER_KEYS: Record<string, keyof Filter> = {
   until: 'untilMs',
   before: 'untilMs',
 };
-
-/** A shell-style pattern ("*" any run, "?" one character), matched whole and without regard to case. */
-export function globPattern(text: string): RegExp {
-  const body = text.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${body}$`, 'i');
-}
-
-/** An address pattern: "@example.org" means every address at that domain. */
-function addressPattern(text: string): RegExp {
-  return globPattern(text.startsWith('@') ? `*${text}` : text);
-}
 
 function parseTime(text: string, flag: string): number {
   const ms = /^\d{10,}$/.test(text) ? Number(text) * (text.length <= 10 ? 1000 : 1) : Date.parse(text);
@@ -103,7 +93,7 @@ export function parseEnvelopeRules(flags: Record<string, unknown>): EnvelopeRule
     }
     if (key === 'sinceMs' || key === 'untilMs') filter[key] = parseTime(value, `--filter ${text}`);
     else if (key === 'ids') filter.ids.push(globPattern(value));
-    else filter[key].push(value === '<>' ? /^$/ : addressPattern(value));
+    else filter[key].push(addressPattern(value));
   }
   return { from, to, rewrites, filter };
 }

@@ -5,8 +5,8 @@
  *         drains every service at once, then closes them in the reverse order of their start,
  *         so the spool, started first, is closed last, after the last session that could commit.
  * Rule 2: a start that fails closes what had started, and says in one line what to change.
- * Rule 3: reload() (SIGHUP) re-reads the certificate and the users file; a bad new file is logged
- *         and the old one stays in force. Open sessions are never dropped.
+ * Rule 3: reload() (SIGHUP) re-reads the certificate, the users file and the faults file; a bad
+ *         new file is logged and the old one stays in force. Open sessions are never dropped.
  */
 import { Authenticator } from '../auth/authenticator.ts';
 import { formatCidr } from '../auth/networks.ts';
@@ -20,6 +20,7 @@ import { openSpool, type Spool } from '../spool/spool.ts';
 import { loadTlsMaterial, type CertificateSource, type TlsMaterial } from '../tls/certificates.ts';
 import { ConnectionLimits } from '../transport/connection-limits.ts';
 import { BindError, listen, removeStaleUnixSocket, type Listener, type ListenTarget } from '../transport/tcp-server.ts';
+import { FaultRules } from './fault-rules.ts';
 import { createSessionHost } from './session-host.ts';
 
 /** One part of the running server. */
@@ -36,7 +37,7 @@ export interface Server {
   readonly listeners: readonly Listener[];
   /** Connections open on every listener. */
   readonly connections: number;
-  /** SIGHUP: re-reads the certificate and the users file. */
+  /** SIGHUP: re-reads the certificate, the users file and the faults file. */
   reload(): void;
   /** Closes every service, in the reverse order of their start. */
   close(): Promise<void>;
@@ -54,6 +55,8 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
   const { log, now } = deps;
   const certificate = config.listenTls.length > 0 || (config.starttls && config.listen.length > 0) ? new CertificateHolder(config, now) : null;
   let users: UserTable | null = config.usersFile ? readUsers(config.usersFile) : null;
+  // Checked before anything starts: a bad faults file is one line and exit 78.
+  const faults = config.faultsFile ? new FaultRules(config.faultsFile, log, now) : null;
   const services: Service[] = [];
   const listeners: Listener[] = [];
   const closeAll = async () => {
@@ -84,7 +87,8 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
   else if (users) log.info('users', { file: config.usersFile, users: users.size });
   const authenticator =
     users || config.authAny ? new Authenticator({ users: () => (config.authAny ? null : users), throttle: new AuthThrottle(), now }) : null;
-  const host = createSessionHost(config, spool, log, now, authenticator);
+  if (faults) log.warn('faults', { file: config.faultsFile, rules: faults.size, note: 'scripted faults are in force (testing only)' });
+  const host = createSessionHost(config, spool, log, now, authenticator, faults);
   // One set of caps for every listener, whatever protocol it speaks.
   const limits = new ConnectionLimits({
     maxConnections: config.maxConnections,
@@ -140,6 +144,7 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
           log.error('users-reload-failed', { file: config.usersFile, error: (error as Error).message, kept: 'the users read before' });
         }
       }
+      faults?.reload();
     },
     close: closeAll,
   };

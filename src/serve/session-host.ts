@@ -2,8 +2,8 @@
  * @module The session host of `mailbox serve`: what the listeners ask of the server. It opens a
  * ServerSession per connection with that connection's policy, commits messages to the spool,
  * checks credentials, and writes one log line per accepted message, rejection and refusal.
- * Rule: policy per connection (TLS offered, AUTH offered, trusted) is decided once, when the
- * session is opened, from the listener kind and the client address.
+ * Rule: policy per connection (TLS offered, AUTH offered, trusted, the --faults rules asked) is
+ * decided once, when the session is opened, from the listener kind and the client address.
  */
 import { mailboxKey } from '../core/address.ts';
 import { ServerSession, type ServerConfig, type SessionEvent, type TlsInfo } from '../core/server-session.ts';
@@ -19,6 +19,7 @@ import type { ClientInfo, Connection, SessionHost } from '../transport/tcp-serve
 type SmtpConnection = Connection<ServerSession>;
 import type { Authenticator } from '../auth/authenticator.ts';
 import { Networks } from '../auth/networks.ts';
+import type { FaultRules } from './fault-rules.ts';
 
 /** A client-supplied name as it may appear in a log line: printable and bounded. */
 function printable(text: string): string {
@@ -32,6 +33,7 @@ export function createSessionHost(
   log: Logger,
   now: () => number,
   authenticator: Authenticator | null,
+  faults: FaultRules | null = null,
 ): SessionHost<ServerSession> & { trusted(address: string): boolean } {
   const newId = createIdGenerator(now);
   const localDomains = config.domains ? new Set(config.domains) : null;
@@ -56,6 +58,7 @@ export function createSessionHost(
       requireTls: config.requireTls && !unix,
       auth: unix ? localAuth : auth,
       newId,
+      faults: faults ? faults.forClient(client.address) : undefined,
     };
   }
 

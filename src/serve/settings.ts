@@ -54,6 +54,7 @@ export const SERVE_SETTINGS = Object.freeze([
   valued('trust', 'cidr', 'Trusted network (repeat); "none" trusts nobody (default: loopback if every listener is on loopback)', { repeats: true }),
   valued('max-connections', 'n', 'Concurrent connections in all (default 4096); more get 421 4.7.0'),
   valued('max-connections-per-ip', 'n', 'Concurrent connections per client address outside trusted networks (default 50)'),
+  valued('faults', 'file', 'Scripted faults for testing senders: JSON rules per stage (see the example below and the README); reread on SIGHUP'),
   valued('config', 'file', 'Read settings from a file: one "name value" per line, names as the flags', { inFile: false }),
 ] as const);
 

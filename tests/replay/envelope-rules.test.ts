@@ -1,7 +1,8 @@
 import { describe, expect, test } from 'bun:test';
 import { UsageError } from '../../src/cli/exit-codes.ts';
 import { formatMailbox } from '../../src/core/address.ts';
-import { decide, globPattern, parseEnvelopeRules } from '../../src/replay/envelope-rules.ts';
+import { globPattern } from '../../src/core/address-pattern.ts';
+import { decide, parseEnvelopeRules } from '../../src/replay/envelope-rules.ts';
 import type { ReplayItem } from '../../src/replay/sources.ts';
 import { mailbox } from '../helpers/mailbox.ts';
 

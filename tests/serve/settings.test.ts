@@ -42,6 +42,7 @@ const SAMPLES: Record<Exclude<SettingName, 'config'>, string[]> = {
   trust: ['10.0.0.0/8', '192.0.2.7'],
   'max-connections': ['100'],
   'max-connections-per-ip': ['3'],
+  faults: ['/etc/mailbox-faults.json'],
 };
 
 function serveCommand() {
