@@ -15,6 +15,7 @@
  *     max-size 25M
  *     max-age 7d
  *     listen-tls 0.0.0.0:465
+ *     pop3 127.0.0.1:1110
  *     tls-cert /etc/mailbox/cert.pem
  *     tls-key /etc/mailbox/key.pem
  *     require-tls yes
@@ -51,6 +52,10 @@ export interface ServeConfig {
   readonly listenTls: readonly ListenAddress[];
   /** Unix-domain socket listeners. */
   readonly listenUnix: readonly string[];
+  /** POP3 listeners, STLS offered (empty with --pop3 off). */
+  readonly pop3: readonly ListenAddress[];
+  /** Implicit-TLS POP3 listeners (RFC 8314). */
+  readonly pop3Tls: readonly ListenAddress[];
   /** --tls-cert and --tls-key; null means the self-signed certificate in <data>/tls. */
   readonly tlsFiles: { readonly cert: string; readonly key: string } | null;
   readonly starttls: boolean;
@@ -183,6 +188,10 @@ export function buildServeConfig(options: RawOptions, env: Record<string, string
   const tcpTexts = listenTexts.filter((t) => !t.startsWith('unix:'));
   const listen = (listenTexts.length === 0 && tlsTexts.length === 0 ? ['127.0.0.1:1025'] : tcpTexts).map(hostPort('--listen'));
   const listenTls = tlsTexts.map(hostPort('--listen-tls'));
+  const pop3Texts = pick('pop3');
+  if (pop3Texts.includes('off') && pop3Texts.length > 1) throw new UsageError('--pop3 off cannot be combined with addresses');
+  const pop3 = (pop3Texts.length === 0 ? ['127.0.0.1:1110'] : pop3Texts.filter((t) => t !== 'off')).map(hostPort('--pop3'));
+  const pop3Tls = pick('pop3-tls').map(hostPort('--pop3-tls'));
 
   const certFile = one('tls-cert');
   const keyFile = one('tls-key');
@@ -250,6 +259,8 @@ export function buildServeConfig(options: RawOptions, env: Record<string, string
     listen: Object.freeze(listen),
     listenTls: Object.freeze(listenTls),
     listenUnix: Object.freeze(unixTexts.map((t) => t.slice('unix:'.length))),
+    pop3: Object.freeze(pop3),
+    pop3Tls: Object.freeze(pop3Tls),
     tlsFiles: certFile !== undefined && keyFile !== undefined ? Object.freeze({ cert: certFile, key: keyFile }) : null,
     starttls: toggle('starttls'),
     requireTls: toggle('require-tls'),

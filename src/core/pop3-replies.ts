@@ -93,5 +93,8 @@ export const pop3Replies = {
   wrongState: (verb: string, hint: string) => err(`${verb} is not allowed now: ${hint}`),
   lineTooLong: () => err('Command line too long (RFC 2449 §4)'),
   tooManyErrors: () => err('Too many errors, closing connection'),
+  // RFC 3206 §4: refusals by the server, not the client's mistake
+  refused: (text: string) => err(text, 'SYS/TEMP'),
+  internalError: () => err('Internal error, closing connection; try again later', 'SYS/TEMP'),
   shuttingDown: (host: string) => err(`${host} is shutting down, try again later`, 'SYS/TEMP'),
 } as const;

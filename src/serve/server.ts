@@ -1,6 +1,6 @@
 /**
- * @module The server `mailbox serve` runs, as services: the spool, then the listeners (later the
- * delivery pool and the readers). startServer() starts them in order and hands them back.
+ * @module The server `mailbox serve` runs, as services: the spool, then the listeners, SMTP and
+ * POP3 (later the delivery pool and the other readers). startServer() starts them in order and hands them back.
  * Rule 1: a service finishes its work in drain() and lets go of everything in close(). Stopping
  *         drains every service at once, then closes them in the reverse order of their start,
  *         so the spool, started first, is closed last, after the last session that could commit.
@@ -21,6 +21,8 @@ import { loadTlsMaterial, type CertificateSource, type TlsMaterial } from '../tl
 import { ConnectionLimits } from '../transport/connection-limits.ts';
 import { BindError, listen, removeStaleUnixSocket, type Listener, type ListenTarget } from '../transport/tcp-server.ts';
 import { FaultRules } from './fault-rules.ts';
+import { createPop3Host } from './pop3-host.ts';
+import { StoreMaildrops } from './pop3-maildrops.ts';
 import { createSessionHost } from './session-host.ts';
 
 /** One part of the running server. */
@@ -53,7 +55,9 @@ const COMPACT_EVERY_MS = 60_000;
 /** Starts the spool and the listeners of `config`; throws SetupError (one line) when one cannot start. */
 export async function startServer(config: ServeConfig, deps: ServerDeps): Promise<Server> {
   const { log, now } = deps;
-  const certificate = config.listenTls.length > 0 || (config.starttls && config.listen.length > 0) ? new CertificateHolder(config, now) : null;
+  const needsCertificate =
+    config.listenTls.length > 0 || config.pop3Tls.length > 0 || (config.starttls && (config.listen.length > 0 || config.pop3.length > 0));
+  const certificate = needsCertificate ? new CertificateHolder(config, now) : null;
   let users: UserTable | null = config.usersFile ? readUsers(config.usersFile) : null;
   // Checked before anything starts: a bad faults file is one line and exit 78.
   const faults = config.faultsFile ? new FaultRules(config.faultsFile, log, now) : null;
@@ -96,16 +100,23 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
     exempt: host.trusted,
   });
   const options = { now, limits, tls: certificate ?? undefined, handshakeTimeoutMs: config.limits.commandTimeoutMs };
+  const maildrops = new StoreMaildrops(() => spool.mailStore);
+  const pop3Host = (target: ListenTarget) =>
+    createPop3Host(target, { config, log, authenticator, maildrops, starttls: config.starttls && certificate !== null });
   // Each listener with the flag that asked for it, so that a bind failure names what to change.
-  const targets: { readonly target: ListenTarget; readonly flag: string }[] = [
-    ...config.listen.map((a) => ({ target: { kind: 'tcp' as const, ...a }, flag: '--listen' })),
-    ...config.listenTls.map((a) => ({ target: { kind: 'tls' as const, ...a }, flag: '--listen-tls' })),
-    ...config.listenUnix.map((path) => ({ target: { kind: 'unix' as const, path }, flag: '--listen' })),
+  const targets: { readonly target: ListenTarget; readonly flag: string; readonly protocol: 'smtp' | 'pop3' }[] = [
+    ...config.listen.map((a) => ({ target: { kind: 'tcp' as const, ...a }, flag: '--listen', protocol: 'smtp' as const })),
+    ...config.listenTls.map((a) => ({ target: { kind: 'tls' as const, ...a }, flag: '--listen-tls', protocol: 'smtp' as const })),
+    ...config.listenUnix.map((path) => ({ target: { kind: 'unix' as const, path }, flag: '--listen', protocol: 'smtp' as const })),
+    ...config.pop3.map((a) => ({ target: { kind: 'tcp' as const, ...a }, flag: '--pop3', protocol: 'pop3' as const })),
+    ...config.pop3Tls.map((a) => ({ target: { kind: 'tls' as const, ...a }, flag: '--pop3-tls', protocol: 'pop3' as const })),
   ];
-  for (const { target, flag } of targets) {
+  const pop3Listeners = new Set<Listener>();
+  for (const { target, flag, protocol } of targets) {
     try {
       if (target.kind === 'unix') await removeStaleUnixSocket(target.path);
-      const listener = listen(target, host, options);
+      const listener = protocol === 'pop3' ? listen(target, pop3Host(target), options) : listen(target, host, options);
+      if (protocol === 'pop3') pop3Listeners.add(listener);
       listeners.push(listener);
       services.push(listener);
     } catch (error) {
@@ -115,11 +126,15 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
       throw new SetupError(`${failure.message}; change ${flag}`, EXIT.osErr);
     }
   }
-  const where = (kind: ListenTarget['kind']) => listeners.filter((l) => l.target.kind === kind).map((l) => l.address);
+  const where = (kind: ListenTarget['kind'], pop3 = false) =>
+    listeners.filter((l) => l.target.kind === kind && pop3Listeners.has(l) === pop3).map((l) => l.address);
+  const some = (addresses: string[]) => (addresses.length > 0 ? addresses : undefined);
   log.info('listening', {
     smtp: where('tcp'),
-    smtps: where('tls').length > 0 ? where('tls') : undefined,
-    unix: where('unix').length > 0 ? where('unix') : undefined,
+    smtps: some(where('tls')),
+    unix: some(where('unix')),
+    pop3: some(where('tcp', true)),
+    pop3s: some(where('tls', true)),
     data: config.dataDir,
     mode: config.domains ? `domains ${config.domains.join(',')}` : 'catch-all',
     max_size: config.limits.maxMessageBytes,

@@ -44,6 +44,8 @@ export const SERVE_SETTINGS = Object.freeze([
   valued('log-file', 'file', 'Append the log to this file instead of standard error; reopened on SIGHUP'),
   valued('shutdown-timeout', 'duration', 'How long SIGTERM waits for open transactions (default 30s)'),
   valued('listen-tls', 'host:port', 'Implicit-TLS listener (RFC 8314, like port 465); repeat for several; port 0 picks a free one', { repeats: true }),
+  valued('pop3', 'host:port', 'POP3 listener (RFC 1939, STLS offered); repeat for several; port 0 picks a free one; off for none (default 127.0.0.1:1110)', { repeats: true }),
+  valued('pop3-tls', 'host:port', 'Implicit-TLS POP3 listener (RFC 8314, like port 995); repeat for several; port 0 picks a free one (default none)', { repeats: true }),
   valued('tls-cert', 'file', 'PEM certificate chain (default: a self-signed one kept in <data>/tls); reread on SIGHUP'),
   valued('tls-key', 'file', 'PEM private key for --tls-cert'),
   toggle('starttls', true, 'Do not offer STARTTLS on --listen listeners'),
@@ -78,7 +80,10 @@ export function formatFlag(setting: Setting): string {
   return `--${setting.name} <${setting.value}>`;
 }
 
-/** The key under which cac hands the setting's value over: "listen-tls" → "listenTls". */
+/**
+ * The key under which cac hands the setting's value over: "listen-tls" → "listenTls". As cac
+ * camel-cases only a dash between two letters, "pop3-tls" stays "pop3-tls".
+ */
 export function optionKey(name: string): string {
-  return name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+  return name.replace(/([a-z])-([a-z])/g, (_, a: string, b: string) => a + b.toUpperCase());
 }

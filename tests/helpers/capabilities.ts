@@ -78,7 +78,7 @@ export const CAPABILITIES = {
   python3: {
     use: "Python's smtplib and email package as independent clients and readers",
     packages: ['python3'],
-    missing: () => (run([PYTHON, '-c', 'import smtplib, ssl, email, json']).ok && run(['python3', '-c', 'import email']).ok ? undefined : `${PYTHON} (and python3 on PATH) cannot import smtplib, ssl and email`),
+    missing: () => (run([PYTHON, '-c', 'import smtplib, poplib, ssl, email, json']).ok && run(['python3', '-c', 'import email']).ok ? undefined : `${PYTHON} (and python3 on PATH) cannot import smtplib, poplib, ssl and email`),
   },
   aiosmtpd: {
     use: 'Python receivers (aiosmtpd)',
@@ -89,6 +89,16 @@ export const CAPABILITIES = {
   openssl: { use: 'certificates and TLS clients', packages: ['openssl'], missing: () => (run(['openssl', 'version']).ok ? undefined : 'openssl is missing') },
   tmux: { use: 'a terminal for send --interactive', packages: ['tmux'], missing: file('/usr/bin/tmux') },
   msmtp: { use: 'the C client the send benchmark compares with', packages: ['msmtp'], missing: () => (run(['msmtp', '--version']).ok ? undefined : 'msmtp is missing') },
+  fetchmail: { use: 'a POP3 client that retrieves into a local MDA', packages: ['fetchmail'], missing: () => (run(['fetchmail', '--version']).ok ? undefined : 'fetchmail is missing') },
+  curl: {
+    use: 'curl pop3:// and pop3s:// as clients',
+    packages: ['curl'],
+    missing: () => {
+      const r = run(['curl', '--version']);
+      if (!r.ok) return 'curl is missing';
+      return /\bpop3\b/.test(r.text) && /\bpop3s\b/.test(r.text) ? undefined : 'curl --version lists no pop3 and pop3s protocols';
+    },
+  },
 } as const satisfies Record<string, Capability>;
 
 export type CapabilityName = keyof typeof CAPABILITIES;
