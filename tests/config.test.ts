@@ -73,3 +73,13 @@ test('--postmaster: RFC 5321 §4.5.1 mail to the bare <Postmaster> goes to a loc
     rmSync(dir, { recursive: true });
   }
 });
+
+test('POP3 listeners: on at 127.0.0.1:1110 by default, off, port 0, repeatable; --pop3-tls off by default', () => {
+  expect(build({}).pop3).toEqual([{ host: '127.0.0.1', port: 1110 }]);
+  expect(build({}).pop3Tls).toEqual([]);
+  expect(build({ pop3: 'off' }).pop3).toEqual([]);
+  expect(build({ pop3: ['127.0.0.1:0', '[::1]:1110'] }).pop3).toEqual([{ host: '127.0.0.1', port: 0 }, { host: '::1', port: 1110 }]);
+  expect(build({ 'pop3-tls': '127.0.0.1:995' }).pop3Tls).toEqual([{ host: '127.0.0.1', port: 995 }]);
+  expect(() => build({ pop3: ['off', '127.0.0.1:1110'] })).toThrow(UsageError);
+  expect(() => build({ pop3: 'nonsense:port' })).toThrow('--pop3: "nonsense:port" is not HOST:PORT');
+});

@@ -23,8 +23,8 @@ export function maildropKey(user: string): string {
 
 export class StoreMaildrops implements Pop3MaildropPort {
   readonly #store: () => MailStore;
-  /** Locked maildrops, each with the update its session has under way. */
-  readonly #locks = new Map<string, { update: Promise<unknown> | null }>();
+  /** Locked maildrops: whether their session's update is under way, and whether it let go. */
+  readonly #locks = new Map<string, { updating: boolean; released: boolean }>();
 
   constructor(store: () => MailStore) {
     this.#store = store;
@@ -39,7 +39,7 @@ export class StoreMaildrops implements Pop3MaildropPort {
     const key = maildropKey(user);
     // RFC 1939 §4 and RFC 2449 §8.1.1: one session per maildrop.
     if (this.#locks.has(key)) return { ok: false, response: pop3Replies.maildropInUse() };
-    this.#locks.set(key, { update: null });
+    this.#locks.set(key, { updating: false, released: false });
     try {
       const messages: Pop3MessageInfo[] = [];
       const store = this.#store();
@@ -69,16 +69,19 @@ export class StoreMaildrops implements Pop3MaildropPort {
 
   async update(user: string, deletedUids: readonly string[]): Promise<UpdateOutcome> {
     const key = maildropKey(user);
-    const expunged = deletedUids.length === 0 ? Promise.resolve() : this.#store().expunge(key, deletedUids);
     const lock = this.#locks.get(key);
-    if (lock) lock.update = expunged.catch(() => undefined);
+    if (lock) lock.updating = true;
     try {
-      await expunged;
+      if (deletedUids.length > 0) await this.#store().expunge(key, deletedUids);
       return { ok: true };
     } catch {
       return { ok: false, response: pop3Replies.updateFailed() };
     } finally {
-      if (lock) lock.update = null;
+      if (lock) {
+        lock.updating = false;
+        // Released while the update ran: it goes now, before the session hears the outcome.
+        if (lock.released && this.#locks.get(key) === lock) this.#locks.delete(key);
+      }
     }
   }
 
@@ -86,7 +89,7 @@ export class StoreMaildrops implements Pop3MaildropPort {
     const key = maildropKey(user);
     const lock = this.#locks.get(key);
     if (!lock) return;
-    if (lock.update === null) this.#locks.delete(key);
-    else void lock.update.then(() => this.#locks.get(key) === lock && this.#locks.delete(key));
+    lock.released = true;
+    if (!lock.updating) this.#locks.delete(key);
   }
 }
