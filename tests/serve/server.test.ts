@@ -95,3 +95,30 @@ test('a listener that cannot bind: one SetupError naming the flag, and the spool
   await spool.close();
   await first.close();
 });
+
+test('POP3 is a service beside SMTP: one set of connection caps for both, and drain ends its idle sessions', async () => {
+  const data = tempDir();
+  const config = buildServeConfig({ listen: '127.0.0.1:0', pop3: '127.0.0.1:0', maxConnections: '1', data, starttls: false, hostname: 'mx.test' }, {});
+  const events: string[] = [];
+  const server = await startServer(config, { now: Date.now, log: recordingLog(events) });
+  expect(server.services.length).toBe(3);
+  const [smtpPort, pop3Port] = server.listeners.map((l) => l.port);
+
+  const smtp = await client(smtpPort);
+  await smtp.until(/^220 /);
+  const refused = await client(pop3Port);
+  expect(await refused.until(/\r\n/)).toBe('-ERR [SYS/TEMP] Too many connections, try again later\r\n');
+  await refused.closed;
+  smtp.socket.end();
+  await smtp.closed;
+  // The server counts the connection out when its side has closed too.
+  while (server.connections > 0) await Bun.sleep(5);
+
+  const pop3 = await client(pop3Port);
+  expect(await pop3.until(/\r\n/)).toBe('+OK mx.test POP3 mailbox ready\r\n');
+  await Promise.all(server.services.map((s) => s.drain()));
+  expect(await pop3.until(/-ERR/)).toEndWith('-ERR [SYS/TEMP] mx.test is shutting down, try again later\r\n');
+  await pop3.closed;
+  expect(server.connections).toBe(0);
+  await server.close();
+});
