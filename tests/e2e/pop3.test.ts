@@ -3,7 +3,9 @@
 // goes in over SMTP with smtplib; every address is a maildrop.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { requirePeers } from '../helpers/capabilities.ts';
 import { MAILBOX_BIN, cleanupServesAfterAll, makeTempDir, runCommand, runPython, startServe, waitForLog, type ServeHandle, type TempDir } from './harness.ts';
 
@@ -164,6 +166,42 @@ print(json.dumps({'cipher': cipher, 'caps': caps, 'retr': retr, 'implicit_caps':
     expect(out.implicit_caps).not.toContain('STLS');
     expect(out.retr).toEndWith(`\r\n${MESSAGE}`);
     expect(out.implicit).toBe(out.retr);
+  });
+
+  test('bytes pipelined in clear after STLS are discarded (RFC 2595 §4): the USER sent with it is not seen after the handshake', async () => {
+    const socket = connect({ host: '127.0.0.1', port: server.pop3 });
+    let clear = '';
+    const ready = new Promise<void>((resolve, reject) => {
+      socket.on('error', reject);
+      socket.on('data', (chunk: Buffer) => {
+        clear += chunk.toString('latin1');
+        if (clear.includes('+OK Begin TLS')) {
+          socket.removeAllListeners('data');
+          resolve();
+        }
+      });
+    });
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write('STLS\r\nUSER carol@x.test\r\n');
+    await ready;
+    const tls = tlsConnect({ socket, rejectUnauthorized: false });
+    let secure = '';
+    const lines = (count: number) =>
+      new Promise<string>((resolve, reject) => {
+        const check = () => secure.split('\r\n').length > count && resolve(secure);
+        tls.on('data', (chunk: Buffer) => {
+          secure += chunk.toString('latin1');
+          check();
+        });
+        tls.on('error', reject);
+        check();
+      });
+    await new Promise<void>((resolve) => tls.once('secureConnect', () => resolve()));
+    tls.write('PASS x\r\nQUIT\r\n');
+    const answer = await lines(2);
+    tls.destroy();
+    expect(clear).toMatch(/^\+OK [^\r]* POP3 mailbox ready\r\n\+OK Begin TLS negotiation\r\n$/);
+    expect(answer).toMatch(/^-ERR PASS must follow USER\r\n\+OK [^\r]* signing off\r\n$/);
   });
 
   test('curl pop3:// lists and retrieves; pop3s:// too', async () => {
