@@ -216,6 +216,9 @@ print(json.dumps({'cipher': cipher, 'caps': caps, 'retr': retr, 'implicit_caps':
     expect(secure.stdout).toBe(retrieved.stdout);
     const starttls = await runCommand(['curl', '-sS', '-k', '--ssl-reqd', '--max-time', '20', '-u', 'carol@x.test:x', `${base}/1`]);
     expect(starttls.stdout).toBe(retrieved.stdout);
+    // curl logs in with SASL PLAIN (RFC 5034), as CAPA offers it.
+    expect(server.logs()).toContain('"event":"pop3-login","user":"carol@x.test","client":"127.0.0.1","mechanism":"PLAIN","tls":"none"');
+    expect(server.logs()).toMatch(/"event":"pop3-login","user":"carol@x\.test","client":"127\.0\.0\.1","mechanism":"PLAIN","tls":"TLSv1\.[23]"/);
   });
 
   test('DELE + QUIT expunges for that login only; fetchmail retrieves into a local MDA and deletes', async () => {
