@@ -7,6 +7,12 @@ import { colorsFor, formatValue, paintEvent, paintKey, type Level, type Paint } 
 
 export type Fields = Record<string, unknown>;
 
+/** A client-supplied name as it may appear in a log line: printable and bounded. */
+export function printable(text: string): string {
+  const clean = text.replace(/[\x00-\x1f\x7f]/g, '?');
+  return clean.length > 100 ? `${clean.slice(0, 97)}...` : clean;
+}
+
 export interface Logger {
   info(event: string, fields?: Fields): void;
   warn(event: string, fields?: Fields): void;

@@ -15,7 +15,7 @@ import type { ServeConfig } from '../config.ts';
 import { pop3Replies, describePop3Response, formatPop3Response, type Pop3Response } from '../core/pop3-replies.ts';
 import { DEFAULT_POP3_LIMITS, Pop3Session, type Pop3AuthOutcome, type Pop3Event } from '../core/pop3-session.ts';
 import type { Reply } from '../core/reply.ts';
-import type { Logger } from '../log.ts';
+import { printable, type Logger } from '../log.ts';
 import type { Connection, ListenTarget, SessionHost } from '../transport/tcp-server.ts';
 import type { StoreMaildrops } from './pop3-maildrops.ts';
 
@@ -28,12 +28,6 @@ export interface Pop3HostDeps {
   readonly maildrops: StoreMaildrops;
   /** STLS is offered only with a certificate to start it with. */
   readonly starttls: boolean;
-}
-
-/** A client-supplied name as it may appear in a log line: printable and bounded. */
-function printable(text: string): string {
-  const clean = text.replace(/[\x00-\x1f\x7f]/g, '?');
-  return clean.length > 100 ? `${clean.slice(0, 97)}...` : clean;
 }
 
 /** Catch-all mode on a loopback listener: the web UI already shows everyone everything there. */

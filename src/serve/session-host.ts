@@ -12,20 +12,14 @@ import { replies } from '../core/replies.ts';
 import { describeReply, formatReply } from '../core/reply.ts';
 import type { ServeConfig } from '../config.ts';
 import { createIdGenerator } from '../ids.ts';
-import type { Logger } from '../log.ts';
+import { printable, type Logger } from '../log.ts';
 import type { Spool } from '../spool/spool.ts';
 import type { ClientInfo, Connection, SessionHost } from '../transport/tcp-server.ts';
-
-type SmtpConnection = Connection<ServerSession>;
 import type { Authenticator } from '../auth/authenticator.ts';
 import { Networks } from '../auth/networks.ts';
 import type { FaultRules } from './fault-rules.ts';
 
-/** A client-supplied name as it may appear in a log line: printable and bounded. */
-function printable(text: string): string {
-  const clean = text.replace(/[\x00-\x1f\x7f]/g, '?');
-  return clean.length > 100 ? `${clean.slice(0, 97)}...` : clean;
-}
+type SmtpConnection = Connection<ServerSession>;
 
 export function createSessionHost(
   config: ServeConfig,
