@@ -178,20 +178,20 @@ export function buildServeConfig(options: RawOptions, env: Record<string, string
 
   const listenTexts = pick('listen');
   const tlsTexts = pick('listen-tls');
-  const hostPort = (flag: string) => (text: string) => {
+  const hostPort = (flag: string, example: string) => (text: string) => {
     const parsed = parseHostPort(text, { defaultHost: '127.0.0.1', portZero: true });
-    if ('error' in parsed) throw new UsageError(`${flag}: "${text}" is not HOST:PORT (example: 127.0.0.1:1025)`);
+    if ('error' in parsed) throw new UsageError(`${flag}: "${text}" is not HOST:PORT (example: ${example})`);
     return Object.freeze(parsed);
   };
   const unixTexts = listenTexts.filter((t) => t.startsWith('unix:'));
   for (const t of unixTexts) if (t.length <= 'unix:'.length) throw new UsageError(`--listen: "${t}" needs a path (example: unix:/run/mailbox/smtp.sock)`);
   const tcpTexts = listenTexts.filter((t) => !t.startsWith('unix:'));
-  const listen = (listenTexts.length === 0 && tlsTexts.length === 0 ? ['127.0.0.1:1025'] : tcpTexts).map(hostPort('--listen'));
-  const listenTls = tlsTexts.map(hostPort('--listen-tls'));
+  const listen = (listenTexts.length === 0 && tlsTexts.length === 0 ? ['127.0.0.1:1025'] : tcpTexts).map(hostPort('--listen', '127.0.0.1:1025'));
+  const listenTls = tlsTexts.map(hostPort('--listen-tls', '127.0.0.1:1465'));
   const pop3Texts = pick('pop3');
   if (pop3Texts.includes('off') && pop3Texts.length > 1) throw new UsageError('--pop3 off cannot be combined with addresses');
-  const pop3 = (pop3Texts.length === 0 ? ['127.0.0.1:1110'] : pop3Texts.filter((t) => t !== 'off')).map(hostPort('--pop3'));
-  const pop3Tls = pick('pop3-tls').map(hostPort('--pop3-tls'));
+  const pop3 = (pop3Texts.length === 0 ? ['127.0.0.1:1110'] : pop3Texts.filter((t) => t !== 'off')).map(hostPort('--pop3', '127.0.0.1:1110'));
+  const pop3Tls = pick('pop3-tls').map(hostPort('--pop3-tls', '127.0.0.1:1995'));
 
   const certFile = one('tls-cert');
   const keyFile = one('tls-key');
