@@ -3,7 +3,9 @@
  * Rule 1: a torn tail (a last record cut short: it never got its 250) is cut off.
  * Rule 2: damage is never silently dropped: its bytes and a reason go to quarantine/ (as Haraka
  *         keeps error.* files), and the scan resynchronises on the next NOOP marker.
- * Rule 3: blocking I/O and whole-segment reads: it runs once, before the listener opens.
+ * Rule 3: blocking I/O: it runs once, before the listener opens. A segment is read a window at a
+ *         time (a record longer than the window whole), so start-up memory does not grow with
+ *         segment size; damage is resolved on the bytes from it to the end of its file.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -160,6 +162,7 @@ export function recoverSegments(
   const out: ScannedSegment[] = [];
   // Records whose stored envelopes are equal (a load test's) are parsed once and share the result.
   const envelopes: EnvelopeCache = new Map();
+  const view = new SegmentWindow(ctx);
   for (const { seq, name } of listSegments(ctx.layout)) {
     const known = covered.get(seq);
     let trusted: CoveredSegment | null = null;
@@ -168,28 +171,64 @@ export function recoverSegments(
       if (st.ino === known.ino && st.size >= known.covered) trusted = known;
       else ctx.log.warn('spool: a segment changed since the checkpoint; scanning it whole', { file: ctx.layout.segmentPath(seq) });
     }
-    const scanned = recoverSegment(ctx, report, seq, name, envelopes, trusted);
+    const scanned = recoverSegment(ctx, report, seq, name, envelopes, trusted, view);
     if (scanned) out.push(scanned);
   }
   return out;
 }
 
-/** The bytes of `file` from `from` to its end, read through the context's read call. */
-function readFrom(ctx: RecoveryContext, file: string, from: number): Buffer {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const size = fs.fstatSync(fd).size;
-    const out = Buffer.allocUnsafe(Math.max(0, size - from));
-    const read = ctx.io?.read ?? ((f: number, b: Uint8Array, p: number) => fs.readSync(f, b, 0, b.length, p));
+/** Bytes start-up reads of a segment at a time; a record longer than this is read whole. */
+const SCAN_WINDOW_BYTES = 1 << 20;
+
+/**
+ * A view of one segment file from `base` on, read through the context's read call: whole
+ * records are parsed from it, so what start-up holds is about a window or one record, never
+ * a whole segment. `atEnd` says the view reaches the end of the file.
+ */
+class SegmentWindow {
+  bytes: Buffer = Buffer.alloc(0);
+  base = 0;
+  #buffer: Buffer = Buffer.alloc(0);
+  #fd = -1;
+  #size = 0;
+  readonly #read: (fd: number, b: Uint8Array, p: number) => number;
+
+  constructor(ctx: RecoveryContext) {
+    this.#read = ctx.io?.read ?? ((f: number, b: Uint8Array, p: number) => fs.readSync(f, b, 0, b.length, p));
+  }
+
+  /** Views another file (its buffer is reused). */
+  open(fd: number): void {
+    this.#fd = fd;
+    this.#size = fs.fstatSync(fd).size;
+    this.bytes = this.#buffer.subarray(0, 0);
+    this.base = 0;
+  }
+
+  get atEnd(): boolean {
+    return this.base + this.bytes.length >= this.#size;
+  }
+
+  /** Views at least `want` bytes from file offset `from` (fewer at the end of the file). */
+  load(from: number, want = SCAN_WINDOW_BYTES): void {
+    const length = Math.max(0, Math.min(Math.max(want, SCAN_WINDOW_BYTES), this.#size - from));
+    if (this.#buffer.length < length) this.#buffer = Buffer.allocUnsafe(length);
+    const out = this.#buffer.subarray(0, length);
     let done = 0;
-    while (done < out.length) {
-      const n = read(fd, out.subarray(done), from + done);
+    while (done < length) {
+      const n = this.#read(this.#fd, out.subarray(done), from + done);
       if (n <= 0) break;
       done += n;
     }
-    return done === out.length ? out : out.subarray(0, done);
-  } finally {
-    fs.closeSync(fd);
+    // A file shorter than it was at open ends where reading ended.
+    if (done < length) this.#size = from + done;
+    this.base = from;
+    this.bytes = out.subarray(0, done);
+  }
+
+  /** Views everything from `from` to the end of the file: damage is handled on whole bytes. */
+  loadRest(from: number): void {
+    this.load(from, this.#size - from);
   }
 }
 
@@ -200,21 +239,43 @@ function recoverSegment(
   name: string,
   envelopes: EnvelopeCache,
   checkpoint: CoveredSegment | null,
+  view: SegmentWindow,
 ): ScannedSegment | null {
   const file = ctx.layout.segmentPath(seq);
-  // Offsets below are within `bytes`; `base` turns them into offsets in the file.
-  const base = checkpoint?.covered ?? 0;
-  const bytes = readFrom(ctx, file, base);
+  const fd = fs.openSync(file, 'r');
+  try {
+    view.open(fd);
+    return scanSegment(ctx, report, seq, name, envelopes, checkpoint, file, view);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function scanSegment(
+  ctx: RecoveryContext,
+  report: RecoveryReport,
+  seq: number,
+  name: string,
+  envelopes: EnvelopeCache,
+  checkpoint: CoveredSegment | null,
+  file: string,
+  view: SegmentWindow,
+): ScannedSegment | null {
+  // Offsets below are within `view.bytes`; `view.base` turns them into offsets in the file.
+  view.load(checkpoint?.covered ?? 0);
   const setAside = (offset: number, end: number, reason: string) => {
-    const quarantined = quarantine(ctx, { file, offset: base + offset, bytes: bytes.subarray(offset, end), reason });
-    report.damaged.push({ file, offset: base + offset, bytes: end - offset, reason, quarantined });
-    ctx.log.error('spool: damaged record set aside', { file, offset: base + offset, bytes: end - offset, reason, quarantined });
+    const at = view.base + offset;
+    const quarantined = quarantine(ctx, { file, offset: at, bytes: view.bytes.subarray(offset, end), reason });
+    report.damaged.push({ file, offset: at, bytes: end - offset, reason, quarantined });
+    ctx.log.error('spool: damaged record set aside', { file, offset: at, bytes: end - offset, reason, quarantined });
   };
 
-  let headerBytes = checkpoint ? checkpoint.headerBytes : (parseSegmentHeader(bytes) ?? 0);
+  let headerBytes = checkpoint ? checkpoint.headerBytes : (parseSegmentHeader(view.bytes) ?? 0);
   let damaged = false;
   let pos = checkpoint ? 0 : headerBytes;
   if (headerBytes === 0) {
+    view.loadRest(0);
+    const bytes = view.bytes;
     const first = findNextRecord(bytes, 0);
     if (first < 0 && bytes.indexOf(0x0a) < 0 && bytes.length < 512) {
       // Created, then the process died before its header was complete: it never held a record.
@@ -232,15 +293,29 @@ function recoverSegment(
   }
 
   const records: ParsedRecord[] = [];
-  let size = bytes.length;
-  while (pos < size) {
+  for (;;) {
+    if (pos >= view.bytes.length) {
+      if (view.atEnd) break;
+      view.load(view.base + pos);
+      pos = 0;
+    }
+    const bytes = view.bytes;
     const scan = parseRecordAt(bytes, pos, envelopes);
     if (scan.kind === 'record') {
       const r = scan.record;
-      records.push(base === 0 ? r : { ...r, offset: base + r.offset, bodyOffset: base + r.bodyOffset });
-      pos += scan.record.bytes;
+      records.push(view.base === 0 ? r : { ...r, offset: view.base + r.offset, bodyOffset: view.base + r.bodyOffset });
+      pos += r.bytes;
       continue;
     }
+    if (!view.atEnd) {
+      // A record longer than what is in view: view it whole (twice the bytes until it fits).
+      // Anything else is damage, which is resolved on the bytes through to the end of the file.
+      if (scan.kind === 'short') view.load(view.base + pos, 2 * (bytes.length - pos));
+      else view.loadRest(view.base + pos);
+      pos = 0;
+      continue;
+    }
+    const size = bytes.length;
     let next: number;
     if (scan.kind === 'bad' && scan.end !== null) next = scan.end === size ? -1 : scan.end;
     else next = findNextRecord(bytes, pos + 1);
@@ -249,15 +324,15 @@ function recoverSegment(
         report.tornBytes += size - pos;
         ctx.log.warn('spool: cut a torn record at the end of a segment (it was never acknowledged)', {
           file,
-          offset: base + pos,
+          offset: view.base + pos,
           bytes: size - pos,
         });
       } else {
         // Nothing valid follows, so this may be a torn write too; its bytes are kept anyway.
         setAside(pos, size, `${scan.reason} (last record in the file)`);
       }
-      cutFile(file, base + pos);
-      size = pos;
+      cutFile(file, view.base + pos);
+      view.bytes = bytes.subarray(0, pos);
       break;
     }
     setAside(pos, next, scan.kind === 'short' ? 'the record length runs past the next record' : scan.reason);
@@ -265,7 +340,7 @@ function recoverSegment(
     pos = next;
   }
   report.records += records.length;
-  return { seq, name, bytes: base + size, headerBytes, records, damaged, checkpoint };
+  return { seq, name, bytes: view.base + view.bytes.length, headerBytes, records, damaged, checkpoint };
 }
 
 export interface RecoveredJournal {

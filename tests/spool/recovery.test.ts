@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, test } from 'bun:test';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { nodeIo, type SpoolIo } from '../../src/spool/journal.ts';
 import { createLayout } from '../../src/spool/layout.ts';
 import { openSpool, type Spool } from '../../src/spool/spool.ts';
 import { memoryLog, messageFor, removeDir, request, tempDir } from './fixtures/messages.ts';
@@ -141,6 +142,78 @@ describe('damage', () => {
     expect(s.recovery.damaged).toHaveLength(1);
     expect(s.recovery.damaged[0].reason).toContain('EHLO');
     await expectReadable(s, ['m0', 'm1', 'm2', 'm3', 'm4']);
+    await s.close();
+  });
+});
+
+describe('segments longer than the scan window', () => {
+  /** An io that records the largest single read start-up's scan makes. */
+  function largestReadIo(): SpoolIo & { readonly largest: () => number } {
+    let largest = 0;
+    return {
+      write: nodeIo.write,
+      datasync: nodeIo.datasync,
+      read: (fd, buffer, position) => {
+        largest = Math.max(largest, buffer.length);
+        return fs.readSync(fd, buffer, 0, buffer.length, position);
+      },
+      largest: () => largest,
+    };
+  }
+
+  /** 400 small records (about 2.5 MB) around one of 3 MB, in one segment, with no checkpoint. */
+  async function bigSegment(): Promise<{ dir: string; segment: string; ids: string[]; big: Uint8Array }> {
+    const dir = tempDir();
+    dirs.push(dir);
+    const s = await openSpool({ dir, hostname: 'mx.test', now: () => 1_700_000_000_000, log: memoryLog(), checkpointEvery: 1_000_000 });
+    const big = Buffer.from('x'.repeat(998) + '\r\n').toString().repeat(3 * 1024);
+    const ids: string[] = [];
+    for (let i = 0; i < 400; i++) {
+      const id = `w${i}`;
+      ids.push(id);
+      await s.commit(request(id, { message: i === 200 ? Buffer.from(`Subject: big\r\n\r\n${big}`) : messageFor(id, 100) }));
+    }
+    await s.close();
+    const layout = createLayout(dir);
+    fs.rmSync(layout.checkpointPath, { force: true });
+    return { dir, segment: layout.segmentPath(1), ids, big: Buffer.from(`Subject: big\r\n\r\n${big}`) };
+  }
+
+  const bodyOf = (id: string, big: Uint8Array) => Buffer.from(id === 'w200' ? big : messageFor(id, 100));
+
+  test('every record is found, each read whole; no read spans the segment', async () => {
+    const { dir, segment, ids, big } = await bigSegment();
+    const size = fs.statSync(segment).size;
+    expect(size).toBeGreaterThan(4 * 2 ** 20);
+    const io = largestReadIo();
+    const s = await openSpool({ dir, hostname: 'mx.test', now: () => 1_700_000_000_000, log: memoryLog(), io });
+    expect(s.recovery).toEqual({ records: 400, tornBytes: 0, damaged: [] });
+    expect(io.largest()).toBeLessThan(size);
+    for (const id of ids) expect(Buffer.from(await s.readMessage(id)).equals(bodyOf(id, big))).toBe(true);
+    await s.close();
+  });
+
+  test('damage and a torn tail past the first window are found as in a whole read', async () => {
+    const { dir, segment, ids, big } = await bigSegment();
+    const layout = createLayout(dir);
+    const s0 = await openSpool({ dir, hostname: 'mx.test', now: () => 1_700_000_000_000, log: memoryLog() });
+    const damagedAt = s0.get('w300')!.offset;
+    const nextAt = s0.get('w301')!.offset;
+    const lastAt = s0.get('w399')!.offset;
+    await s0.close();
+    fs.rmSync(layout.checkpointPath, { force: true });
+    const bytes = fs.readFileSync(segment);
+    bytes[damagedAt + 200] ^= 0x20;
+    fs.writeFileSync(segment, bytes.subarray(0, bytes.length - 7));
+    const s = await openSpool({ dir, hostname: 'mx.test', now: () => 1_700_000_000_000, log: memoryLog() });
+    expect(s.recovery.records).toBe(398);
+    expect(s.recovery.tornBytes).toBe(bytes.length - 7 - lastAt);
+    expect(s.recovery.damaged.map((d) => [d.offset, d.bytes])).toEqual([[damagedAt, nextAt - damagedAt]]);
+    expect(s.get('w300')).toBeUndefined();
+    expect(s.get('w399')).toBeUndefined();
+    for (const id of ids.filter((i) => i !== 'w300' && i !== 'w399')) {
+      expect(Buffer.from(await s.readMessage(id)).equals(bodyOf(id, big))).toBe(true);
+    }
     await s.close();
   });
 });
