@@ -308,9 +308,9 @@ function scanSegment(
       continue;
     }
     if (!view.atEnd) {
-      // A record longer than what is in view: view it whole (twice the bytes until it fits).
-      // Anything else is damage, which is resolved on the bytes through to the end of the file.
-      if (scan.kind === 'short') view.load(view.base + pos, 2 * (bytes.length - pos));
+      // A record longer than what is in view: view it whole (by its length, or twice the bytes
+      // until it fits). Anything else is damage, resolved on the bytes to the end of the file.
+      if (scan.kind === 'short') view.load(view.base + pos, scan.needs ?? 2 * (bytes.length - pos));
       else view.loadRest(view.base + pos);
       pos = 0;
       continue;

@@ -73,8 +73,11 @@ const ENVELOPE_CACHE_ENTRIES = 1024;
 
 export type RecordScan =
   | { readonly kind: 'record'; readonly record: ParsedRecord }
-  /** The record runs past the end of the bytes: a torn tail, or a damaged length. */
-  | { readonly kind: 'short' }
+  /**
+   * The record runs past the end of the bytes: a torn tail, or a damaged length. `needs` is
+   * the whole record's length when its record line says it.
+   */
+  | { readonly kind: 'short'; readonly needs?: number }
   | { readonly kind: 'bad'; readonly reason: string; readonly end: number | null };
 
 /** The first line of every segment: the session's EHLO (RFC 5321 §4.1.1.1). */
@@ -236,7 +239,7 @@ export function parseRecordAt(bytes: Buffer, offset: number, envelopes?: Envelop
   const lineBytes = lf + 1 - offset;
   const len = Number(m[3]);
   const end = lf + 1 + len;
-  if (end > bytes.length) return { kind: 'short' };
+  if (end > bytes.length) return { kind: 'short', needs: end - offset };
   const trusted = () => (end === bytes.length || isRecordStart(bytes, end) ? end : null);
   const crcAt = line.lastIndexOf(CRC_FIELD);
   const stored = m[6];
