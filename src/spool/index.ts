@@ -8,6 +8,7 @@
 import type { Envelope } from '../core/envelope.ts';
 import { mailboxKey, type Mailbox } from '../core/address.ts';
 import { isFinished, type DeliveryState } from './delivery-state.ts';
+import { IdTable } from './id-table.ts';
 import type { MailboxFlags } from './mailbox-state.ts';
 
 /** One stored message as the spool tracks it. Offsets are absolute within its segment. */
@@ -88,7 +89,7 @@ export function queryKey(address: string): string {
 }
 
 export class SpoolIndex {
-  readonly #records = new Map<string, Entry>();
+  readonly #records = new IdTable<Entry>();
   readonly #segments = new Map<number, SegmentInfo>();
   /**
    * Lookup lists, appended to and cleaned lazily: an entry that moved, was dropped or hidden
@@ -154,7 +155,7 @@ export class SpoolIndex {
     const shape = shapeOf(entry.states);
     entry.live = shape.live;
     entry.visible = shape.visible;
-    this.#records.set(entry.id, entry);
+    this.#records.set(entry);
     push(this.#bySegment, entry.seq, entry);
     const seg = this.#segments.get(entry.seq);
     if (seg) {
