@@ -1,13 +1,13 @@
 /**
- * @module The index's table of records by message id: an open-addressing hash table of slots in
- * one Int32Array over an array of the records, in place of a Map of a million string keys
- * (which costs about a second of a checkpointed start, most of it growing and collecting).
+ * @module The index's table of records by message id: an open-addressing hash table (slots and
+ * their hashes in two Int32Arrays) over an array of the records, in place of a Map of a million
+ * string keys, which cost about a second of a checkpointed start of 1,000,000 records.
  * Rule 1: a record is found by its own `id`; the table holds no copy of the key.
  * Rule 2: iteration is in insertion order, and a record deleted while an iteration runs is not
  *         visited; records added meanwhile may or may not be.
- * Rule 3: at most half the slots are in use (records and the marks deletions leave), and the
- *         array holds at most about as many holes as records; past either the table is rebuilt,
- *         dropping the marks and the holes.
+ * Rule 3: at most three slots in four are in use (records and the marks deletions leave), and
+ *         the array holds at most about as many holes as records; past either the table is
+ *         rebuilt to at least twice its records' slots, dropping the marks and the holes.
  */
 
 const EMPTY = -1;
@@ -52,7 +52,7 @@ export class IdTable<V extends { readonly id: string }> {
       this.#values[this.#slots[slot]] = value;
       return;
     }
-    if ((this.#used + 1) * 2 > this.#slots.length || this.#values.length >= 2 * this.#size + MIN_SLOTS) this.#rebuild();
+    if ((this.#used + 1) * 4 > this.#slots.length * 3 || this.#values.length >= 2 * this.#size + MIN_SLOTS) this.#rebuild();
     const slots = this.#slots;
     const mask = slots.length - 1;
     for (let i = h & mask; ; i = (i + 1) & mask) {
@@ -120,7 +120,7 @@ export class IdTable<V extends { readonly id: string }> {
       values.push(v);
     }
     let capacity = MIN_SLOTS;
-    while (capacity < 4 * (values.length + 1)) capacity *= 2;
+    while (capacity < 2 * (values.length + 1)) capacity *= 2;
     const slots = new Int32Array(capacity).fill(EMPTY);
     const hashes = new Int32Array(capacity);
     const mask = capacity - 1;
