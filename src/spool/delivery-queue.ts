@@ -13,7 +13,7 @@
 import type { Envelope, Recipient } from '../core/envelope.ts';
 import type { DeliveryState, StateRecord } from './delivery-state.ts';
 import { shapeOf, type Entry } from './index.ts';
-import type { CommitRequest } from './spool.ts';
+import type { CommitRequest } from './commit.ts';
 
 export interface JobRecipient {
   /** The recipient's position in the envelope: what an outcome names. */

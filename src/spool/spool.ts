@@ -14,6 +14,7 @@ import { dotUnstuff } from '../core/data.ts';
 import type { Envelope } from '../core/envelope.ts';
 import { SmtpError } from '../core/errors.ts';
 import { replies } from '../core/replies.ts';
+import type { CommitRequest, CommittedMessage } from './commit.ts';
 import { chainChunks, decodeLog, encodeChunk, type Chunk } from './checkpoint.ts';
 import {
   emptyReport,
@@ -54,6 +55,7 @@ export type { CompactionReport } from './compaction.ts';
 export type { DeliveryState } from './delivery-state.ts';
 export type { DeliveryJob, DeliveryQueue, Outcome } from './delivery-queue.ts';
 export type { HeaderSummary } from './header-summary.ts';
+export type { CommitRequest, CommittedMessage } from './commit.ts';
 export type { MailStore } from './mail-store.ts';
 export type { ListQuery } from './index.ts';
 export type { SpoolIo } from './journal.ts';
@@ -83,31 +85,6 @@ export interface SpoolOptions {
   readonly checkpointEvery?: number;
   /** Told of each message once it is durable, with what an index stores of it. */
   readonly onCommit?: (message: CommittedMessage) => void;
-}
-
-/** What is known of a message when it is committed: an index keeps these. */
-export interface CommittedMessage {
-  readonly id: string;
-  readonly timeMs: number;
-  readonly envelope: Envelope;
-  /** Exact size (unstuffed). */
-  readonly size: number;
-  readonly headers: HeaderSummary;
-}
-
-export interface CommitRequest {
-  readonly id: string;
-  readonly timeMs: number;
-  readonly envelope: Envelope;
-  /** The full message (Received header included), dot-stuffed, CRLF lines, without the final ".\r\n". */
-  readonly stuffed: Uint8Array;
-  /**
-   * Per envelope recipient: true = a local mailbox (state 'local'), false = to relay ('pending').
-   * Defaults to each recipient's `local` flag.
-   */
-  readonly localRecipients?: readonly boolean[];
-  /** The exact (unstuffed) size, when the caller counted it while receiving; else counted here. */
-  readonly size?: number;
 }
 
 export interface RecipientInfo {

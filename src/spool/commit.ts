@@ -1,0 +1,32 @@
+/**
+ * @module What a commit to the spool is: the request a session (or a bounce) hands in, and what an
+ * index learns of the message once it is on disk. Kept apart from spool.ts so the delivery queue
+ * can speak of commits without importing the spool that owns it.
+ */
+import type { Envelope } from '../core/envelope.ts';
+import type { HeaderSummary } from './header-summary.ts';
+
+/** What is known of a message when it is committed: an index keeps these. */
+export interface CommittedMessage {
+  readonly id: string;
+  readonly timeMs: number;
+  readonly envelope: Envelope;
+  /** Exact size (unstuffed). */
+  readonly size: number;
+  readonly headers: HeaderSummary;
+}
+
+export interface CommitRequest {
+  readonly id: string;
+  readonly timeMs: number;
+  readonly envelope: Envelope;
+  /** The full message (Received header included), dot-stuffed, CRLF lines, without the final ".\r\n". */
+  readonly stuffed: Uint8Array;
+  /**
+   * Per envelope recipient: true = a local mailbox (state 'local'), false = to relay ('pending').
+   * Defaults to each recipient's `local` flag.
+   */
+  readonly localRecipients?: readonly boolean[];
+  /** The exact (unstuffed) size, when the caller counted it while receiving; else counted here. */
+  readonly size?: number;
+}
