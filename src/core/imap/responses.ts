@@ -31,4 +31,46 @@ export const imapResponses = {
   badCharset: () => status('NO', 'Only US-ASCII and UTF-8 are supported', 'BADCHARSET (US-ASCII UTF-8)'),
   // RFC 3501 §7.5: the command continuation request for a synchronising literal
   literalContinue: () => '+ Ready for literal data\r\n',
+  // RFC 3501 §7.1.1: the greeting, with the capabilities so the client need not ask (§7.2.1)
+  greeting: (hostname: string, capabilities: string) => status('OK', `${hostname} mailbox IMAP4rev1 ready`, `CAPABILITY ${capabilities}`),
+  done: (command: string) => status('OK', `${command} completed`),
+  // RFC 3501 §6.3.1: the code says whether the mailbox is read-write or read-only
+  selected: (readOnly: boolean) => status('OK', `${readOnly ? 'EXAMINE' : 'SELECT'} completed`, readOnly ? 'READ-ONLY' : 'READ-WRITE'),
+  loggedIn: (capabilities: string) => status('OK', 'Logged in', `CAPABILITY ${capabilities}`),
+  // RFC 3501 §6.1.3: the untagged BYE before the tagged OK of LOGOUT
+  bye: (hostname: string) => status('BYE', `${hostname} logging out`),
+  autologout: () => status('BYE', 'Autologout; idle for too long'),
+  shuttingDown: () => status('BYE', 'Server shutting down', 'UNAVAILABLE'),
+  tooManyErrors: () => status('BYE', 'Too many errors; closing the connection'),
+  // RFC 3501 §6.2.1
+  beginTls: () => status('OK', 'Begin TLS negotiation now'),
+  tlsNotOffered: () => status('BAD', 'STARTTLS is not offered on this listener'),
+  tlsAlreadyActive: () => status('BAD', 'TLS is already active'),
+  // RFC 3501 §7.1.3: a command not known, or not allowed in the current state
+  unknownCommand: (name: string) => status('BAD', `Unknown command ${name}`),
+  wrongState: (name: string, why: string) => status('BAD', `${name} is not allowed now: ${why}`),
+  // RFC 3501 §6.2.3 and RFC 5530: LOGINDISABLED means cleartext passwords need TLS first
+  cleartextNeedsTls: () => status('NO', 'Log in after STARTTLS; cleartext passwords are refused without TLS', 'PRIVACYREQUIRED'),
+  authFailed: () => status('NO', 'Authentication failed', 'AUTHENTICATIONFAILED'),
+  // RFC 3501 §6.2.2: AUTHENTICATE names a mechanism the server does not support
+  noMechanism: (name: string) => status('NO', `Unsupported authentication mechanism ${name}; PLAIN is offered`, 'CANNOT'),
+  saslCancelled: () => status('BAD', 'AUTHENTICATE cancelled'),
+  saslBadBase64: () => status('BAD', 'The AUTHENTICATE response is not base64'),
+  // RFC 3501 §2.3 and issue 13: one mailbox, the INBOX; RFC 5530 [NONEXISTENT]
+  noSuchMailbox: (name: string) => status('NO', `No mailbox "${name}"; only INBOX exists`, 'NONEXISTENT'),
+  // RFC 5530 [CANNOT]: the mailbox operations that come with folders
+  cannot: (command: string) => status('NO', `${command} is not supported: mailbox serves the INBOX only, with no folders, APPEND, COPY or MOVE`, 'CANNOT'),
+  readOnly: (command: string) => status('NO', `${command} is not allowed: the mailbox was opened with EXAMINE`, 'READ-ONLY'),
+  // RFC 2180 §4.1.2 and RFC 5530 [EXPUNGEISSUED]: some of the messages named were expunged elsewhere
+  expungeIssued: (command: string) => status('NO', `${command} completed in part: some messages were expunged`, 'EXPUNGEISSUED'),
+  badSequence: (why: string) => status('BAD', `Invalid message set: ${why}`),
+  // RFC 2177 §3: IDLE ends only with DONE
+  idleNotDone: () => status('BAD', 'Expected DONE to end IDLE'),
+  // RFC 3501 §6.3.1 and §7.1: the untagged OK responses a SELECT must send
+  unseen: (seq: number) => status('OK', `Message ${seq} is the first unseen`, `UNSEEN ${seq}`),
+  uidValidity: (n: number) => status('OK', 'UIDs valid', `UIDVALIDITY ${n}`),
+  uidNext: (n: number) => status('OK', 'Predicted next UID', `UIDNEXT ${n}`),
+  permanentFlags: (flags: string) => status('OK', 'Flags permitted', `PERMANENTFLAGS (${flags})`),
+  idleContinue: () => '+ idling\r\n',
+  saslContinue: () => '+ \r\n',
 } as const;
