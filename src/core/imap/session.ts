@@ -902,8 +902,11 @@ export class ImapSession implements ProtocolSession<ImapEvent> {
         this.#untagged(imapResponses.literalContinue());
         return;
       case 'reject':
-        if (state.kind === 'sasl' || state.kind === 'idle') this.#enter({ kind: this.#commandState() });
-        this.#fail(item.tag, item.status, '(unreadable command)');
+        // A line too long for the AUTHENTICATE or IDLE exchange ends it, under that command's tag.
+        if (state.kind === 'sasl' || state.kind === 'idle') {
+          this.#enter({ kind: this.#commandState() });
+          this.#fail(state.tag, item.status, state.kind === 'sasl' ? 'AUTHENTICATE' : 'IDLE');
+        } else this.#fail(item.tag, item.status, '(unreadable command)');
         return;
       case 'line':
         if (state.kind === 'sasl') {
