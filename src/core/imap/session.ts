@@ -180,11 +180,27 @@ function isInbox(name: string): boolean {
   return name.toUpperCase() === 'INBOX';
 }
 
-/** RFC 3501 §6.3.8: whether `name` matches the reference and pattern with "*" and "%". */
+/**
+ * RFC 3501 §6.3.8: whether `name` matches the reference and pattern, where "*" matches anything
+ * and "%" anything but the delimiter "/". A table over (pattern, name) positions, so a client's
+ * pattern of many wildcards costs its length times the name's, never a backtracking blow-up.
+ */
 function listMatches(reference: string, pattern: string, name: string): boolean {
-  const full = reference + pattern;
-  const re = new RegExp(`^${full.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/%/g, '[^/]*')}$`, 'i');
-  return re.test(name);
+  const p = (reference + pattern).toUpperCase();
+  const n = name.toUpperCase();
+  // row[j]: the pattern read so far matches the first j characters of the name.
+  let row = Array.from({ length: n.length + 1 }, (_, j) => j === 0);
+  for (const ch of p) {
+    const next = new Array<boolean>(n.length + 1).fill(false);
+    if (ch === '*' || ch === '%') {
+      next[0] = row[0];
+      for (let j = 1; j <= n.length; j++) next[j] = row[j] || (next[j - 1] && (ch === '*' || n[j - 1] !== '/'));
+    } else {
+      for (let j = 1; j <= n.length; j++) next[j] = row[j - 1] && n[j - 1] === ch;
+    }
+    row = next;
+  }
+  return row[n.length];
 }
 
 function hasFlag(flags: readonly string[], flag: string): boolean {

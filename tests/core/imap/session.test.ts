@@ -93,3 +93,11 @@ describe('IMAP session', () => {
     expect(text(session.receive(enc.encode('n NOOP\r\n'), 0))).toBe('* 1 EXPUNGE\r\nn OK NOOP completed\r\n');
   });
 });
+
+test('RFC 3501 §6.3.8: a LIST pattern of thousands of wildcards is answered, not backtracked over', () => {
+  const session = new ImapSession(config, 0);
+  session.greet(0);
+  const login = session.receive(enc.encode('a LOGIN alice secret\r\n'), 0).events.find((e) => e.kind === 'auth')!;
+  session.resolveAuth(login.requestId, { ok: true, user: 'alice' }, 0);
+  expect(text(session.receive(enc.encode(`l LIST "" "${'*%'.repeat(20_000)}Z"\r\n`), 0))).toBe('l OK LIST completed\r\n');
+});
