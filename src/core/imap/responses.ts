@@ -42,6 +42,7 @@ export const imapResponses = {
   autologout: () => status('BYE', 'Autologout; idle for too long'),
   shuttingDown: () => status('BYE', 'Server shutting down', 'UNAVAILABLE'),
   tooManyErrors: () => status('BYE', 'Too many errors; closing the connection'),
+  tooMuchPipelined: () => status('BYE', 'Too much input sent ahead of the answers; closing the connection', 'LIMIT'),
   // RFC 3501 §6.2.1
   beginTls: () => status('OK', 'Begin TLS negotiation now'),
   tlsNotOffered: () => status('BAD', 'STARTTLS is not offered on this listener'),

@@ -627,6 +627,13 @@ export class ImapSession implements ProtocolSession<ImapEvent> {
     if (kind === 'closed' || kind === 'tls-handshake') return this.#flush();
     this.#lastActivity = now;
     this.#reader.feed(bytes);
+    // Rule 3 keeps pipelined bytes while the host answers; more than one command's worth is a
+    // client that does not wait for answers, and it is closed rather than buffered without end.
+    if (kind === 'waiting' && this.#reader.buffered > this.#config.limits.maxLiteralBytes + 2 * this.#config.limits.maxLineBytes) {
+      this.#untagged(formatStatus(null, imapResponses.tooMuchPipelined()));
+      this.#closeNow();
+      return this.#flush();
+    }
     this.#process();
     return this.#flush();
   }

@@ -101,3 +101,15 @@ test('RFC 3501 §6.3.8: a LIST pattern of thousands of wildcards is answered, no
   session.resolveAuth(login.requestId, { ok: true, user: 'alice' }, 0);
   expect(text(session.receive(enc.encode(`l LIST "" "${'*%'.repeat(20_000)}Z"\r\n`), 0))).toBe('l OK LIST completed\r\n');
 });
+
+test('a client that sends more than a command and a literal ahead of the answers is closed with BYE, not buffered without end', () => {
+  const small = { ...config, limits: { ...DEFAULT_IMAP_LIMITS, maxLineBytes: 1000, maxLiteralBytes: 1000 } };
+  const session = new ImapSession(small, 0);
+  session.greet(0);
+  const first = session.receive(enc.encode('a LOGIN alice secret\r\nb NOOP\r\n'), 0);
+  expect(first.close).toBe(false);
+  expect(session.receive(enc.encode('c NOOP\r\n'.repeat(300)), 0).close).toBe(false);
+  const step = session.receive(enc.encode('d NOOP\r\n'.repeat(100)), 0);
+  expect(text(step)).toBe('* BYE [LIMIT] Too much input sent ahead of the answers; closing the connection\r\n');
+  expect(step.close).toBe(true);
+});
