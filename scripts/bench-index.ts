@@ -10,24 +10,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IndexDb, summarizeMessage, type IngestItem } from '../src/store/index-db.ts';
 import { parseMailpitSearch } from '../src/core/mailpit-search.ts';
+import { seededRandom } from '../tests/helpers/seeded-random.ts';
 
 const COUNT = Number(process.argv[2] ?? 100_000);
 const RUNS = Number(process.argv[3] ?? 31);
 const BATCH = 100;
 
-/** mulberry32: deterministic data, so runs compare. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const r = rng(11);
+const r = seededRandom(11);
 // Words drawn from English letter frequencies (per mille), so trigrams spread as in real text; a
 // vocabulary of syllables would make every trigram common, which no mail corpus does.
 const FREQUENCIES = 'e127t91a82o75i70n67s63h61r60d43l40c28u28m24w24f22g20y20p19b15v10k8j2x2q1z1';

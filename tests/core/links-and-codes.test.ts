@@ -3,6 +3,7 @@
 import { expect, test } from 'bun:test';
 import { extractCodes, extractLinks } from '../../src/core/links-and-codes.ts';
 import { htmlToText } from '../../src/core/html-text.ts';
+import { seededRandom } from '../helpers/seeded-random.ts';
 
 test.each<[string, { text?: string; html?: string }, { url: string; text: string }[]]>([
   ['hrefs with their text, entities decoded, whitespace collapsed', { html: '<p>Hi <a href="https://x.test/a?b=1&amp;c=2">Confirm\n  <b>your</b> e-mail</a> or <A HREF=\'https://x.test/unsub\'>unsubscribe</A></p>' }, [
@@ -100,22 +101,10 @@ test('codes in HTML are read from its text; text and HTML together list a code o
   expect(extractCodes({ html: html2, text: 'Your verification code is 551903' })).toEqual(['551903']);
 });
 
-/** mulberry32: a small deterministic PRNG. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 test('fuzz: random text and HTML never throw; every code and bare URL comes from the input', () => {
   const SEED = Number(process.env.FUZZ_SEED ?? 20261202);
   console.log(`links-and-codes fuzz seed ${SEED}`);
-  const r = rng(SEED);
+  const r = seededRandom(SEED);
   const pieces = ['code', ' ', '\n', '123456', '12', '-', '/', ':', '<a href="', 'https://x.test/', '">', '</a>', '<', '>', '&amp;', '&#', 'OTP', '(', ')', '+1', '$', '2024', 'A1B2C3', '.', ',', '验证码', 'www.', '<!--', '<script>', '"', "'", '[t](', 'é'];
   for (let i = 0; i < 3000; i++) {
     let input = '';

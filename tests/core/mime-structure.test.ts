@@ -11,6 +11,7 @@ import {
   parseMimeStructure,
   type MimeEntity,
 } from '../../src/core/mime-structure.ts';
+import { seededRandom } from '../helpers/seeded-random.ts';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -219,18 +220,6 @@ test(`nesting deeper than ${MAX_MIME_DEPTH} stops splitting instead of recursing
   expect(all.at(-1)!.path.split('.').length).toBe(MAX_MIME_DEPTH);
 });
 
-/** mulberry32: a small deterministic PRNG. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 interface Expected {
   type: string;
   body?: string;
@@ -297,7 +286,7 @@ const SEED = Number(process.env.FUZZ_SEED ?? 20261201);
 
 test(`fuzz: well-formed trees come back exactly, mutated ones never throw or leave bounds (seed ${SEED}, ${CASES} cases)`, () => {
   console.log(`mime-structure fuzz seed ${SEED} (FUZZ_SEED=n to replay), ${CASES} cases`);
-  const r = rng(SEED);
+  const r = seededRandom(SEED);
   for (let i = 0; i < CASES; i++) {
     const { text, expected } = generate(r, 0, { n: 0 });
     const message = `From: a@x.test\nSubject: case ${i}\nMIME-Version: 1.0\n${text}`;
@@ -347,7 +336,7 @@ function concat(...parts: Uint8Array[]): Uint8Array {
 }
 
 test('agrees with Python\'s email package on every part\'s type and undecoded body', () => {
-  const r = rng(SEED + 1);
+  const r = seededRandom(SEED + 1);
   const messages: string[] = [NESTED];
   for (let i = 0; i < 40; i++) messages.push(`From: a@x.test\nSubject: py ${i}\nMIME-Version: 1.0\n${generate(r, 0, { n: 0 }).text}`);
   const script = [

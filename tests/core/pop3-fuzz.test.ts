@@ -7,21 +7,10 @@
 import { expect, test } from 'bun:test';
 import { Pop3Session, DEFAULT_POP3_LIMITS, type Pop3Config, type Pop3Step } from '../../src/core/pop3-session.ts';
 import { pop3Replies } from '../../src/core/pop3-replies.ts';
+import { seededRandom } from '../helpers/seeded-random.ts';
 
 const CASES = Number(process.env.FUZZ_CASES ?? 3000);
 const SEED = Number(process.env.FUZZ_SEED ?? 20261201);
-
-/** mulberry32: a small deterministic PRNG. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -63,7 +52,7 @@ function generate(r: () => number): Uint8Array {
 }
 
 function runCase(seed: number): string[] {
-  const r = rng(seed);
+  const r = seededRandom(seed);
   const problems: string[] = [];
   const config: Pop3Config = {
     hostname: 'pop.test',

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { INDEX_SCHEMA_VERSION, IndexDb, snippetOf, summarizeMessage, zoneOffset, type IndexEnvelope, type IngestItem } from '../../src/store/index-db.ts';
 import { parseMailpitSearch } from '../../src/core/mailpit-search.ts';
+import { seededRandom } from '../helpers/seeded-random.ts';
 
 let dir: string;
 let index: IndexDb;
@@ -282,22 +283,10 @@ test('dates typed without a zone are read in the given zone (Mailpit tz)', () =>
   expect(zoneOffset('Not/AZone')).toBeNull();
 });
 
-/** mulberry32: a small deterministic PRNG. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 test('random queries agree with a brute-force reading of the same summaries', async () => {
   const SEED = Number(process.env.FUZZ_SEED ?? 4242);
   console.log(`index-db oracle seed ${SEED}`);
-  const r = rng(SEED);
+  const r = seededRandom(SEED);
   const words = ['alpha', 'beta', 'gamma', 'delta', 'ab', 'zz', 'ta', 'phase', 'omega', 'x'];
   const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)];
   const batch: IngestItem[] = [];

@@ -4,6 +4,7 @@ import { describe, expect, test } from 'bun:test';
 import { parseMimeStructure } from '../../../src/core/mime-structure.ts';
 import { partSection, writeBodyStructure } from '../../../src/core/imap/bodystructure.ts';
 import { ResponseBuilder } from '../../../src/core/imap/format.ts';
+import { seededRandom } from '../../helpers/seeded-random.ts';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -118,18 +119,6 @@ describe('BODY[section] with part numbers (RFC 3501 §6.4.5)', () => {
   });
 });
 
-/** mulberry32: a small deterministic PRNG. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const CASES = Number(process.env.FUZZ_CASES ?? 1000);
 const SEED = Number(process.env.FUZZ_SEED ?? 20261203);
 
@@ -177,7 +166,7 @@ test(`BODYSTRUCTURE of random MIME is one well-formed value: ${CASES} cases (see
   const pieces = ['--b\r\n', '--b--\r\n', '--c\r\n', 'Content-Type: multipart/mixed; boundary=c\r\n', 'Content-Type: message/rfc822\r\n', 'Content-Type: text/plain; charset="x\\"y"\r\n', 'Content-Disposition: attachment; filename*=utf-8\'\'gr%C3%BC%C3%9Fe\r\n', 'Content-Language: en, fr\r\n', 'Subject: (x) "y"\r\n', 'From: A <a@b>, g: c@d;\r\n', '\r\n', 'body ü\r\n', 'x', '\n', '\r', '(', ')', '"'];
   const failures: string[] = [];
   for (let k = 0; k < CASES && failures.length < 5; k++) {
-    const r = rng(SEED + k);
+    const r = seededRandom(SEED + k);
     let text = 'Content-Type: multipart/mixed; boundary=b\r\n\r\n';
     for (let i = Math.floor(r() * 30); i > 0; i--) text += pieces[Math.floor(r() * pieces.length)];
     const message = enc.encode(text);

@@ -6,6 +6,7 @@ import { formatStatus } from '../../../src/core/imap/responses.ts';
 import { parseSearch } from '../../../src/core/imap/search.ts';
 import { parseFetchItems } from '../../../src/core/imap/fetch.ts';
 import { parseAddressList } from '../../../src/core/imap/envelope.ts';
+import { seededRandom } from '../../helpers/seeded-random.ts';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -168,18 +169,6 @@ describe('sequence sets (RFC 3501 §9)', () => {
   });
 });
 
-/** mulberry32: a small deterministic PRNG. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const CASES = Number(process.env.FUZZ_CASES ?? 3000);
 const SEED = Number(process.env.FUZZ_SEED ?? 20261202);
 
@@ -187,7 +176,7 @@ test(`the reader, and the SEARCH, FETCH and address parsers behind it, never thr
   const pieces = ['a ', 'FETCH ', 'SEARCH ', '1:* ', '(', ')', '[', ']', '<0.5>', '"', '\\', '{3}\r\n', '{2+}\r\n', '{99999}\r\n', 'abc', ' ', '\r\n', '\n', '\r', 'BODY[HEADER.FIELDS (To)]', '\x00', 'ü', '*', '%', '+', 'OR ', 'NOT ', 'SINCE 1-Feb-2026 ', 'CHARSET UTF-8 ', 'HEADER ', 'UID ', '$', 'BODY.PEEK[1.MIME]', '<', '>', '@', ',', ':', ';'];
   const failures: string[] = [];
   for (let k = 0; k < CASES && failures.length < 5; k++) {
-    const r = rng(SEED + k);
+    const r = seededRandom(SEED + k);
     const parts: string[] = [];
     for (let i = Math.floor(r() * 40); i > 0; i--) parts.push(r() < 0.9 ? pieces[Math.floor(r() * pieces.length)] : String.fromCharCode(Math.floor(r() * 256)));
     const bytes = enc.encode(`${parts.join('')}\r\nz9 NOOP\r\n`);
