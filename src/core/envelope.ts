@@ -4,6 +4,7 @@
  */
 import { formatMailbox, type Mailbox } from './address.ts';
 import type { Parameter } from './command.ts';
+import { civilFromDays } from './calendar.ts';
 
 export interface Recipient {
   readonly mailbox: Mailbox;
@@ -67,21 +68,13 @@ const pad = (n: number) => String(n).padStart(2, '0');
 
 /**
  * RFC 5322 §3.3 date-time in UTC ("Fri, 27 Nov 2026 01:28:21 +0000"), computed from epoch
- * milliseconds without a clock (civil-from-days, proleptic Gregorian calendar).
+ * milliseconds without a clock (core/calendar.ts).
  */
 export function formatDate(ms: number): string {
   const seconds = Math.floor(ms / 1000);
   const days = Math.floor(seconds / 86400);
   const secOfDay = seconds - days * 86400;
-  const z = days + 719468;
-  const era = Math.floor(z / 146097);
-  const doe = z - era * 146097;
-  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
-  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
-  const mp = Math.floor((5 * doy + 2) / 153);
-  const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
-  const month = mp < 10 ? mp + 3 : mp - 9;
-  const year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  const { year, month, day } = civilFromDays(days);
   const weekday = DAYS[((days % 7) + 7) % 7];
   const hh = Math.floor(secOfDay / 3600);
   const mm = Math.floor((secOfDay % 3600) / 60);

@@ -9,6 +9,7 @@
  * Rule 3: our own keywords (rcpt:, mailfrom:, inbox:) exist only when the caller asks for them,
  *         so Mailpit's routes never give a Mailpit query a meaning Mailpit does not.
  */
+import { daysFromCivil } from './calendar.ts';
 
 export type AddressField = 'to' | 'from' | 'cc' | 'bcc' | 'reply-to' | 'addressed';
 export type SearchFlag = 'read' | 'unread' | 'tagged' | 'attachment' | 'inline';
@@ -261,16 +262,6 @@ function civil(year: number, month: number, day: number, timeText: string): Sear
 function daysInMonth(year: number, month: number): number {
   if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
   return [4, 6, 9, 11].includes(month) ? 30 : 31;
-}
-
-/** Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's days_from_civil). */
-export function daysFromCivil(year: number, month: number, day: number): number {
-  const y = month <= 2 ? year - 1 : year;
-  const era = Math.floor(y / 400);
-  const yoe = y - era * 400;
-  const doy = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
-  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
-  return era * 146097 + doe - 719468;
 }
 
 /**

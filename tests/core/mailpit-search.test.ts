@@ -1,7 +1,8 @@
 // Table tests of the Mailpit search parser. Each row cites where research/mailpit-api.md §1.5
 // (or the client it quotes) describes the behaviour.
 import { expect, test } from 'bun:test';
-import { cleanText, daysFromCivil, parseMailpitSearch, parseSearchDate, parseSearchSize, searchDateToMs, splitArgs, type SearchTerm } from '../../src/core/mailpit-search.ts';
+import { daysFromCivil } from '../../src/core/calendar.ts';
+import { cleanText, parseMailpitSearch, parseSearchDate, parseSearchSize, searchDateToMs, splitArgs, type SearchTerm } from '../../src/core/mailpit-search.ts';
 
 const terms = (q: string, extensions = false) => parseMailpitSearch(q, { extensions }).terms;
 const text = (value: string, negated = false): SearchTerm => ({ kind: 'text', value, negated });

@@ -8,7 +8,8 @@
  * Rule 3: string keys are case-insensitive substring matches on decoded text (§6.4.4); dates
  *         are compared as days, "disregarding time and timezone".
  */
-import { daysFromCivil, monthNumber } from './format.ts';
+import { daysFromCivil } from '../calendar.ts';
+import { monthNumber } from './format.ts';
 import { astringText, parseNumber, parseSequenceSet, sequenceSetHas, type ImapValue, type SequenceSet } from './parser.ts';
 import { imapResponses, type ImapStatus } from './responses.ts';
 

@@ -1,7 +1,8 @@
 // RFC 3501 §4 and §9: how response data is written: quoted or literal strings, NIL, astrings,
 // flag lists and the INTERNALDATE date-time.
 import { describe, expect, test } from 'bun:test';
-import { ResponseBuilder, civilFromDays, daysFromCivil, formatInternalDate, isValidFlag } from '../../../src/core/imap/format.ts';
+import { civilFromDays, daysFromCivil } from '../../../src/core/calendar.ts';
+import { ResponseBuilder, formatInternalDate, isValidFlag } from '../../../src/core/imap/format.ts';
 
 const text = (b: ResponseBuilder) => b.build().map((c) => (typeof c === 'string' ? c : new TextDecoder().decode(c))).join('');
 

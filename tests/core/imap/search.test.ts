@@ -3,7 +3,7 @@ import { describe, expect, test } from 'bun:test';
 import { CommandReader, type ImapValue } from '../../../src/core/imap/parser.ts';
 import { matchesSearch, parseSearch, parseSearchDate, searchNeeds, sentDay, type SearchContext, type SearchMessage } from '../../../src/core/imap/search.ts';
 import { formatStatus } from '../../../src/core/imap/responses.ts';
-import { daysFromCivil } from '../../../src/core/imap/format.ts';
+import { daysFromCivil } from '../../../src/core/calendar.ts';
 
 /** The arguments of one command line, read by the real command reader (LITERAL+ literals allowed). */
 function args(line: string): readonly ImapValue[] {
