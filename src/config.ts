@@ -16,6 +16,7 @@
  *     max-age 7d
  *     listen-tls 0.0.0.0:465
  *     pop3 127.0.0.1:1110
+ *     imap 127.0.0.1:1143
  *     tls-cert /etc/mailbox/cert.pem
  *     tls-key /etc/mailbox/key.pem
  *     require-tls yes
@@ -56,6 +57,10 @@ export interface ServeConfig {
   readonly pop3: readonly ListenAddress[];
   /** Implicit-TLS POP3 listeners (RFC 8314). */
   readonly pop3Tls: readonly ListenAddress[];
+  /** IMAP listeners, STARTTLS offered (empty with --imap off). */
+  readonly imap: readonly ListenAddress[];
+  /** Implicit-TLS IMAP listeners (RFC 8314). */
+  readonly imapTls: readonly ListenAddress[];
   /** --tls-cert and --tls-key; null means the self-signed certificate in <data>/tls. */
   readonly tlsFiles: { readonly cert: string; readonly key: string } | null;
   readonly starttls: boolean;
@@ -192,6 +197,10 @@ export function buildServeConfig(options: RawOptions, env: Record<string, string
   if (pop3Texts.includes('off') && pop3Texts.length > 1) throw new UsageError('--pop3 off cannot be combined with addresses');
   const pop3 = (pop3Texts.length === 0 ? ['127.0.0.1:1110'] : pop3Texts.filter((t) => t !== 'off')).map(hostPort('--pop3', '127.0.0.1:1110'));
   const pop3Tls = pick('pop3-tls').map(hostPort('--pop3-tls', '127.0.0.1:1995'));
+  const imapTexts = pick('imap');
+  if (imapTexts.includes('off') && imapTexts.length > 1) throw new UsageError('--imap off cannot be combined with addresses');
+  const imap = (imapTexts.length === 0 ? ['127.0.0.1:1143'] : imapTexts.filter((t) => t !== 'off')).map(hostPort('--imap', '127.0.0.1:1143'));
+  const imapTls = pick('imap-tls').map(hostPort('--imap-tls', '127.0.0.1:1993'));
 
   const certFile = one('tls-cert');
   const keyFile = one('tls-key');
@@ -261,6 +270,8 @@ export function buildServeConfig(options: RawOptions, env: Record<string, string
     listenUnix: Object.freeze(unixTexts.map((t) => t.slice('unix:'.length))),
     pop3: Object.freeze(pop3),
     pop3Tls: Object.freeze(pop3Tls),
+    imap: Object.freeze(imap),
+    imapTls: Object.freeze(imapTls),
     tlsFiles: certFile !== undefined && keyFile !== undefined ? Object.freeze({ cert: certFile, key: keyFile }) : null,
     starttls: toggle('starttls'),
     requireTls: toggle('require-tls'),

@@ -83,3 +83,13 @@ test('POP3 listeners: on at 127.0.0.1:1110 by default, off, port 0, repeatable; 
   expect(() => build({ pop3: ['off', '127.0.0.1:1110'] })).toThrow(UsageError);
   expect(() => build({ pop3: 'nonsense:port' })).toThrow('--pop3: "nonsense:port" is not HOST:PORT');
 });
+
+test('IMAP listeners: on at 127.0.0.1:1143 by default, off, port 0, repeatable; --imap-tls off by default', () => {
+  expect(build({}).imap).toEqual([{ host: '127.0.0.1', port: 1143 }]);
+  expect(build({}).imapTls).toEqual([]);
+  expect(build({ imap: 'off' }).imap).toEqual([]);
+  expect(build({ imap: ['127.0.0.1:0', '[::1]:1143'] }).imap).toEqual([{ host: '127.0.0.1', port: 0 }, { host: '::1', port: 1143 }]);
+  expect(build({ imapTls: '127.0.0.1:993' }).imapTls).toEqual([{ host: '127.0.0.1', port: 993 }]);
+  expect(() => build({ imap: ['off', '127.0.0.1:1143'] })).toThrow(UsageError);
+  expect(() => build({ imap: 'nonsense:port' })).toThrow('--imap: "nonsense:port" is not HOST:PORT');
+});

@@ -12,7 +12,7 @@
 import type { Authenticator } from '../auth/authenticator.ts';
 import { isLoopbackHost } from '../auth/networks.ts';
 import type { ServeConfig } from '../config.ts';
-import { pop3Replies, describePop3Response, formatPop3Response, type Pop3Response } from '../core/pop3-replies.ts';
+import { pop3Replies, describePop3Response, formatPop3Response } from '../core/pop3-replies.ts';
 import { DEFAULT_POP3_LIMITS, Pop3Session, type Pop3AuthOutcome, type Pop3Event } from '../core/pop3-session.ts';
 import type { Reply } from '../core/reply.ts';
 import { printable, type Logger } from '../log.ts';
@@ -33,6 +33,44 @@ export interface Pop3HostDeps {
 /** Catch-all mode on a loopback listener: the web UI already shows everyone everything there. */
 export function pop3AcceptsAnyPassword(config: ServeConfig, target: ListenTarget): boolean {
   return config.domains === null && target.kind !== 'unix' && isLoopbackHost(target.host);
+}
+
+export interface PasswordCheck {
+  readonly log: Logger;
+  readonly authenticator: Authenticator | null;
+  readonly anyPassword: boolean;
+  /** Names the log line: "pop3-login-failed", "imap-login-failed". */
+  readonly protocol: 'pop3' | 'imap';
+}
+
+export interface PasswordRequest {
+  readonly client: string;
+  readonly mechanism: string;
+  readonly authzid: string;
+  readonly username: string;
+  readonly password: string;
+}
+
+export type PasswordVerdict = { readonly ok: true; readonly user: string } | { readonly ok: false; readonly reason: string; readonly temporary: boolean };
+
+/** The login policy shared by the POP3 and IMAP hosts (Rule 1); every failure is logged, never the password. */
+export function checkPassword(check: PasswordCheck, request: PasswordRequest): Promise<PasswordVerdict> {
+  const { log, authenticator, anyPassword, protocol } = check;
+  if (anyPassword) return Promise.resolve({ ok: true, user: request.username });
+  const failed = (reason: string, temporary: boolean): PasswordVerdict => {
+    log.warn(`${protocol}-login-failed`, { user: printable(request.username), client: request.client, mechanism: request.mechanism, reason });
+    return { ok: false, reason, temporary };
+  };
+  if (!authenticator) return Promise.resolve(failed('no-users-file', false));
+  return authenticator.check(request).then(
+    (verdict): PasswordVerdict => {
+      if (verdict.outcome.ok) return { ok: true, user: verdict.outcome.user };
+      if (verdict.reason === 'throttled') return failed('throttled', true);
+      if (verdict.reason === 'busy') return failed('busy', true);
+      return failed(verdict.locked ? `${verdict.reason} (locked out)` : verdict.reason, false);
+    },
+    (error: unknown) => failed(`error: ${error instanceof Error ? error.message : String(error)}`, true),
+  );
 }
 
 /** The session host for one POP3 listener. */
@@ -70,30 +108,17 @@ export function createPop3Host(target: ListenTarget, deps: Pop3HostDeps): Sessio
     },
   };
 
-  function checkPassword(conn: Pop3Connection, event: Extract<Pop3Event, { kind: 'auth' }>): Promise<Pop3AuthOutcome> {
-    if (anyPassword) return Promise.resolve({ ok: true, user: event.username });
-    const failed = (reason: string, response: Pop3Response): Pop3AuthOutcome => {
-      // Every failure is logged, never the password.
-      log.warn('pop3-login-failed', { user: printable(event.username), client: conn.client.address, mechanism: event.mechanism, reason });
-      return { ok: false, response };
-    };
-    if (!authenticator) return Promise.resolve(failed('no-users-file', pop3Replies.authFailed()));
-    const request = { client: conn.client.address, mechanism: event.mechanism, authzid: event.authzid, username: event.username, password: event.password };
-    return authenticator.check(request).then(
-      (verdict): Pop3AuthOutcome => {
-        if (verdict.outcome.ok) return { ok: true, user: verdict.outcome.user };
-        if (verdict.reason === 'throttled') return failed('throttled', pop3Replies.authThrottled());
-        if (verdict.reason === 'busy') return failed('busy', pop3Replies.authTemporary());
-        return failed(verdict.locked ? `${verdict.reason} (locked out)` : verdict.reason, pop3Replies.authFailed());
-      },
-      (error: unknown) => failed(`error: ${error instanceof Error ? error.message : String(error)}`, pop3Replies.authTemporary()),
-    );
-  }
-
   function handleEvent(conn: Pop3Connection, event: Pop3Event): void {
     switch (event.kind) {
       case 'auth':
-        void checkPassword(conn, event).then((outcome) => conn.answer((session, at) => session.resolveAuth(event.requestId, outcome, at)));
+        void checkPassword({ log, authenticator, anyPassword, protocol: 'pop3' }, { client: conn.client.address, mechanism: event.mechanism, authzid: event.authzid, username: event.username, password: event.password }).then(
+          (verdict) => {
+            const outcome: Pop3AuthOutcome = verdict.ok
+              ? verdict
+              : { ok: false, response: verdict.reason === 'throttled' ? pop3Replies.authThrottled() : verdict.temporary ? pop3Replies.authTemporary() : pop3Replies.authFailed() };
+            conn.answer((session, at) => session.resolveAuth(event.requestId, outcome, at));
+          },
+        );
         return;
       case 'lock':
         void maildrops.lock(event.user).then((outcome) => {

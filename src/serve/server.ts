@@ -1,6 +1,6 @@
 /**
  * @module The server `mailbox serve` runs, as services: the spool, then the listeners, SMTP and
- * POP3 (later the delivery pool and the other readers). startServer() starts them in order and hands them back.
+ * POP3 and IMAP (later the delivery pool and the other readers). startServer() starts them in order and hands them back.
  * Rule 1: a service finishes its work in drain() and lets go of everything in close(). Stopping
  *         drains every service at once, then closes them in the reverse order of their start,
  *         so the spool, started first, is closed last, after the last session that could commit.
@@ -15,12 +15,15 @@ import { readUsers, type UserTable } from '../auth/users.ts';
 import type { ServeConfig } from '../config.ts';
 import { EXIT, SetupError } from '../exit-status.ts';
 import type { Logger } from '../log.ts';
+import { addressKey } from '../spool/index.ts';
 import { SpoolLockedError } from '../spool/lock.ts';
 import { openSpool, type Spool } from '../spool/spool.ts';
 import { loadTlsMaterial, type CertificateSource, type TlsMaterial } from '../tls/certificates.ts';
 import { ConnectionLimits } from '../transport/connection-limits.ts';
 import { BindError, listen, removeStaleUnixSocket, type Listener, type ListenTarget } from '../transport/tcp-server.ts';
 import { FaultRules } from './fault-rules.ts';
+import { createImapHost } from './imap-host.ts';
+import { StoreImapMailboxes } from './imap-mailboxes.ts';
 import { createPop3Host } from './pop3-host.ts';
 import { StoreMaildrops } from './pop3-maildrops.ts';
 import { createSessionHost } from './session-host.ts';
@@ -52,11 +55,16 @@ export interface ServerDeps {
 
 const COMPACT_EVERY_MS = 60_000;
 
+type Protocol = 'smtp' | 'pop3' | 'imap';
+
 /** Starts the spool and the listeners of `config`; throws SetupError (one line) when one cannot start. */
 export async function startServer(config: ServeConfig, deps: ServerDeps): Promise<Server> {
   const { log, now } = deps;
   const needsCertificate =
-    config.listenTls.length > 0 || config.pop3Tls.length > 0 || (config.starttls && (config.listen.length > 0 || config.pop3.length > 0));
+    config.listenTls.length > 0 ||
+    config.pop3Tls.length > 0 ||
+    config.imapTls.length > 0 ||
+    (config.starttls && (config.listen.length > 0 || config.pop3.length > 0 || config.imap.length > 0));
   const certificate = needsCertificate ? new CertificateHolder(config, now) : null;
   let users: UserTable | null = config.usersFile ? readUsers(config.usersFile) : null;
   // Checked before anything starts: a bad faults file is one line and exit 78.
@@ -67,6 +75,8 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
     for (const service of services.splice(0).reverse()) await service.close();
   };
 
+  // Told of every commit, so that sessions idling on an INBOX hear of new mail.
+  const mailboxes = new StoreImapMailboxes(() => spool.mailStore, config.dataDir, now);
   const spool = await openSpool({
     dir: config.dataDir,
     hostname: config.hostname,
@@ -78,6 +88,7 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
     },
     maxMessages: config.maxMessages ?? undefined,
     maxAgeMs: config.maxAgeMs ?? undefined,
+    onCommit: (message) => mailboxes.committed(message.id, message.envelope.recipients.map((r) => addressKey(r.mailbox))),
   }).catch((error: unknown) => {
     // Two servers on one spool would corrupt it; the second one stops here, as with a port in use.
     throw error instanceof SpoolLockedError ? new SetupError(error.message, EXIT.osErr) : error;
@@ -103,20 +114,25 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
   const maildrops = new StoreMaildrops(() => spool.mailStore);
   const pop3Host = (target: ListenTarget) =>
     createPop3Host(target, { config, log, authenticator, maildrops, starttls: config.starttls && certificate !== null });
+  const imapHost = (target: ListenTarget) =>
+    createImapHost(target, { config, log, authenticator, mailboxes, starttls: config.starttls && certificate !== null });
   // Each listener with the flag that asked for it, so that a bind failure names what to change.
-  const targets: { readonly target: ListenTarget; readonly flag: string; readonly protocol: 'smtp' | 'pop3' }[] = [
+  const targets: { readonly target: ListenTarget; readonly flag: string; readonly protocol: Protocol }[] = [
     ...config.listen.map((a) => ({ target: { kind: 'tcp' as const, ...a }, flag: '--listen', protocol: 'smtp' as const })),
     ...config.listenTls.map((a) => ({ target: { kind: 'tls' as const, ...a }, flag: '--listen-tls', protocol: 'smtp' as const })),
     ...config.listenUnix.map((path) => ({ target: { kind: 'unix' as const, path }, flag: '--listen', protocol: 'smtp' as const })),
     ...config.pop3.map((a) => ({ target: { kind: 'tcp' as const, ...a }, flag: '--pop3', protocol: 'pop3' as const })),
     ...config.pop3Tls.map((a) => ({ target: { kind: 'tls' as const, ...a }, flag: '--pop3-tls', protocol: 'pop3' as const })),
+    ...config.imap.map((a) => ({ target: { kind: 'tcp' as const, ...a }, flag: '--imap', protocol: 'imap' as const })),
+    ...config.imapTls.map((a) => ({ target: { kind: 'tls' as const, ...a }, flag: '--imap-tls', protocol: 'imap' as const })),
   ];
-  const pop3Listeners = new Set<Listener>();
+  const protocolOf = new Map<Listener, Protocol>();
   for (const { target, flag, protocol } of targets) {
     try {
       if (target.kind === 'unix') await removeStaleUnixSocket(target.path);
-      const listener = protocol === 'pop3' ? listen(target, pop3Host(target), options) : listen(target, host, options);
-      if (protocol === 'pop3') pop3Listeners.add(listener);
+      const listener =
+        protocol === 'pop3' ? listen(target, pop3Host(target), options) : protocol === 'imap' ? listen(target, imapHost(target), options) : listen(target, host, options);
+      protocolOf.set(listener, protocol);
       listeners.push(listener);
       services.push(listener);
     } catch (error) {
@@ -126,15 +142,17 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
       throw new SetupError(`${failure.message}; change ${flag}`, EXIT.osErr);
     }
   }
-  const where = (kind: ListenTarget['kind'], pop3 = false) =>
-    listeners.filter((l) => l.target.kind === kind && pop3Listeners.has(l) === pop3).map((l) => l.address);
+  const where = (kind: ListenTarget['kind'], protocol: Protocol = 'smtp') =>
+    listeners.filter((l) => l.target.kind === kind && protocolOf.get(l) === protocol).map((l) => l.address);
   const some = (addresses: string[]) => (addresses.length > 0 ? addresses : undefined);
   log.info('listening', {
     smtp: where('tcp'),
     smtps: some(where('tls')),
     unix: some(where('unix')),
-    pop3: some(where('tcp', true)),
-    pop3s: some(where('tls', true)),
+    pop3: some(where('tcp', 'pop3')),
+    pop3s: some(where('tls', 'pop3')),
+    imap: some(where('tcp', 'imap')),
+    imaps: some(where('tls', 'imap')),
     data: config.dataDir,
     mode: config.domains ? `domains ${config.domains.join(',')}` : 'catch-all',
     max_size: config.limits.maxMessageBytes,

@@ -118,9 +118,10 @@ export async function startServe(options: StartServeOptions = {}): Promise<Serve
 }
 
 function spawnServe(host: string, port: number, dataDir: string, options: StartServeOptions, ownedDir?: TempDir): ServeHandle {
-  // POP3 is on by default at 127.0.0.1:1110, which servers run at once would share: off unless asked for.
+  // POP3 and IMAP are on by default at 127.0.0.1:1110 and :1143, which servers run at once would share: off unless asked for.
   const pop3 = (options.args ?? []).includes('--pop3') ? [] : ['--pop3', 'off'];
-  const argv = [...(options.wrapper ?? []), options.bin ?? MAILBOX_BIN, 'serve', '--listen', `${host}:${port}`, '--data', dataDir, ...pop3, ...(options.args ?? [])];
+  const imap = (options.args ?? []).includes('--imap') ? [] : ['--imap', 'off'];
+  const argv = [...(options.wrapper ?? []), options.bin ?? MAILBOX_BIN, 'serve', '--listen', `${host}:${port}`, '--data', dataDir, ...pop3, ...imap, ...(options.args ?? [])];
   const proc = Bun.spawn(argv, {
     stdin: 'ignore',
     stdout: 'pipe',

@@ -34,6 +34,8 @@ const SAMPLES: Record<Exclude<SettingName, 'config'>, string[]> = {
   'listen-tls': ['127.0.0.1:0', '127.0.0.2:465'],
   pop3: ['127.0.0.1:0', '[::1]:1110'],
   'pop3-tls': ['127.0.0.1:0', '127.0.0.2:995'],
+  imap: ['127.0.0.1:0', '[::1]:1143'],
+  'imap-tls': ['127.0.0.1:0', '127.0.0.2:993'],
   'tls-cert': ['/etc/cert.pem'],
   'tls-key': ['/etc/key.pem'],
   starttls: ['no'],

@@ -74,4 +74,10 @@ export const imapResponses = {
   permanentFlags: (flags: string) => status('OK', 'Flags permitted', `PERMANENTFLAGS (${flags})`),
   idleContinue: () => '+ idling\r\n',
   saslContinue: () => '+ \r\n',
+
+  // RFC 5530 codes for the host's failures.
+  refused: (why: string) => status('BYE', why, 'UNAVAILABLE'),
+  internalError: () => status('BYE', 'Internal server error; closing the connection', 'SERVERBUG'),
+  authTemporary: () => status('NO', 'Authentication is unavailable for now; try again later', 'UNAVAILABLE'),
+  mailboxUnavailable: (why: string) => status('NO', `The mailbox is unavailable: ${why}`, 'UNAVAILABLE'),
 } as const;
