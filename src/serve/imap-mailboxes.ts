@@ -55,16 +55,22 @@ class UidFile {
     } catch (error) {
       if ((error as { code?: string }).code !== 'ENOENT') throw error;
     }
+    if (text !== null) {
+      // A torn last line (crash mid-append) is cut off: its UID was never given out, and the
+      // next append must not be glued to it.
+      const complete = text.slice(0, text.lastIndexOf('\n') + 1);
+      if (complete.length !== text.length) fs.truncateSync(path, Buffer.byteLength(complete));
+      text = complete === '' ? null : complete;
+    }
     if (text === null) {
       this.validity = Math.max(1, Math.floor(nowMs / 1000));
       fs.mkdirSync(join(path, '..'), { recursive: true });
       this.#append(`uidvalidity ${this.validity}\n`);
     } else {
-      const lines = text.split('\n');
+      const lines = text.slice(0, -1).split('\n');
       const head = /^uidvalidity (\d+)$/.exec(lines[0] ?? '');
       if (!head) throw new Error(`${path}: not a UID file`);
       this.validity = Number(head[1]);
-      // A torn last line (crash mid-append) is ignored: its UID was never given out.
       for (const line of lines.slice(1)) {
         const m = /^(\d+) (\S+)$/.exec(line);
         if (!m) continue;
@@ -210,6 +216,15 @@ export class StoreImapMailboxes implements ImapMailboxPort {
         // The UID file could not be written: the sessions see the message at their next SELECT.
       }
     }
+  }
+
+  /** Messages expunged from `user`'s mailbox by another reader (POP3's UPDATE): its sessions hear of it. */
+  removed(user: string, ids: readonly string[]): void {
+    const key = maildropKey(user);
+    if (!this.#watchers.has(key)) return;
+    const file = this.#file(key);
+    const uids = ids.map((id) => file.uidOf(id)).filter((uid) => uid !== undefined);
+    this.#tell(key, uids.map((uid) => ({ kind: 'expunged', uid })), null);
   }
 
   async open(user: string, claimRecent: boolean): Promise<OpenOutcome> {

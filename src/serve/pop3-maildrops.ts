@@ -26,8 +26,12 @@ export class StoreMaildrops implements Pop3MaildropPort {
   /** Locked maildrops: whether their session's update is under way, and whether it let go. */
   readonly #locks = new Map<string, { updating: boolean; released: boolean }>();
 
-  constructor(store: () => MailStore) {
+  readonly #expunged: (user: string, ids: readonly string[]) => void;
+
+  /** `expunged` hears of each UPDATE's expunge once it is durable (IMAP sessions of the login see it). */
+  constructor(store: () => MailStore, expunged: (user: string, ids: readonly string[]) => void = () => {}) {
     this.#store = store;
+    this.#expunged = expunged;
   }
 
   /** Maildrops locked now. */
@@ -72,7 +76,10 @@ export class StoreMaildrops implements Pop3MaildropPort {
     const lock = this.#locks.get(key);
     if (lock) lock.updating = true;
     try {
-      if (deletedUids.length > 0) await this.#store().expunge(key, deletedUids);
+      if (deletedUids.length > 0) {
+        await this.#store().expunge(key, deletedUids);
+        this.#expunged(key, deletedUids);
+      }
       return { ok: true };
     } catch {
       return { ok: false, response: pop3Replies.updateFailed() };

@@ -111,7 +111,7 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
     exempt: host.trusted,
   });
   const options = { now, limits, tls: certificate ?? undefined, handshakeTimeoutMs: config.limits.commandTimeoutMs };
-  const maildrops = new StoreMaildrops(() => spool.mailStore);
+  const maildrops = new StoreMaildrops(() => spool.mailStore, (user, ids) => mailboxes.removed(user, ids));
   const pop3Host = (target: ListenTarget) =>
     createPop3Host(target, { config, log, authenticator, maildrops, starttls: config.starttls && certificate !== null });
   const imapHost = (target: ListenTarget) =>

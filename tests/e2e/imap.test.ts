@@ -19,8 +19,8 @@ interface ImapServer extends ServeHandle {
 }
 
 /** Starts serve with IMAP and implicit-TLS IMAP on ephemeral ports; the ports from the listening line. */
-async function startImapServe(args: string[] = []): Promise<ImapServer> {
-  const server = await startServe({ args: ['--imap', '127.0.0.1:0', '--imap-tls', '127.0.0.1:0', '--log', 'json', ...args] });
+async function startImapServe(args: string[] = [], dataDir?: string): Promise<ImapServer> {
+  const server = await startServe({ args: ['--imap', '127.0.0.1:0', '--imap-tls', '127.0.0.1:0', '--log', 'json', ...args], dataDir });
   const line = (await waitForLog(server, '"event":"listening"')).split('\n').find((l) => l.includes('"event":"listening"'))!;
   const listening = JSON.parse(line) as { imap: string[]; imaps: string[] };
   const port = (address: string) => Number(address.split(':').at(-1));
@@ -54,8 +54,8 @@ def text(data):
 `;
 
 /** Runs an imaplib script given the IMAP ports as I and IS; the script prints one JSON line. */
-async function imaplib(server: ImapServer, body: string): Promise<any> {
-  const r = await runPython(`${PRELUDE}${body}`, [String(server.imap), String(server.imaps)], { timeoutMs: 60_000 });
+async function imaplib(server: ImapServer, body: string, extra: string[] = []): Promise<any> {
+  const r = await runPython(`${PRELUDE}${body}`, [String(server.imap), String(server.imaps), ...extra], { timeoutMs: 60_000 });
   expect(r.stderr).toBe('');
   return JSON.parse(r.stdout.trim().split('\n').at(-1)!);
 }
@@ -226,6 +226,65 @@ print(json.dumps({'exists': line, 'done': done}))`;
     expect(starttls.stdout).toBe(fetched.stdout);
   });
 });
+
+test('a POP3 DELE + QUIT reaches a selected IMAP session of the login; UIDs and UIDVALIDITY survive a restart', async () => {
+  requirePeers('python3');
+  await using dir = await makeTempDir();
+  let validity = '';
+  const first = await startImapServe(['--pop3', '127.0.0.1:0'], dir.path);
+  try {
+    for (const subject of ['one', 'two', 'three']) await send(first, 'app@sender.test', ['erin@x.test'], `Subject: ${subject}\r\n\r\nbody\r\n`);
+    const line = first.logs().split('\n').find((l) => l.includes('"event":"listening"'))!;
+    const pop3 = Number((JSON.parse(line) as { pop3: string[] }).pop3[0].split(':').at(-1));
+    const out = await imaplib(
+      first,
+      `import poplib
+w = login('erin@x.test')
+w.select('INBOX')
+p = poplib.POP3('127.0.0.1', int(sys.argv[3]), timeout=20)
+p.user('erin@x.test')
+p.pass_('x')
+p.dele(2)
+p.quit()
+w.noop()
+seen = text(w.untagged_responses.pop('EXPUNGE', []))
+left = text(w.uid('FETCH', '1:*', '(UID)')[1])
+validity = w.untagged_responses.get('UIDVALIDITY', [b'0'])[0].decode()
+w.logout()
+print(json.dumps({'seen': seen, 'left': left, 'validity': validity}))`,
+      [String(pop3)],
+    );
+    expect(out.seen).toEqual(['2']);
+    expect(out.left).toEqual(['1 (UID 1)', '2 (UID 3)']);
+    validity = out.validity;
+  } finally {
+    await first.stop();
+  }
+  const after = await imaplibAt(dir.path);
+  expect(after.uids).toEqual(['1 (UID 1)', '2 (UID 3)']);
+  expect(after.next).toBe('4');
+  expect(Number(validity)).toBeGreaterThan(0);
+  expect(after.validity).toBe(validity);
+});
+
+/** Restarts serve on `dataDir` and reports the INBOX's UIDs as a new session sees them. */
+async function imaplibAt(dataDir: string): Promise<any> {
+  const again = await startImapServe([], dataDir);
+  try {
+    return await imaplib(
+      again,
+      `m = login('erin@x.test')
+m.select('INBOX')
+uids = text(m.uid('FETCH', '1:*', '(UID)')[1])
+next_ = m.untagged_responses.get('UIDNEXT', [b'0'])[0].decode()
+validity = m.untagged_responses.get('UIDVALIDITY', [b'0'])[0].decode()
+m.logout()
+print(json.dumps({'uids': uids, 'next': next_, 'validity': validity}))`,
+    );
+  } finally {
+    await again.cleanup();
+  }
+}
 
 describe('with --domain and a users file', () => {
   let dir: TempDir;
