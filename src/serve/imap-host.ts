@@ -3,7 +3,7 @@
  * opens an ImapSession per connection with that listener's login policy, answers the session's
  * events from the authenticator and the mailboxes (imap-mailboxes.ts), and writes one log line
  * per login and per failure.
- * Rule 1: the login policy is POP3's (pop3AcceptsAnyPassword, checkPassword in pop3-host.ts):
+ * Rule 1: the login policy is the readers' one (reader-login.ts):
  *         catch-all mode on a loopback listener accepts any password in clear; otherwise the
  *         users file with SMTP AUTH's throttle, and cleartext needs TLS or --allow-insecure-auth
  *         (the core then advertises LOGINDISABLED, RFC 3501 §6.2.3).
@@ -19,7 +19,7 @@ import type { Reply } from '../core/reply.ts';
 import { printable, type Logger } from '../log.ts';
 import type { Connection, ListenTarget, SessionHost } from '../transport/tcp-server.ts';
 import type { StoreImapMailboxes } from './imap-mailboxes.ts';
-import { checkPassword, pop3AcceptsAnyPassword } from './pop3-host.ts';
+import { checkPassword, readerAcceptsAnyPassword } from './reader-login.ts';
 
 type ImapConnection = Connection<ImapSession>;
 
@@ -39,7 +39,7 @@ function describe(s: ImapStatus): string {
 /** The session host for one IMAP listener. */
 export function createImapHost(target: ListenTarget, deps: ImapHostDeps): SessionHost<ImapSession> {
   const { config, log, authenticator, mailboxes } = deps;
-  const anyPassword = pop3AcceptsAnyPassword(config, target);
+  const anyPassword = readerAcceptsAnyPassword(config, target);
   const limits = { ...DEFAULT_IMAP_LIMITS, maxLiteralBytes: config.limits.maxMessageBytes, maxErrors: config.limits.maxErrors };
   /** The watch each connection holds on its INBOX, and the watcher it was given. */
   const watches = new Map<ImapConnection, { readonly watcher: (changes: readonly MailboxChange[]) => void; readonly stop: () => void }>();

@@ -3,14 +3,10 @@
  * opens a Pop3Session per connection with that listener's login policy, answers the session's
  * events from the authenticator and the maildrops (pop3-maildrops.ts), and writes one log line
  * per login and per failure.
- * Rule 1: the login policy is decided per listener (DESIGN.md, issue 13): in catch-all mode (no
- *         --domain, no relay) on a loopback listener any password is accepted and USER/PASS may
- *         be sent in clear; otherwise passwords are checked against the users file with SMTP
- *         AUTH's authenticator and throttle, and cleartext login needs TLS or --allow-insecure-auth.
+ * Rule 1: the login policy is the readers' one (reader-login.ts), decided per listener.
  * Rule 2: an answer that finds its connection gone gives back what it took (a maildrop lock).
  */
 import type { Authenticator } from '../auth/authenticator.ts';
-import { isLoopbackHost } from '../auth/networks.ts';
 import type { ServeConfig } from '../config.ts';
 import { pop3Replies, describePop3Response, formatPop3Response } from '../core/pop3-replies.ts';
 import { DEFAULT_POP3_LIMITS, Pop3Session, type Pop3AuthOutcome, type Pop3Event } from '../core/pop3-session.ts';
@@ -18,6 +14,7 @@ import type { Reply } from '../core/reply.ts';
 import { printable, type Logger } from '../log.ts';
 import type { Connection, ListenTarget, SessionHost } from '../transport/tcp-server.ts';
 import type { StoreMaildrops } from './pop3-maildrops.ts';
+import { checkPassword, readerAcceptsAnyPassword } from './reader-login.ts';
 
 type Pop3Connection = Connection<Pop3Session>;
 
@@ -30,53 +27,10 @@ export interface Pop3HostDeps {
   readonly starttls: boolean;
 }
 
-/** Catch-all mode on a loopback listener: the web UI already shows everyone everything there. */
-export function pop3AcceptsAnyPassword(config: ServeConfig, target: ListenTarget): boolean {
-  return config.domains === null && target.kind !== 'unix' && isLoopbackHost(target.host);
-}
-
-export interface PasswordCheck {
-  readonly log: Logger;
-  readonly authenticator: Authenticator | null;
-  readonly anyPassword: boolean;
-  /** Names the log line: "pop3-login-failed", "imap-login-failed". */
-  readonly protocol: 'pop3' | 'imap';
-}
-
-export interface PasswordRequest {
-  readonly client: string;
-  readonly mechanism: string;
-  readonly authzid: string;
-  readonly username: string;
-  readonly password: string;
-}
-
-export type PasswordVerdict = { readonly ok: true; readonly user: string } | { readonly ok: false; readonly reason: string; readonly temporary: boolean };
-
-/** The login policy shared by the POP3 and IMAP hosts (Rule 1); every failure is logged, never the password. */
-export function checkPassword(check: PasswordCheck, request: PasswordRequest): Promise<PasswordVerdict> {
-  const { log, authenticator, anyPassword, protocol } = check;
-  if (anyPassword) return Promise.resolve({ ok: true, user: request.username });
-  const failed = (reason: string, temporary: boolean): PasswordVerdict => {
-    log.warn(`${protocol}-login-failed`, { user: printable(request.username), client: request.client, mechanism: request.mechanism, reason });
-    return { ok: false, reason, temporary };
-  };
-  if (!authenticator) return Promise.resolve(failed('no-users-file', false));
-  return authenticator.check(request).then(
-    (verdict): PasswordVerdict => {
-      if (verdict.outcome.ok) return { ok: true, user: verdict.outcome.user };
-      if (verdict.reason === 'throttled') return failed('throttled', true);
-      if (verdict.reason === 'busy') return failed('busy', true);
-      return failed(verdict.locked ? `${verdict.reason} (locked out)` : verdict.reason, false);
-    },
-    (error: unknown) => failed(`error: ${error instanceof Error ? error.message : String(error)}`, true),
-  );
-}
-
 /** The session host for one POP3 listener. */
 export function createPop3Host(target: ListenTarget, deps: Pop3HostDeps): SessionHost<Pop3Session> {
   const { config, log, authenticator, maildrops } = deps;
-  const anyPassword = pop3AcceptsAnyPassword(config, target);
+  const anyPassword = readerAcceptsAnyPassword(config, target);
   const limits = { ...DEFAULT_POP3_LIMITS, maxErrors: config.limits.maxErrors };
 
   return {
