@@ -20,7 +20,7 @@ import type { MailboxChange } from '../../src/core/imap/selected-mailbox.ts';
 import { entityHeaderFields } from '../../src/core/imap/bodystructure.ts';
 import { headerLength } from '../../src/core/imap/fetch.ts';
 import { parseHeaderFields, parseMimeStructure } from '../../src/core/mime-structure.ts';
-import { unescape, type FeedMode } from './server-transcript.ts';
+import { concatBytes, feedInMode, unescape, type FeedMode } from './server-transcript.ts';
 
 type Step =
   | { kind: 'send'; bytes: Uint8Array }
@@ -182,21 +182,7 @@ export function runImapTranscript(text: string, mode: FeedMode): ImapRunResult {
       }
     }
   };
-  const feed = (bytes: Uint8Array): void => {
-    if (mode === 'whole') return absorb(session.receive(bytes, now));
-    if (mode === 'byte') {
-      for (let i = 0; i < bytes.length; i++) absorb(session.receive(bytes.subarray(i, i + 1), now));
-      return;
-    }
-    let start = 0;
-    for (let i = 0; i < bytes.length; i++) {
-      if (bytes[i] === 10) {
-        absorb(session.receive(bytes.subarray(start, i + 1), now));
-        start = i + 1;
-      }
-    }
-    if (start < bytes.length) absorb(session.receive(bytes.subarray(start), now));
-  };
+  const feed = (bytes: Uint8Array): void => feedInMode(bytes, mode, (piece) => absorb(session.receive(piece, now)));
   const notify = (change: MailboxChange): void => absorb(session.notify([change], now));
 
   absorb(session.greet(now));
@@ -204,12 +190,7 @@ export function runImapTranscript(text: string, mode: FeedMode): ImapRunResult {
   let pendingSend: Uint8Array[] = [];
   const flushSends = () => {
     if (pendingSend.length === 0) return;
-    const all = new Uint8Array(pendingSend.reduce((n, b) => n + b.length, 0));
-    let at = 0;
-    for (const b of pendingSend) {
-      all.set(b, at);
-      at += b.length;
-    }
+    const all = concatBytes(pendingSend);
     pendingSend = [];
     feed(all);
   };

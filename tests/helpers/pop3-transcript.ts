@@ -16,7 +16,7 @@
 import { Pop3Session, DEFAULT_POP3_LIMITS, type Pop3Config, type Pop3Event, type Pop3Step } from '../../src/core/pop3-session.ts';
 import { pop3Replies } from '../../src/core/pop3-replies.ts';
 import type { Pop3MessageInfo } from '../../src/core/pop3-maildrop.ts';
-import { unescape, type FeedMode } from './server-transcript.ts';
+import { concatBytes, feedInMode, unescape, type FeedMode } from './server-transcript.ts';
 
 type Step =
   | { kind: 'send'; bytes: Uint8Array }
@@ -133,33 +133,14 @@ export function runPop3Transcript(text: string, mode: FeedMode): Pop3RunResult {
       }
     }
   };
-  const feed = (bytes: Uint8Array): void => {
-    if (mode === 'whole') return absorb(session.receive(bytes, now));
-    if (mode === 'byte') {
-      for (let i = 0; i < bytes.length; i++) absorb(session.receive(bytes.subarray(i, i + 1), now));
-      return;
-    }
-    let start = 0;
-    for (let i = 0; i < bytes.length; i++) {
-      if (bytes[i] === 10) {
-        absorb(session.receive(bytes.subarray(start, i + 1), now));
-        start = i + 1;
-      }
-    }
-    if (start < bytes.length) absorb(session.receive(bytes.subarray(start), now));
-  };
+  const feed = (bytes: Uint8Array): void => feedInMode(bytes, mode, (piece) => absorb(session.receive(piece, now)));
 
   absorb(session.greet(now));
   const mismatches: string[] = [];
   let pendingSend: Uint8Array[] = [];
   const flushSends = () => {
     if (pendingSend.length === 0) return;
-    const all = new Uint8Array(pendingSend.reduce((n, b) => n + b.length, 0));
-    let at = 0;
-    for (const b of pendingSend) {
-      all.set(b, at);
-      at += b.length;
-    }
+    const all = concatBytes(pendingSend);
     pendingSend = [];
     feed(all);
   };

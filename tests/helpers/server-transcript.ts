@@ -21,6 +21,34 @@ import { replies } from '../../src/core/replies.ts';
 
 export type FeedMode = 'whole' | 'line' | 'byte';
 
+/** Hands `bytes` to `receive` as the mode says: at once, line by line (split after each LF), or byte by byte. */
+export function feedInMode(bytes: Uint8Array, mode: FeedMode, receive: (piece: Uint8Array) => void): void {
+  if (mode === 'whole') return receive(bytes);
+  if (mode === 'byte') {
+    for (let i = 0; i < bytes.length; i++) receive(bytes.subarray(i, i + 1));
+    return;
+  }
+  let start = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    if (bytes[i] === 10) {
+      receive(bytes.subarray(start, i + 1));
+      start = i + 1;
+    }
+  }
+  if (start < bytes.length) receive(bytes.subarray(start));
+}
+
+/** The client lines of one turn as one write, as a pipelining client sends them. */
+export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
+  const all = new Uint8Array(chunks.reduce((n, b) => n + b.length, 0));
+  let at = 0;
+  for (const b of chunks) {
+    all.set(b, at);
+    at += b.length;
+  }
+  return all;
+}
+
 type Step =
   | { kind: 'send'; bytes: Uint8Array }
   | { kind: 'expect'; line: string; lineNo: number }
@@ -173,34 +201,14 @@ export function runServerTranscript(text: string, mode: FeedMode, overrides: Tra
       absorb(session.resolve(m.requestId, outcome, now));
     }
   };
-  const feed = (bytes: Uint8Array): void => {
-    if (mode === 'whole') return absorb(session.receive(bytes, now));
-    if (mode === 'byte') {
-      for (let i = 0; i < bytes.length; i++) absorb(session.receive(bytes.subarray(i, i + 1), now));
-      return;
-    }
-    let start = 0;
-    for (let i = 0; i < bytes.length; i++) {
-      if (bytes[i] === 10) {
-        absorb(session.receive(bytes.subarray(start, i + 1), now));
-        start = i + 1;
-      }
-    }
-    if (start < bytes.length) absorb(session.receive(bytes.subarray(start), now));
-  };
+  const feed = (bytes: Uint8Array): void => feedInMode(bytes, mode, (piece) => absorb(session.receive(piece, now)));
 
   absorb(session.greet(now));
   const mismatches: string[] = [];
   let pendingSend: Uint8Array[] = [];
   const flushSends = () => {
     if (pendingSend.length === 0) return;
-    const total = pendingSend.reduce((n, b) => n + b.length, 0);
-    const all = new Uint8Array(total);
-    let at = 0;
-    for (const b of pendingSend) {
-      all.set(b, at);
-      at += b.length;
-    }
+    const all = concatBytes(pendingSend);
     pendingSend = [];
     feed(all);
   };
