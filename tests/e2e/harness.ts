@@ -4,7 +4,7 @@
  * Rules: every process started here is awaited (`proc.exited`) when stopped, so none is left a
  * zombie (BUN.md §7); every temporary directory lives under os.tmpdir() and is removed by cleanup().
  */
-import { afterAll } from 'bun:test';
+import { afterAll, expect } from 'bun:test';
 import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -192,6 +192,30 @@ export async function waitForLog(server: ServeHandle, pattern: string | RegExp, 
   const deadline = Date.now() + timeoutMs;
   while (!found() && Date.now() < deadline) await Bun.sleep(10);
   return server.logs();
+}
+
+/** What a serve started with `--log json` bound, by protocol (smtp, smtps, pop3, pop3s, imap, imaps): its listening line. */
+export async function listeningAddresses(server: ServeHandle): Promise<Record<string, string[]>> {
+  const line = (await waitForLog(server, '"event":"listening"')).split('\n').find((l) => l.includes('"event":"listening"'));
+  if (line === undefined) throw new Error('serve logged no listening line');
+  return JSON.parse(line) as Record<string, string[]>;
+}
+
+/** The port of a "host:port" address from the listening line. */
+export function portOf(address: string): number {
+  return Number(address.split(':').at(-1));
+}
+
+/** Sends `message` to `server` over SMTP with Python's smtplib; every recipient must be accepted. */
+export async function sendWithSmtplib(server: ServeHandle, sender: string, recipients: string[], message: string): Promise<void> {
+  const r = await runPython(
+    `import smtplib, sys, json
+with smtplib.SMTP('127.0.0.1', int(sys.argv[1])) as s:
+    print(json.dumps(s.sendmail(sys.argv[2], json.loads(sys.argv[3]), sys.argv[4].encode())))`,
+    [String(server.port), sender, JSON.stringify(recipients), message],
+  );
+  expect(r.stderr).toBe('');
+  expect(r.stdout.trim()).toBe('{}');
 }
 
 /** One step of a raw dialogue: bytes sent verbatim, then `replies` complete replies read (default 1). */

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { join } from 'node:path';
 import { requirePeers } from '../helpers/capabilities.ts';
-import { MAILBOX_BIN, SYSTEM_PYTHON, cleanupServesAfterAll, makeTempDir, runCommand, runPython, startServe, waitForLog, type ServeHandle, type TempDir } from './harness.ts';
+import { MAILBOX_BIN, SYSTEM_PYTHON, cleanupServesAfterAll, makeTempDir, runCommand, listeningAddresses, portOf, runPython, sendWithSmtplib, startServe, type ServeHandle, type TempDir } from './harness.ts';
 
 cleanupServesAfterAll();
 
@@ -21,21 +21,8 @@ interface ImapServer extends ServeHandle {
 /** Starts serve with IMAP and implicit-TLS IMAP on ephemeral ports; the ports from the listening line. */
 async function startImapServe(args: string[] = [], dataDir?: string): Promise<ImapServer> {
   const server = await startServe({ args: ['--imap', '127.0.0.1:0', '--imap-tls', '127.0.0.1:0', '--log', 'json', ...args], dataDir });
-  const line = (await waitForLog(server, '"event":"listening"')).split('\n').find((l) => l.includes('"event":"listening"'))!;
-  const listening = JSON.parse(line) as { imap: string[]; imaps: string[] };
-  const port = (address: string) => Number(address.split(':').at(-1));
-  return Object.assign(server, { imap: port(listening.imap[0]), imaps: port(listening.imaps[0]) });
-}
-
-async function send(server: ServeHandle, sender: string, recipients: string[], message: string): Promise<void> {
-  const r = await runPython(
-    `import smtplib, sys, json
-with smtplib.SMTP('127.0.0.1', int(sys.argv[1])) as s:
-    print(json.dumps(s.sendmail(sys.argv[2], json.loads(sys.argv[3]), sys.argv[4].encode())))`,
-    [String(server.port), sender, JSON.stringify(recipients), message],
-  );
-  expect(r.stderr).toBe('');
-  expect(r.stdout.trim()).toBe('{}');
+  const listening = await listeningAddresses(server);
+  return Object.assign(server, { imap: portOf(listening.imap[0]), imaps: portOf(listening.imaps[0]) });
 }
 
 const PRELUDE = `import imaplib, ssl, json, sys, re
@@ -66,8 +53,8 @@ describe('catch-all mode on loopback', () => {
   beforeAll(async () => {
     requirePeers('python3', 'curl');
     server = await startImapServe();
-    await send(server, 'app@sender.test', ['Bob@X.test', 'carol@x.test'], MESSAGE);
-    await send(server, 'app@sender.test', ['bob@x.test'], SECOND);
+    await sendWithSmtplib(server, 'app@sender.test', ['Bob@X.test', 'carol@x.test'], MESSAGE);
+    await sendWithSmtplib(server, 'app@sender.test', ['bob@x.test'], SECOND);
   });
   afterAll(() => server?.cleanup());
 
@@ -233,9 +220,8 @@ test('a POP3 DELE + QUIT reaches a selected IMAP session of the login; UIDs and 
   let validity = '';
   const first = await startImapServe(['--pop3', '127.0.0.1:0'], dir.path);
   try {
-    for (const subject of ['one', 'two', 'three']) await send(first, 'app@sender.test', ['erin@x.test'], `Subject: ${subject}\r\n\r\nbody\r\n`);
-    const line = first.logs().split('\n').find((l) => l.includes('"event":"listening"'))!;
-    const pop3 = Number((JSON.parse(line) as { pop3: string[] }).pop3[0].split(':').at(-1));
+    for (const subject of ['one', 'two', 'three']) await sendWithSmtplib(first, 'app@sender.test', ['erin@x.test'], `Subject: ${subject}\r\n\r\nbody\r\n`);
+    const pop3 = portOf((await listeningAddresses(first)).pop3[0]);
     const out = await imaplib(
       first,
       `import poplib
@@ -297,7 +283,7 @@ describe('with --domain and a users file', () => {
     const r = await runCommand([MAILBOX_BIN, 'users', 'add', 'alice@x.test', '--users', usersFile], { stdin: `${PASSWORD}\n` });
     expect(r.code).toBe(0);
     server = await startImapServe(['--domain', 'x.test', '--users', usersFile]);
-    await send(server, 'app@sender.test', ['alice@x.test'], SECOND);
+    await sendWithSmtplib(server, 'app@sender.test', ['alice@x.test'], SECOND);
   });
   afterAll(async () => {
     await server?.cleanup();

@@ -1,7 +1,7 @@
 // End to end: listener flags with port 0, and a listener that cannot bind.
 import { expect, test } from 'bun:test';
 import { connect as tlsConnect } from 'node:tls';
-import { MAILBOX_BIN, cleanupServesAfterAll, makeTempDir, runCommand, startServe, waitForLog } from './harness.ts';
+import { MAILBOX_BIN, cleanupServesAfterAll, makeTempDir, listeningAddresses, runCommand, startServe } from './harness.ts';
 import { readGreeting } from '../helpers/ports.ts';
 
 cleanupServesAfterAll();
@@ -24,8 +24,7 @@ function readTlsGreeting(port: number): Promise<string> {
 
 test('--listen and --listen-tls take port 0: the ports bound are in the listening line, and answer', async () => {
   const server = await startServe({ args: ['--listen', '127.0.0.1:0', '--listen-tls', '127.0.0.1:0', '--log', 'json'] });
-  const line = (await waitForLog(server, '"event":"listening"')).split('\n').find((l) => l.includes('"event":"listening"'))!;
-  const listening = JSON.parse(line) as { smtp: string[]; smtps: string[] };
+  const listening = await listeningAddresses(server);
   expect(listening.smtp.length).toBe(2);
   expect(listening.smtps.length).toBe(1);
   const [, ephemeral] = listening.smtp;

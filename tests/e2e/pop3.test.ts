@@ -7,7 +7,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { requirePeers } from '../helpers/capabilities.ts';
-import { MAILBOX_BIN, cleanupServesAfterAll, makeTempDir, runCommand, runPython, startServe, waitForLog, type ServeHandle, type TempDir } from './harness.ts';
+import { MAILBOX_BIN, cleanupServesAfterAll, makeTempDir, runCommand, listeningAddresses, portOf, runPython, sendWithSmtplib, startServe, type ServeHandle, type TempDir } from './harness.ts';
 
 cleanupServesAfterAll();
 
@@ -24,22 +24,8 @@ interface Pop3Server extends ServeHandle {
 /** Starts serve with POP3 and implicit-TLS POP3 on ephemeral ports; the ports from the listening line. */
 async function startPop3Serve(args: string[] = []): Promise<Pop3Server> {
   const server = await startServe({ args: ['--pop3', '127.0.0.1:0', '--pop3-tls', '127.0.0.1:0', '--log', 'json', ...args] });
-  const line = (await waitForLog(server, '"event":"listening"')).split('\n').find((l) => l.includes('"event":"listening"'))!;
-  const listening = JSON.parse(line) as { pop3: string[]; pop3s: string[] };
-  const port = (address: string) => Number(address.split(':').at(-1));
-  return Object.assign(server, { pop3: port(listening.pop3[0]), pop3s: port(listening.pop3s[0]) });
-}
-
-/** Sends `message` over SMTP with smtplib; prints the refused recipients (none). */
-async function send(server: ServeHandle, sender: string, recipients: string[], message: string): Promise<void> {
-  const r = await runPython(
-    `import smtplib, sys, json
-with smtplib.SMTP('127.0.0.1', int(sys.argv[1])) as s:
-    print(json.dumps(s.sendmail(sys.argv[2], json.loads(sys.argv[3]), sys.argv[4].encode())))`,
-    [String(server.port), sender, JSON.stringify(recipients), message],
-  );
-  expect(r.stderr).toBe('');
-  expect(r.stdout.trim()).toBe('{}');
+  const listening = await listeningAddresses(server);
+  return Object.assign(server, { pop3: portOf(listening.pop3[0]), pop3s: portOf(listening.pop3s[0]) });
 }
 
 /** Runs a poplib script given the POP3 ports as P and PS; the script prints one JSON line. */
@@ -70,8 +56,8 @@ describe('catch-all mode on loopback', () => {
   beforeAll(async () => {
     requirePeers('python3', 'curl', 'fetchmail');
     server = await startPop3Serve();
-    await send(server, 'app@sender.test', ['Bob@X.test', 'carol@x.test'], MESSAGE);
-    await send(server, 'app@sender.test', ['bob@x.test'], SECOND);
+    await sendWithSmtplib(server, 'app@sender.test', ['Bob@X.test', 'carol@x.test'], MESSAGE);
+    await sendWithSmtplib(server, 'app@sender.test', ['bob@x.test'], SECOND);
   });
   afterAll(() => server?.cleanup());
 
@@ -282,7 +268,7 @@ describe('with --domain and a users file', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     server = await startPop3Serve(['--domain', 'x.test', '--users', usersFile]);
-    await send(server, 'app@sender.test', ['alice@x.test'], SECOND);
+    await sendWithSmtplib(server, 'app@sender.test', ['alice@x.test'], SECOND);
   });
   afterAll(async () => {
     await server?.cleanup();
