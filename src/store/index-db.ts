@@ -65,26 +65,11 @@ export interface IngestItem {
   readonly read?: boolean;
 }
 
-export interface IndexedMessage {
+/** A message as the index returns it: its envelope and summary (less the search text), read state and tags. */
+export interface IndexedMessage extends IndexEnvelope, Omit<MessageSummary, 'searchText'> {
   readonly id: string;
   readonly seq: number;
   readonly receivedMs: number;
-  readonly mailFrom: string;
-  readonly recipients: readonly string[];
-  readonly authUser: string | null;
-  readonly from: IndexAddress | null;
-  readonly to: readonly IndexAddress[];
-  readonly cc: readonly IndexAddress[];
-  readonly bcc: readonly IndexAddress[];
-  readonly replyTo: readonly IndexAddress[];
-  readonly returnPath: string;
-  readonly subject: string;
-  readonly messageId: string;
-  readonly dateMs: number | null;
-  readonly size: number;
-  readonly attachments: number;
-  readonly inline: number;
-  readonly snippet: string;
   readonly read: boolean;
   readonly tags: readonly string[];
 }
