@@ -205,7 +205,7 @@ async function startMailbox(certificate: Certificate): Promise<Server> {
   const implicitTlsPort = await findFreePort();
   const logFile = join(outDir, 'mailbox.log');
   const proc = Bun.spawn([
-    MAILBOX_BIN, 'serve', '--pop3', 'off', '--imap', 'off', '--listen', `127.0.0.1:${port}`, '--listen-tls', `127.0.0.1:${implicitTlsPort}`, '--data', dataDir,
+    MAILBOX_BIN, 'serve', '--pop3', 'off', '--imap', 'off', '--http', 'off', '--listen', `127.0.0.1:${port}`, '--listen-tls', `127.0.0.1:${implicitTlsPort}`, '--data', dataDir,
     '--tls-cert', certificate.cert, '--tls-key', certificate.key,
   ], {
     stdin: 'ignore',

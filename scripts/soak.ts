@@ -146,7 +146,7 @@ const mb = (kb: number) => Math.round(kb / 102.4) / 10;
 /** Starts serve on port 0 (then the same port again) and resolves once it logs `listening`. */
 async function startServe(dataDir: string, port: number): Promise<Server> {
   const gen = ++generation;
-  const proc = Bun.spawn([MAILBOX_BIN, 'serve', '--pop3', 'off', '--imap', 'off', '--listen', `${HOST}:${port}`, '--data', dataDir], { stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' });
+  const proc = Bun.spawn([MAILBOX_BIN, 'serve', '--pop3', 'off', '--imap', 'off', '--http', 'off', '--listen', `${HOST}:${port}`, '--data', dataDir], { stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' });
   const log: string[] = [];
   const listening = Promise.withResolvers<number>();
   const read = async (stream: ReadableStream<Uint8Array>) => {

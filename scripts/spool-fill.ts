@@ -71,7 +71,7 @@ if (!args.includes('--no-fill')) {
 for (let i = 0; i < starts; i++) {
   const port = await findFreePort('127.0.0.1');
   const t0 = performance.now();
-  const proc = Bun.spawn([bin, 'serve', '--pop3', 'off', '--imap', 'off', '--listen', `127.0.0.1:${port}`, '--data', dir, '--log', 'json'], {
+  const proc = Bun.spawn([bin, 'serve', '--pop3', 'off', '--imap', 'off', '--http', 'off', '--listen', `127.0.0.1:${port}`, '--data', dir, '--log', 'json'], {
     stdout: 'ignore',
     stderr: 'pipe',
   });

@@ -61,6 +61,10 @@ export interface ServeConfig {
   readonly imap: readonly ListenAddress[];
   /** Implicit-TLS IMAP listeners (RFC 8314). */
   readonly imapTls: readonly ListenAddress[];
+  /** HTTP listeners (empty with --http off). */
+  readonly http: readonly ListenAddress[];
+  /** --http-insecure: clear HTTP allowed on a non-loopback --http address. */
+  readonly httpInsecure: boolean;
   /** --tls-cert and --tls-key; null means the self-signed certificate in <data>/tls. */
   readonly tlsFiles: { readonly cert: string; readonly key: string } | null;
   readonly starttls: boolean;
@@ -202,6 +206,10 @@ export function buildServeConfig(options: RawOptions, env: Record<string, string
   const imap = (imapTexts.length === 0 ? ['127.0.0.1:1143'] : imapTexts.filter((t) => t !== 'off')).map(hostPort('--imap', '127.0.0.1:1143'));
   const imapTls = pick('imap-tls').map(hostPort('--imap-tls', '127.0.0.1:1993'));
 
+  const httpTexts = pick('http');
+  if (httpTexts.includes('off') && httpTexts.length > 1) throw new UsageError('--http off cannot be combined with addresses');
+  const http = (httpTexts.length === 0 ? ['127.0.0.1:8025'] : httpTexts.filter((t) => t !== 'off')).map(hostPort('--http', '127.0.0.1:8025'));
+
   const certFile = one('tls-cert');
   const keyFile = one('tls-key');
   if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
@@ -272,6 +280,8 @@ export function buildServeConfig(options: RawOptions, env: Record<string, string
     pop3Tls: Object.freeze(pop3Tls),
     imap: Object.freeze(imap),
     imapTls: Object.freeze(imapTls),
+    http: Object.freeze(http),
+    httpInsecure: toggle('http-insecure'),
     tlsFiles: certFile !== undefined && keyFile !== undefined ? Object.freeze({ cert: certFile, key: keyFile }) : null,
     starttls: toggle('starttls'),
     requireTls: toggle('require-tls'),

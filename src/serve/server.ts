@@ -1,6 +1,6 @@
 /**
  * @module The server `mailbox serve` runs, as services: the spool, then the listeners, SMTP and
- * POP3 and IMAP (later the delivery pool and the other readers). startServer() starts them in order and hands them back.
+ * POP3 and IMAP, then HTTP (later the delivery pool). startServer() starts them in order and hands them back.
  * Rule 1: a service finishes its work in drain() and lets go of everything in close(). Stopping
  *         drains every service at once, then closes them in the reverse order of their start,
  *         so the spool, started first, is closed last, after the last session that could commit.
@@ -22,6 +22,9 @@ import { loadTlsMaterial, type CertificateSource, type TlsMaterial } from '../tl
 import { ConnectionLimits } from '../transport/connection-limits.ts';
 import { BindError, listen, removeStaleUnixSocket, type Listener, type ListenTarget } from '../transport/tcp-server.ts';
 import { FaultRules } from './fault-rules.ts';
+import { BasicAuth } from '../http/basic-auth.ts';
+import type { HttpServer } from '../http/http-server.ts';
+import { httpServesTls, startHttp } from './http-host.ts';
 import { createImapHost } from './imap-host.ts';
 import { StoreImapMailboxes } from './imap-mailboxes.ts';
 import { createPop3Host } from './pop3-host.ts';
@@ -40,6 +43,8 @@ export interface Server {
   /** In the order they started. */
   readonly services: readonly Service[];
   readonly listeners: readonly Listener[];
+  /** The HTTP listeners (null with --http off): the web UI and /metrics add their routes here. */
+  readonly http: HttpServer | null;
   /** Connections open on every listener. */
   readonly connections: number;
   /** SIGHUP: re-reads the certificate, the users file and the faults file. */
@@ -64,7 +69,8 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
     config.listenTls.length > 0 ||
     config.pop3Tls.length > 0 ||
     config.imapTls.length > 0 ||
-    (config.starttls && (config.listen.length > 0 || config.pop3.length > 0 || config.imap.length > 0));
+    (config.starttls && (config.listen.length > 0 || config.pop3.length > 0 || config.imap.length > 0)) ||
+    httpServesTls(config);
   const certificate = needsCertificate ? new CertificateHolder(config, now) : null;
   let users: UserTable | null = config.usersFile ? readUsers(config.usersFile) : null;
   // Checked before anything starts: a bad faults file is one line and exit 78.
@@ -142,6 +148,17 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
       throw new SetupError(`${failure.message}; change ${flag}`, EXIT.osErr);
     }
   }
+  let http: HttpServer | null = null;
+  const basicAuth = authenticator && !config.authAny ? new BasicAuth(authenticator, now, log) : null;
+  if (config.http.length > 0) {
+    try {
+      http = startHttp(config, { log, now, certificate, auth: basicAuth, trusted: host.trusted, spool });
+      services.push(http);
+    } catch (error) {
+      await closeAll();
+      throw error;
+    }
+  }
   const where = (kind: ListenTarget['kind'], protocol: Protocol = 'smtp') =>
     listeners.filter((l) => l.target.kind === kind && protocolOf.get(l) === protocol).map((l) => l.address);
   const some = (addresses: string[]) => (addresses.length > 0 ? addresses : undefined);
@@ -153,6 +170,8 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
     pop3s: some(where('tls', 'pop3')),
     imap: some(where('tcp', 'imap')),
     imaps: some(where('tls', 'imap')),
+    http: http && !http.secure ? http.addresses : undefined,
+    https: http?.secure ? http.addresses : undefined,
     data: config.dataDir,
     mode: config.domains ? `domains ${config.domains.join(',')}` : 'catch-all',
     max_size: config.limits.maxMessageBytes,
@@ -164,6 +183,7 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
   return {
     services,
     listeners,
+    http,
     get connections() {
       return listeners.reduce((n, l) => n + l.connections, 0);
     },
@@ -172,6 +192,7 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
       if (config.usersFile) {
         try {
           users = readUsers(config.usersFile);
+          basicAuth?.forget();
           log.info('users-reloaded', { file: config.usersFile, users: users.size });
         } catch (error) {
           log.error('users-reload-failed', { file: config.usersFile, error: (error as Error).message, kept: 'the users read before' });

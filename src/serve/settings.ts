@@ -48,6 +48,8 @@ export const SERVE_SETTINGS = Object.freeze([
   valued('pop3-tls', 'host:port', 'Implicit-TLS POP3 listener (RFC 8314, like port 995); repeat for several; port 0 picks a free one (default none)', { repeats: true }),
   valued('imap', 'host:port', 'IMAP listener (RFC 3501, STARTTLS offered); repeat for several; port 0 picks a free one; off for none (default 127.0.0.1:1143)', { repeats: true }),
   valued('imap-tls', 'host:port', 'Implicit-TLS IMAP listener (RFC 8314, like port 993); repeat for several; port 0 picks a free one (default none)', { repeats: true }),
+  valued('http', 'host:port', 'HTTP listener: the Mailpit-compatible API, our API and the web UI; repeat for several; port 0 picks a free one; off for none (default 127.0.0.1:8025). Off loopback it serves HTTPS with the TLS certificate and needs --users', { repeats: true }),
+  toggle('http-insecure', false, 'Allow clear HTTP (not HTTPS) on a non-loopback --http address; credentials then cross the network in clear'),
   valued('tls-cert', 'file', 'PEM certificate chain (default: a self-signed one kept in <data>/tls); reread on SIGHUP'),
   valued('tls-key', 'file', 'PEM private key for --tls-cert'),
   toggle('starttls', true, 'Do not offer STARTTLS on --listen and --imap listeners, nor STLS on --pop3 ones'),

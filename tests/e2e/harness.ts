@@ -118,10 +118,11 @@ export async function startServe(options: StartServeOptions = {}): Promise<Serve
 }
 
 function spawnServe(host: string, port: number, dataDir: string, options: StartServeOptions, ownedDir?: TempDir): ServeHandle {
-  // POP3 and IMAP are on by default at 127.0.0.1:1110 and :1143, which servers run at once would share: off unless asked for.
+  // POP3, IMAP and HTTP are on by default at 127.0.0.1:1110, :1143 and :8025, which servers run at once would share: off unless asked for.
   const pop3 = (options.args ?? []).includes('--pop3') ? [] : ['--pop3', 'off'];
   const imap = (options.args ?? []).includes('--imap') ? [] : ['--imap', 'off'];
-  const argv = [...(options.wrapper ?? []), options.bin ?? MAILBOX_BIN, 'serve', '--listen', `${host}:${port}`, '--data', dataDir, ...pop3, ...imap, ...(options.args ?? [])];
+  const http = (options.args ?? []).includes('--http') ? [] : ['--http', 'off'];
+  const argv = [...(options.wrapper ?? []), options.bin ?? MAILBOX_BIN, 'serve', '--listen', `${host}:${port}`, '--data', dataDir, ...pop3, ...imap, ...http, ...(options.args ?? [])];
   const proc = Bun.spawn(argv, {
     stdin: 'ignore',
     stdout: 'pipe',

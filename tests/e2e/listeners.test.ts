@@ -40,7 +40,7 @@ test('a listener that cannot bind stops serve with one line naming the flag, exi
   const dir = await makeTempDir();
   try {
     for (const flag of ['--listen', '--listen-tls']) {
-      const r = await runCommand([MAILBOX_BIN, 'serve', '--pop3', 'off', '--imap', 'off', flag, `127.0.0.1:${server.port}`, '--data', dir.path], { timeoutMs: 15_000 });
+      const r = await runCommand([MAILBOX_BIN, 'serve', '--pop3', 'off', '--imap', 'off', '--http', 'off', flag, `127.0.0.1:${server.port}`, '--data', dir.path], { timeoutMs: 15_000 });
       expect(r.code).toBe(71);
       const lines = r.stderr.trim().split('\n');
       expect(lines.length).toBe(1);

@@ -318,7 +318,7 @@ test('a --pop3 or --pop3-tls address in use stops serve with one line naming the
   try {
     for (const [flag, port] of [['--pop3', taken.pop3], ['--pop3-tls', taken.pop3s]] as const) {
       const pop3 = flag === '--pop3' ? [] : ['--pop3', 'off'];
-      const r = await runCommand([MAILBOX_BIN, 'serve', '--listen', '127.0.0.1:0', '--imap', 'off', ...pop3, flag, `127.0.0.1:${port}`, '--data', dir.path], { timeoutMs: 15_000 });
+      const r = await runCommand([MAILBOX_BIN, 'serve', '--listen', '127.0.0.1:0', '--imap', 'off', '--http', 'off', ...pop3, flag, `127.0.0.1:${port}`, '--data', dir.path], { timeoutMs: 15_000 });
       expect(r.code).toBe(71);
       expect(r.stderr.trim()).toBe(`mailbox: cannot listen on 127.0.0.1:${port}: the address is in use (EADDRINUSE); change ${flag}`);
     }

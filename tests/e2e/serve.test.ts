@@ -224,7 +224,7 @@ describe('mailbox serve operations', () => {
 
   test('a second server on the same spool stops with one line and exit 71', async () => {
     const first = await startServe();
-    const r = await runCommand([MAILBOX_BIN, 'serve', '--pop3', 'off', '--imap', 'off', '--listen', '127.0.0.1:0', '--data', first.dataDir], { timeoutMs: 15_000 });
+    const r = await runCommand([MAILBOX_BIN, 'serve', '--pop3', 'off', '--imap', 'off', '--http', 'off', '--listen', '127.0.0.1:0', '--data', first.dataDir], { timeoutMs: 15_000 });
     expect(r.code).toBe(71);
     expect(r.stderr.trim()).toMatch(/^mailbox: the spool .* is in use by process \d+/);
     expect(r.stderr.trim().split('\n').length).toBe(1);

@@ -52,7 +52,7 @@ async function client(port: number): Promise<{ socket: Socket; until(re: RegExp)
 
 test('drain waits for the open transaction while idle sessions end at once; close releases the spool', async () => {
   const data = tempDir();
-  const config = buildServeConfig({ listen: ['127.0.0.1:0', '127.0.0.1:0'], pop3: 'off', imap: 'off', data, starttls: false, hostname: 'mx.test' }, {});
+  const config = buildServeConfig({ listen: ['127.0.0.1:0', '127.0.0.1:0'], pop3: 'off', imap: 'off', http: 'off', data, starttls: false, hostname: 'mx.test' }, {});
   const events: string[] = [];
   const server = await startServer(config, { now: Date.now, log: recordingLog(events) });
   expect(server.listeners.map((l) => l.port).every((p) => p > 0)).toBe(true);
@@ -83,10 +83,10 @@ test('drain waits for the open transaction while idle sessions end at once; clos
 });
 
 test('a listener that cannot bind: one SetupError naming the flag, and the spool is closed again', async () => {
-  const first = await startServer(buildServeConfig({ listen: '127.0.0.1:0', pop3: 'off', imap: 'off', data: tempDir(), starttls: false }, {}), { now: Date.now, log: recordingLog([]) });
+  const first = await startServer(buildServeConfig({ listen: '127.0.0.1:0', pop3: 'off', imap: 'off', http: 'off', data: tempDir(), starttls: false }, {}), { now: Date.now, log: recordingLog([]) });
   const taken = first.listeners[0].port;
   const data = tempDir();
-  const config = buildServeConfig({ listen: ['127.0.0.1:0', `127.0.0.1:${taken}`], pop3: 'off', imap: 'off', data, starttls: false }, {});
+  const config = buildServeConfig({ listen: ['127.0.0.1:0', `127.0.0.1:${taken}`], pop3: 'off', imap: 'off', http: 'off', data, starttls: false }, {});
   let caught: unknown;
   await startServer(config, { now: Date.now, log: recordingLog([]) }).catch((error: unknown) => (caught = error));
   expect(caught).toBeInstanceOf(SetupError);
@@ -98,7 +98,7 @@ test('a listener that cannot bind: one SetupError naming the flag, and the spool
 
 test('POP3 is a service beside SMTP: one set of connection caps for both, and drain ends its idle sessions', async () => {
   const data = tempDir();
-  const config = buildServeConfig({ listen: '127.0.0.1:0', pop3: '127.0.0.1:0', imap: 'off', maxConnections: '1', data, starttls: false, hostname: 'mx.test' }, {});
+  const config = buildServeConfig({ listen: '127.0.0.1:0', pop3: '127.0.0.1:0', imap: 'off', http: 'off', maxConnections: '1', data, starttls: false, hostname: 'mx.test' }, {});
   const events: string[] = [];
   const server = await startServer(config, { now: Date.now, log: recordingLog(events) });
   expect(server.services.length).toBe(3);

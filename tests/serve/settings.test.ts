@@ -36,6 +36,8 @@ const SAMPLES: Record<Exclude<SettingName, 'config'>, string[]> = {
   'pop3-tls': ['127.0.0.1:0', '127.0.0.2:995'],
   imap: ['127.0.0.1:0', '[::1]:1143'],
   'imap-tls': ['127.0.0.1:0', '127.0.0.2:993'],
+  http: ['127.0.0.1:0', '[::1]:8025'],
+  'http-insecure': ['yes'],
   'tls-cert': ['/etc/cert.pem'],
   'tls-key': ['/etc/key.pem'],
   starttls: ['no'],
