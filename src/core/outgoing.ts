@@ -10,8 +10,9 @@
  */
 import { needsSmtpUtf8, type Mailbox } from './address.ts';
 import { clientReplies } from './client-replies.ts';
-import { encodeXtext } from './command.ts';
+import { decodeXtext, encodeXtext, type Parameter } from './command.ts';
 import { dotStuff } from './data.ts';
+import type { Recipient } from './envelope.ts';
 import type { ClientStage, FailureKind } from './errors.ts';
 import { peerMaxSize, type PeerExtensions } from './extensions.ts';
 import type { Reply } from './reply.ts';
@@ -130,6 +131,31 @@ function formatRcptParams(params: RecipientParams | undefined, dsn: DsnOptions):
   let out = notify !== undefined && notify.length > 0 ? ` NOTIFY=${notify.join(',')}` : '';
   if (params?.orcpt !== undefined) out += ` ORCPT=${params.orcpt.type};${encodeXtext(params.orcpt.address)}`;
   return out;
+}
+
+const param = (params: readonly Parameter[], name: string) => params.find((p) => p.name.toUpperCase() === name)?.value ?? null;
+
+/** RFC 3461 §4.3-4.4 as recorded in MAIL: RET and ENVID (ENVID xtext-decoded). */
+export function recordedDsn(mailParams: readonly Parameter[]): DsnOptions | undefined {
+  const ret = param(mailParams, 'RET')?.toUpperCase();
+  const envid = param(mailParams, 'ENVID');
+  const dsn: { ret?: 'FULL' | 'HDRS'; envid?: string } = {};
+  if (ret === 'FULL' || ret === 'HDRS') dsn.ret = ret;
+  const decoded = envid === null ? null : decodeXtext(envid);
+  if (decoded !== null) dsn.envid = decoded;
+  return Object.keys(dsn).length > 0 ? dsn : undefined;
+}
+
+/** RFC 3461 §4.1-4.2 as recorded in one RCPT: NOTIFY and ORCPT (xtext-decoded) travel with their recipient. */
+export function recordedRecipient(recipient: Recipient): OutgoingRecipient {
+  const notify = param(recipient.params, 'NOTIFY')?.toUpperCase();
+  const orcpt = param(recipient.params, 'ORCPT');
+  const params: { notify?: NotifyCondition[]; orcpt?: { type: string; address: string } } = {};
+  if (notify) params.notify = notify.split(',') as NotifyCondition[];
+  const semi = orcpt?.indexOf(';') ?? -1;
+  const address = orcpt && semi > 0 ? decodeXtext(orcpt.slice(semi + 1)) : null;
+  if (orcpt && address !== null) params.orcpt = { type: orcpt.slice(0, semi), address };
+  return Object.keys(params).length > 0 ? { mailbox: recipient.mailbox, params } : { mailbox: recipient.mailbox };
 }
 
 /** Checks a transaction against the server's extensions and builds its parameters. */

@@ -241,7 +241,7 @@ export function partBytes(part: MimePart): Uint8Array {
  * Joins parts into a multipart body. The boundary is `seed` made longer until no part contains
  * it: base64 and quoted-printable bodies never hold "=_", and the check covers 7bit/8bit text.
  */
-export function multipart(subtype: 'mixed' | 'alternative' | 'related', parts: readonly MimePart[], seed: string, params: readonly string[] = []): MimePart {
+export function multipart(subtype: 'mixed' | 'alternative' | 'related' | 'report', parts: readonly MimePart[], seed: string, params: readonly string[] = []): MimePart {
   const bodies = parts.map(partBytes);
   let boundary = `=_${seed}`;
   for (let n = 1; bodies.some((b) => contains(b, ENCODER.encode(`--${boundary}`))); n++) boundary = `=_${seed}.${n}`;

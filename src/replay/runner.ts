@@ -8,9 +8,9 @@
  *         transaction; after MAX_CONNECT_FAILURES failed opens in a row the rest are failed unsent.
  * Rule 3: time and sleeping come from ReplayClock; the sockets from transport/tcp-client.ts.
  */
-import { decodeXtext, type Parameter } from '../core/command.ts';
-import type { AnyTransaction, ClientAuth, DsnOptions, NotifyCondition, OutgoingRecipient } from '../core/client-session.ts';
+import type { AnyTransaction, ClientAuth } from '../core/client-session.ts';
 import type { Recipient } from '../core/envelope.ts';
+import { recordedDsn, recordedRecipient } from '../core/outgoing.ts';
 import { ClientFailure } from '../core/errors.ts';
 import type { Mailbox } from '../core/address.ts';
 import type { TranscriptEntry } from '../core/transcript.ts';
@@ -117,31 +117,6 @@ class Pacer {
     this.#nextMs = at + this.#intervalMs;
     if (at - now >= TIMER_TICK_MS) await this.#clock.sleep(at - now);
   }
-}
-
-const param = (params: readonly Parameter[], name: string) => params.find((p) => p.name.toUpperCase() === name)?.value ?? null;
-
-/** RFC 3461 §4.3-4.4 as recorded in MAIL: RET and ENVID. */
-function recordedDsn(mailParams: readonly Parameter[]): DsnOptions | undefined {
-  const ret = param(mailParams, 'RET')?.toUpperCase();
-  const envid = param(mailParams, 'ENVID');
-  const dsn: { ret?: 'FULL' | 'HDRS'; envid?: string } = {};
-  if (ret === 'FULL' || ret === 'HDRS') dsn.ret = ret;
-  const decoded = envid === null ? null : decodeXtext(envid);
-  if (decoded !== null) dsn.envid = decoded;
-  return Object.keys(dsn).length > 0 ? dsn : undefined;
-}
-
-/** RFC 3461 §4.1-4.2 as recorded in one RCPT: NOTIFY and ORCPT travel with their recipient. */
-function recordedRecipient(recipient: Recipient): OutgoingRecipient {
-  const notify = param(recipient.params, 'NOTIFY')?.toUpperCase();
-  const orcpt = param(recipient.params, 'ORCPT');
-  const params: { notify?: NotifyCondition[]; orcpt?: { type: string; address: string } } = {};
-  if (notify) params.notify = notify.split(',') as NotifyCondition[];
-  const semi = orcpt?.indexOf(';') ?? -1;
-  const address = orcpt && semi > 0 ? decodeXtext(orcpt.slice(semi + 1)) : null;
-  if (orcpt && address !== null) params.orcpt = { type: orcpt.slice(0, semi), address };
-  return Object.keys(params).length > 0 ? { mailbox: recipient.mailbox, params } : { mailbox: recipient.mailbox };
 }
 
 /**
