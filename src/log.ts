@@ -22,12 +22,19 @@ export interface Logger {
   close(): void;
 }
 
+/**
+ * Told of every event the logger is given, before it is formatted: the /metrics counters are fed
+ * here, so they count exactly what the log lines say.
+ */
+export type EventSink = (level: Level, event: string, fields: Fields) => void;
+
 export interface LoggerOptions {
   readonly format: 'text' | 'json';
   /** A file to append to; standard error when absent. */
   readonly file?: string;
   readonly now: () => number;
   readonly env: Record<string, string | undefined>;
+  readonly sink?: EventSink;
 }
 
 export function createLogger(options: LoggerOptions): Logger {
@@ -62,6 +69,7 @@ export function createLogger(options: LoggerOptions): Logger {
     }
   }
   function emit(level: Level, event: string, fields?: Fields): void {
+    options.sink?.(level, event, fields ?? {});
     buffered += line(level, event, fields);
     if (level === 'error') return flush();
     if (!scheduled) {

@@ -126,6 +126,8 @@ export interface SpoolStats {
   readonly commits: number;
   /** Group-commit batches since open: one fdatasync round each. */
   readonly syncBatches: number;
+  /** The time of the oldest listed message (epoch ms), or null when none is listed. */
+  readonly oldestMs: number | null;
 }
 
 /** get/readMessage/setState name a message the spool does not hold (or no longer lists). */
@@ -810,12 +812,18 @@ export class Spool {
     let bytes = this.#journal?.bytes ?? 0;
     const segments = this.#index.segments();
     for (const s of segments) bytes += s.bytes;
+    let oldestMs: number | null = null;
+    this.#index.forEachInCommitOrder(-Infinity, (e) => {
+      oldestMs = e.timeMs;
+      return false;
+    });
     return {
       messages: this.#index.visibleCount,
       segments: segments.length,
       bytes,
       commits: this.#commits,
       syncBatches: this.#writer.batches,
+      oldestMs,
     };
   }
 

@@ -101,6 +101,8 @@ export interface Listener {
   /** Implicit TLS: listen again with the current certificate; open sessions keep theirs. */
   reloadTls(): void;
   readonly connections: number;
+  /** Connections accepted since the listener started. */
+  readonly opened: number;
 }
 
 /** Binding failed: the address is taken, not ours, or not allowed. */
@@ -452,6 +454,9 @@ export function listen<S extends ProtocolSession<unknown>>(target: ListenTarget,
     port: boundPort,
     get connections() {
       return live.size;
+    },
+    get opened() {
+      return nextId - 1;
     },
     drain() {
       if (!stopped) {
