@@ -5,7 +5,7 @@
  */
 import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { compile, targets } from './build.ts';
+import { bundleUi, compile, targets } from './build.ts';
 
 const root = join(import.meta.dir, '..');
 export const releaseDir = join(root, 'dist', 'release');
@@ -14,13 +14,14 @@ function sha256(file: string): string {
   return new Bun.CryptoHasher('sha256').update(readFileSync(file)).digest('hex');
 }
 
-function main(): void {
+async function main(): Promise<void> {
   rmSync(releaseDir, { recursive: true, force: true });
+  const ui = await bundleUi();
   const sums: string[] = [];
   for (const target of targets) {
     const name = `mailbox-${target.name}`;
     const file = join(releaseDir, name);
-    compile(target, file);
+    compile(target, file, ui.file);
     sums.push(`${sha256(file)}  ${name}`);
     console.log(`built ${name} (${(statSync(file).size / 1e6).toFixed(1)} MB)`);
   }
@@ -29,10 +30,8 @@ function main(): void {
 }
 
 if (import.meta.main) {
-  try {
-    main();
-  } catch (error) {
+  main().catch((error: unknown) => {
     console.error(`build:release: ${(error as Error).message}`);
     process.exit(1);
-  }
+  });
 }

@@ -3,9 +3,11 @@
  * Run directly, it writes dist/mailbox for this machine (`--target NAME` picks another one of
  * `targets`); scripts/build-release.ts imports `compile` and `targets` to write every release file.
  * Extra entry points (Worker files) must be listed in `entrypoints`, or no binary can start them.
+ * The web UI is bundled first (bundleUi) and embedded as a file the server finds in Bun.embeddedFiles.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { UI_BUNDLE_NAME, UI_GZIP_BUDGET_BYTES, buildUiBundle, gzipBytes } from '../src/ui/bundle.ts';
 
 const root = join(import.meta.dir, '..');
 
@@ -39,11 +41,25 @@ export function hostTarget(): Target {
 }
 
 /**
- * Compiles every entry point for `target` into `outfile`. A cross target's runtime is fetched
+ * Bundles the web UI (src/ui/bundle.ts) into dist/ui/, the file compile() embeds, and measures it:
+ * throws when the UI's files, gzip-compressed as the server sends them, exceed the budget.
+ */
+export async function bundleUi(): Promise<{ file: string; gzipBytes: number }> {
+  const bundle = await buildUiBundle();
+  const bytes = gzipBytes(bundle);
+  if (bytes > UI_GZIP_BUDGET_BYTES) throw new Error(`the web UI is ${bytes} bytes gzip-compressed, over its budget of ${UI_GZIP_BUDGET_BYTES}`);
+  const file = join(root, 'dist', 'ui', UI_BUNDLE_NAME);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, JSON.stringify(bundle));
+  return { file, gzipBytes: bytes };
+}
+
+/**
+ * Compiles every entry point for `target` into `outfile`, with the web UI bundle `uiFile` (bundleUi) inside. A cross target's runtime is fetched
  * from the npm registry on first use and cached (BUN.md, Cross targets); the host's is Bun itself.
  * Throws when bun build fails (its own messages are on standard error).
  */
-export function compile(target: Target, outfile: string): void {
+export function compile(target: Target, outfile: string, uiFile: string): void {
   mkdirSync(dirname(outfile), { recursive: true });
   const proc = Bun.spawnSync(
     [
@@ -54,7 +70,7 @@ export function compile(target: Target, outfile: string): void {
       // 38 ms, median of 30). It forbids top-level await in the entry, and a Worker must then be
       // started by its string path, not new URL(…, import.meta.url) (BUN.md, Workers in a --compile binary).
       '--minify', '--bytecode', '--sourcemap=none',
-      ...entrypoints, '--outfile', outfile,
+      ...entrypoints, uiFile, '--outfile', outfile,
     ],
     { cwd: root, stdout: 'inherit', stderr: 'inherit' },
   );
@@ -70,14 +86,18 @@ function targetFromArgs(args: readonly string[]): Target {
   return target;
 }
 
+async function main(): Promise<void> {
+  const target = targetFromArgs(process.argv.slice(2));
+  const outfile = join(root, 'dist', 'mailbox');
+  const ui = await bundleUi();
+  console.log(`web UI: ${(ui.gzipBytes / 1024).toFixed(1)} KB gzip in all (budget ${UI_GZIP_BUDGET_BYTES / 1024} KB)`);
+  compile(target, outfile, ui.file);
+  console.log(`built ${outfile} (${target.name})`);
+}
+
 if (import.meta.main) {
-  try {
-    const target = targetFromArgs(process.argv.slice(2));
-    const outfile = join(root, 'dist', 'mailbox');
-    compile(target, outfile);
-    console.log(`built ${outfile} (${target.name})`);
-  } catch (error) {
+  main().catch((error: unknown) => {
     console.error(`build: ${(error as Error).message}`);
     process.exit(1);
-  }
+  });
 }
