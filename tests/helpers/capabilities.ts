@@ -18,6 +18,8 @@ export interface Capability {
 }
 
 const PYTHON = process.env.SYSTEM_PYTHON ?? '/usr/bin/python3';
+/** Debian's chromium; playwright-core downloads no browser of its own here. */
+export const CHROMIUM = '/usr/bin/chromium';
 
 function file(path: string): () => string | undefined {
   return () => (existsSync(path) ? undefined : `${path} is missing`);
@@ -90,6 +92,11 @@ export const CAPABILITIES = {
   tmux: { use: 'a terminal for send --interactive', packages: ['tmux'], missing: file('/usr/bin/tmux') },
   msmtp: { use: 'the C client the send benchmark compares with', packages: ['msmtp'], missing: () => (run(['msmtp', '--version']).ok ? undefined : 'msmtp is missing') },
   fetchmail: { use: 'a POP3 client that retrieves into a local MDA', packages: ['fetchmail'], missing: () => (run(['fetchmail', '--version']).ok ? undefined : 'fetchmail is missing') },
+  chromium: {
+    use: 'the browser the web UI tests drive with playwright-core (executablePath /usr/bin/chromium)',
+    packages: ['chromium'],
+    missing: () => (/\bChromium \d+/.test(run([CHROMIUM, '--version']).text) ? undefined : `${CHROMIUM} --version does not name Chromium`),
+  },
   curl: {
     use: 'curl pop3:// and pop3s:// as clients',
     packages: ['curl'],
