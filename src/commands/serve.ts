@@ -45,7 +45,7 @@ export async function runServe(config: ServeConfig, deps: ServeDeps): Promise<vo
     log.info('log-reopened');
     server?.reload();
   });
-  server = await startServer(config, { now: deps.now, log });
+  server = await startServer(config, { now: deps.now, log, index: deps.env.MAILBOX_BENCH_INDEX !== 'off' });
 
   const signal = await signals.stop;
   log.info('stopping', { signal, open_sessions: server.connections });

@@ -1,6 +1,6 @@
 /**
- * @module The server `mailbox serve` runs, as services: the spool, then the listeners, SMTP and
- * POP3 and IMAP, then HTTP (later the delivery pool). startServer() starts them in order and hands them back.
+ * @module The server `mailbox serve` runs, as services: the spool, the mail index, then the
+ * listeners, SMTP and POP3 and IMAP, then HTTP (later the delivery pool). startServer() starts them in order and hands them back.
  * Rule 1: a service finishes its work in drain() and lets go of everything in close(). Stopping
  *         drains every service at once, then closes them in the reverse order of their start,
  *         so the spool, started first, is closed last, after the last session that could commit.
@@ -17,7 +17,9 @@ import { EXIT, SetupError } from '../exit-status.ts';
 import type { Logger } from '../log.ts';
 import { addressKey } from '../spool/index.ts';
 import { SpoolLockedError } from '../spool/lock.ts';
+import { createLayout } from '../spool/layout.ts';
 import { openSpool, type Spool } from '../spool/spool.ts';
+import { MailIndex } from '../store/mail-index.ts';
 import { loadTlsMaterial, type CertificateSource, type TlsMaterial } from '../tls/certificates.ts';
 import { ConnectionLimits } from '../transport/connection-limits.ts';
 import { BindError, listen, removeStaleUnixSocket, type Listener, type ListenTarget } from '../transport/tcp-server.ts';
@@ -45,6 +47,8 @@ export interface Server {
   readonly listeners: readonly Listener[];
   /** The HTTP listeners (null with --http off): the web UI and /metrics add their routes here. */
   readonly http: HttpServer | null;
+  /** The index of local mail the HTTP API reads; null when indexing is switched off. */
+  readonly mailIndex: MailIndex | null;
   /** Connections open on every listener. */
   readonly connections: number;
   /** SIGHUP: re-reads the certificate, the users file and the faults file. */
@@ -56,6 +60,8 @@ export interface Server {
 export interface ServerDeps {
   readonly now: () => number;
   readonly log: Logger;
+  /** False leaves out the mail index (MAILBOX_BENCH_INDEX=off: benchmarks of the accept path only). */
+  readonly index?: boolean;
 }
 
 const COMPACT_EVERY_MS = 60_000;
@@ -81,6 +87,7 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
     for (const service of services.splice(0).reverse()) await service.close();
   };
 
+  let mailIndex: MailIndex | null = null;
   // Told of every commit, so that sessions idling on an INBOX hear of new mail.
   const mailboxes = new StoreImapMailboxes(() => spool.mailStore, config.dataDir, now);
   const spool = await openSpool({
@@ -94,7 +101,10 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
     },
     maxMessages: config.maxMessages ?? undefined,
     maxAgeMs: config.maxAgeMs ?? undefined,
-    onCommit: (message) => mailboxes.committed(message.id, message.envelope.recipients.map((r) => addressKey(r.mailbox))),
+    onCommit: (message) => {
+      mailboxes.committed(message.id, message.envelope.recipients.map((r) => addressKey(r.mailbox)));
+      mailIndex?.committed(message);
+    },
   }).catch((error: unknown) => {
     // Two servers on one spool would corrupt it; the second one stops here, as with a port in use.
     throw error instanceof SpoolLockedError ? new SetupError(error.message, EXIT.osErr) : error;
@@ -102,6 +112,15 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
   services.push(spoolService(spool, log));
   const { records, tornBytes, damaged } = spool.recovery;
   log.info('spool-opened', { dir: config.dataDir, messages: spool.stats().messages, segments: spool.stats().segments, recovered: records, torn_bytes: tornBytes, damaged: damaged.length });
+  if (deps.index !== false) {
+    try {
+      mailIndex = await MailIndex.open({ path: createLayout(config.dataDir).indexPath, spool, log, writer: 'worker' });
+    } catch (error) {
+      await closeAll();
+      throw new SetupError(`cannot open the mail index: ${(error as Error).message}`, EXIT.osErr);
+    }
+    services.push(mailIndex);
+  }
 
   if (certificate) certificate.announce(log);
   if (config.authAny) log.warn('auth-any', { note: 'any AUTH credentials are accepted (development mode)' });
@@ -184,6 +203,7 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
     services,
     listeners,
     http,
+    mailIndex,
     get connections() {
       return listeners.reduce((n, l) => n + l.connections, 0);
     },

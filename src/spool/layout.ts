@@ -29,6 +29,8 @@ export interface SpoolLayout {
   /** The index checkpoint log (checkpoint.ts), and the name a rewrite of it is made under. */
   readonly checkpointPath: string;
   readonly checkpointTmpPath: string;
+  /** The mail index (src/store), derived from the spool and the journal and rebuilt from them. */
+  readonly indexPath: string;
   segmentName(seq: number): string;
   segmentPath(seq: number): string;
   /** The temporary name a compacted segment is written under before its rename. */
@@ -58,6 +60,7 @@ export function createLayout(dir: string): SpoolLayout {
     journalTmpPath: path.join(journalDir, 'state.log.tmp'),
     checkpointPath: path.join(journalDir, 'index.ckpt'),
     checkpointTmpPath: path.join(journalDir, 'index.ckpt.tmp'),
+    indexPath: path.join(root, 'index.db'),
     segmentName,
     segmentPath: (seq: number) => path.join(segmentsDir, segmentName(seq)),
     segmentTmpPath: (seq: number) => path.join(segmentsDir, `${segmentName(seq)}.tmp`),

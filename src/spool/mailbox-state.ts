@@ -21,6 +21,12 @@ export interface MailboxRecord {
   readonly flags: MailboxFlags;
 }
 
+/**
+ * The mailbox key of the catcher's one global state: Mailpit's Read flag and tags, as the HTTP
+ * API and the web UI set them. No address has this form, so it never meets a recipient's own.
+ */
+export const CATCHER_MAILBOX = '*';
+
 export const UNREAD: MailboxFlags = Object.freeze({ read: false, tags: Object.freeze([]) as readonly string[] });
 
 /** Tags are compared and stored as given, but sorted and deduplicated so equal sets are equal. */

@@ -31,7 +31,7 @@ import { RelayQueue, type DeliveryQueue } from './delivery-queue.ts';
 import { headerSummary, SUMMARY_HEAD_BYTES, type HeaderSummary } from './header-summary.ts';
 import { SpoolIndex, type Entry, type ListQuery, type SegmentInfo } from './index.ts';
 import type { MailStore } from './mail-store.ts';
-import type { MailboxRecord } from './mailbox-state.ts';
+import type { MailboxFlags, MailboxRecord } from './mailbox-state.ts';
 import { SpoolMailStore } from './spool-mail-store.ts';
 import { AppendFile, nodeIo, readExactly, syncDirectory, writeFully, type SpoolIo } from './journal.ts';
 import { Interner } from './interner.ts';
@@ -106,6 +106,28 @@ export interface MessageInfo {
   /** Segment file name, and where the record's NOOP line starts in it. */
   readonly segment: string;
   readonly offset: number;
+}
+
+/** A message held in some local mailbox, as localMessages() lists it. */
+export interface LocalMessage {
+  readonly id: string;
+  readonly timeMs: number;
+  readonly envelope: Envelope;
+  /** The recipients ("local@domain") whose copy is held locally and not deleted, each once. */
+  readonly localRecipients: readonly string[];
+  /** The mailbox state journalled under the key asked for, or null when none was. */
+  readonly state: MailboxFlags | null;
+}
+
+/** The addresses ("local@domain") of the recipients in state 'local', each once, in envelope order. */
+export function localAddresses(envelope: Envelope, states: readonly DeliveryState[]): string[] {
+  const out: string[] = [];
+  envelope.recipients.forEach((r, i) => {
+    if (states[i]?.kind !== 'local') return;
+    const address = mailboxKey(r.mailbox);
+    if (!out.includes(address)) out.push(address);
+  });
+  return out;
 }
 
 /** One recipient that still needs a relay attempt. */
@@ -602,6 +624,59 @@ export class Spool {
       return Promise.reject(new Error(`spool: message ${id} has no recipient ${rcptIndex}`));
     }
     return this.#appendStates([{ id, rcpt: rcptIndex, state }]);
+  }
+
+  /**
+   * Journals the deletion of the local copies of messages: every recipient held in a local
+   * mailbox. Recipients queued for relay keep their state (only the queue operations change
+   * them). Unknown ids are ignored; resolves once durable.
+   */
+  deleteLocal(ids: readonly string[]): Promise<void> {
+    const atMs = this.#opts.now();
+    const records: StateRecord[] = [];
+    for (const id of ids) {
+      const e = this.#index.get(id);
+      if (!e) continue;
+      e.states.forEach((state, i) => {
+        if (state.kind === 'local') records.push({ id, rcpt: i, state: { kind: 'deleted', atMs } });
+      });
+    }
+    return records.length === 0 ? Promise.resolve() : this.#appendStates(records);
+  }
+
+  /** Journals mailbox state (read, tags) for messages the spool lists; resolves once durable. */
+  setMailboxState(records: readonly MailboxRecord[]): Promise<void> {
+    const known = records.filter((r) => this.#index.get(r.id) !== undefined);
+    return known.length === 0 ? Promise.resolve() : this.#appendMailbox(known);
+  }
+
+  /**
+   * Local mail in commit order (time, then id) after `cursor` (from the start when null), at
+   * most `limit`: messages with a recipient still held in a local mailbox, with the mailbox
+   * state journalled under `stateKey`. What an index of local mail is built from.
+   */
+  localMessages(cursor: { readonly timeMs: number; readonly id: string } | null, limit: number, stateKey: string): LocalMessage[] {
+    const out: LocalMessage[] = [];
+    this.#index.forEachInCommitOrder(cursor?.timeMs ?? -Infinity, (e) => {
+      if (cursor && (e.timeMs < cursor.timeMs || (e.timeMs === cursor.timeMs && e.id <= cursor.id))) return true;
+      const local = localAddresses(e.envelope, e.states);
+      if (local.length === 0) return true;
+      out.push({ id: e.id, timeMs: e.timeMs, envelope: e.envelope, localRecipients: local, state: e.mailboxes?.get(stateKey) ?? null });
+      return out.length < limit;
+    });
+    return out;
+  }
+
+  /** Like localMessages(), for the given ids (in that order); ids not held locally are left out. */
+  localMessagesById(ids: readonly string[], stateKey: string): LocalMessage[] {
+    const out: LocalMessage[] = [];
+    for (const id of ids) {
+      const e = this.#index.get(id);
+      if (!e) continue;
+      const local = localAddresses(e.envelope, e.states);
+      if (local.length > 0) out.push({ id: e.id, timeMs: e.timeMs, envelope: e.envelope, localRecipients: local, state: e.mailboxes?.get(stateKey) ?? null });
+    }
+    return out;
   }
 
   /** Journals the deletion of whole messages (unknown ids are ignored); resolves once durable. */

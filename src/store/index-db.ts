@@ -9,6 +9,7 @@
  * Rule 3: one ingest call is one transaction, so a reader never sees half a group commit.
  */
 import { Database, type Statement } from 'bun:sqlite';
+import { closeSync, openSync } from 'node:fs';
 import PostalMime, { type Address, type Email } from 'postal-mime';
 import { cleanText, searchDateToMs, type SearchFlag, type SearchQuery, type SearchTerm } from '../core/mailpit-search.ts';
 import { htmlToText } from '../core/html-text.ts';
@@ -70,6 +71,13 @@ export interface IndexedMessage extends IndexEnvelope, Omit<MessageSummary, 'sea
   readonly id: string;
   readonly seq: number;
   readonly receivedMs: number;
+  readonly read: boolean;
+  readonly tags: readonly string[];
+}
+
+/** The state a reader can change: read or not, and the tags. */
+export interface MessageState {
+  readonly id: string;
   readonly read: boolean;
   readonly tags: readonly string[];
 }
@@ -166,6 +174,9 @@ export class IndexDb {
    * `rebuilt` is true: the caller must then ingest the whole spool again.
    */
   static open(path: string): { index: IndexDb; rebuilt: boolean } {
+    // It holds people's mail, as the spool does: only the owner may read it (SQLite gives the
+    // -wal and -shm files the mode of the database file).
+    closeSync(openSync(path, 'a', 0o600));
     const db = new Database(path, { create: true, strict: true });
     db.exec('PRAGMA journal_mode = WAL');
     // The index is derived: after a power cut it is checked against the spool position and
@@ -188,8 +199,97 @@ export class IndexDb {
     return { index: new IndexDb(db), rebuilt };
   }
 
+  /**
+   * A second connection to an index another connection writes (WAL: readers never block the
+   * writer), for queries only. The file must exist with the current schema.
+   */
+  static openReader(path: string): IndexDb {
+    const db = new Database(path, { readonly: true, strict: true });
+    db.exec('PRAGMA cache_size = -32768');
+    return new IndexDb(db);
+  }
+
   close(): void {
     this.#db.close();
+  }
+
+  /** A value kept in `meta`, or null. */
+  meta(key: string): string | null {
+    const row = this.#db.query('SELECT value FROM meta WHERE key = ?1').get(key) as { value: string } | null;
+    return row === null ? null : row.value;
+  }
+
+  /** Sets (or with null removes) a value in `meta`. */
+  setMeta(key: string, value: string | null): void {
+    if (value === null) this.#db.query('DELETE FROM meta WHERE key = ?1').run(key);
+    else this.#setMeta.run(key, value);
+  }
+
+  /** Runs `fn` as one transaction; with `durable`, its commit is synced to disk before it returns. */
+  transaction<T>(fn: () => T, durable = false): T {
+    if (durable) this.#db.exec('PRAGMA synchronous = FULL');
+    try {
+      return this.#db.transaction(fn)();
+    } finally {
+      if (durable) this.#db.exec('PRAGMA synchronous = NORMAL');
+    }
+  }
+
+  has(id: string): boolean {
+    return this.#db.query('SELECT 1 FROM messages WHERE id = ?1').get(id) !== null;
+  }
+
+  /** The highest seq in the index (0 when empty). */
+  lastSeq(): number {
+    return (this.#db.query('SELECT max(seq) AS s FROM messages').get() as { s: number | null }).s ?? 0;
+  }
+
+  /** Ids of messages: every one, only unread ones, or those carrying `tag`; oldest first. */
+  ids(which: { unread?: boolean; tag?: string } = {}): string[] {
+    if (which.tag !== undefined) {
+      return (this.#db.query('SELECT m.id FROM messages m JOIN tags t ON t.seq = m.seq WHERE t.tag = ?1 COLLATE NOCASE ORDER BY m.seq').all(which.tag) as { id: string }[]).map((r) => r.id);
+    }
+    const sql = which.unread === true ? 'SELECT id FROM messages WHERE read = 0 ORDER BY seq' : 'SELECT id FROM messages ORDER BY seq';
+    return (this.#db.query(sql).all() as { id: string }[]).map((r) => r.id);
+  }
+
+  /** Ids of every message a parsed Mailpit query matches, oldest first. */
+  searchIds(query: SearchQuery, context: SearchContext = {}): string[] {
+    const built = buildWhere(query.terms, context);
+    const where = built.conditions.length === 0 ? '' : `WHERE ${built.conditions.join(' AND ')}`;
+    return (this.#db.query(`SELECT m.id FROM messages m ${where} ORDER BY m.seq`).all(...built.params) as { id: string }[]).map((r) => r.id);
+  }
+
+  /** Read state and tags of the given messages (unknown ids are left out). */
+  states(ids: readonly string[]): MessageState[] {
+    const out: MessageState[] = [];
+    const one = this.#db.query('SELECT seq, read FROM messages WHERE id = ?1');
+    const tagsOf = this.#db.query('SELECT tag FROM tags WHERE seq = ?1 ORDER BY tag');
+    for (const id of ids) {
+      const row = one.get(id) as { seq: number; read: number } | null;
+      if (row === null) continue;
+      out.push({ id, read: row.read === 1, tags: (tagsOf.all(row.seq) as { tag: string }[]).map((t) => t.tag) });
+    }
+    return out;
+  }
+
+  /** Sets read state and tags (replacing them) of messages, in one transaction; returns how many exist. */
+  setStates(states: readonly MessageState[]): number {
+    const seqOf = this.#db.query('SELECT seq FROM messages WHERE id = ?1');
+    const setRead = this.#db.query('UPDATE messages SET read = ?1 WHERE seq = ?2 AND read != ?1');
+    const clear = this.#db.query('DELETE FROM tags WHERE seq = ?1');
+    let found = 0;
+    this.#db.transaction(() => {
+      for (const s of states) {
+        const row = seqOf.get(s.id) as { seq: number } | null;
+        if (row === null) continue;
+        found++;
+        setRead.run(s.read ? 1 : 0, row.seq);
+        clear.run(row.seq);
+        for (const tag of s.tags) this.#insertTag.run(row.seq, tag);
+      }
+    })();
+    return found;
   }
 
   /** The spool position recorded with the last ingest, or null for an empty index. */
@@ -210,6 +310,7 @@ export class IndexDb {
   ingest(items: readonly IngestItem[], spoolPosition: string): void {
     this.#db.transaction(() => {
       for (const item of items) {
+        if (this.has(item.id)) continue;
         const s = item.summary;
         const seq = item.seq;
         this.#insertMessage.run(

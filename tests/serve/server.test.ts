@@ -56,7 +56,9 @@ test('drain waits for the open transaction while idle sessions end at once; clos
   const events: string[] = [];
   const server = await startServer(config, { now: Date.now, log: recordingLog(events) });
   expect(server.listeners.map((l) => l.port).every((p) => p > 0)).toBe(true);
-  expect(server.services.length).toBe(3);
+  // The spool, the mail index, then the two listeners.
+  expect(server.services.length).toBe(4);
+  expect(server.mailIndex).not.toBeNull();
 
   const busy = await client(server.listeners[0].port);
   const idle = await client(server.listeners[1].port);
@@ -101,7 +103,7 @@ test('POP3 is a service beside SMTP: one set of connection caps for both, and dr
   const config = buildServeConfig({ listen: '127.0.0.1:0', pop3: '127.0.0.1:0', imap: 'off', http: 'off', maxConnections: '1', data, starttls: false, hostname: 'mx.test' }, {});
   const events: string[] = [];
   const server = await startServer(config, { now: Date.now, log: recordingLog(events) });
-  expect(server.services.length).toBe(3);
+  expect(server.services.length).toBe(4);
   const [smtpPort, pop3Port] = server.listeners.map((l) => l.port);
 
   const smtp = await client(smtpPort);

@@ -1,0 +1,152 @@
+/**
+ * @module The one writer of the mail index: it owns the write connection to the database and
+ * runs the requests the main thread's MailIndex sends it, one at a time, in the order sent. It
+ * runs in a Worker (index-worker.ts) in serve, or in the caller's thread (tests, `reindex`).
+ * Rule 1: an ingest request is one group commit of the spool and one transaction; the message
+ *         bytes are decoded here (postal-mime), never on the accept path.
+ * Rule 2: every change of read state, tags or membership is journalled by the main thread
+ *         first. Before the journal write the main thread calls `begin`, which counts the change
+ *         as pending in a synced transaction; `apply` takes it off in the same transaction as the
+ *         change. An index opened with changes pending may have missed one: it is rebuilt.
+ * Rule 3: seq (the wait cursor) grows with commit order: max(last + 1, commit ms × 1024), so a
+ *         rebuild of the same spool gives every message the same seq unless more than 1024
+ *         messages were committed in one millisecond or the clock went back.
+ */
+import { dotUnstuff } from '../core/data.ts';
+import { IndexDb, summarizeMessage, type IndexEnvelope, type IngestItem, type MessageState } from './index-db.ts';
+
+/** Seqs per millisecond of commit time (Rule 3). */
+export const SEQ_PER_MS = 1024;
+
+/** One message to add, as the spool holds it. */
+export interface RawMessage {
+  readonly id: string;
+  readonly timeMs: number;
+  readonly envelope: IndexEnvelope;
+  /** The stored message, dot-stuffed, without the final ".\r\n". */
+  readonly stuffed: Uint8Array;
+  readonly state: MessageState | null;
+}
+
+/** Where ingestion has reached in the spool's commit order. */
+export interface SpoolPosition {
+  readonly timeMs: number;
+  readonly id: string;
+}
+
+export type WriterRequest =
+  | { readonly op: 'open'; readonly path: string }
+  | { readonly op: 'ingest'; readonly messages: readonly RawMessage[] }
+  | { readonly op: 'begin' }
+  | { readonly op: 'apply'; readonly states?: readonly MessageState[]; readonly deleted?: readonly string[] }
+  | { readonly op: 'reset' }
+  | { readonly op: 'rebuilt' }
+  | { readonly op: 'close' };
+
+export interface OpenReply {
+  /** Why the index must be rebuilt from the spool, or null when it can be caught up. */
+  readonly rebuild: string | null;
+  readonly position: SpoolPosition | null;
+}
+
+export interface IngestReply {
+  /** Messages added (ids already present are skipped), in commit order. */
+  readonly added: number;
+  readonly lastSeq: number;
+}
+
+export type WriterReply = OpenReply | IngestReply | { readonly changed: number } | null;
+
+const PENDING = 'pending_changes';
+const REBUILDING = 'rebuilding';
+const POSITION = 'spool_position';
+
+export class IndexWriter {
+  #index: IndexDb | null = null;
+  #lastSeq = 0;
+
+  get #db(): IndexDb {
+    if (this.#index === null) throw new Error('the index writer is not open');
+    return this.#index;
+  }
+
+  async handle(request: WriterRequest): Promise<WriterReply> {
+    switch (request.op) {
+      case 'open':
+        return this.#open(request.path);
+      case 'ingest':
+        return this.#ingest(request.messages);
+      case 'begin':
+        this.#db.transaction(() => this.#db.setMeta(PENDING, String(this.#pending() + 1)), true);
+        return null;
+      case 'apply':
+        return { changed: this.#apply(request.states ?? [], request.deleted ?? []) };
+      case 'reset':
+        this.#db.transaction(() => {
+          this.#db.reset();
+          this.#db.setMeta(PENDING, null);
+          this.#db.setMeta(REBUILDING, '1');
+        }, true);
+        this.#lastSeq = 0;
+        return null;
+      case 'rebuilt':
+        this.#db.setMeta(REBUILDING, null);
+        this.#db.optimize();
+        return null;
+      case 'close':
+        this.#index?.close();
+        this.#index = null;
+        return null;
+    }
+  }
+
+  #open(path: string): OpenReply {
+    this.#index?.close();
+    const { index, rebuilt } = IndexDb.open(path);
+    this.#index = index;
+    this.#lastSeq = index.lastSeq();
+    const raw = index.meta(POSITION);
+    const position = raw === null ? null : parsePosition(raw);
+    let rebuild: string | null = null;
+    if (rebuilt) rebuild = 'new index file or schema version';
+    else if (index.meta(REBUILDING) !== null) rebuild = 'a rebuild was interrupted';
+    else if (this.#pending() > 0) rebuild = 'a change was journalled but not indexed';
+    else if (raw !== null && position === null) rebuild = 'unreadable spool position';
+    return { rebuild, position };
+  }
+
+  #pending(): number {
+    return Number(this.#db.meta(PENDING) ?? '0') || 0;
+  }
+
+  async #ingest(messages: readonly RawMessage[]): Promise<IngestReply> {
+    const items: IngestItem[] = [];
+    for (const m of messages) {
+      if (this.#db.has(m.id)) continue;
+      const summary = await summarizeMessage(dotUnstuff(m.stuffed), m.envelope);
+      this.#lastSeq = Math.max(this.#lastSeq + 1, m.timeMs * SEQ_PER_MS);
+      items.push({ id: m.id, seq: this.#lastSeq, receivedMs: m.timeMs, envelope: m.envelope, summary, read: m.state?.read, tags: m.state?.tags });
+    }
+    const last = messages.at(-1);
+    if (last !== undefined) this.#db.ingest(items, JSON.stringify({ timeMs: last.timeMs, id: last.id }));
+    return { added: items.length, lastSeq: this.#lastSeq };
+  }
+
+  #apply(states: readonly MessageState[], deleted: readonly string[]): number {
+    return this.#db.transaction(() => {
+      let changed = this.#db.setStates(states);
+      if (deleted.length > 0) changed += this.#db.delete(deleted);
+      this.#db.setMeta(PENDING, String(Math.max(0, this.#pending() - 1)));
+      return changed;
+    });
+  }
+}
+
+function parsePosition(raw: string): SpoolPosition | null {
+  try {
+    const o = JSON.parse(raw) as { timeMs?: unknown; id?: unknown };
+    return typeof o.timeMs === 'number' && typeof o.id === 'string' ? { timeMs: o.timeMs, id: o.id } : null;
+  } catch {
+    return null;
+  }
+}

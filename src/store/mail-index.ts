@@ -1,0 +1,345 @@
+/**
+ * @module MailIndex: serve's on-disk index of local mail, as a service. The readers (HTTP API,
+ * web UI, IMAP, POP3) query it; it follows the spool's commits and journals every change.
+ *
+ * What callers use:
+ * - `db`: a read-only IndexDb connection for queries on the main thread (list, search, get,
+ *   matchAfter, stats, inboxes). It sees every ingest and change once its promise or event is
+ *   out, never half a group commit.
+ * - `lastSeq`, `subscribe(listener)`, `waitAfter(seq, signal)`: messages are indexed in the
+ *   spool's commit order, each with a seq larger than any before (the cursor of wait, SSE and
+ *   the websocket). A 'new' change names the seqs added (read them with db.matchAfter);
+ *   'updated' and 'deleted' name ids; 'reset' means every cursor starts over (a rebuild began).
+ * - `setRead`, `setTags`, `renameTag`, `deleteTag`, `delete`, `deleteSearch`: each resolves once
+ *   the change is in the journal (durable, as mailbox-state records under CATCHER_MAILBOX or as
+ *   'deleted' states of the local recipients) and then in the index. Changes run one at a time.
+ * - `readMessage(id)`: the bytes of an indexed message, from the spool.
+ *
+ * Rule 1: local mail only. A message is indexed while a recipient of it is held in a local
+ *         mailbox; deleting removes the local copies, and recipients queued for relay change only
+ *         through the queue operations.
+ * Rule 2: the index is derived. At open it is rebuilt when the file is new, its schema version
+ *         differs, a rebuild or a journalled change did not finish, or its newest message is not
+ *         in the spool; else it is caught up from its recorded spool position. Nothing is loaded
+ *         per message at open.
+ * Rule 3: the writer runs off the accept path (index-client.ts): one ingest request per group
+ *         commit, sent after the commit's 250s are on their way.
+ */
+import { mailboxKey } from '../core/address.ts';
+import type { Logger } from '../log.ts';
+import type { SearchQuery } from '../core/mailpit-search.ts';
+import type { CommittedMessage } from '../spool/commit.ts';
+import { CATCHER_MAILBOX, mailboxFlags } from '../spool/mailbox-state.ts';
+import type { LocalMessage, Spool } from '../spool/spool.ts';
+import { IndexDb, type IndexEnvelope, type MessageState, type SearchContext } from './index-db.ts';
+import { threadWriter, workerWriter, type WriterClient } from './index-client.ts';
+import type { IngestReply, OpenReply, RawMessage, SpoolPosition } from './index-writer.ts';
+
+export type IndexChange =
+  | { readonly kind: 'new'; readonly afterSeq: number; readonly lastSeq: number; readonly count: number }
+  | { readonly kind: 'updated'; readonly ids: readonly string[] }
+  | { readonly kind: 'deleted'; readonly ids: readonly string[] }
+  | { readonly kind: 'reset' };
+
+export interface MailIndexOptions {
+  /** The database file (layout.indexPath). */
+  readonly path: string;
+  readonly spool: Spool;
+  readonly log: Pick<Logger, 'info' | 'warn' | 'error'>;
+  /** 'worker' in serve; 'thread' runs the writer in this thread (tests, reindex). */
+  readonly writer: 'worker' | 'thread';
+  /** Rebuild even when the index looks current (`mailbox reindex`). */
+  readonly rebuild?: boolean;
+  /** Told after each batch of a rebuild or catch-up: messages indexed so far. */
+  readonly progress?: (done: number) => void;
+}
+
+/** Messages read from the spool per request during a rebuild or catch-up. */
+const FEED_BATCH = 256;
+/** A catch-up starts this far before the recorded position, in case commit order and (time, id) order differ. */
+const CATCH_UP_SLACK_MS = 2000;
+
+export class MailIndex {
+  readonly #spool: Spool;
+  readonly #log: MailIndexOptions['log'];
+  readonly #writer: WriterClient;
+  readonly #path: string;
+  #reader: IndexDb | null = null;
+  #lastSeq = 0;
+  /** Messages committed but not yet sent to the writer. */
+  #batch: CommittedMessage[] = [];
+  #flushScheduled = false;
+  /** True once the rebuild or catch-up has reached the end of the spool. */
+  #live = false;
+  #feeding: Promise<void> = Promise.resolve();
+  #changes: Promise<unknown> = Promise.resolve();
+  #ingests: Promise<unknown> = Promise.resolve();
+  readonly #listeners = new Set<(change: IndexChange) => void>();
+  #closed = false;
+  #broken: Error | null = null;
+
+  private constructor(options: MailIndexOptions, writer: WriterClient) {
+    this.#spool = options.spool;
+    this.#log = options.log;
+    this.#writer = writer;
+    this.#path = options.path;
+  }
+
+  /**
+   * Opens the index next to the spool: the writer opens (or creates) the file, then the index is
+   * rebuilt or caught up in the background (`ready` resolves when it has reached the spool's end).
+   */
+  static async open(options: MailIndexOptions): Promise<MailIndex> {
+    let index: MailIndex | null = null;
+    const writer =
+      options.writer === 'worker'
+        ? workerWriter((error) => {
+            if (index !== null) index.#fail(error);
+          })
+        : threadWriter();
+    index = new MailIndex(options, writer);
+    const opened = (await writer.request({ op: 'open', path: options.path })) as OpenReply;
+    index.#reader = IndexDb.openReader(options.path);
+    index.#lastSeq = index.#reader.lastSeq();
+    const reason = options.rebuild === true ? 'asked for' : (opened.rebuild ?? index.#mismatch());
+    index.#feeding = index.#feed(reason, opened.position, options.progress ?? (() => undefined));
+    return index;
+  }
+
+  /** Resolves once the index has caught up with the spool (after a rebuild, once it is done). */
+  get ready(): Promise<void> {
+    return this.#feeding;
+  }
+
+  /** The read connection for queries. */
+  get db(): IndexDb {
+    if (this.#reader === null) throw new Error('the mail index is closed');
+    return this.#reader;
+  }
+
+  /** The seq of the newest indexed message (0 when none). */
+  get lastSeq(): number {
+    return this.#lastSeq;
+  }
+
+  /** Hears of every change; returns the function that stops it. */
+  subscribe(listener: (change: IndexChange) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Resolves with the new lastSeq once a message with a seq above `seq` is indexed (at once when
+   * one is); rejects with the signal's reason when it aborts first.
+   */
+  waitAfter(seq: number, signal?: AbortSignal): Promise<number> {
+    if (this.#lastSeq > seq) return Promise.resolve(this.#lastSeq);
+    return new Promise<number>((resolve, reject) => {
+      const onAbort = () => {
+        stop();
+        reject(signal?.reason);
+      };
+      const stop = this.subscribe((change) => {
+        if (change.kind === 'new' && change.lastSeq > seq) {
+          stop();
+          signal?.removeEventListener('abort', onAbort);
+          resolve(change.lastSeq);
+        }
+      });
+      if (signal?.aborted) onAbort();
+      else signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** The spool's hook: a message is durable. Batched per group commit, sent after its 250s. */
+  committed(message: CommittedMessage): void {
+    if (this.#closed || !this.#live) return;
+    this.#batch.push(message);
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => this.#flush());
+  }
+
+  /** Marks messages read or unread; null means every indexed message. Returns how many changed. */
+  setRead(ids: readonly string[] | null, read: boolean): Promise<number> {
+    return this.#change(() => {
+      const db = this.db;
+      const states = db.states(ids ?? db.ids({ unread: read }));
+      return { states: states.filter((s) => s.read !== read).map((s) => ({ ...s, read })) };
+    });
+  }
+
+  /** Replaces the tags of messages (Mailpit's PUT /api/v1/tags). */
+  setTags(ids: readonly string[], tags: readonly string[]): Promise<number> {
+    const clean = [...new Set(tags.map((t) => t.trim()).filter((t) => t !== ''))].sort();
+    return this.#change(() => ({ states: this.db.states(ids).filter((s) => s.tags.join('\n') !== clean.join('\n')).map((s) => ({ ...s, tags: clean })) }));
+  }
+
+  /** Renames a tag on every message carrying it (case-insensitively), merging into an existing one. */
+  renameTag(from: string, to: string): Promise<number> {
+    const name = to.trim();
+    if (name === '') return Promise.resolve(0);
+    const lower = from.toLowerCase();
+    return this.#change(() => ({
+      states: this.db.states(this.db.ids({ tag: from })).map((s) => ({ ...s, tags: [...new Set([...s.tags.filter((t) => t.toLowerCase() !== lower), name])].sort() })),
+    }));
+  }
+
+  /** Removes a tag from every message (case-insensitively). */
+  deleteTag(tag: string): Promise<number> {
+    const lower = tag.toLowerCase();
+    return this.#change(() => ({
+      states: this.db.states(this.db.ids({ tag })).map((s) => ({ ...s, tags: s.tags.filter((t) => t.toLowerCase() !== lower) })),
+    }));
+  }
+
+  /** Deletes the local copies of messages; null means every indexed message. Returns how many went. */
+  delete(ids: readonly string[] | null): Promise<number> {
+    return this.#change(() => ({ deleted: ids === null ? this.db.ids() : ids.filter((id) => this.db.has(id)) }));
+  }
+
+  /** Deletes every message a parsed Mailpit query matches (Mailpit's DELETE /api/v1/search). */
+  deleteSearch(query: SearchQuery, context: SearchContext = {}): Promise<number> {
+    return this.#change(() => ({ deleted: this.db.searchIds(query, context) }));
+  }
+
+  /** The message as the client sent it (unstuffed), our Received header first; undefined when not indexed. */
+  async readMessage(id: string): Promise<Uint8Array | undefined> {
+    if (!this.db.has(id)) return undefined;
+    return this.#spool.readMessage(id);
+  }
+
+  /** Sends what is batched and waits for the writer to finish it. */
+  async drain(): Promise<void> {
+    if (this.#batch.length > 0) this.#flush();
+    await this.#ingests.catch(() => undefined);
+    await this.#changes.catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.drain();
+    this.#closed = true;
+    await this.#feeding.catch(() => undefined);
+    await this.#writer.close();
+    this.#reader?.close();
+    this.#reader = null;
+    this.#listeners.clear();
+  }
+
+  // ---- feeding the writer
+
+  /** Why the index cannot be caught up although the writer found it current, or null. */
+  #mismatch(): string | null {
+    const newest = this.db.list({ limit: 1, start: 0 }).messages[0];
+    if (newest !== undefined && this.#spool.get(newest.id) === undefined) return 'its newest message is not in the spool';
+    return null;
+  }
+
+  async #feed(rebuild: string | null, position: SpoolPosition | null, progress: (done: number) => void): Promise<void> {
+    const started = performance.now();
+    if (rebuild !== null) {
+      this.#log.info('index-rebuild', { reason: rebuild, path: this.#path });
+      await this.#writer.request({ op: 'reset' });
+      this.#lastSeq = 0;
+      this.#emit({ kind: 'reset' });
+    }
+    let cursor: SpoolPosition | null = rebuild === null && position !== null ? { timeMs: position.timeMs - CATCH_UP_SLACK_MS, id: '' } : null;
+    let done = 0;
+    try {
+      for (;;) {
+        const batch = this.#spool.localMessages(cursor, FEED_BATCH, CATCHER_MAILBOX);
+        // Read synchronously with the listing: a commit after this turn is sent by committed().
+        if (batch.length < FEED_BATCH) this.#live = true;
+        if (batch.length > 0) {
+          cursor = batch[batch.length - 1];
+          const raw = await Promise.all(batch.map((m) => this.#raw(m)));
+          const reply = await this.#ingest(raw.filter((m) => m !== null));
+          done += reply.added;
+          progress(done);
+        }
+        if (this.#live || this.#closed) break;
+      }
+      if (this.#closed) return;
+      if (rebuild !== null) await this.#writer.request({ op: 'rebuilt' });
+      this.#log.info(rebuild !== null ? 'index-rebuilt' : 'index-ready', { indexed: done, messages: this.db.stats().total, ms: Math.round(performance.now() - started) });
+    } catch (error) {
+      if (!this.#closed) this.#fail(error as Error);
+    }
+  }
+
+  async #raw(m: LocalMessage): Promise<RawMessage | null> {
+    try {
+      const stuffed = await this.#spool.readRaw(m.id);
+      const envelope: IndexEnvelope = { mailFrom: m.envelope.sender === null ? '' : mailboxKey(m.envelope.sender), recipients: m.localRecipients, authUser: m.envelope.authUser };
+      return { id: m.id, timeMs: m.timeMs, envelope, stuffed, state: m.state === null ? null : { id: m.id, read: m.state.read, tags: m.state.tags } };
+    } catch {
+      // Deleted and compacted away between the listing and the read.
+      return null;
+    }
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    const batch = this.#batch;
+    this.#batch = [];
+    if (batch.length === 0 || this.#closed) return;
+    const local = this.#spool.localMessagesById(batch.map((m) => m.id), CATCHER_MAILBOX);
+    if (local.length === 0) return;
+    // Sent at once: the writer answers in order, so replies (and 'new' events) keep commit order.
+    const sent = Promise.all(local.map((m) => this.#raw(m)))
+      .then((raw) => this.#ingest(raw.filter((m) => m !== null)))
+      .catch((error: unknown) => this.#fail(error as Error));
+    this.#ingests = Promise.all([this.#ingests, sent]);
+  }
+
+  async #ingest(messages: readonly RawMessage[]): Promise<IngestReply> {
+    if (messages.length === 0) return { added: 0, lastSeq: this.#lastSeq };
+    const transfer = messages.map((m) => m.stuffed.buffer as ArrayBuffer);
+    const reply = (await this.#writer.request({ op: 'ingest', messages }, transfer)) as IngestReply;
+    if (reply.added > 0) {
+      const afterSeq = this.#lastSeq;
+      this.#lastSeq = reply.lastSeq;
+      this.#emit({ kind: 'new', afterSeq, lastSeq: reply.lastSeq, count: reply.added });
+    }
+    return reply;
+  }
+
+  // ---- changes
+
+  #change(compute: () => { states?: MessageState[]; deleted?: readonly string[] }): Promise<number> {
+    const run = async (): Promise<number> => {
+      if (this.#broken) throw this.#broken;
+      const { states = [], deleted = [] } = compute();
+      if (states.length === 0 && deleted.length === 0) return 0;
+      await this.#writer.request({ op: 'begin' });
+      // A failure from here on leaves the change counted as pending: the index is rebuilt at the
+      // next start, whatever part of the journal write reached the disk.
+      if (states.length > 0) await this.#spool.setMailboxState(states.map((s) => ({ id: s.id, mailbox: CATCHER_MAILBOX, flags: mailboxFlags(s.read, s.tags) })));
+      if (deleted.length > 0) await this.#spool.deleteLocal(deleted);
+      const reply = (await this.#writer.request({ op: 'apply', states, deleted })) as { changed: number };
+      if (states.length > 0) this.#emit({ kind: 'updated', ids: states.map((s) => s.id) });
+      if (deleted.length > 0) this.#emit({ kind: 'deleted', ids: deleted });
+      return reply.changed;
+    };
+    const result = this.#changes.then(run, run);
+    this.#changes = result.catch(() => undefined);
+    return result;
+  }
+
+  #emit(change: IndexChange): void {
+    for (const listener of [...this.#listeners]) {
+      try {
+        listener(change);
+      } catch (error) {
+        this.#log.error('index-listener-failed', { error: (error as Error).message });
+      }
+    }
+  }
+
+  #fail(error: Error): void {
+    if (this.#broken !== null) return;
+    this.#broken = error;
+    this.#log.error('index-failed', { error: error.message, note: 'the index stops following the spool until restart' });
+  }
+}

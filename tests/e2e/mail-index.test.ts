@@ -1,0 +1,115 @@
+// The mail index of dist/mailbox serve: ingested by its Worker (an entry point of the compiled
+// --bytecode binary), derived and rebuildable. kill -9 while clients send, then restart: the
+// index agrees with the spool. Delete the database and restart: it is rebuilt and agrees, read
+// state and tags included. The index file is read here with bun:sqlite while serve runs (WAL).
+import { expect, test } from 'bun:test';
+import { Database } from 'bun:sqlite';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { CATCHER_MAILBOX } from '../../src/spool/mailbox-state.ts';
+import { openSpool } from '../../src/spool/spool.ts';
+import { cleanupServesAfterAll, makeTempDir, smtpDialogue, startServe, waitForLog, type ServeHandle } from './harness.ts';
+
+cleanupServesAfterAll();
+
+const quiet = { info() {}, warn() {}, error() {} };
+
+/** Ids and (read, tags) of every message in the index file, by id. */
+function indexed(dataDir: string): Map<string, string> {
+  const db = new Database(join(dataDir, 'index.db'), { readonly: true });
+  try {
+    const rows = db.query("SELECT m.id, m.read, coalesce((SELECT group_concat(tag, ',') FROM (SELECT tag FROM tags t WHERE t.seq = m.seq ORDER BY tag)), '') AS tags FROM messages m").all() as { id: string; read: number; tags: string }[];
+    return new Map(rows.map((r) => [r.id, `${r.read}|${r.tags}`]));
+  } finally {
+    db.close();
+  }
+}
+
+/** The same view from the spool and journal: local messages and their catcher state. */
+async function fromSpool(dataDir: string): Promise<Map<string, string>> {
+  const spool = await openSpool({ dir: dataDir, hostname: 'test', now: Date.now, log: quiet });
+  try {
+    const out = new Map<string, string>();
+    for (const m of spool.localMessages(null, 1_000_000, CATCHER_MAILBOX)) out.set(m.id, `${m.state?.read === true ? 1 : 0}|${(m.state?.tags ?? []).join(',')}`);
+    return out;
+  } finally {
+    await spool.close();
+  }
+}
+
+async function send(server: ServeHandle, tag: string): Promise<string | undefined> {
+  const d = await smtpDialogue(
+    server.host,
+    server.port,
+    [
+      { send: `EHLO c.test\r\nMAIL FROM:<c@client.test>\r\nRCPT TO:<box@mailbox.test>\r\nDATA\r\n`, replies: 4 },
+      { send: `Subject: ${tag}\r\nFrom: c@client.test\r\n\r\nbody of ${tag}\r\n.\r\n`, replies: 1 },
+    ],
+    { replyTimeoutMs: 3000 },
+  ).catch(() => null);
+  const reply = d?.replies[1];
+  return reply ? /^250 2\.0\.0 OK queued as (\S+)/.exec(reply)?.[1] : undefined;
+}
+
+async function waitIndexed(dataDir: string, count: number): Promise<Map<string, string>> {
+  const deadline = Date.now() + 30_000;
+  let seen = indexed(dataDir);
+  while (seen.size < count && Date.now() < deadline) {
+    await Bun.sleep(50);
+    seen = indexed(dataDir);
+  }
+  return seen;
+}
+
+test('kill -9 during ingest, then restart: the index agrees with the spool; a deleted database is rebuilt with read state and tags', async () => {
+  const data = await makeTempDir('mailbox-index-');
+  let server = await startServe({ dataDir: data.path });
+  const first = await send(server, 'first');
+  expect(first).toBeDefined();
+  expect([...(await waitIndexed(data.path, 1)).keys()]).toEqual([first!]);
+  expect(fs.statSync(join(data.path, 'index.db')).mode & 0o777).toBe(0o600);
+
+  // Four clients send; the kill lands while the Worker is ingesting their group commits.
+  let stop = false;
+  const acked: string[] = [];
+  const client = async (c: number) => {
+    for (let i = 0; !stop; i++) {
+      const id = await send(server, `c${c}-${i}`);
+      if (id) acked.push(id);
+    }
+  };
+  const running = [0, 1, 2, 3].map(client);
+  await Bun.sleep(700);
+  await server.kill9();
+  stop = true;
+  await Promise.all(running);
+
+  server = await startServe({ dataDir: data.path });
+  await waitForLog(server, /index-ready|index-rebuilt/);
+  expect(server.logs()).not.toContain('index-rebuild ');
+  expect((await server.stop()).exitCode).toBe(0);
+  const expected = await fromSpool(data.path);
+  for (const id of acked) expect(expected.has(id)).toBe(true);
+  expect(indexed(data.path)).toEqual(expected);
+
+  // Read state and tags, journalled as serve's changes are; then the database goes.
+  const spool = await openSpool({ dir: data.path, hostname: 'test', now: Date.now, log: quiet });
+  const ids = [...expected.keys()];
+  await spool.setMailboxState([
+    { id: ids[0], mailbox: CATCHER_MAILBOX, flags: { read: true, tags: ['alpha', 'beta'] } },
+    { id: ids[1], mailbox: CATCHER_MAILBOX, flags: { read: true, tags: [] } },
+  ]);
+  await spool.deleteLocal([ids[2]]);
+  await spool.close();
+  for (const name of ['index.db', 'index.db-wal', 'index.db-shm']) fs.rmSync(join(data.path, name), { force: true });
+  const wanted = await fromSpool(data.path);
+  expect(wanted.get(ids[0])).toBe('1|alpha,beta');
+  expect(wanted.has(ids[2])).toBe(false);
+
+  server = await startServe({ dataDir: data.path });
+  await waitForLog(server, 'index-rebuilt');
+  expect(server.logs()).toContain('reason="new index file or schema version"');
+  expect(indexed(data.path)).toEqual(wanted);
+  expect((await server.stop()).exitCode).toBe(0);
+  await data.remove();
+}, 120_000);

@@ -1,0 +1,191 @@
+// MailIndex over a real spool in a temp dir: it follows commits per group commit in commit order
+// (seq, wait, subscribe), indexes local mail only, journals read state, tags and deletions before
+// the index shows them (so a rebuild from spool plus journal gives them back), rebuilds when the
+// file is gone or a change did not finish, and catches up from its position otherwise. The
+// writer runs in this thread here, and in a Worker in the last tests.
+import { afterEach, describe, expect, test } from 'bun:test';
+import * as fs from 'node:fs';
+import { parseMailpitSearch } from '../../src/core/mailpit-search.ts';
+import { createLayout } from '../../src/spool/layout.ts';
+import { openSpool, type Spool } from '../../src/spool/spool.ts';
+import { MailIndex, type IndexChange } from '../../src/store/mail-index.ts';
+import { envelope, memoryLog, removeDir, request, tempDir } from '../spool/fixtures/messages.ts';
+
+const T0 = 1_800_000_000_000;
+const dirs: string[] = [];
+const open: { spool: Spool; index: MailIndex }[] = [];
+afterEach(async () => {
+  for (const o of open.splice(0)) {
+    await o.index.close();
+    await o.spool.close();
+  }
+  for (const d of dirs.splice(0)) removeDir(d);
+});
+
+function newDir(): string {
+  const d = tempDir('mail-index-');
+  dirs.push(d);
+  return d;
+}
+
+async function start(dir: string, writer: 'thread' | 'worker' = 'thread', rebuild = false) {
+  const log = memoryLog();
+  let index: MailIndex | null = null;
+  const spool = await openSpool({ dir, hostname: 'mx.test', now: () => T0 + 60_000, log, onCommit: (m) => index?.committed(m) });
+  index = await MailIndex.open({ path: createLayout(dir).indexPath, spool, log, writer, rebuild });
+  await index.ready;
+  const o = { spool, index, log };
+  open.push(o);
+  return o;
+}
+
+async function stop(o: { spool: Spool; index: MailIndex }): Promise<void> {
+  open.splice(open.indexOf(o), 1);
+  await o.index.close();
+  await o.spool.close();
+}
+
+function mail(i: number, subject = `subject ${i}`): Uint8Array {
+  return Buffer.from(`From: Ann <ann@client.example>\r\nTo: bob@here.example\r\nSubject: ${subject}\r\nMessage-ID: <m${i}@client.example>\r\n\r\n.dot line\r\nbody ${i}\r\n`);
+}
+
+/** Commits m<from>..m<to-1> as one group commit (all in one turn), one ms apart. */
+async function commit(spool: Spool, from: number, to: number, rcpts = ['bob@here.example']): Promise<void> {
+  const all: Promise<void>[] = [];
+  for (let i = from; i < to; i++) all.push(spool.commit(request(`m${i}`, { timeMs: T0 + i, message: mail(i), envelope: envelope('ann@client.example', rcpts) })));
+  await Promise.all(all);
+}
+
+const ids = (index: MailIndex) => index.db.list({ limit: 1000, start: 0 }).messages.map((m) => m.id);
+
+describe('MailIndex', () => {
+  test('indexes each group commit once, in commit order, and wakes waiters and subscribers', async () => {
+    const o = await start(newDir());
+    const changes: IndexChange[] = [];
+    o.index.subscribe((c) => changes.push(c));
+    const waited = o.index.waitAfter(0);
+    await commit(o.spool, 0, 5);
+    expect(await waited).toBe(o.index.lastSeq);
+    await commit(o.spool, 5, 7);
+    await o.index.drain();
+    expect(changes.map((c) => (c.kind === 'new' ? c.count : c.kind))).toEqual([5, 2]);
+    expect(ids(o.index)).toEqual(['m6', 'm5', 'm4', 'm3', 'm2', 'm1', 'm0']);
+    const after = o.index.db.matchAfter(parseMailpitSearch(''), 0, 100);
+    expect(after.map((m) => m.id)).toEqual(['m0', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6']);
+    // Seqs grow with commit time (1024 per ms), so a rebuild gives them again.
+    expect(after[1].seq - after[0].seq).toBe(1024);
+    const m0 = o.index.db.get('m0')!;
+    expect({ subject: m0.subject, recipients: m0.recipients, mailFrom: m0.mailFrom }).toEqual({ subject: 'subject 0', recipients: ['bob@here.example'], mailFrom: 'ann@client.example' });
+    expect(Buffer.from((await o.index.readMessage('m0'))!).toString()).toBe(Buffer.from(mail(0)).toString());
+  });
+
+  test('a waiter whose signal aborts is rejected with its reason and hears nothing more', async () => {
+    const o = await start(newDir());
+    const controller = new AbortController();
+    const waited = o.index.waitAfter(0, controller.signal);
+    controller.abort(new Error('timeout'));
+    await expect(waited).rejects.toThrow('timeout');
+  });
+
+  test('local mail only: relay-only messages are not indexed, and deleting leaves relay recipients queued', async () => {
+    const o = await start(newDir());
+    const env = envelope('ann@client.example', ['bob@here.example', 'out@far.example']);
+    await o.spool.commit(request('mixed', { timeMs: T0, message: mail(1), envelope: env, localRecipients: [true, false] }));
+    await o.spool.commit(request('relay', { timeMs: T0 + 1, message: mail(2), envelope: env, localRecipients: [false, false] }));
+    await o.index.drain();
+    expect(ids(o.index)).toEqual(['mixed']);
+    expect(o.index.db.get('mixed')!.recipients).toEqual(['bob@here.example']);
+    expect(await o.index.delete(null)).toBe(1);
+    expect(ids(o.index)).toEqual([]);
+    expect(o.spool.get('mixed')!.recipients.map((r) => r.state.kind)).toEqual(['deleted', 'pending']);
+    expect(o.spool.get('relay')!.recipients.map((r) => r.state.kind)).toEqual(['pending', 'pending']);
+  });
+
+  test('read state, tags and deletions are journalled: a rebuild from the spool gives them back', async () => {
+    const dir = newDir();
+    let o = await start(dir);
+    await commit(o.spool, 0, 6);
+    await o.index.drain();
+    expect(await o.index.setRead(['m1', 'm2'], true)).toBe(2);
+    expect(await o.index.setTags(['m2', 'm3'], ['Blue', ' red ', 'Blue'])).toBe(2);
+    expect(await o.index.renameTag('blue', 'green')).toBe(2);
+    expect(await o.index.deleteTag('RED')).toBe(2);
+    expect(await o.index.delete(['m0', 'nope'])).toBe(1);
+    expect(await o.index.deleteSearch(parseMailpitSearch('subject:"subject 5"'))).toBe(1);
+    const snapshot = () => o.index.db.list({ limit: 100, start: 0 }).messages.map((m) => [m.id, m.read, m.tags.join(',')]);
+    const before = snapshot();
+    expect(before).toEqual([
+      ['m4', false, ''],
+      ['m3', false, 'green'],
+      ['m2', true, 'green'],
+      ['m1', true, ''],
+    ]);
+    expect(o.index.db.stats()).toMatchObject({ total: 4, unread: 2, tags: { green: 2 } });
+    await stop(o);
+    fs.rmSync(createLayout(dir).indexPath);
+    o = await start(dir);
+    expect(o.log.lines.some((l) => l.msg === 'index-rebuild' && l.fields?.reason === 'new index file or schema version')).toBe(true);
+    expect(snapshot()).toEqual(before);
+    expect(await o.index.setRead(null, true)).toBe(2);
+    expect(o.index.db.stats().unread).toBe(0);
+  });
+
+  test('a reopened index catches up from its position without a rebuild', async () => {
+    const dir = newDir();
+    let o = await start(dir);
+    await commit(o.spool, 0, 3);
+    await o.index.drain();
+    await stop(o);
+    // Commits the index did not see (as after kill -9 between the spool's fsync and the ingest).
+    const spool = await openSpool({ dir, hostname: 'mx.test', now: () => T0, log: memoryLog() });
+    await commit(spool, 3, 8);
+    await spool.close();
+    o = await start(dir);
+    expect(o.log.lines.some((l) => l.msg === 'index-rebuild')).toBe(false);
+    expect(o.log.lines.find((l) => l.msg === 'index-ready')?.fields).toMatchObject({ indexed: 5, messages: 8 });
+    expect(ids(o.index)).toEqual(['m7', 'm6', 'm5', 'm4', 'm3', 'm2', 'm1', 'm0']);
+  });
+
+  test('a change journalled but not applied to the index makes the next open rebuild', async () => {
+    const dir = newDir();
+    let o = await start(dir);
+    await commit(o.spool, 0, 3);
+    await o.index.drain();
+    // What a crash between the journal write and the index update leaves: the read mark is in
+    // the journal, the index still counts the change as pending.
+    const { Database } = await import('bun:sqlite');
+    await stop(o);
+    const spool = await openSpool({ dir, hostname: 'mx.test', now: () => T0, log: memoryLog() });
+    await spool.setMailboxState([{ id: 'm1', mailbox: '*', flags: { read: true, tags: ['x'] } }]);
+    await spool.close();
+    const db = new Database(createLayout(dir).indexPath);
+    db.query("INSERT INTO meta (key, value) VALUES ('pending_changes', '1')").run();
+    db.close();
+    o = await start(dir);
+    expect(o.log.lines.find((l) => l.msg === 'index-rebuild')?.fields?.reason).toBe('a change was journalled but not indexed');
+    expect(o.index.db.get('m1')).toMatchObject({ read: true, tags: ['x'] });
+  });
+
+  test('reindex (rebuild asked for) empties and refills the index', async () => {
+    const dir = newDir();
+    let o = await start(dir);
+    await commit(o.spool, 0, 4);
+    await o.index.drain();
+    await stop(o);
+    o = await start(dir, 'thread', true);
+    expect(o.log.lines.find((l) => l.msg === 'index-rebuilt')?.fields).toMatchObject({ indexed: 4, messages: 4 });
+    expect(ids(o.index)).toEqual(['m3', 'm2', 'm1', 'm0']);
+  });
+
+  test('in a Worker: the same ingest, changes and notifications', async () => {
+    const o = await start(newDir(), 'worker');
+    const waited = o.index.waitAfter(0);
+    await commit(o.spool, 0, 20);
+    await waited;
+    await o.index.drain();
+    expect(ids(o.index).length).toBe(20);
+    expect(await o.index.setRead(['m3'], true)).toBe(1);
+    expect(o.index.db.get('m3')!.read).toBe(true);
+    expect(o.index.db.search(parseMailpitSearch('"body 7"'), { limit: 10, start: 0 }).messages.map((m) => m.id)).toEqual(['m7']);
+  });
+});
