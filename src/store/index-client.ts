@@ -1,13 +1,11 @@
 /**
  * @module How the main thread reaches the index writer: in a Worker (serve), or in its own
  * thread (tests, `mailbox reindex`). Both answer requests in the order sent.
- * Rule 1: the Worker is started by a path string, never new URL(…, import.meta.url): a
- *         --bytecode binary bakes import.meta.url to the build machine's path (BUN.md). In a
- *         compiled binary the worker is the bundled entry point ./store/index-worker.ts
- *         (scripts/build.ts lists it); from source it is this folder's index-worker.ts.
+ * Rule 1: the Worker is started by a path string (src/worker-path.ts); scripts/build.ts lists
+ *         index-worker.ts among the entry points, so a compiled binary holds it.
  * Rule 2: message bytes go to the Worker as transferred buffers, not copies.
  */
-import { join } from 'node:path';
+import { workerPath } from '../worker-path.ts';
 import { IndexWriter, type WriterReply, type WriterRequest } from './index-writer.ts';
 
 export interface WriterClient {
@@ -39,14 +37,9 @@ export function threadWriter(): WriterClient {
   };
 }
 
-/** The path a Worker of this module's folder is started by (Rule 1). */
-export function indexWorkerPath(): string {
-  return Bun.main.startsWith('/$bunfs/') ? './store/index-worker.ts' : join(import.meta.dir, 'index-worker.ts');
-}
-
 /** The writer in a Worker; `onFailure` hears of a Worker that died (every request then fails). */
 export function workerWriter(onFailure: (error: Error) => void): WriterClient {
-  const worker = new Worker(indexWorkerPath());
+  const worker = new Worker(workerPath('store/index-worker.ts'));
   const waiting = new Map<number, { resolve: (reply: WriterReply) => void; reject: (error: Error) => void }>();
   let next = 0;
   let failed: Error | null = null;

@@ -54,6 +54,8 @@ export interface StartServeOptions {
   wrapper?: string[];
   /** The binary to run instead of MAILBOX_BIN (e.g. a copy an unprivileged user can reach). */
   bin?: string;
+  /** The server's working directory (default this process's). */
+  cwd?: string;
 }
 
 export interface ServeHandle {
@@ -124,6 +126,7 @@ function spawnServe(host: string, port: number, dataDir: string, options: StartS
   const http = (options.args ?? []).includes('--http') ? [] : ['--http', 'off'];
   const argv = [...(options.wrapper ?? []), options.bin ?? MAILBOX_BIN, 'serve', '--listen', `${host}:${port}`, '--data', dataDir, ...pop3, ...imap, ...http, ...(options.args ?? [])];
   const proc = Bun.spawn(argv, {
+    cwd: options.cwd,
     stdin: 'ignore',
     stdout: 'pipe',
     stderr: 'pipe',

@@ -1,5 +1,5 @@
 // The mail index of dist/mailbox serve: ingested by its Worker (an entry point of the compiled
-// --bytecode binary), derived and rebuildable. kill -9 while clients send, then restart: the
+// --bytecode binary, run away from the sources so that it cannot load them), derived and rebuildable. kill -9 while clients send, then restart: the
 // index agrees with the spool. Delete the database and restart: it is rebuilt and agrees, read
 // state and tags included. The index file is read here with bun:sqlite while serve runs (WAL).
 import { expect, test } from 'bun:test';
@@ -63,7 +63,7 @@ async function waitIndexed(dataDir: string, count: number): Promise<Map<string, 
 
 test('kill -9 during ingest, then restart: the index agrees with the spool; a deleted database is rebuilt with read state and tags', async () => {
   const data = await makeTempDir('mailbox-index-');
-  let server = await startServe({ dataDir: data.path });
+  let server = await startServe({ dataDir: data.path, cwd: data.path });
   const first = await send(server, 'first');
   expect(first).toBeDefined();
   expect([...(await waitIndexed(data.path, 1)).keys()]).toEqual([first!]);
@@ -84,7 +84,7 @@ test('kill -9 during ingest, then restart: the index agrees with the spool; a de
   stop = true;
   await Promise.all(running);
 
-  server = await startServe({ dataDir: data.path });
+  server = await startServe({ dataDir: data.path, cwd: data.path });
   await waitForLog(server, /index-ready|index-rebuilt/);
   expect(server.logs()).not.toContain('index-rebuild ');
   expect((await server.stop()).exitCode).toBe(0);
@@ -106,7 +106,7 @@ test('kill -9 during ingest, then restart: the index agrees with the spool; a de
   expect(wanted.get(ids[0])).toBe('1|alpha,beta');
   expect(wanted.has(ids[2])).toBe(false);
 
-  server = await startServe({ dataDir: data.path });
+  server = await startServe({ dataDir: data.path, cwd: data.path });
   await waitForLog(server, 'index-rebuilt');
   expect(server.logs()).toContain('reason="new index file or schema version"');
   expect(indexed(data.path)).toEqual(wanted);
