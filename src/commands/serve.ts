@@ -8,6 +8,7 @@
 import type { CAC } from 'cac';
 import { buildServeConfig, type ServeConfig } from '../config.ts';
 import { createLogger } from '../log.ts';
+import { ServeMetrics } from '../serve/metrics.ts';
 import { startServer, type Server } from '../serve/server.ts';
 import { SERVE_SETTINGS, formatFlag } from '../serve/settings.ts';
 
@@ -37,7 +38,9 @@ export function register(cli: CAC, deps: ServeDeps): void {
 
 /** Runs the server until a stop signal, then drains its services and closes them. */
 export async function runServe(config: ServeConfig, deps: ServeDeps): Promise<void> {
-  const log = createLogger({ format: config.log, file: config.logFile ?? undefined, now: deps.now, env: deps.env });
+  // The /metrics counters count what the log says: they are fed the logger's own events.
+  const metrics = new ServeMetrics();
+  const log = createLogger({ format: config.log, file: config.logFile ?? undefined, now: deps.now, env: deps.env, sink: metrics.sink });
   const signals = deps.signals();
   let server: Server | null = null;
   signals.onHangup(() => {
@@ -45,7 +48,7 @@ export async function runServe(config: ServeConfig, deps: ServeDeps): Promise<vo
     log.info('log-reopened');
     server?.reload();
   });
-  server = await startServer(config, { now: deps.now, log, index: deps.env.MAILBOX_BENCH_INDEX !== 'off' });
+  server = await startServer(config, { now: deps.now, log, metrics, index: deps.env.MAILBOX_BENCH_INDEX !== 'off' });
 
   const signal = await signals.stop;
   log.info('stopping', { signal, open_sessions: server.connections });

@@ -6,7 +6,8 @@
  * an address, a message or any other value a client chooses, so cardinality stays bounded.
  */
 import { VERBS } from '../core/command.ts';
-import { formatPrometheus, type MetricFamily, type Sample } from '../core/prometheus.ts';
+import { PROMETHEUS_CONTENT_TYPE, formatPrometheus, type MetricFamily, type Sample } from '../core/prometheus.ts';
+import type { HttpRoute } from '../http/http-server.ts';
 import type { EventSink, Fields } from '../log.ts';
 
 /** What the gauges read at scrape time. */
@@ -84,7 +85,9 @@ export class ServeMetrics {
         this.#messages.add(['not-stored', replyClassOf(fields.reply)]);
         return;
       case 'rejected': {
-        const command = typeof fields.command === 'string' && SMTP_VERBS.has(fields.command) ? fields.command : 'other';
+        // The log has the command line as sent ("RCPT TO:<…>"): its verb is the label.
+        const verb = typeof fields.command === 'string' ? fields.command.split(/[ :]/, 1)[0].toUpperCase() : '';
+        const command = SMTP_VERBS.has(verb) ? verb : 'other';
         const replyClass = replyClassOf(fields.reply);
         this.#rejections.add([command, replyClass]);
         if (command === 'DATA' || command === 'BDAT') this.#messages.add(['rejected', replyClass]);
@@ -159,4 +162,13 @@ export function sessionsByProtocol(listeners: readonly { readonly protocol: stri
     row.open += l.open;
   }
   return [...by.values()];
+}
+
+/** GET /metrics on the HTTP server, behind the same auth as the API (the listener's). */
+export function metricsRoute(metrics: ServeMetrics, sources: MetricsSources): HttpRoute {
+  return {
+    method: 'GET',
+    path: '/metrics',
+    handler: () => new Response(metrics.render(sources), { headers: { 'Content-Type': PROMETHEUS_CONTENT_TYPE, 'Cache-Control': 'no-store' } }),
+  };
 }

@@ -27,6 +27,9 @@ import { FaultRules } from './fault-rules.ts';
 import { BasicAuth } from '../http/basic-auth.ts';
 import type { HttpServer } from '../http/http-server.ts';
 import { httpServesTls, startHttp } from './http-host.ts';
+import { uiBundleLoader } from '../ui/assets.ts';
+import { uiRoutes } from '../ui/routes.ts';
+import { metricsRoute, sessionsByProtocol, type ServeMetrics } from './metrics.ts';
 import { createImapHost } from './imap-host.ts';
 import { StoreImapMailboxes } from './imap-mailboxes.ts';
 import { createPop3Host } from './pop3-host.ts';
@@ -62,6 +65,8 @@ export interface ServerDeps {
   readonly log: Logger;
   /** False leaves out the mail index (MAILBOX_BENCH_INDEX=off: benchmarks of the accept path only). */
   readonly index?: boolean;
+  /** The counters `log` feeds (its sink); with --http they are served at /metrics. */
+  readonly metrics?: ServeMetrics;
 }
 
 const COMPACT_EVERY_MS = 60_000;
@@ -173,6 +178,21 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
     try {
       http = startHttp(config, { log, now, certificate, auth: basicAuth, trusted: host.trusted, spool });
       services.push(http);
+      http.addRoutes(uiRoutes(uiBundleLoader()));
+      if (deps.metrics) {
+        http.addRoutes([
+          metricsRoute(deps.metrics, {
+            sessions: () => sessionsByProtocol(listeners.map((l) => ({ protocol: protocolOf.get(l) ?? 'smtp', opened: l.opened, open: l.connections }))),
+            spool: () => spool.stats(),
+            queue: () => {
+              const states: Record<string, number> = {};
+              for (const d of spool.deliveries()) states[d.state.kind] = (states[d.state.kind] ?? 0) + 1;
+              return states;
+            },
+            now,
+          }),
+        ]);
+      }
     } catch (error) {
       await closeAll();
       throw error;

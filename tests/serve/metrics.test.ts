@@ -27,7 +27,7 @@ test('log events through a real Logger are what the counters count', () => {
     const log = createLogger({ format: 'json', file: join(dir, 'log'), now: () => 0, env: {}, sink: metrics.sink });
     log.info('accepted', { id: 'A', from: 'a@x.test', to: ['b@x.test'], size: 120, client: '127.0.0.1' });
     log.info('accepted', { id: 'B', from: 'a@x.test', to: ['c@x.test'], size: 80, client: '127.0.0.1' });
-    log.warn('rejected', { client: '127.0.0.1', command: 'RCPT', reply: '550 5.7.1 relaying denied', blame: undefined });
+    log.warn('rejected', { client: '127.0.0.1', command: 'rcpt TO:<b@x.test>', reply: '550 5.7.1 relaying denied', blame: undefined });
     log.warn('rejected', { client: '127.0.0.1', command: 'DATA', reply: '552 5.3.4 message too big' });
     log.warn('rejected', { client: '127.0.0.1', command: 'XYZZY-any-client-text', reply: '500 5.5.2 unknown' });
     log.error('not-stored', { id: 'C', reply: '452 4.3.1 spool full' });

@@ -136,9 +136,17 @@ export async function listMessages(source: ListSource): Promise<SummaryPage> {
   return json<SummaryPage>(path);
 }
 
-/** The store's commit cursor now: the live stream starts after it. */
-export async function getCursor(): Promise<string> {
-  return (await json<{ cursor: string }>('/api/mailbox/v1/cursor')).cursor;
+/**
+ * The store's commit cursor now (the SSE stream starts after it), or null when the server has no
+ * /api/mailbox/v1 routes: the UI then falls back to Mailpit's routes and websocket.
+ */
+export async function getCursor(): Promise<string | null> {
+  try {
+    return (await json<{ cursor: string }>('/api/mailbox/v1/cursor')).cursor;
+  } catch (error) {
+    if (error instanceof ApiError && (error.status === 404 || error.status === 405)) return null;
+    throw error;
+  }
 }
 
 export async function listInboxes(): Promise<Inbox[]> {
@@ -146,9 +154,12 @@ export async function listInboxes(): Promise<Inbox[]> {
   return Array.isArray(body) ? body : (body.inboxes ?? body.Inboxes ?? []);
 }
 
-/** The message with its envelope and extracted links and codes; reading it does not mark it read. */
-export function getMessage(id: string): Promise<Message> {
-  return json<Message>(`/api/mailbox/v1/message/${enc(id)}`);
+/**
+ * The message; with our API (`extended`) also its envelope and extracted links and codes, and
+ * reading it does not mark it read; Mailpit's route marks it read.
+ */
+export function getMessage(id: string, extended: boolean): Promise<Message> {
+  return json<Message>(extended ? `/api/mailbox/v1/message/${enc(id)}` : `/api/v1/message/${enc(id)}`);
 }
 
 export function getHeaders(id: string): Promise<Record<string, string[]>> {
@@ -194,4 +205,5 @@ export const urls = {
   session: (id: string) => `/api/mailbox/v1/message/${enc(id)}/session?format=text`,
   replay: (id: string) => `/api/mailbox/v1/message/${enc(id)}/session?format=smtp`,
   events: (cursor: string) => `/api/mailbox/v1/events?after=${enc(cursor)}`,
+  websocket: () => `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/events`,
 };

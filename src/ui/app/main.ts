@@ -26,7 +26,10 @@ function App() {
   const [inboxes, setInboxes] = useState<Inbox[]>([]);
   const [live, setLive] = useState<Live>('connecting');
   const [selected, setSelected] = useState(0);
-  const [openId, setOpenId] = useState<string | null>(null);
+  // A /view/{ID} address (Mailpit's) opens that message.
+  const [openId, setOpenId] = useState<string | null>(() => /^\/view\/([A-Za-z0-9]+)$/.exec(location.pathname)?.[1] ?? null);
+  /** Whether the server has our /api/mailbox/v1 routes (inboxes, envelope, session, SSE). */
+  const [extended, setExtended] = useState(false);
   const [changes, setChanges] = useState(0);
   const searchRef = useRef<HTMLInputElement>(null);
 
@@ -50,6 +53,7 @@ function App() {
   }, [source, changes]);
 
   useEffect(() => {
+    if (!extended) return;
     let current = true;
     listInboxes().then(
       (list) => current && setInboxes(list),
@@ -58,13 +62,15 @@ function App() {
     return () => {
       current = false;
     };
-  }, [changes]);
+  }, [changes, extended]);
 
-  // The live stream, from the store's cursor now (never from the beginning: that would replay every
-  // message); any event may change the page, and a burst is folded into one refetch.
+  // The live stream: our SSE stream from the store's cursor now (never from the beginning: that
+  // would replay every message), else Mailpit's websocket. Any event may change the page; a burst
+  // is folded into one refetch.
   useEffect(() => {
-    let events: EventSource | null = null;
+    let stream: EventSource | WebSocket | null = null;
     let timer: ReturnType<typeof setTimeout> | null = null;
+    let retry: ReturnType<typeof setTimeout> | null = null;
     let closed = false;
     const changed = () => {
       if (timer) return;
@@ -73,22 +79,44 @@ function App() {
         setChanges((n) => n + 1);
       }, 200);
     };
-    getCursor().then(
-      (at) => {
+    const websocket = () => {
+      const ws = new WebSocket(urls.websocket());
+      stream = ws;
+      ws.onopen = () => (setLive('live'), changed());
+      ws.onmessage = changed;
+      // Mailpit's websocket has no replay: reconnect, then refetch (onopen).
+      ws.onclose = () => {
         if (closed) return;
-        events = new EventSource(urls.events(at));
-        events.onopen = () => setLive('live');
-        // EventSource reconnects by itself and resumes after the last event id it saw.
-        events.onerror = () => setLive('reconnecting');
-        events.onmessage = changed;
-        for (const type of ['new', 'update', 'delete', 'truncate', 'prune']) events.addEventListener(type, changed);
-      },
-      () => setLive('reconnecting'),
-    );
+        setLive('reconnecting');
+        retry = setTimeout(websocket, 2000);
+      };
+    };
+    const connect = () =>
+      getCursor().then(
+        (at) => {
+          if (closed) return;
+          setExtended(at !== null);
+          if (at === null) return websocket();
+          const events = new EventSource(urls.events(at));
+          stream = events;
+          events.onopen = () => setLive('live');
+          // EventSource reconnects by itself and resumes after the last event id it saw.
+          events.onerror = () => setLive('reconnecting');
+          events.onmessage = changed;
+          for (const type of ['new', 'update', 'delete', 'truncate', 'prune']) events.addEventListener(type, changed);
+        },
+        () => {
+          if (closed) return;
+          setLive('reconnecting');
+          retry = setTimeout(connect, 2000);
+        },
+      );
+    connect();
     return () => {
       closed = true;
       if (timer) clearTimeout(timer);
-      events?.close();
+      if (retry) clearTimeout(retry);
+      stream?.close();
     };
   }, []);
 
@@ -185,10 +213,10 @@ function App() {
         <input ref=${searchRef} type="search" placeholder="Search: to:a@x.test subject:hello is:unread  ( / )" value=${draft}
           onInput=${(e: Event) => setDraft((e.target as HTMLInputElement).value)} aria-label="Search" />
       </form>
-      <select aria-label="Inbox" value=${source.inbox ?? ''} onChange=${(e: Event) => go({ inbox: (e.target as HTMLSelectElement).value || null })}>
+      ${extended && html`<select aria-label="Inbox" value=${source.inbox ?? ''} onChange=${(e: Event) => go({ inbox: (e.target as HTMLSelectElement).value || null })}>
         <option value="">All mail${page ? ` (${page.total})` : ''}</option>
         ${inboxes.map((i) => html`<option value=${i.Address}>${i.Address} (${i.Unread ? `${i.Unread}/` : ''}${i.Total})</option>`)}
-      </select>
+      </select>`}
       <span class=${`live ${live}`} title="Live updates">${live === 'live' ? '● live' : live === 'connecting' ? '○ connecting' : '○ reconnecting'}</span>
     </header>
     <main class="panes">
@@ -222,7 +250,7 @@ function App() {
       </section>
       <section class="reader" aria-label="Message">
         ${openId
-          ? html`<${MessageView} key=${openId} id=${openId} onClose=${() => setOpenId(null)} onDelete=${() => remove(openId)} />`
+          ? html`<${MessageView} key=${openId} id=${openId} extended=${extended} onClose=${() => setOpenId(null)} onDelete=${() => remove(openId)} />`
           : html`<p class="empty">Select a message (j/k to move, Enter to open, Delete to delete, / to search).</p>`}
       </section>
     </main>

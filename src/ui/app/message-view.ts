@@ -75,8 +75,8 @@ function Loading({ error }: { error: string | null }) {
   return error ? html`<p class="error" role="alert">${error}</p>` : html`<p class="empty">Loading…</p>`;
 }
 
-export function MessageView({ id, onClose, onDelete }: { id: string; onClose: () => void; onDelete: () => void }) {
-  const { value: message, error } = useLoaded(() => getMessage(id), [id]);
+export function MessageView({ id, extended, onClose, onDelete }: { id: string; extended: boolean; onClose: () => void; onDelete: () => void }) {
+  const { value: message, error } = useLoaded(() => getMessage(id, extended), [id, extended]);
   const [tab, setTab] = useState<Tab | null>(null);
   const [remote, setRemote] = useState(false);
 
@@ -84,7 +84,8 @@ export function MessageView({ id, onClose, onDelete }: { id: string; onClose: ()
     return html`<div class="message"><div class="msg-tools"><button class="back" onClick=${onClose}>← Back</button></div><${Loading} error=${error} /></div>`;
   }
   const shown: Tab = tab ?? (message.HTML ? 'html' : 'text');
-  const tabs = (Object.keys(TAB_NAMES) as Tab[]).filter((t) => t !== 'html' || message.HTML);
+  // The session, deliveries and links and codes come from our API only.
+  const tabs = (Object.keys(TAB_NAMES) as Tab[]).filter((t) => (t !== 'html' || message.HTML) && (extended || !['session', 'delivery', 'extract'].includes(t)));
   const hasRemote = REMOTE.test(message.HTML);
   return html`<article class="message">
     <div class="msg-tools">

@@ -1,0 +1,73 @@
+// /metrics end to end (issue 12): dist/mailbox serve --http, mail sent with smtplib and a raw
+// dialogue, then a scrape whose counters match the log lines and whose gauges match the spool.
+// Also: the web UI is inside the binary (GET / and its files, gzip-compressed, under the UI's CSP).
+import { expect, test } from 'bun:test';
+import { cleanupServesAfterAll, listeningAddresses, sendWithSmtplib, smtpDialogue, startServe, waitForLog } from './harness.ts';
+import { requirePeers } from '../helpers/capabilities.ts';
+
+cleanupServesAfterAll();
+
+function sample(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+test('a Prometheus scrape counts what the log says, by protocol and reply class', async () => {
+  requirePeers('python3');
+  const server = await startServe({ args: ['--http', '127.0.0.1:0', '--log', 'json'] });
+  const [http] = (await listeningAddresses(server)).http;
+  const message = (n: number) => `From: a@x.test\r\nTo: b@x.test\r\nSubject: metrics ${n}\r\n\r\nbody ${n}\r\n`;
+  await sendWithSmtplib(server, 'a@x.test', ['b@x.test'], message(1));
+  await sendWithSmtplib(server, 'a@x.test', ['c@x.test', 'd@x.test'], message(2));
+  // A RCPT before MAIL: 503 5.5.1, one rejection.
+  const dialogue = await smtpDialogue(server.host, server.port, ['EHLO x\r\n', 'RCPT TO:<b@x.test>\r\n', 'QUIT\r\n']);
+  expect(dialogue.replies[1]).toStartWith('503');
+  const logs = await waitForLog(server, /"event":"rejected"/);
+
+  const response = await fetch(`http://${http}/metrics`);
+  expect(response.status).toBe(200);
+  expect(response.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
+  const text = await response.text();
+  const accepted = logs.split('\n').filter((l) => l.includes('"event":"accepted"')).length;
+  expect(accepted).toBe(2);
+  expect(sample(text, 'mailbox_smtp_messages_total{result="accepted",class="2xx"}')).toBe(accepted);
+  expect(sample(text, 'mailbox_smtp_rejections_total{command="RCPT",class="5xx"}')).toBe(1);
+  expect(sample(text, 'mailbox_sessions_total{protocol="smtp"}')).toBeGreaterThanOrEqual(3);
+  expect(sample(text, 'mailbox_sessions_total{protocol="pop3"}')).toBe(0);
+  expect(sample(text, 'mailbox_spool_messages')).toBe(2);
+  expect(sample(text, 'mailbox_spool_bytes')).toBeGreaterThan(200);
+  expect(sample(text, 'mailbox_spool_oldest_message_age_seconds')).toBeGreaterThanOrEqual(0);
+  expect(sample(text, 'mailbox_queue_recipients{state="pending"}')).toBe(0);
+  // Bounded labels: no address or message id in any series.
+  for (const leak of ['x.test', '127.0.0.1']) expect(text).not.toContain(leak);
+  for (const line of text.split('\n').filter((l) => l !== '' && !l.startsWith('#'))) expect(line).toMatch(/^[a-z_]+(\{[a-z_]+="[A-Za-z0-9_]+"(,[a-z_]+="[A-Za-z0-9_]+")*\})? [0-9.e+-]+$/);
+});
+
+test('the web UI is served from the binary: page, script and stylesheet, gzip-compressed, under the UI CSP', async () => {
+  const server = await startServe({ args: ['--http', '127.0.0.1:0', '--log', 'json'] });
+  const [http] = (await listeningAddresses(server)).http;
+  const page = await fetch(`http://${http}/`, { headers: { 'Accept-Encoding': 'gzip' } });
+  expect(page.status).toBe(200);
+  expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
+  expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
+  expect(page.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+  const html = await page.text();
+  const script = /src="(\/ui\/app-[0-9a-z]+\.js)"/.exec(html)?.[1];
+  const style = /href="(\/ui\/app-[0-9a-z]+\.css)"/.exec(html)?.[1];
+  expect(script).toBeDefined();
+  expect(style).toBeDefined();
+  let transferred = 0;
+  for (const path of ['/', script!, style!]) {
+    const raw = await fetch(`http://${http}${path}`, { headers: { 'Accept-Encoding': 'gzip' }, decompress: false } as RequestInit);
+    expect(raw.status).toBe(200);
+    expect(raw.headers.get('content-encoding')).toBe('gzip');
+    transferred += (await raw.arrayBuffer()).byteLength;
+  }
+  expect(transferred).toBeLessThanOrEqual(150 * 1024);
+  const js = await fetch(`http://${http}${script}`);
+  expect(js.headers.get('cache-control')).toContain('immutable');
+  expect(await js.text()).toContain('/api/v1/messages');
+  // Mailpit's address of a message in its UI is the same page.
+  expect(await (await fetch(`http://${http}/view/AbC123`)).text()).toBe(html);
+  expect((await fetch(`http://${http}/ui/nothing.js`)).status).toBe(404);
+});
