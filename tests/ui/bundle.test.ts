@@ -9,14 +9,14 @@ const NAMESPACES = new Set(['http://www.w3.org/1998/Math/MathML', 'http://www.w3
 
 test('the bundle is the page, one script and one stylesheet, within the gzip budget', async () => {
   const bundle = await buildUiBundle();
-  const paths = Object.keys(bundle.files).sort();
+  const paths = Object.keys(bundle.files);
   expect(paths).toHaveLength(3);
-  expect(paths[0]).toBe('/');
-  expect(paths[1]).toMatch(/^\/ui\/app-[0-9a-z]+\.css$/);
-  expect(paths[2]).toMatch(/^\/ui\/app-[0-9a-z]+\.js$/);
+  const script = paths.find((p) => /^\/ui\/app-[0-9a-z]+\.js$/.test(p));
+  const style = paths.find((p) => /^\/ui\/app-[0-9a-z]+\.css$/.test(p));
+  expect(paths).toContain('/');
   const page = bundle.files['/'].body;
-  expect(page).toContain(`<script type="module" src="${paths[2]}"></script>`);
-  expect(page).toContain(`<link rel="stylesheet" href="${paths[1]}">`);
+  expect(page).toContain(`<script type="module" src="${script}"></script>`);
+  expect(page).toContain(`<link rel="stylesheet" href="${style}">`);
   expect(page).toContain('<meta name="viewport" content="width=device-width, initial-scale=1">');
   const bytes = gzipBytes(bundle);
   console.log(`web UI: ${bytes} bytes gzip in all (budget ${UI_GZIP_BUDGET_BYTES})`);
