@@ -246,19 +246,25 @@ export class MailIndex {
     }
     let cursor: SpoolPosition | null = rebuild === null && position !== null ? { timeMs: position.timeMs - CATCH_UP_SLACK_MS, id: '' } : null;
     let done = 0;
+    // Two batches in flight: the writer decodes one while this thread reads the next.
+    const inFlight: Promise<IngestReply>[] = [];
     try {
       for (;;) {
-        const batch = this.#spool.localMessages(cursor, FEED_BATCH, CATCHER_MAILBOX);
-        // Read synchronously with the listing: a commit after this turn is sent by committed().
-        if (batch.length < FEED_BATCH) this.#live = true;
-        if (batch.length > 0) {
-          cursor = batch[batch.length - 1];
-          const raw = await Promise.all(batch.map((m) => this.#raw(m)));
-          const reply = await this.#ingest(raw.filter((m) => m !== null));
-          done += reply.added;
-          progress(done);
+        if (!this.#live && !this.#closed) {
+          const batch = this.#spool.localMessages(cursor, FEED_BATCH, CATCHER_MAILBOX);
+          // Listed in this turn: a commit after it is sent by committed().
+          if (batch.length < FEED_BATCH) this.#live = true;
+          if (batch.length > 0) {
+            cursor = batch[batch.length - 1];
+            const raw = await Promise.all(batch.map((m) => this.#raw(m)));
+            inFlight.push(this.#ingest(raw.filter((m) => m !== null)));
+          }
         }
-        if (this.#live || this.#closed) break;
+        const ending = this.#live || this.#closed;
+        if (inFlight.length >= 2 || (ending && inFlight.length > 0)) {
+          done += (await inFlight.shift()!).added;
+          progress(done);
+        } else if (ending) break;
       }
       if (this.#closed) return;
       if (rebuild !== null) await this.#writer.request({ op: 'rebuilt' });

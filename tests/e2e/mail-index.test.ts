@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { CATCHER_MAILBOX } from '../../src/spool/mailbox-state.ts';
 import { openSpool } from '../../src/spool/spool.ts';
-import { cleanupServesAfterAll, makeTempDir, smtpDialogue, startServe, waitForLog, type ServeHandle } from './harness.ts';
+import { cleanupServesAfterAll, makeTempDir, MAILBOX_BIN, runCommand, smtpDialogue, startServe, waitForLog, type ServeHandle } from './harness.ts';
 
 cleanupServesAfterAll();
 
@@ -113,3 +113,29 @@ test('kill -9 during ingest, then restart: the index agrees with the spool; a de
   expect((await server.stop()).exitCode).toBe(0);
   await data.remove();
 }, 120_000);
+
+test('mailbox reindex: rebuilds from the spool and journal, refuses while serve holds the spool, and has --help', async () => {
+  const data = await makeTempDir('mailbox-reindex-');
+  const server = await startServe({ dataDir: data.path, cwd: data.path });
+  for (let i = 0; i < 5; i++) expect(await send(server, `m${i}`)).toBeDefined();
+  await waitIndexed(data.path, 5);
+  const busy = await runCommand([MAILBOX_BIN, 'reindex', '--data', data.path], { cwd: data.path });
+  expect(busy.code).toBe(75);
+  expect(busy.stderr).toContain('stop serve, then run reindex again');
+  expect((await server.stop()).exitCode).toBe(0);
+  const before = indexed(data.path);
+
+  const spool = await openSpool({ dir: data.path, hostname: 'test', now: Date.now, log: quiet });
+  const id = [...before.keys()][0];
+  await spool.setMailboxState([{ id, mailbox: CATCHER_MAILBOX, flags: { read: true, tags: ['kept'] } }]);
+  await spool.close();
+  const run = await runCommand([MAILBOX_BIN, 'reindex', '--data', data.path], { cwd: data.path });
+  expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: '' });
+  expect(run.stdout).toMatch(/^reindexed 5 messages \(4 unread\) in \d+\.\d s: .*index\.db\n$/);
+  expect(indexed(data.path)).toEqual(new Map([...before].map(([k, v]) => [k, k === id ? '1|kept' : v])));
+
+  const help = await runCommand([MAILBOX_BIN, 'reindex', '--help']);
+  expect(help.code).toBe(0);
+  expect(help.stdout).toContain('--data <dir>');
+  await data.remove();
+}, 60_000);
