@@ -28,6 +28,8 @@ export const clientReplies = {
   tooBig: (size: number, max: number) => reply(552, '5.3.4', `the message is ${size} bytes, over the server's SIZE limit of ${max} bytes (RFC 1870)`),
   // RFC 6152 §3 and RFC 3463 X.6.3: 8-bit data needs 8BITMIME, and converting it is not allowed here.
   eightBitNotAllowed: () => reply(554, '5.6.3', 'the message has 8-bit bytes and the server does not offer 8BITMIME (RFC 6152)'),
+  // RFC 6152 §3 and RFC 3463 X.6.3: the relay could not convert the message to 7-bit.
+  eightBitNotConvertible: (why: string) => reply(554, '5.6.3', `the server does not offer 8BITMIME and the message cannot be converted to 7-bit: ${why}`),
   // RFC 6531 §3.2 and §3.6.5: a non-ASCII address needs SMTPUTF8.
   smtpUtf8Needed: () => reply(553, '5.6.7', 'the addresses are not ASCII and the server does not offer SMTPUTF8 (RFC 6531)'),
   // RFC 3461 §4 and RFC 3463 X.3.3: a feature that was asked for is not offered.

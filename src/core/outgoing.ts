@@ -5,17 +5,19 @@
  * Rule 1: pure; a transaction that cannot go is a failure carrying a client-catalogue reply.
  * Rule 2: what the server lacks is settled by a policy: `send` refuses (the user asked for it),
  *         `replay` strips (it replays what it can), and the relay strips DSN, owing a "relayed"
- *         DSN (RFC 3464 §2.3.3) where NOTIFY asked for SUCCESS, and converts 8-bit data or
- *         bounces with the 5.6.3 it gets here.
+ *         DSN (RFC 3464 §2.3.3) where NOTIFY asked for SUCCESS, and converts 8-bit data to
+ *         quoted-printable (core/seven-bit.ts), or bounces with the 5.6.3 it gets here when the
+ *         message cannot be converted (DKIM-signed, 8-bit structured header fields).
  */
 import { needsSmtpUtf8, type Mailbox } from './address.ts';
 import { clientReplies } from './client-replies.ts';
 import { decodeXtext, encodeXtext, type Parameter } from './command.ts';
-import { dotStuff } from './data.ts';
+import { dotStuff, dotUnstuff } from './data.ts';
 import type { Recipient } from './envelope.ts';
 import type { ClientStage, FailureKind } from './errors.ts';
 import { peerMaxSize, type PeerExtensions } from './extensions.ts';
 import type { Reply } from './reply.ts';
+import { convertToSevenBit } from './seven-bit.ts';
 
 /** RFC 3461 §4.1: NOTIFY is NEVER alone, or any of SUCCESS, FAILURE, DELAY. */
 export type NotifyCondition = 'NEVER' | 'SUCCESS' | 'FAILURE' | 'DELAY';
@@ -69,6 +71,8 @@ export interface PreparedTransaction {
    * SUCCESS, to whose sender the relay owes a "relayed" DSN (RFC 3464 §2.3.3).
    */
   readonly relayed: readonly number[];
+  /** With the relay policy: the 8-bit message was converted to 7-bit for a server without 8BITMIME. */
+  readonly converted: boolean;
 }
 
 export type Preparation =
@@ -166,18 +170,28 @@ export function prepareOutgoing(tx: OutgoingInput, ext: PeerExtensions, policy: 
   const utf8 = needsSmtpUtf8(tx.sender) || recipients.some((r) => needsSmtpUtf8(r.mailbox));
   // RFC 6531 §3.2: a non-ASCII address may only go to a server that offers SMTPUTF8.
   if (utf8 && !ext.has('SMTPUTF8')) return refuse('rejected', 'mail', clientReplies.smtpUtf8Needed());
-  const stuffed = tx.stuffed ?? dotStuff(tx.message ?? new Uint8Array(0));
-  const size = unstuffedSize(stuffed);
+  let stuffed = tx.stuffed ?? dotStuff(tx.message ?? new Uint8Array(0));
+  let size = unstuffedSize(stuffed);
   // Only a caller's bug gets here: the spool checks every record before it is replayed.
   if (size < 0) {
     return refuse('internal', 'message', clientReplies.notSendable('the message is not dot-stuffed CRLF text (it holds a line of a single "." or does not end with CRLF)'));
   }
+  let eightBit = hasEightBit(stuffed);
+  let converted = false;
+  // RFC 6152 §3: 8-bit data goes only to a server that offers 8BITMIME (SMTPUTF8 implies it).
+  // The relay converts it to 7-bit where it can (core/seven-bit.ts), and bounces it where not.
+  if (eightBit && !ext.has('8BITMIME') && !utf8) {
+    if (policy !== 'relay') return refuse('rejected', 'mail', clientReplies.eightBitNotAllowed());
+    const conversion = convertToSevenBit(dotUnstuff(stuffed));
+    if (!conversion.ok) return refuse('rejected', 'mail', clientReplies.eightBitNotConvertible(conversion.why));
+    stuffed = dotStuff(conversion.message);
+    size = conversion.message.length;
+    eightBit = false;
+    converted = true;
+  }
   const max = peerMaxSize(ext);
   // RFC 1870 §6.1: a message larger than the server's SIZE is not sent at all.
   if (max !== null && size > max) return refuse('rejected', 'mail', clientReplies.tooBig(size, max));
-  const eightBit = hasEightBit(stuffed);
-  // RFC 6152 §3: 8-bit data goes only to a server that offers 8BITMIME (SMTPUTF8 implies it).
-  if (eightBit && !ext.has('8BITMIME') && !utf8) return refuse('rejected', 'mail', clientReplies.eightBitNotAllowed());
 
   const dsn = tx.dsn ?? {};
   for (const notify of [dsn.notify, ...recipients.map((r) => r.params?.notify)]) {
@@ -201,5 +215,5 @@ export function prepareOutgoing(tx: OutgoingInput, ext: PeerExtensions, policy: 
   const relayed = stripDsn && policy === 'relay'
     ? recipients.flatMap((r, i) => ((r.params?.notify ?? dsn.notify ?? []).includes('SUCCESS') ? [i] : []))
     : [];
-  return { ok: true, prepared: { recipients, stuffed, size, mailParams, rcptParams, stripped: stripDsn ? ['DSN'] : [], relayed } };
+  return { ok: true, prepared: { recipients, stuffed, size, mailParams, rcptParams, stripped: stripDsn ? ['DSN'] : [], relayed, converted } };
 }

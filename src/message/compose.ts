@@ -21,9 +21,9 @@ import {
   type MimePart,
   type TransferEncoding,
 } from './mime.ts';
-import { encodeBase64 } from '../core/base-encoding.ts';
+import { ENCODED_WORD_LIMIT, encodeWords, foldHeader } from '../core/mime-encoding.ts';
 
-export { encodeQuotedPrintable, type TransferEncoding } from './mime.ts';
+export type { TransferEncoding } from './mime.ts';
 
 /** A refused input, with the reason in words. */
 export class ComposeError extends Error {
@@ -93,8 +93,6 @@ export interface ComposedMessage {
 
 // RFC 5322 §2.1.1: lines SHOULD be at most 78 characters.
 const LINE_LIMIT = 78;
-// RFC 2047 §2: an encoded word is at most 75 characters.
-const ENCODED_WORD_LIMIT = 75;
 
 const ENCODER = new TextEncoder();
 const ATOM = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+$/;
@@ -102,7 +100,6 @@ const FIELD_NAME = /^[!-9;-~]+$/;
 const DOT_ATOM_TEXT = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*$/;
 const PRINTABLE = /^[\x20-\x7e\t]*$/;
 const LOOKS_ENCODED = /=\?[^?\s]*\?[bBqQ]\?[^?\s]*\?=/;
-const HEX = '0123456789ABCDEF';
 
 /** Header fields built from the other inputs: they cannot also come from `headers`. */
 const BUILT: Record<string, string> = {
@@ -189,90 +186,6 @@ function addressTokens(address: NamedAddress): string[] {
 /** One address as it would appear in a header (unfolded). */
 export function formatAddress(address: NamedAddress): string {
   return addressTokens(address).join(' ');
-}
-
-// ---- RFC 2047 encoded words ----
-
-/** RFC 2047 §5(3): the characters a "Q" word may carry as they are, in any header context. */
-function qSafe(byte: number): boolean {
-  return (
-    (byte >= 0x30 && byte <= 0x39) ||
-    (byte >= 0x41 && byte <= 0x5a) ||
-    (byte >= 0x61 && byte <= 0x7a) ||
-    byte === 0x21 || byte === 0x2a || byte === 0x2b || byte === 0x2d || byte === 0x2f
-  );
-}
-
-function qLength(bytes: Uint8Array): number {
-  let n = 0;
-  for (const b of bytes) n += qSafe(b) || b === 0x20 ? 1 : 3;
-  return n;
-}
-
-function qEncode(bytes: Uint8Array): string {
-  let out = '';
-  for (const b of bytes) {
-    if (b === 0x20) out += '_';
-    else if (qSafe(b)) out += String.fromCharCode(b);
-    else out += `=${HEX[b >> 4]}${HEX[b & 15]}`;
-  }
-  return out;
-}
-
-
-/**
- * Encodes text as UTF-8 encoded words of at most `firstLimit` characters for the first and 75
- * for the rest. Each word holds whole characters (RFC 2047 §5).
- */
-export function encodeWords(text: string, firstLimit: number = ENCODED_WORD_LIMIT): string[] {
-  const all = ENCODER.encode(text);
-  // "Q" stays readable for mostly-Latin text; it is chosen unless it is much longer than "B".
-  const useQ = qLength(all) <= Math.ceil(all.length / 3) * 4 * 1.5;
-  const prefix = useQ ? '=?UTF-8?Q?' : '=?UTF-8?B?';
-  const overhead = prefix.length + 2;
-  const encodedLength = (n: number, q: number) => (useQ ? q : Math.ceil(n / 3) * 4);
-  const words: string[] = [];
-  let chunk: number[] = [];
-  let q = 0;
-  const flush = () => {
-    const bytes = Uint8Array.from(chunk);
-    words.push(`${prefix}${useQ ? qEncode(bytes) : encodeBase64(bytes)}?=`);
-    chunk = [];
-    q = 0;
-  };
-  for (const char of text) {
-    const bytes = ENCODER.encode(char);
-    const limit = (words.length === 0 ? firstLimit : ENCODED_WORD_LIMIT) - overhead;
-    const addQ = qLength(bytes);
-    if (chunk.length > 0 && encodedLength(chunk.length + bytes.length, q + addQ) > limit) flush();
-    chunk.push(...bytes);
-    q += addQ;
-  }
-  if (chunk.length > 0 || words.length === 0) flush();
-  return words;
-}
-
-// ---- header fields ----
-
-/**
- * Joins tokens with spaces into "Name: token token…", folding (CRLF + space, RFC 5322 §2.2.3)
- * before a token that would pass 78 characters. A token longer than a line stays whole.
- */
-export function foldHeader(name: string, tokens: readonly string[]): string {
-  const lines: string[] = [];
-  let line = `${name}:`;
-  let hasToken = false;
-  for (const token of tokens) {
-    if (hasToken && token !== '' && line.length + 1 + token.length > LINE_LIMIT) {
-      lines.push(line);
-      line = ` ${token}`;
-    } else {
-      line += ` ${token}`;
-    }
-    hasToken = true;
-  }
-  lines.push(line);
-  return `${lines.join('\r\n')}\r\n`;
 }
 
 /** An unstructured value (Subject, most custom fields): as it is when plain ASCII, else encoded words. */

@@ -5,6 +5,8 @@
  * Rule: pure. Bytes in, bytes out; every line ends in CRLF and stays under 998 octets.
  */
 
+import { encodeQuotedPrintable } from '../core/mime-encoding.ts';
+
 /** RFC 2045 §6: how a part's bytes are written. */
 export type TransferEncoding = '7bit' | '8bit' | 'quoted-printable' | 'base64';
 
@@ -74,42 +76,6 @@ export function encodeBase64Lines(bytes: Uint8Array): Uint8Array {
     out[o++] = 10;
   }
   return out;
-}
-
-/**
- * RFC 2045 §6.7: quoted-printable. Input lines end in CRLF (hard breaks, kept); encoded lines
- * are at most 76 characters, soft breaks ("=" CRLF) fold longer ones; a space or tab at the end
- * of a line is encoded, so that no transport can strip it.
- */
-export function encodeQuotedPrintable(bytes: Uint8Array): string {
-  const out: string[] = [];
-  let start = 0;
-  while (start < bytes.length) {
-    let end = bytes.indexOf(10, start);
-    const hardBreak = end >= 0;
-    if (!hardBreak) end = bytes.length;
-    const lineEnd = hardBreak && end > start && bytes[end - 1] === 13 ? end - 1 : end;
-    const tokens: string[] = [];
-    for (let i = start; i < lineEnd; i++) {
-      const b = bytes[i];
-      const last = i === lineEnd - 1;
-      const literal = (b >= 33 && b <= 126 && b !== 61) || ((b === 32 || b === 9) && !last);
-      tokens.push(literal ? String.fromCharCode(b) : `=${HEX[b >> 4]}${HEX[b & 15]}`);
-    }
-    let line = '';
-    tokens.forEach((token, i) => {
-      // The last token may use the whole line; any other leaves room for the soft-break "=".
-      const limit = i === tokens.length - 1 ? ENCODED_LINE : ENCODED_LINE - 1;
-      if (line.length + token.length > limit) {
-        out.push(`${line}=\r\n`);
-        line = '';
-      }
-      line += token;
-    });
-    out.push(hardBreak ? `${line}\r\n` : line);
-    start = end + 1;
-  }
-  return out.join('');
 }
 
 /** Every line ending becomes CRLF, and the text ends with one (RFC 5322 §2.3). */

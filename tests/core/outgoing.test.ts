@@ -37,10 +37,13 @@ test('without DSN: refuse (send), strip (replay), relay (strip, and owe "relayed
 
 test('what no policy can strip is refused with its catalogue reply', () => {
   const eight = { ...tx, dsn: undefined, recipients: [mailbox('b@example.net')], message: ENCODER.encode('Grüße\n') };
-  for (const policy of ['refuse', 'strip', 'relay'] as const) {
+  for (const policy of ['refuse', 'strip'] as const) {
     const p = prepareOutgoing(eight, ext(), policy);
     expect(!p.ok && p.status.enhanced).toBe('5.6.3');
   }
+  // The relay converts what it can, and bounces a DKIM-signed message with 5.6.3 (RFC 6152 §3).
+  const signed = prepareOutgoing({ ...eight, message: ENCODER.encode('DKIM-Signature: v=1; d=example.org\nSubject: x\n\nGrüße\n') }, ext(), 'relay');
+  expect(!signed.ok && [signed.status.code, signed.status.enhanced]).toEqual([554, '5.6.3']);
   const big = prepareOutgoing({ ...eight, message: ENCODER.encode('x'.repeat(50)) }, ext('SIZE 10'), 'strip');
   expect(!big.ok && big.status.enhanced).toBe('5.3.4');
   const utf8 = prepareOutgoing({ ...eight, recipients: [mailbox('jörg@example.net')], message: ENCODER.encode('x\n') }, ext('8BITMIME'), 'relay');
@@ -52,4 +55,18 @@ test('what no policy can strip is refused with its catalogue reply', () => {
 test('sizes and 8-bit detection', () => {
   expect([unstuffedSize(ENCODER.encode('..a\r\nb\r\n')), unstuffedSize(ENCODER.encode('a\n')), unstuffedSize(ENCODER.encode('.\r\n'))]).toEqual([7, -1, -1]);
   expect([hasEightBit(ENCODER.encode('plain ascii text, long enough for words')), hasEightBit(ENCODER.encode('ascii then é'))]).toEqual([false, true]);
+});
+
+test('the relay policy converts 8-bit data for a server without 8BITMIME, SIZE counting the converted message', () => {
+  const eight = { ...tx, dsn: undefined, recipients: [mailbox('b@example.net')], message: ENCODER.encode('Subject: x\n\n.Grüße\n') };
+  const p = prepareOutgoing(eight, ext('SIZE 1000'), 'relay');
+  if (!p.ok) throw new Error(p.status.lines[0]);
+  const expected = 'Subject: x\r\nMIME-Version: 1.0\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n..Gr=C3=BC=C3=9Fe\r\n';
+  expect([new TextDecoder().decode(p.prepared.stuffed), p.prepared.size, p.prepared.mailParams, p.prepared.converted]).toEqual([expected, expected.length - 1, ` SIZE=${expected.length - 1}`, true]);
+  // With 8BITMIME the bytes go as they are.
+  const as8 = prepareOutgoing(eight, ext('8BITMIME'), 'relay');
+  expect(as8.ok && [as8.prepared.mailParams, as8.prepared.converted]).toEqual([' BODY=8BITMIME', false]);
+  // The size limit applies to what would be sent: the converted message.
+  const tooBig = prepareOutgoing(eight, ext(`SIZE ${expected.length - 2}`), 'relay');
+  expect(!tooBig.ok && tooBig.status.enhanced).toBe('5.3.4');
 });

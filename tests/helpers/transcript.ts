@@ -7,7 +7,7 @@
  *
  * Directives: `@ option ehlo=NAME starttls=never|opportunistic|required tls=yes
  * auth=USER:SECRET[:token] mechanism=M cleartext=yes quit-after=STAGE chunking=no
- * notify=A,B ret=FULL|HDRS envid=ID` (before any line; DSN options apply to every send), `@ message TEXT` (adds a line to the next message; `@ message` alone adds an empty one),
+ * notify=A,B ret=FULL|HDRS envid=ID outgoing=refuse|strip|relay` (before any line; DSN options apply to every send), `@ message TEXT` (adds a line to the next message; `@ message` alone adds an empty one),
  * `@ send <from> <to>...`, `@ probe <from> <to>...` (MAIL, RCPTs, RSET), `@ probe-vrfy <from> <to>...`
  * (VRFY the first recipient first), `@ quit`, `@ tls`, `@ tls-fails REASON`, `@ idle`, `@ peer-closes`.
  * Events are described by describeClientEvent() and matched against `= pattern` lines.
@@ -22,6 +22,7 @@ import {
   type ClientOptions,
   type ClientStep,
   type DsnOptions,
+  type OutgoingPolicy,
   type OutgoingTransaction,
   type QuitAfter,
   type SaslMechanism,
@@ -119,6 +120,7 @@ function parseOptions(args: string): ClientOptions {
     hmacMd5,
     quitAfter: fields.get('quit-after') as QuitAfter | undefined,
     chunking: fields.get('chunking') !== 'no',
+    outgoing: fields.get('outgoing') as OutgoingPolicy | undefined,
   };
 }
 

@@ -3,14 +3,12 @@ import { requirePeers } from '../helpers/capabilities.ts';
 import {
   ComposeError,
   composeMessage,
-  encodeQuotedPrintable,
-  encodeWords,
-  foldHeader,
   formatAddress,
   parseAddress,
   parseAddressList,
   type ComposeInput,
 } from '../../src/message/compose.ts';
+import { encodeQuotedPrintable, encodeWords, foldHeader } from '../../src/core/mime-encoding.ts';
 
 const ENCODER = new TextEncoder();
 const DECODER = new TextDecoder();
