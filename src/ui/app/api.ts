@@ -43,12 +43,14 @@ export interface Part {
   readonly Size: number;
 }
 
+/** The SMTP envelope and session of a message (our API); null where the spool record predates it. */
 export interface Envelope {
   readonly MailFrom?: string;
   readonly RcptTo?: readonly string[];
-  readonly Helo?: string;
-  readonly ClientIP?: string;
-  readonly TLS?: string | boolean | null;
+  readonly Helo?: string | null;
+  readonly ClientAddress?: string | null;
+  /** "TLSv1.3" and the like; null for a clear session. */
+  readonly TLS?: string | null;
   readonly AuthUser?: string | null;
   readonly ReceivedAt?: string;
 }
@@ -69,13 +71,15 @@ export interface Message {
   readonly Inline: readonly Part[] | null;
   readonly Attachments: readonly Part[] | null;
   readonly Envelope?: Envelope;
-  readonly Extract?: { readonly Codes?: readonly string[]; readonly Links?: readonly { readonly URL: string; readonly Text?: string }[] };
+  /** Links and codes found in the text and HTML (our API). */
+  readonly Links?: readonly { readonly URL: string; readonly Text?: string }[];
+  readonly Codes?: readonly string[];
 }
 
 export interface Inbox {
   readonly Address: string;
   readonly Total: number;
-  readonly Unread: number;
+  readonly Unread?: number;
 }
 
 export interface Delivery {
@@ -202,7 +206,6 @@ export const urls = {
   raw: (id: string) => `/api/v1/message/${enc(id)}/raw`,
   rawDownload: (id: string) => `/api/v1/message/${enc(id)}/raw?dl=1`,
   part: (id: string, part: string) => `/api/v1/message/${enc(id)}/part/${enc(part)}`,
-  session: (id: string) => `/api/mailbox/v1/message/${enc(id)}/session?format=text`,
   replay: (id: string) => `/api/mailbox/v1/message/${enc(id)}/session?format=smtp`,
   events: (cursor: string) => `/api/mailbox/v1/events?after=${enc(cursor)}`,
   websocket: () => `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/events`,

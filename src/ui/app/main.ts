@@ -103,7 +103,8 @@ function App() {
           // EventSource reconnects by itself and resumes after the last event id it saw.
           events.onerror = () => setLive('reconnecting');
           events.onmessage = changed;
-          for (const type of ['new', 'update', 'delete', 'truncate', 'prune']) events.addEventListener(type, changed);
+          // Named events (new, and any the server adds), besides unnamed ones.
+        for (const type of ['new', 'update', 'delete', 'truncate', 'prune', 'stats']) events.addEventListener(type, changed);
         },
         () => {
           if (closed) return;
@@ -215,7 +216,7 @@ function App() {
       </form>
       ${extended && html`<select aria-label="Inbox" value=${source.inbox ?? ''} onChange=${(e: Event) => go({ inbox: (e.target as HTMLSelectElement).value || null })}>
         <option value="">All mail${page ? ` (${page.total})` : ''}</option>
-        ${inboxes.map((i) => html`<option value=${i.Address}>${i.Address} (${i.Unread ? `${i.Unread}/` : ''}${i.Total})</option>`)}
+        ${inboxes.map((i) => html`<option value=${i.Address}>${i.Address} (${i.Unread ? `${i.Unread} unread, ` : ''}${i.Total})</option>`)}
       </select>`}
       <span class=${`live ${live}`} title="Live updates">${live === 'live' ? '● live' : live === 'connecting' ? '○ connecting' : '○ reconnecting'}</span>
     </header>

@@ -192,14 +192,15 @@ function comparePartIds(a: string, b: string): number {
   return 0;
 }
 
+/** The transaction as stored is the replayable segment; a very large one is cut on screen. */
 function Session({ id, message }: { id: string; message: Message }) {
-  const { value, error } = useLoaded(() => getText(urls.session(id)), [id]);
+  const { value, error } = useLoaded(() => getText(urls.replay(id)), [id]);
   const e = message.Envelope;
-  const tls = e?.TLS === true ? 'yes' : e?.TLS ? String(e.TLS) : 'none';
+  const tls = e?.TLS ? e.TLS : 'none';
   return html`<div>
     ${e &&
     html`<dl class="addresses">
-      <dt>Client</dt><dd>${e.ClientIP ?? '—'}</dd>
+      <dt>Client</dt><dd>${e.ClientAddress ?? '—'}</dd>
       <dt>HELO</dt><dd>${e.Helo ?? '—'}</dd>
       <dt>TLS</dt><dd>${tls}</dd>
       <dt>AUTH user</dt><dd>${e.AuthUser || '—'}</dd>
@@ -207,7 +208,9 @@ function Session({ id, message }: { id: string; message: Message }) {
       <dt>RCPT TO</dt><dd>${(e.RcptTo ?? []).map((r) => `<${r}>`).join(', ') || '—'}</dd>
     </dl>`}
     <a class="button" href=${urls.replay(id)} download=${`${id}.smtp`}>Download replay (mailbox replay FILE)</a>
-    ${value === undefined ? html`<${Loading} error=${error} />` : html`<pre class="source">${value}</pre>`}
+    ${value === undefined
+      ? html`<${Loading} error=${error} />`
+      : html`<pre class="source session">${value.slice(0, SOURCE_SHOWN)}</pre>${value.length > SOURCE_SHOWN ? html`<p class="muted">Showing the first MB of ${formatSize(value.length)}.</p>` : ''}`}
   </div>`;
 }
 
@@ -231,8 +234,8 @@ function Deliveries({ id }: { id: string }) {
 }
 
 function Extract({ message }: { message: Message }) {
-  const codes = message.Extract?.Codes ?? [];
-  const links = message.Extract?.Links ?? [];
+  const codes = message.Codes ?? [];
+  const links = message.Links ?? [];
   return html`<div class="extract">
     <h2>Codes</h2>
     ${codes.length ? html`<ul>${codes.map((c) => html`<li><${Copyable} value=${c} /></li>`)}</ul>` : html`<p class="empty">No codes found.</p>`}
