@@ -61,7 +61,7 @@ export class Authenticator {
     if (users === null) return checkUserName(req.username) === null ? { outcome: { ok: true, user: req.username }, reason: 'any', locked: false } : this.#failure(req, 'bad-name');
     // RFC 4616 §2: acting for another identity is not supported, so only authzid = authcid passes.
     if (req.authzid !== '' && req.authzid !== req.username) return this.#failure(req, 'authzid');
-    const hash = users.get(req.username);
+    const hash = users.get(req.username)?.hash;
     const slot = await this.#acquire();
     if (!slot) return { outcome: { ok: false, reply: replies.authTemporary() }, reason: 'busy', locked: false };
     let good: boolean;

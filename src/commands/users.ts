@@ -53,7 +53,7 @@ export async function runUsers(action: string, name: string | undefined, file: s
   if (isInteractive(deps) && (await readSecret(deps, 'Again: ')) !== password) throw new UsageError('the two passwords differ; nothing changed');
   if (password === '') throw new UsageError('the password is empty; nothing changed');
   const existed = users.has(name);
-  users.set(name, await (deps.hash ?? ((p: string) => Bun.password.hash(p)))(password));
+  users.set(name, { hash: await (deps.hash ?? ((p: string) => Bun.password.hash(p)))(password), addresses: users.get(name)?.addresses ?? [] });
   try {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   } catch (error) {

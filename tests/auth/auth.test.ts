@@ -3,7 +3,7 @@ import { describe, expect, test } from 'bun:test';
 import { Authenticator } from '../../src/auth/authenticator.ts';
 import { Networks, isLoopbackHost, parseCidr } from '../../src/auth/networks.ts';
 import { AuthThrottle } from '../../src/auth/throttle.ts';
-import { checkUserName, formatUsers, parseUsers } from '../../src/auth/users.ts';
+import { addressesOf, checkUserName, formatUsers, LoginDirectory, parseUsers } from '../../src/auth/users.ts';
 import { SetupError } from '../../src/cli/exit-codes.ts';
 
 const HASH = '$argon2id$v=19$m=65536,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g';
@@ -15,8 +15,31 @@ describe('users file', () => {
     expect(parseUsers(formatUsers(users), 'again')).toEqual(users);
   });
 
+  test('a line may list more addresses after the hash; they survive a round trip', () => {
+    const users = parseUsers(`team:${HASH} Sales@Example.com support@example.com\nalice@example.com:${HASH}\nbob:${HASH}\n`, 'users');
+    expect(users.get('team')).toEqual({ hash: HASH, addresses: ['Sales@Example.com', 'support@example.com'] });
+    expect(parseUsers(formatUsers(users), 'again')).toEqual(users);
+  });
+
+  test('what a name reads: an address itself; a bare name at each local domain, or as itself in catch-all; plus listed addresses', () => {
+    const users = parseUsers(`team:${HASH} Sales@Example.com\nAlice@Example.com:${HASH}\nbob:${HASH}\n`, 'users');
+    expect(addressesOf('bob', users.get('bob'), ['example.com', 'Other.test'])).toEqual(['bob@example.com', 'bob@other.test']);
+    expect(addressesOf('bob', users.get('bob'), null)).toEqual(['bob']);
+    expect(addressesOf('team', users.get('team'), ['example.com'])).toEqual(['team@example.com', 'sales@example.com']);
+    expect(addressesOf('<Alice@Example.com>', undefined, ['example.com'])).toEqual(['alice@example.com']);
+    const withDomains = new LoginDirectory(users, ['example.com'], false);
+    expect(withDomains.addressesOf('Alice@Example.com')).toEqual(['alice@example.com']);
+    expect(withDomains.readersOf('SALES@example.com')).toEqual(['team']);
+    expect(withDomains.readersOf('alice@example.com')).toEqual(['alice@example.com']);
+    expect(withDomains.readersOf('nobody@example.com')).toEqual([]);
+    // Catch-all: every address logs in as itself too.
+    const catchAll = new LoginDirectory(users, null, true);
+    expect(catchAll.readersOf('sales@example.com')).toEqual(['sales@example.com', 'team']);
+  });
+
   test.each([
     ['alice', 'users:1: expected "name:hash"'],
+    [`alice:${HASH} not-an-address`, 'users:1: "not-an-address" is not an address'],
     ['alice:plaintext', 'users:1: the hash of alice is not an argon2 or bcrypt hash'],
     [`a b:${HASH}`, 'users:1: a user name cannot contain spaces'],
     [`alice:${HASH}\nalice:${HASH}`, 'users:2: alice is listed twice'],
@@ -75,8 +98,9 @@ describe('networks', () => {
 });
 
 describe('authenticator', () => {
-  const fake = (users: Map<string, string> | null, now = () => 0) => {
+  const fake = (hashes: Map<string, string> | null, now = () => 0) => {
     const verified: string[] = [];
+    const users = hashes && new Map([...hashes].map(([name, hash]) => [name, { hash, addresses: [] }]));
     const auth = new Authenticator({
       users: () => users,
       throttle: new AuthThrottle({ maxFailures: 2, windowMs: 60_000, lockMs: 60_000, maxTracked: 10 }),
