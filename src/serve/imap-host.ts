@@ -1,7 +1,7 @@
 /**
  * @module The IMAP session host of `mailbox serve`: what an IMAP listener asks of the server. It
  * opens an ImapSession per connection with that listener's login policy, answers the session's
- * events from the authenticator and the mailboxes (imap-mailboxes.ts), and writes one log line
+ * events from the authenticator and the login mailboxes (login-mailboxes.ts), and writes one log line
  * per login and per failure.
  * Rule 1: the login policy is the readers' one (reader-login.ts):
  *         catch-all mode on a loopback listener accepts any password in clear; otherwise the
@@ -18,7 +18,7 @@ import type { MailboxChange } from '../core/imap/selected-mailbox.ts';
 import type { Reply } from '../core/reply.ts';
 import { printable, type Logger } from '../log.ts';
 import type { Connection, ListenTarget, SessionHost } from '../transport/tcp-server.ts';
-import type { StoreImapMailboxes } from './imap-mailboxes.ts';
+import type { LoginMailboxes } from './login-mailboxes.ts';
 import { checkPassword, readerAcceptsAnyPassword } from './reader-login.ts';
 
 type ImapConnection = Connection<ImapSession>;
@@ -27,7 +27,7 @@ export interface ImapHostDeps {
   readonly config: ServeConfig;
   readonly log: Logger;
   readonly authenticator: Authenticator | null;
-  readonly mailboxes: StoreImapMailboxes;
+  readonly mailboxes: LoginMailboxes;
   /** STARTTLS is offered only with a certificate to start it with. */
   readonly starttls: boolean;
 }
@@ -113,7 +113,7 @@ export function createImapHost(target: ListenTarget, deps: ImapHostDeps): Sessio
         unwatch(conn);
         return;
       case 'load':
-        void mailboxes.load(event.user, event.uids).then((outcome) => {
+        void mailboxes.load(event.user, event.uids, event.reads).then((outcome) => {
           if (!outcome.ok) log.error('imap-read-failed', { user: printable(event.user), response: describe(outcome.status) });
           conn.answer((session, at) => session.resolveLoad(event.requestId, outcome, at));
         });

@@ -11,7 +11,7 @@
 import { Authenticator } from '../auth/authenticator.ts';
 import { formatCidr } from '../auth/networks.ts';
 import { AuthThrottle } from '../auth/throttle.ts';
-import { readUsers, type UserTable } from '../auth/users.ts';
+import { LoginDirectory, readUsers, type UserTable } from '../auth/users.ts';
 import type { ServeConfig } from '../config.ts';
 import { EXIT, SetupError } from '../exit-status.ts';
 import type { Logger } from '../log.ts';
@@ -31,7 +31,7 @@ import { uiBundleLoader } from '../ui/assets.ts';
 import { uiRoutes } from '../ui/routes.ts';
 import { metricsRoute, sessionsByProtocol, type ServeMetrics } from './metrics.ts';
 import { createImapHost } from './imap-host.ts';
-import { StoreImapMailboxes } from './imap-mailboxes.ts';
+import { LoginMailboxes } from './login-mailboxes.ts';
 import { createPop3Host } from './pop3-host.ts';
 import { StoreMaildrops } from './pop3-maildrops.ts';
 import { createSessionHost } from './session-host.ts';
@@ -84,6 +84,9 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
     httpServesTls(config);
   const certificate = needsCertificate ? new CertificateHolder(config, now) : null;
   let users: UserTable | null = config.usersFile ? readUsers(config.usersFile) : null;
+  // Catch-all mode: every address may log in as itself (reader-login.ts), so it reads its own mail.
+  const directoryOf = (table: UserTable | null) => new LoginDirectory(table, config.domains, config.domains === null);
+  let directory = directoryOf(users);
   // Checked before anything starts: a bad faults file is one line and exit 78.
   const faults = config.faultsFile ? new FaultRules(config.faultsFile, log, now) : null;
   const services: Service[] = [];
@@ -94,7 +97,7 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
 
   let mailIndex: MailIndex | null = null;
   // Told of every commit, so that sessions idling on an INBOX hear of new mail.
-  const mailboxes = new StoreImapMailboxes(() => spool.mailStore, config.dataDir, now);
+  const mailboxes = new LoginMailboxes({ store: () => spool.mailStore, states: () => spool.loginStates, directory: () => directory, now });
   const spool = await openSpool({
     dir: config.dataDir,
     hostname: config.hostname,
@@ -115,6 +118,8 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
     throw error instanceof SpoolLockedError ? new SetupError(error.message, EXIT.osErr) : error;
   });
   services.push(spoolService(spool, log));
+  // Deletions by the API and retention reach the IMAP sessions (RFC 3501 §7.4.1).
+  spool.mailStore.onRemoved((removals) => mailboxes.removed(removals));
   const { records, tornBytes, damaged } = spool.recovery;
   log.info('spool-opened', { dir: config.dataDir, messages: spool.stats().messages, segments: spool.stats().segments, recovered: records, torn_bytes: tornBytes, damaged: damaged.length });
   if (deps.index !== false) {
@@ -141,7 +146,7 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
     exempt: host.trusted,
   });
   const options = { now, limits, tls: certificate ?? undefined, handshakeTimeoutMs: config.limits.commandTimeoutMs };
-  const maildrops = new StoreMaildrops(() => spool.mailStore, (user, ids) => mailboxes.removed(user, ids));
+  const maildrops = new StoreMaildrops(() => spool.mailStore, mailboxes);
   const pop3Host = (target: ListenTarget) =>
     createPop3Host(target, { config, log, authenticator, maildrops, starttls: config.starttls && certificate !== null });
   const imapHost = (target: ListenTarget) =>
@@ -233,6 +238,7 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
         try {
           users = readUsers(config.usersFile);
           basicAuth?.forget();
+          directory = directoryOf(users);
           log.info('users-reloaded', { file: config.usersFile, users: users.size });
         } catch (error) {
           log.error('users-reload-failed', { file: config.usersFile, error: (error as Error).message, kept: 'the users read before' });

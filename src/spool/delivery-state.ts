@@ -8,6 +8,7 @@
  *         message in a mailbox is journalled as mailbox-state.ts records, framed the same way.
  */
 import type { Reply } from '../core/reply.ts';
+import { loginRecordJson, parseLoginRecord, type LoginRecord } from './login-state.ts';
 import { mailboxRecordJson, parseMailboxRecord, type MailboxRecord } from './mailbox-state.ts';
 
 /** A delivery is one recipient of one message (STYLE convention 2: message ≠ delivery). */
@@ -45,6 +46,11 @@ export function formatStateRecord(record: StateRecord): Buffer {
 /** Serialises one mailbox-state record as a journal line. */
 export function formatMailboxRecord(record: MailboxRecord): Buffer {
   return frameJournalLine(mailboxRecordJson(record));
+}
+
+/** Serialises one login-state record as a journal line. */
+export function formatLoginRecord(record: LoginRecord): Buffer {
+  return frameJournalLine(loginRecordJson(record));
 }
 
 function frameJournalLine(json: string): Buffer {
@@ -101,6 +107,7 @@ export function parseDeliveryState(v: unknown): DeliveryState | null {
 export type JournalLine =
   | { readonly kind: 'record'; readonly record: StateRecord }
   | { readonly kind: 'mailbox'; readonly record: MailboxRecord }
+  | { readonly kind: 'login'; readonly record: LoginRecord }
   | { readonly kind: 'bad'; readonly reason: string };
 
 /** Parses one journal line (without its "\n"). */
@@ -120,6 +127,10 @@ export function parseStateLine(line: Buffer): JournalLine {
   if (typeof o === 'object' && o !== null && 'm' in o) {
     const record = parseMailboxRecord(o);
     return record ? { kind: 'mailbox', record } : { kind: 'bad', reason: 'the journal line is not a mailbox record' };
+  }
+  if (typeof o === 'object' && o !== null && 'l' in o) {
+    const record = parseLoginRecord(o);
+    return record ? { kind: 'login', record } : { kind: 'bad', reason: 'the journal line is not a login record' };
   }
   const id = o?.id;
   const rcpt = o?.r;

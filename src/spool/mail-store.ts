@@ -9,6 +9,8 @@
  *         changes a message's time or id.
  * Rule 3: setFlags and expunge resolve once journalled (durable); read state and tags are kept
  *         per mailbox, so two recipients of one message each have their own.
+ * Rule 4: every removal, whoever made it (a reader's expunge, the API, retention), is raised to
+ *         the onRemoved listeners once durable, so open IMAP sessions hear of it (RFC 3501 §7.4.1).
  */
 import type { HeaderSummary } from './header-summary.ts';
 import type { MailboxFlags } from './mailbox-state.ts';
@@ -68,6 +70,13 @@ export interface FlagChange {
   readonly removeTags?: readonly string[];
 }
 
+/** A message that left mailboxes. */
+export interface MailRemoval {
+  readonly id: string;
+  /** The mailboxes (address keys) it left; null when it left every mailbox. */
+  readonly mailboxes: readonly string[] | null;
+}
+
 export interface MailStore {
   /** Messages after `cursor` (from the start when null), in commit order, at most `limit`. */
   list(mailbox: MailboxName, cursor: MailCursor | null, limit?: number): MailPage;
@@ -76,8 +85,12 @@ export interface MailStore {
   get(mailbox: MailboxName, id: string): MailSummary | undefined;
   /** The message as the client sent it (unstuffed), our Received header first. */
   read(mailbox: MailboxName, id: string): Promise<Uint8Array>;
+  /** The header section of read() (through the blank line that ends it), without reading the body. */
+  readHeader(mailbox: MailboxName, id: string): Promise<Uint8Array>;
   /** Changes read state and tags of messages in `mailbox` (every mailbox holding them when null). */
   setFlags(mailbox: MailboxName, ids: readonly string[], change: FlagChange): Promise<void>;
   /** Removes messages from `mailbox` (from every mailbox when null); their bytes go at compaction. */
   expunge(mailbox: MailboxName, ids: readonly string[]): Promise<void>;
+  /** `listener` hears of every removal once durable, until the returned call. */
+  onRemoved(listener: (removals: readonly MailRemoval[]) => void): () => void;
 }

@@ -6,10 +6,11 @@
  *         and the most recently used are kept; the spool hands over those it computed at commit.
  * Rule 3: mailbox state is journalled (mailbox-state.ts) before it shows.
  */
+import { dotUnstuff } from '../core/data.ts';
 import type { StateRecord } from './delivery-state.ts';
 import { headerSummary, type HeaderSummary } from './header-summary.ts';
 import { addressKey, hasUndeletedRecipient, queryKey, type Entry, type SpoolIndex } from './index.ts';
-import type { FlagChange, MailboxName, MailCursor, MailPage, MailQuery, MailStore, MailSummary } from './mail-store.ts';
+import type { FlagChange, MailboxName, MailCursor, MailPage, MailQuery, MailRemoval, MailStore, MailSummary } from './mail-store.ts';
 import { mailboxFlags, UNREAD, type MailboxFlags, type MailboxRecord } from './mailbox-state.ts';
 
 export interface StoreHost {
@@ -31,6 +32,7 @@ const SUMMARY_HEAD_LIMIT = 64 * 1024;
 export class SpoolMailStore implements MailStore {
   readonly #host: StoreHost;
   readonly #summaries = new Map<string, HeaderSummary>();
+  readonly #removalListeners = new Set<(removals: readonly MailRemoval[]) => void>();
 
   constructor(host: StoreHost) {
     this.#host = host;
@@ -41,6 +43,23 @@ export class SpoolMailStore implements MailStore {
     this.#summaries.delete(id);
     this.#summaries.set(id, summary);
     if (this.#summaries.size > SUMMARIES_KEPT) this.#summaries.delete(this.#summaries.keys().next().value as string);
+  }
+
+  onRemoved(listener: (removals: readonly MailRemoval[]) => void): () => void {
+    this.#removalListeners.add(listener);
+    return () => void this.#removalListeners.delete(listener);
+  }
+
+  /** The spool made these deletions durable (StateRecords of kind 'deleted'): the listeners hear of them. */
+  removed(records: readonly StateRecord[]): void {
+    if (this.#removalListeners.size === 0 || records.length === 0) return;
+    const removals: MailRemoval[] = [];
+    for (const r of records) {
+      const e = this.#host.index.record(r.id);
+      const rcpt = r.rcpt === null || !e ? null : e.envelope.recipients[r.rcpt];
+      removals.push({ id: r.id, mailboxes: rcpt ? [addressKey(rcpt.mailbox)] : null });
+    }
+    for (const listener of this.#removalListeners) listener(removals);
   }
 
   list(mailbox: MailboxName, cursor: MailCursor | null, limit = DEFAULT_LIMIT): MailPage {
@@ -60,6 +79,18 @@ export class SpoolMailStore implements MailStore {
   async read(mailbox: MailboxName, id: string): Promise<Uint8Array> {
     if (!this.get(mailbox, id)) throw new Error(`no message ${id} in mailbox ${mailbox ?? '(all)'}`);
     return this.#host.readMessage(id);
+  }
+
+  async readHeader(mailbox: MailboxName, id: string): Promise<Uint8Array> {
+    const e = this.#host.index.get(id);
+    if (!e || !holds(e, mailbox === null ? null : queryKey(mailbox))) throw new Error(`no message ${id} in mailbox ${mailbox ?? '(all)'}`);
+    for (let want = FIRST_READ_BYTES; ; want *= 4) {
+      const head = this.#host.readHead(e, Math.min(e.bodyBytes, want));
+      const end = Buffer.from(head.buffer, head.byteOffset, head.byteLength).indexOf('\r\n\r\n');
+      // Whole lines only, so undoing the dot-stuffing of the part read is exact.
+      if (end >= 0) return dotUnstuff(head.subarray(0, end + 4));
+      if (head.length >= e.bodyBytes) return dotUnstuff(head);
+    }
   }
 
   setFlags(mailbox: MailboxName, ids: readonly string[], change: FlagChange): Promise<void> {

@@ -26,11 +26,12 @@ import {
   writeSegmentCopy,
   type CompactionReport,
 } from './compaction.ts';
-import { formatMailboxRecord, formatStateRecord, type DeliveryState, type StateRecord } from './delivery-state.ts';
+import { formatLoginRecord, formatMailboxRecord, formatStateRecord, type DeliveryState, type StateRecord } from './delivery-state.ts';
 import { RelayQueue, type DeliveryQueue } from './delivery-queue.ts';
 import { headerSummary, SUMMARY_HEAD_BYTES, type HeaderSummary } from './header-summary.ts';
 import { SpoolIndex, type Entry, type ListQuery, type SegmentInfo } from './index.ts';
 import type { MailStore } from './mail-store.ts';
+import { LoginStates, type LoginRecord, type LoginStateStore } from './login-state.ts';
 import type { MailboxFlags, MailboxRecord } from './mailbox-state.ts';
 import { SpoolMailStore } from './spool-mail-store.ts';
 import { AppendFile, nodeIo, readExactly, syncDirectory, writeFully, type SpoolIo } from './journal.ts';
@@ -165,7 +166,9 @@ export class MessageNotFoundError extends Error {
 type Durable =
   | { readonly kind: 'message'; readonly entry: Entry; readonly headers: HeaderSummary }
   | { readonly kind: 'state'; readonly record: StateRecord }
-  | { readonly kind: 'mailbox'; readonly record: MailboxRecord };
+  | { readonly kind: 'mailbox'; readonly record: MailboxRecord }
+  /** Login records were applied when written; the batch only waits for them to be durable. */
+  | { readonly kind: 'logins' };
 
 interface ActiveSegment {
   readonly file: AppendFile;
@@ -215,6 +218,7 @@ export class Spool {
   readonly #writer: GroupCommit<Durable>;
   readonly #queue: RelayQueue;
   readonly #store: SpoolMailStore;
+  readonly #logins = new LoginStates();
   readonly #readFds = new Map<number, number>();
   readonly #retired: ActiveSegment[] = [];
   #active: ActiveSegment | null = null;
@@ -279,6 +283,15 @@ export class Spool {
     return this.#store;
   }
 
+  /** The readers' per-login state: UIDs, flags and expunges of each IMAP/POP3 login (login-state.ts). */
+  get loginStates(): LoginStateStore {
+    return {
+      mailbox: (login) => this.#logins.mailbox(login),
+      loginsHolding: (id) => this.#logins.loginsHolding(id),
+      write: (records) => this.#appendLogins(records),
+    };
+  }
+
   /** What the start-up scan found: intact records, bytes cut from torn tails, damage set aside. */
   get recovery(): RecoveryReport {
     return this.#recovery;
@@ -311,7 +324,8 @@ export class Spool {
     report.records += this.#checkpointed;
     for (const r of journal.records) this.#index.applyState(r.id, r.rcpt, r.state);
     for (const r of journal.mailbox) this.#index.applyMailbox(r.id, r.mailbox, r.flags);
-    this.#journalLines = journal.records.length + journal.mailbox.length;
+    for (const r of journal.logins) this.#logins.apply(r);
+    this.#journalLines = journal.records.length + journal.mailbox.length + journal.logins.length;
     for (const e of this.#index.records()) if (e.live) this.#queue.note(e);
     // A segment a checkpoint names may be gone; its number is still never given out again.
     this.#lastSeq = Math.max(0, ...scanned.map((s) => s.seq), ...chunks.map((c) => c.seq));
@@ -703,7 +717,16 @@ export class Spool {
     );
   }
 
-  #appendJournal(lines: readonly Buffer[], items: readonly Durable[]): Promise<void> {
+  /** Applied at once, so concurrent sessions of a login never give out one UID twice; durable when it resolves. */
+  #appendLogins(records: readonly LoginRecord[]): Promise<void> {
+    if (records.length === 0) return Promise.resolve();
+    return this.#appendJournal(records.map(formatLoginRecord), [{ kind: 'logins' }], () => {
+      for (const r of records) this.#logins.apply(r);
+    });
+  }
+
+  /** `written` runs once the lines are in the file (not yet durable). */
+  #appendJournal(lines: readonly Buffer[], items: readonly Durable[], written?: () => void): Promise<void> {
     if (this.#closed || this.#journal === null) {
       return Promise.reject(new SmtpError(replies.spoolUnavailable('the server is shutting down')));
     }
@@ -715,6 +738,7 @@ export class Spool {
       return Promise.reject(this.#ioError('journal write', err));
     }
     this.#journalLines += lines.length;
+    written?.();
     let done: Promise<void> = Promise.resolve();
     for (const item of items) done = this.#writer.enqueue(journal, item);
     return done;
@@ -734,6 +758,7 @@ export class Spool {
   }
 
   #onDurable(items: readonly Durable[]): void {
+    const deleted: StateRecord[] = [];
     for (const item of items) {
       if (item.kind === 'message') {
         this.#index.addRecord(item.entry);
@@ -746,10 +771,12 @@ export class Spool {
         if (this.#index.applyState(item.record.id, item.record.rcpt, item.record.state)) {
           this.#queue.note(this.#index.record(item.record.id)!);
         }
-      } else {
+        if (item.record.state.kind === 'deleted') deleted.push(item.record);
+      } else if (item.kind === 'mailbox') {
         this.#index.applyMailbox(item.record.id, item.record.mailbox, item.record.flags);
       }
     }
+    this.#store.removed(deleted);
     if (this.#retired.length > 0) this.#closeRetired();
     this.#scheduleCheckpoint();
     if (this.#failing !== null) {
@@ -1019,7 +1046,7 @@ export class Spool {
   #journalWorthSnapshot(): boolean {
     const journal = this.#journal;
     if (!journal || journal.bytes < JOURNAL_SNAPSHOT_MIN_BYTES) return false;
-    return planJournalSnapshot(this.#index.records()).length * 2 < this.#journalLines;
+    return (planJournalSnapshot(this.#index.records()).length + this.#logins.size) * 2 < this.#journalLines;
   }
 
   /**
@@ -1035,7 +1062,10 @@ export class Spool {
     for (const e of this.#index.records()) {
       if (e.visible && e.mailboxes) for (const [box, flags] of e.mailboxes) mailbox.push({ id: e.id, mailbox: box, flags });
     }
-    const bytes = Buffer.concat([...lines.map((l) => formatStateRecord(l)), ...mailbox.map(formatMailboxRecord)]);
+    // A login's state of a message goes with the message; its mailbox record (next UID) stays.
+    const kept = (id: string) => this.#index.record(id)?.visible === true;
+    const logins = this.#logins.snapshot(kept);
+    const bytes = Buffer.concat([...lines.map((l) => formatStateRecord(l)), ...mailbox.map(formatMailboxRecord), ...logins.map(formatLoginRecord)]);
     try {
       writeJournalSnapshotSync(this.#layout.journalTmpPath, this.#layout.journalPath, this.#layout.journalDir, bytes);
     } catch (err) {
@@ -1045,7 +1075,8 @@ export class Spool {
     }
     journal.close();
     this.#journal = AppendFile.openExisting(this.#layout.journalPath, bytes.length, this.#io);
-    this.#journalLines = lines.length + mailbox.length;
+    this.#journalLines = lines.length + mailbox.length + logins.length;
+    this.#logins.prune(kept);
     return true;
   }
 

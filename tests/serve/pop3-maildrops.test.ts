@@ -1,9 +1,11 @@
-// The POP3 maildrops over the spool's MailStore: a login's maildrop is its address's mailbox (any
-// letter case), unique-ids are message ids and survive a reopen, RETR bytes are the unstuffed
-// message, UPDATE expunges for that login only, and one lock per maildrop (RFC 1939 §4, §6, §7).
+// The POP3 maildrops over the login mailboxes: a login's maildrop is its INBOX (any letter case),
+// unique-ids are message ids and survive a reopen, RETR bytes are the unstuffed message, UPDATE
+// is an expunge of the login's state (IMAP sees it), and one lock per maildrop (RFC 1939 §4, §6, §7).
 import { afterEach, expect, test } from 'bun:test';
 import type { MailStore } from '../../src/spool/mail-store.ts';
 import { openSpool, type Spool } from '../../src/spool/spool.ts';
+import { LoginDirectory } from '../../src/auth/users.ts';
+import { LoginMailboxes } from '../../src/serve/login-mailboxes.ts';
 import { StoreMaildrops } from '../../src/serve/pop3-maildrops.ts';
 import { envelope, memoryLog, removeDir, request, tempDir } from '../spool/fixtures/messages.ts';
 
@@ -41,7 +43,15 @@ function withExpunge(store: MailStore, expunge: MailStore['expunge']): MailStore
     read: (m, id) => store.read(m, id),
     setFlags: (m, ids, change) => store.setFlags(m, ids, change),
     expunge,
+    readHeader: (m, id) => store.readHeader(m, id),
+    onRemoved: (listener) => store.onRemoved(listener),
   };
+}
+
+/** The maildrops of `spool` (catch-all logins), reading through `store`. */
+function maildrops(spool: Spool, store: () => MailStore = () => spool.mailStore): StoreMaildrops {
+  const mailboxes = new LoginMailboxes({ store, states: () => spool.loginStates, directory: () => new LoginDirectory(null, null, true), now: () => T0 });
+  return new StoreMaildrops(store, mailboxes);
 }
 
 async function uids(drops: StoreMaildrops, user: string): Promise<string[]> {
@@ -53,7 +63,7 @@ async function uids(drops: StoreMaildrops, user: string): Promise<string[]> {
 
 test('the maildrop is every message to the address, any case; uids are message ids, sizes what RETR sends', async () => {
   const { spool } = await filled();
-  const drops = new StoreMaildrops(() => spool.mailStore);
+  const drops = maildrops(spool);
   const lock = await drops.lock('BOB@Here.Example');
   expect(lock.ok).toBe(true);
   if (!lock.ok) return;
@@ -70,7 +80,7 @@ test('the maildrop is every message to the address, any case; uids are message i
 
 test('a second lock of one maildrop gets [IN-USE] until release; other maildrops are not held', async () => {
   const { spool } = await filled();
-  const drops = new StoreMaildrops(() => spool.mailStore);
+  const drops = maildrops(spool);
   expect((await drops.lock('bob@here.example')).ok).toBe(true);
   const second = await drops.lock('Bob@here.example');
   expect(second.ok ? null : second.response).toEqual({ ok: false, code: 'IN-USE', text: 'Maildrop is in use by another session' });
@@ -85,7 +95,7 @@ test('UPDATE expunges for that login only, durably; the lock waits for it', asyn
   let finish: () => void = () => {};
   const gate = new Promise<void>((resolve) => (finish = resolve));
   const slow = withExpunge(spool.mailStore, (mailbox, ids) => gate.then(() => spool.mailStore.expunge(mailbox, ids)));
-  const drops = new StoreMaildrops(() => slow);
+  const drops = maildrops(spool, () => slow);
   expect((await drops.lock('bob@here.example')).ok).toBe(true);
   const update = drops.update('bob@here.example', ['m0']);
   drops.release('bob@here.example');
@@ -100,7 +110,7 @@ test('UPDATE expunges for that login only, durably; the lock waits for it', asyn
   await spool.close();
   opened.splice(opened.indexOf(spool), 1);
   const again = await open(dir);
-  const reopened = new StoreMaildrops(() => again.mailStore);
+  const reopened = maildrops(again);
   expect(await uids(reopened, 'bob@here.example')).toEqual(['m1']);
   expect(await uids(reopened, 'carol@here.example')).toEqual(['m0']);
 });
@@ -108,7 +118,7 @@ test('UPDATE expunges for that login only, durably; the lock waits for it', asyn
 test('a failed expunge answers -ERR [SYS/TEMP] and the messages stay', async () => {
   const { spool } = await filled();
   const broken = withExpunge(spool.mailStore, () => Promise.reject(new Error('EIO')));
-  const drops = new StoreMaildrops(() => broken);
+  const drops = maildrops(spool, () => broken);
   expect((await drops.lock('bob@here.example')).ok).toBe(true);
   const outcome = await drops.update('bob@here.example', ['m0']);
   expect(outcome.ok ? null : outcome.response.code).toBe('SYS/TEMP');

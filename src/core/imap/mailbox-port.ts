@@ -47,6 +47,9 @@ export interface FlagChange {
   readonly flags: readonly string[];
 }
 
+/** What a load reads of each message: nothing beyond the summary, the header section, or all of it. */
+export type MessageReads = 'none' | 'header' | 'message';
+
 export type OpenOutcome = { readonly ok: true; readonly mailbox: ImapMailboxSnapshot } | { readonly ok: false; readonly status: ImapStatus };
 /** Messages the store no longer has (expunged meanwhile) are left out of `messages`. */
 export type LoadOutcome = { readonly ok: true; readonly messages: readonly ImapMessageData[] } | { readonly ok: false; readonly status: ImapStatus };
@@ -59,7 +62,8 @@ export type ChangeOutcome = { readonly ok: true } | { readonly ok: false; readon
 export interface ImapMailboxPort {
   /** The login's INBOX; `claimRecent` takes \Recent for this session (SELECT, not EXAMINE). */
   open(user: string, claimRecent: boolean): Promise<OpenOutcome>;
-  load(user: string, uids: readonly number[]): Promise<LoadOutcome>;
+  /** `reads` says what the request needs; accessors beyond it are never called. */
+  load(user: string, uids: readonly number[], reads: MessageReads): Promise<LoadOutcome>;
   /** Durable before it answers: an acknowledged flag survives a crash (issue 13 checks). */
   storeFlags(user: string, changes: readonly FlagChange[]): Promise<ChangeOutcome>;
   /** RFC 3501 §6.4.3: removes these messages for this login only. */

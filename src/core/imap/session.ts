@@ -14,14 +14,14 @@
 import { concat } from '../data.ts';
 import { decodeSaslText, parsePlainMessage } from '../sasl.ts';
 import type { ProtocolSession, ProtocolStep, TlsInfo } from '../protocol-session.ts';
-import type { ChangeOutcome, FlagChange, ImapMailboxSnapshot, ImapMessageData, LoadOutcome, OpenOutcome } from './mailbox-port.ts';
+import type { ChangeOutcome, FlagChange, ImapMailboxSnapshot, ImapMessageData, LoadOutcome, MessageReads, OpenOutcome } from './mailbox-port.ts';
 import { fetchNeeds, writeFetchResponse } from './fetch-response.ts';
 import { parseFetchItems, setsSeen, type FetchItem } from './fetch.ts';
 import { applyStore, parseStoreAction, type StoreAction } from './flags.ts';
 import { ResponseBuilder } from './format.ts';
 import { astringText, CommandReader, DEFAULT_MAX_LINE_BYTES, parseSequenceSet, type ImapCommand, type ImapValue, type ReaderItem } from './parser.ts';
 import { formatStatus, imapResponses, type ImapStatus } from './responses.ts';
-import { matchesSearch, parseSearch, type SearchKey } from './search.ts';
+import { matchesSearch, parseSearch, searchNeeds, type SearchKey } from './search.ts';
 import { SelectedMailbox, type MailboxChange } from './selected-mailbox.ts';
 
 export interface ImapLimits {
@@ -79,7 +79,7 @@ export type ImapEvent =
   /** The session no longer shows a mailbox: notify() is no longer needed. */
   | { readonly kind: 'unselected'; readonly user: string }
   /** Message data for FETCH or SEARCH (port load()); answer with resolveLoad(requestId, …). */
-  | { readonly kind: 'load'; readonly requestId: number; readonly user: string; readonly uids: readonly number[] }
+  | { readonly kind: 'load'; readonly requestId: number; readonly user: string; readonly uids: readonly number[]; readonly reads: MessageReads }
   /** New flags to keep (port storeFlags()); answer with resolveChange(requestId, …). */
   | { readonly kind: 'store-flags'; readonly requestId: number; readonly user: string; readonly changes: readonly FlagChange[] }
   /** Messages to remove for this login (port expunge()); answer with resolveChange(requestId, …). */
@@ -472,7 +472,8 @@ const COMMANDS: Record<string, CommandSpec> = {
       const needsData = needs.bytes || needs.structure || needs.envelope || request.items.some((i) => i.kind === 'INTERNALDATE' || i.kind === 'RFC822.SIZE');
       const live = seqs.filter((s) => !selection.mailbox.isExpunged(s));
       const uids = uidsOf(selection, needsData ? live : []);
-      turn.wait({ kind: 'fetch', command: c, seqs, items: request.items }, (requestId) => ({ kind: 'load', requestId, user, uids }));
+      const reads: MessageReads = needs.bytes || needs.structure ? 'message' : needs.envelope ? 'header' : 'none';
+      turn.wait({ kind: 'fetch', command: c, seqs, items: request.items }, (requestId) => ({ kind: 'load', requestId, user, uids, reads }));
     },
   },
   // RFC 3501 §6.4.6
@@ -518,7 +519,9 @@ const COMMANDS: Record<string, CommandSpec> = {
       const user = turn.user!;
       const uids: number[] = [];
       for (let seq = 1; seq <= selection.mailbox.exists; seq++) if (!selection.mailbox.isExpunged(seq)) uids.push(selection.mailbox.uidAt(seq)!);
-      turn.wait({ kind: 'search', command: c, key: request.key }, (requestId) => ({ kind: 'load', requestId, user, uids }));
+      const needs = searchNeeds(request.key);
+      const reads: MessageReads = needs.body ? 'message' : needs.headers ? 'header' : 'none';
+      turn.wait({ kind: 'search', command: c, key: request.key }, (requestId) => ({ kind: 'load', requestId, user, uids, reads }));
     },
   },
   // RFC 2177 §3
