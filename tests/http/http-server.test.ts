@@ -148,7 +148,7 @@ describe('HTTP Basic against the users file', () => {
     const hash = await Bun.password.hash('s3cret');
     let verifications = 0;
     const authenticator = new Authenticator({
-      users: () => new Map([['alice', hash]]),
+      users: () => new Map([['alice', { hash, addresses: [] }]]),
       throttle: new AuthThrottle(),
       now: Date.now,
       verify: (password, h) => {
