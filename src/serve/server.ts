@@ -107,8 +107,9 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
       warn: (msg, fields) => log.warn(msg, fields),
       error: (msg, fields) => log.error(msg, fields),
     },
-    maxMessages: config.maxMessages ?? undefined,
-    maxAgeMs: config.maxAgeMs ?? undefined,
+    // With the mail index, retention runs there (local mail only, through the journal).
+    maxMessages: deps.index === false ? (config.maxMessages ?? undefined) : undefined,
+    maxAgeMs: deps.index === false ? (config.maxAgeMs ?? undefined) : undefined,
     onCommit: (message) => {
       mailboxes.committed(message.id, message.envelope.recipients.map((r) => addressKey(r.mailbox)));
       mailIndex?.committed(message);
@@ -124,7 +125,14 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
   log.info('spool-opened', { dir: config.dataDir, messages: spool.stats().messages, segments: spool.stats().segments, recovered: records, torn_bytes: tornBytes, damaged: damaged.length });
   if (deps.index !== false) {
     try {
-      mailIndex = await MailIndex.open({ path: createLayout(config.dataDir).indexPath, spool, log, writer: 'worker' });
+      mailIndex = await MailIndex.open({
+        path: createLayout(config.dataDir).indexPath,
+        spool,
+        log,
+        writer: 'worker',
+        now,
+        retention: { maxMessages: config.maxMessages ?? undefined, maxAgeMs: config.maxAgeMs ?? undefined },
+      });
     } catch (error) {
       await closeAll();
       throw new SetupError(`cannot open the mail index: ${(error as Error).message}`, EXIT.osErr);

@@ -14,6 +14,8 @@
  *   the change is in the journal (durable, as mailbox-state records under CATCHER_MAILBOX or as
  *   'deleted' states of the local recipients) and then in the index. Changes run one at a time.
  * - `readMessage(id)`: the bytes of an indexed message, from the spool.
+ * - Retention (--max-messages, --max-age) runs here, not in the spool's compaction, so that it
+ *   deletes local copies only and through the journal, like any other deletion.
  *
  * Rule 1: local mail only. A message is indexed while a recipient of it is held in a local
  *         mailbox; deleting removes the local copies, and recipients queued for relay change only
@@ -52,8 +54,12 @@ export interface MailIndexOptions {
   readonly rebuild?: boolean;
   /** Told after each batch of a rebuild or catch-up: messages indexed so far. */
   readonly progress?: (done: number) => void;
+  /** Retention of local mail (--max-messages, --max-age), applied every minute once ready. */
+  readonly retention?: { readonly maxMessages?: number; readonly maxAgeMs?: number };
+  readonly now?: () => number;
 }
 
+const RETENTION_EVERY_MS = 60_000;
 /** Messages read from the spool per request during a rebuild or catch-up. */
 const FEED_BATCH = 256;
 /** A catch-up starts this far before the recorded position, in case commit order and (time, id) order differ. */
@@ -77,9 +83,14 @@ export class MailIndex {
   readonly #listeners = new Set<(change: IndexChange) => void>();
   #closed = false;
   #broken: Error | null = null;
+  readonly #retention: MailIndexOptions['retention'];
+  readonly #now: () => number;
+  #retentionTimer: ReturnType<typeof setInterval> | null = null;
 
   private constructor(options: MailIndexOptions, writer: WriterClient) {
     this.#spool = options.spool;
+    this.#retention = options.retention;
+    this.#now = options.now ?? Date.now;
     this.#log = options.log;
     this.#writer = writer;
     this.#path = options.path;
@@ -103,6 +114,15 @@ export class MailIndex {
     index.#lastSeq = index.#reader.lastSeq();
     const reason = options.rebuild === true ? 'asked for' : (opened.rebuild ?? index.#mismatch());
     index.#feeding = index.#feed(reason, opened.position, options.progress ?? (() => undefined));
+    const retention = options.retention;
+    if (retention !== undefined && (retention.maxMessages !== undefined || retention.maxAgeMs !== undefined)) {
+      void index.#feeding.then(() => {
+        if (index.#closed) return;
+        const apply = () => void index.applyRetention().catch((error: unknown) => index.#log.error('retention-failed', { error: (error as Error).message }));
+        apply();
+        index.#retentionTimer = setInterval(apply, RETENTION_EVERY_MS);
+      });
+    }
     return index;
   }
 
@@ -203,6 +223,20 @@ export class MailIndex {
     return this.#change(() => ({ deleted: this.db.searchIds(query, context) }));
   }
 
+  /**
+   * Deletes the local copies retention no longer keeps: beyond the newest maxMessages, or
+   * received longer than maxAgeMs ago (oldest first). Returns how many went.
+   */
+  async applyRetention(): Promise<number> {
+    const limits = this.#retention;
+    if (limits === undefined) return 0;
+    const deleted = await this.#change(() => ({
+      deleted: this.db.expired({ maxMessages: limits.maxMessages, beforeMs: limits.maxAgeMs === undefined ? undefined : this.#now() - limits.maxAgeMs }),
+    }));
+    if (deleted > 0) this.#log.info('retention-deleted', { messages: deleted, max_messages: limits.maxMessages, max_age_ms: limits.maxAgeMs });
+    return deleted;
+  }
+
   /** The message as the client sent it (unstuffed), our Received header first; undefined when not indexed. */
   async readMessage(id: string): Promise<Uint8Array | undefined> {
     if (!this.db.has(id)) return undefined;
@@ -211,6 +245,8 @@ export class MailIndex {
 
   /** Sends what is batched and waits for the writer to finish it. */
   async drain(): Promise<void> {
+    if (this.#retentionTimer !== null) clearInterval(this.#retentionTimer);
+    this.#retentionTimer = null;
     if (this.#batch.length > 0) this.#flush();
     await this.#ingests.catch(() => undefined);
     await this.#changes.catch(() => undefined);

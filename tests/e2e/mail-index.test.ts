@@ -139,3 +139,18 @@ test('mailbox reindex: rebuilds from the spool and journal, refuses while serve 
   expect(help.stdout).toContain('--data <dir>');
   await data.remove();
 }, 60_000);
+
+test('--max-messages: retention deletes the oldest local messages through the journal and the index', async () => {
+  const data = await makeTempDir('mailbox-retention-');
+  let server = await startServe({ dataDir: data.path, cwd: data.path });
+  const sent: string[] = [];
+  for (let i = 0; i < 4; i++) sent.push((await send(server, `m${i}`))!);
+  await waitIndexed(data.path, 4);
+  expect((await server.stop()).exitCode).toBe(0);
+  server = await startServe({ dataDir: data.path, cwd: data.path, args: ['--max-messages', '2'] });
+  expect(await waitForLog(server, 'retention-deleted')).toMatch(/retention-deleted messages=2/);
+  expect(new Set(indexed(data.path).keys())).toEqual(new Set(sent.slice(2)));
+  expect((await server.stop()).exitCode).toBe(0);
+  expect(new Set((await fromSpool(data.path)).keys())).toEqual(new Set(sent.slice(2)));
+  await data.remove();
+}, 60_000);

@@ -28,11 +28,11 @@ function newDir(): string {
   return d;
 }
 
-async function start(dir: string, writer: 'thread' | 'worker' = 'thread', rebuild = false) {
+async function start(dir: string, writer: 'thread' | 'worker' = 'thread', rebuild = false, retention?: { maxMessages?: number; maxAgeMs?: number }) {
   const log = memoryLog();
   let index: MailIndex | null = null;
   const spool = await openSpool({ dir, hostname: 'mx.test', now: () => T0 + 60_000, log, onCommit: (m) => index?.committed(m) });
-  index = await MailIndex.open({ path: createLayout(dir).indexPath, spool, log, writer, rebuild });
+  index = await MailIndex.open({ path: createLayout(dir).indexPath, spool, log, writer, rebuild, retention, now: () => T0 + 60_000 });
   await index.ready;
   const o = { spool, index, log };
   open.push(o);
@@ -175,6 +175,20 @@ describe('MailIndex', () => {
     o = await start(dir, 'thread', true);
     expect(o.log.lines.find((l) => l.msg === 'index-rebuilt')?.fields).toMatchObject({ indexed: 4, messages: 4 });
     expect(ids(o.index)).toEqual(['m3', 'm2', 'm1', 'm0']);
+  });
+
+  test('retention deletes the oldest local copies through the journal; relay recipients stay queued', async () => {
+    const o = await start(newDir(), 'thread', false, { maxMessages: 3, maxAgeMs: 59_996 });
+    const env = envelope('ann@client.example', ['bob@here.example', 'out@far.example']);
+    await o.spool.commit(request('mixed', { timeMs: T0 - 1, message: mail(9), envelope: env, localRecipients: [true, false] }));
+    await commit(o.spool, 0, 6);
+    await o.index.drain();
+    // Now is T0 + 60 s: mixed and m0..m3 are older than 59,996 ms; only m3, m4 and m5 are among the newest three.
+    expect(await o.index.applyRetention()).toBe(5);
+    expect(ids(o.index)).toEqual(['m5', 'm4']);
+    expect(o.spool.get('mixed')!.recipients.map((r) => r.state.kind)).toEqual(['deleted', 'pending']);
+    expect(o.spool.get('m0')).toBeUndefined();
+    expect(o.log.lines.find((l) => l.msg === 'retention-deleted')?.fields?.messages).toBe(5);
   });
 
   test('in a Worker: the same ingest, changes and notifications', async () => {
