@@ -29,6 +29,7 @@ import { homedir, hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import { checkDomain, normalizeDomain, parseMailbox, type Mailbox } from './core/address.ts';
 import { DEFAULT_LIMITS, type Limits } from './core/limits.ts';
+import { DEFAULT_RETURN_LIMIT_BYTES } from './delivery/bounce.ts';
 import { SetupError, UsageError } from './exit-status.ts';
 import { LOOPBACK_NETWORKS, isLoopbackHost, parseCidr, type Cidr } from './auth/networks.ts';
 import { parseHostPort } from './transport/host-port.ts';
@@ -88,6 +89,10 @@ export interface ServeConfig {
   readonly limits: Limits;
   readonly maxMessages: number | null;
   readonly maxAgeMs: number | null;
+  /** --bounce-size-limit: a bounce returns the message whole (RET=FULL) up to this size, its header above it. */
+  readonly bounceSizeLimitBytes: number;
+  /** --delay-warning: a sender whose NOTIFY allows it is told once after this long deferred; null is off. */
+  readonly delayWarningMs: number | null;
   readonly log: 'text' | 'json';
   readonly logFile: string | null;
   readonly shutdownTimeoutMs: number;
@@ -255,6 +260,8 @@ export function buildServeConfig(options: RawOptions, env: Record<string, string
     dataTimeout: one('data-timeout'),
     maxMessages: one('max-messages'),
     maxAge: one('max-age'),
+    bounceSizeLimit: one('bounce-size-limit'),
+    delayWarning: one('delay-warning'),
     log: one('log'),
     shutdownTimeout: one('shutdown-timeout'),
     maxConnections: one('max-connections'),
@@ -298,6 +305,8 @@ export function buildServeConfig(options: RawOptions, env: Record<string, string
     limits,
     maxMessages: get.maxMessages ? parseCount(get.maxMessages, '--max-messages', 1) : null,
     maxAgeMs: get.maxAge ? parseDuration(get.maxAge, '--max-age') : null,
+    bounceSizeLimitBytes: get.bounceSizeLimit ? parseSize(get.bounceSizeLimit, '--bounce-size-limit') : DEFAULT_RETURN_LIMIT_BYTES,
+    delayWarningMs: get.delayWarning ? parseDuration(get.delayWarning, '--delay-warning') : null,
     log,
     logFile: one('log-file') ?? null,
     shutdownTimeoutMs: get.shutdownTimeout ? parseDuration(get.shutdownTimeout, '--shutdown-timeout') : 30_000,

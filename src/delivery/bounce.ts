@@ -69,8 +69,8 @@ export interface DeliveryReport {
   readonly reported: readonly number[];
 }
 
-/** 1 MB: the default of --bounce-size-limit. */
-export const DEFAULT_RETURN_LIMIT_BYTES = 1_000_000;
+/** 1M: the default of --bounce-size-limit. */
+export const DEFAULT_RETURN_LIMIT_BYTES = 1024 * 1024;
 
 const ENCODER = new TextEncoder();
 const UTF8 = new TextDecoder('utf-8');

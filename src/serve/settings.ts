@@ -40,6 +40,8 @@ export const SERVE_SETTINGS = Object.freeze([
   valued('data-timeout', 'duration', 'Idle time allowed inside DATA (default 5m)'),
   valued('max-messages', 'n', 'Keep at most this many local messages; the oldest are deleted, checked every minute (mail queued for relay is never deleted)'),
   valued('max-age', 'duration', 'Delete local messages older than this, e.g. 7d, checked every minute'),
+  valued('bounce-size-limit', 'size', 'A bounce returns the message whole when the sender asked (RET=FULL) up to this size, and only its header above it (default 1M)'),
+  valued('delay-warning', 'duration', 'Tell a sender once that a message has been deferred this long (NOTIFY=DELAY, RFC 3461); off by default'),
   valued('log', 'format', 'Log format: text (one readable line per event) or json (default text)'),
   valued('log-file', 'file', 'Append the log to this file instead of standard error; reopened on SIGHUP'),
   valued('shutdown-timeout', 'duration', 'How long SIGTERM waits for open transactions (default 30s)'),

@@ -28,6 +28,8 @@ const SAMPLES: Record<Exclude<SettingName, 'config'>, string[]> = {
   'data-timeout': ['2m'],
   'max-messages': ['100'],
   'max-age': ['7d'],
+  'bounce-size-limit': ['64K'],
+  'delay-warning': ['4h'],
   log: ['json'],
   'log-file': ['/var/log/mailbox.log'],
   'shutdown-timeout': ['5s'],
