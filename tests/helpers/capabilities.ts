@@ -91,7 +91,12 @@ export const CAPABILITIES = {
   openssl: { use: 'certificates and TLS clients', packages: ['openssl'], missing: () => (run(['openssl', 'version']).ok ? undefined : 'openssl is missing') },
   tmux: { use: 'a terminal for send --interactive', packages: ['tmux'], missing: file('/usr/bin/tmux') },
   msmtp: { use: 'the C client the send benchmark compares with', packages: ['msmtp'], missing: () => (run(['msmtp', '--version']).ok ? undefined : 'msmtp is missing') },
-  fetchmail: { use: 'a POP3 client that retrieves into a local MDA', packages: ['fetchmail'], missing: () => (run(['fetchmail', '--version']).ok ? undefined : 'fetchmail is missing') },
+  fetchmail: { use: 'a POP3 and IMAP client that retrieves into a local MDA', packages: ['fetchmail'], missing: () => (run(['fetchmail', '--version']).ok ? undefined : 'fetchmail is missing') },
+  mutt: {
+    use: 'a terminal IMAP client, driven in tmux',
+    packages: ['mutt'],
+    missing: () => (/\+USE_IMAP\b/.test(run(['mutt', '-v']).text) ? undefined : 'mutt -v does not list +USE_IMAP'),
+  },
   chromium: {
     use: 'the browser the web UI tests drive with playwright-core (executablePath /usr/bin/chromium)',
     packages: ['chromium'],
