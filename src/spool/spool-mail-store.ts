@@ -24,6 +24,7 @@ export interface StoreHost {
 }
 
 const DEFAULT_LIMIT = 50;
+/** Summaries kept: two generations of up to half this many each. */
 const SUMMARIES_KEPT = 4096;
 /** The header sections of most messages fit here; a longer one is read again in full. */
 const FIRST_READ_BYTES = 8192;
@@ -31,7 +32,13 @@ const SUMMARY_HEAD_LIMIT = 64 * 1024;
 
 export class SpoolMailStore implements MailStore {
   readonly #host: StoreHost;
-  readonly #summaries = new Map<string, HeaderSummary>();
+  /**
+   * Recent summaries in two generations: a full young one becomes the old one and the old one
+   * goes. (Deleting a Map's first key at each insert instead cost 5-9 µs a commit: JSC's
+   * iterator walks every deleted slot to reach the first live one.)
+   */
+  #summaries = new Map<string, HeaderSummary>();
+  #olderSummaries = new Map<string, HeaderSummary>();
   readonly #removalListeners = new Set<(removals: readonly MailRemoval[]) => void>();
 
   constructor(host: StoreHost) {
@@ -40,9 +47,11 @@ export class SpoolMailStore implements MailStore {
 
   /** Keeps a summary computed at commit, so a listing of new mail reads nothing back. */
   remember(id: string, summary: HeaderSummary): void {
-    this.#summaries.delete(id);
+    if (this.#summaries.size >= SUMMARIES_KEPT / 2) {
+      this.#olderSummaries = this.#summaries;
+      this.#summaries = new Map();
+    }
     this.#summaries.set(id, summary);
-    if (this.#summaries.size > SUMMARIES_KEPT) this.#summaries.delete(this.#summaries.keys().next().value as string);
   }
 
   onRemoved(listener: (removals: readonly MailRemoval[]) => void): () => void {
@@ -165,7 +174,7 @@ export class SpoolMailStore implements MailStore {
   }
 
   #headers(e: Entry): HeaderSummary {
-    const known = this.#summaries.get(e.id);
+    const known = this.#summaries.get(e.id) ?? this.#olderSummaries.get(e.id);
     if (known) return known;
     let head = this.#host.readHead(e, Math.min(e.bodyBytes, FIRST_READ_BYTES));
     if (head.length < e.bodyBytes && !endsHeader(head)) head = this.#host.readHead(e, Math.min(e.bodyBytes, SUMMARY_HEAD_LIMIT));
