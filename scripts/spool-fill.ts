@@ -1,7 +1,7 @@
 /**
  * Fills a spool quickly through the spool writer (no SMTP), then measures how long `mailbox serve`
  * takes to start on it and its RSS once it greets.
- * Usage: bash scripts/bun scripts/spool-fill.ts --dir DIR [--messages 1000000] [--size 1024]
+ * Usage: npm run bench:startup -- --dir DIR [--messages 1000000] [--size 1024]
  *          [--in-flight 2000] [--no-fill] [--starts 3] [--bin dist/mailbox]
  * Start-up is timed from spawn to the 220 greeting (wall clock, and the CPU time serve used, which
  * a busy machine distorts less), and reported with the spool-opened log line.

@@ -11,9 +11,13 @@
  *         Bytes a checkpoint covers are not checksummed again at start-up; compaction still
  *         checks every record it copies.
  * Rule 3: pure encoding and decoding here; the spool decides when to append and to rewrite.
+ * Rule 4: after the columns a chunk may hold each id's hash and length, named in its header by
+ *         the hash function (`idHash`); a reader that does not know the function, or an older
+ *         one, ignores them and reads the ids alone.
  */
 import type { Envelope } from '../core/envelope.ts';
-import type { Entry } from './index.ts';
+import { hashOf, ID_HASH } from './id-table.ts';
+import type { StoredRecord } from './index.ts';
 
 const MAGIC = 0x4b43424d; // "MBCK" little-endian
 const CHUNK_HEAD = 12;
@@ -27,20 +31,29 @@ export interface ChunkInput {
   readonly from: number;
   readonly to: number;
   /** In offset order, contiguous from `from` to `to`. */
-  readonly entries: readonly Entry[];
+  readonly entries: readonly StoredRecord[];
 }
 
-/** One decoded chunk; record i is read from the columns. */
+/**
+ * One decoded chunk; record i is read from the columns. The columns are the log's own bytes
+ * (little-endian, as encodeChunk wrote them, and not aligned): the index copies them whole.
+ */
 export interface Chunk {
   readonly seq: number;
   readonly ino: number;
   readonly headerBytes: number;
   readonly from: number;
   readonly to: number;
-  readonly ids: readonly string[];
-  readonly times: Float64Array;
-  /** offset, bytes, bodyBytes, size, envelope index, flags index: count each. */
-  readonly columns: Uint32Array;
+  readonly count: number;
+  /** The records' ids, ASCII, one after another with "\n" between. */
+  readonly idBytes: Uint8Array;
+  /** count float64 times (epoch ms). */
+  readonly timeBytes: Uint8Array;
+  /** count uint32 each of: offset, bytes, bodyBytes, size, envelope index, flags index. */
+  readonly columnBytes: Uint8Array;
+  /** count int32 hashOf(id) and count uint8 id lengths (Rule 4), or null when the chunk has none. */
+  readonly idHashBytes: Uint8Array | null;
+  readonly idLengths: Uint8Array | null;
   readonly envelopes: readonly Envelope[];
   readonly flags: readonly (readonly boolean[])[];
 }
@@ -54,6 +67,8 @@ export function encodeChunk(input: ChunkInput): Buffer {
   const flags: string[] = [];
   const times = new Float64Array(n);
   const columns = new Uint32Array(COLUMNS * n);
+  const hashes = new Int32Array(n);
+  const lengths = new Uint8Array(n);
   const ids: string[] = [];
   input.entries.forEach((e, i) => {
     let env = envelopeIndex.get(e.envelope);
@@ -70,6 +85,8 @@ export function encodeChunk(input: ChunkInput): Buffer {
       flagIndex.set(key, flag);
     }
     ids.push(e.id);
+    hashes[i] = hashOf(e.id);
+    lengths[i] = e.id.length;
     times[i] = e.timeMs;
     columns[i] = e.offset;
     columns[n + i] = e.bytes;
@@ -88,12 +105,13 @@ export function encodeChunk(input: ChunkInput): Buffer {
       to: input.to,
       count: n,
       idBytes: idBlob.length,
+      idHash: ID_HASH,
       envelopes,
       flags,
     }),
     'utf8',
   );
-  const payloadLength = 4 + json.length + idBlob.length + times.byteLength + columns.byteLength;
+  const payloadLength = 4 + json.length + idBlob.length + times.byteLength + columns.byteLength + hashes.byteLength + lengths.byteLength;
   const out = Buffer.alloc(CHUNK_HEAD + payloadLength);
   out.writeUInt32LE(MAGIC, 0);
   out.writeUInt32LE(payloadLength, 4);
@@ -107,6 +125,10 @@ export function encodeChunk(input: ChunkInput): Buffer {
   out.set(new Uint8Array(times.buffer), at);
   at += times.byteLength;
   out.set(new Uint8Array(columns.buffer), at);
+  at += columns.byteLength;
+  out.set(new Uint8Array(hashes.buffer), at);
+  at += hashes.byteLength;
+  out.set(lengths, at);
   out.writeUInt32LE(Bun.hash.crc32(out.subarray(CHUNK_HEAD)) >>> 0, 8);
   return out;
 }
@@ -146,31 +168,54 @@ function decodePayload(payload: Buffer): Chunk | string {
   } catch {
     return 'a chunk header that is not JSON';
   }
-  const { seq, ino, headerBytes, from, to, count, idBytes, envelopes, flags } = head;
+  const { seq, ino, headerBytes, from, to, count, idBytes, idHash, envelopes, flags } = head;
   const ints = [seq, ino, headerBytes, from, to, count, idBytes];
   if (!ints.every((v) => Number.isSafeInteger(v) && (v as number) >= 0) || !Array.isArray(envelopes) || !Array.isArray(flags)) {
     return 'a chunk header without its fields';
   }
   const n = count as number;
   let at = 4 + jsonLength;
-  const ids = n === 0 ? [] : payload.toString('latin1', at, at + (idBytes as number)).split('\n');
-  if (ids.length !== n) return 'a chunk whose ids do not match its count';
+  const ids = payload.subarray(at, at + (idBytes as number));
   at += idBytes as number;
   if (at + 32 * n > payload.length) return 'a chunk shorter than its columns';
-  // Copied out: typed arrays need aligned memory, and the copies let the log's bytes go.
-  const start = payload.byteOffset + at;
-  const buffer = payload.buffer as ArrayBuffer;
-  const times = new Float64Array(buffer.slice(start, start + 8 * n));
-  const columns = new Uint32Array(buffer.slice(start + 8 * n, start + 8 * n + 4 * COLUMNS * n));
+  const timeBytes = payload.subarray(at, at + 8 * n);
+  const columnBytes = payload.subarray(at + 8 * n, at + 8 * n + 4 * COLUMNS * n);
+  at += 32 * n;
+  const hashed = idHash === ID_HASH && at + 5 * n <= payload.length;
+  const idHashBytes = hashed ? payload.subarray(at, at + 4 * n) : null;
+  const idLengths = hashed ? payload.subarray(at + 4 * n, at + 5 * n) : null;
+  // n ids of 1 to 64 bytes (segment-format.ts's id pattern), "\n" between them.
+  if (idLengths !== null) {
+    let total = Math.max(0, n - 1);
+    for (let i = 0; i < n; i++) {
+      const length = idLengths[i];
+      if (length < 1 || length > 64) return 'a chunk whose ids are not ids';
+      total += length;
+    }
+    if (total !== ids.length) return 'a chunk whose ids do not match its count';
+  } else {
+    let separators = 0;
+    let last = -1;
+    for (let i = 0; i <= ids.length && n > 0; i++) {
+      if (i < ids.length && ids[i] !== 0x0a) continue;
+      if (i - last < 2 || i - last > 65) return 'a chunk whose ids are not ids';
+      if (i < ids.length) separators++;
+      last = i;
+    }
+    if (n === 0 ? ids.length !== 0 : separators !== n - 1) return 'a chunk whose ids do not match its count';
+  }
   return {
     seq: seq as number,
     ino: ino as number,
     headerBytes: headerBytes as number,
     from: from as number,
     to: to as number,
-    ids,
-    times,
-    columns,
+    count: n,
+    idBytes: ids,
+    timeBytes,
+    columnBytes,
+    idHashBytes,
+    idLengths,
     envelopes: envelopes as Envelope[],
     flags: (flags as string[]).map((f) => [...f].map((c) => c === '1')),
   };

@@ -1,126 +1,166 @@
 /**
- * @module The index's table of records by message id: an open-addressing hash table (slots and
- * their hashes in two Int32Arrays) over an array of the records, in place of a Map of a million
- * string keys, which cost about a second of a checkpointed start of 1,000,000 records.
- * Rule 1: a record is found by its own `id`; the table holds no copy of the key.
- * Rule 2: iteration is in insertion order, and a record deleted while an iteration runs is not
- *         visited; records added meanwhile may or may not be.
- * Rule 3: at most three slots in four are in use (records and the marks deletions leave), and
- *         the array holds at most about as many holes as records; past either the table is
- *         rebuilt to at least twice its records' slots, dropping the marks and the holes.
+ * @module The index's table of rows by message id: an open-addressing hash table whose slots
+ * (row numbers) and their id hashes are two Int32Arrays, in place of a Map of a million string
+ * keys. The ids themselves stay with their owner: it hashes them (hashOf, hashOfBytes) and says
+ * whether a row holds the id looked for (`same`).
+ * Rule 1: one row per id; the owner looks an id up before it adds it.
+ * Rule 2: at most three slots in four are in use (rows and the marks deletions leave); past that
+ *         the table is rebuilt to at least twice its rows' slots, dropping the marks.
+ * Rule 3: the owner that renumbers its rows calls renumber() with the old-to-new map.
  */
 
 const EMPTY = -1;
-/** A slot whose record was deleted: a probe goes on past it. */
+/** A slot whose row was deleted: a probe goes on past it. */
 const GONE = -2;
 const MIN_SLOTS = 1024;
 
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+
+/** The name of hashOf()'s function, written beside hashes that are stored (checkpoint.ts). */
+export const ID_HASH = 'fnv1a32';
+
 /** FNV-1a over the UTF-16 code units: ids are short ASCII. */
-function hashOf(id: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+export function hashOf(id: string): number {
+  let h = FNV_OFFSET;
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), FNV_PRIME);
   return h | 0;
 }
 
-export class IdTable<V extends { readonly id: string }> {
+/** hashOf() of the ASCII id in bytes[start..end). */
+export function hashOfBytes(bytes: Uint8Array, start: number, end: number): number {
+  let h = FNV_OFFSET;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ bytes[i], FNV_PRIME);
+  return h | 0;
+}
+
+export class IdTable {
   #slots = new Int32Array(MIN_SLOTS).fill(EMPTY);
-  /** Each slot's id hash, compared before the record is looked at (which costs a cache miss). */
+  /** Each slot's id hash, compared before the row is (which costs a cache miss). */
   #hashes = new Int32Array(MIN_SLOTS);
-  /** Records by insertion; a deleted one leaves a hole until the next rebuild. */
-  #values: (V | undefined)[] = [];
   #size = 0;
-  /** Slots not EMPTY: records and GONE marks. */
+  /** Slots not EMPTY: rows and GONE marks. */
   #used = 0;
-  /** The last id hashed and its hash: a record is mostly looked up, then added. */
-  #lastId = '';
-  #lastHash = hashOf('');
+  /** Whether `row` holds the id being looked up (the owner knows which). */
+  readonly #same: (row: number) => boolean;
+
+  constructor(same: (row: number) => boolean) {
+    this.#same = same;
+  }
 
   get size(): number {
     return this.#size;
   }
 
-  get(id: string): V | undefined {
-    const slot = this.#find(id, this.#hash(id));
-    return slot < 0 ? undefined : this.#values[this.#slots[slot]];
+  /** Room for `rows` rows without a rebuild. */
+  reserve(rows: number): void {
+    if ((this.#used + rows) * 4 > this.#slots.length * 3) this.#rebuild(rows);
   }
 
-  /** Adds `value` under its id, or replaces the record that has that id (in its place). */
-  set(value: V): void {
-    const h = this.#hash(value.id);
-    const slot = this.#find(value.id, h);
-    if (slot >= 0) {
-      this.#values[this.#slots[slot]] = value;
-      return;
-    }
-    if ((this.#used + 1) * 4 > this.#slots.length * 3 || this.#values.length >= 2 * this.#size + MIN_SLOTS) this.#rebuild();
+  /** The row holding the id whose hash is `h` (as `same` says), or -1. */
+  find(h: number): number {
+    const slot = this.#slot(h);
+    return slot < 0 ? -1 : this.#slots[slot];
+  }
+
+  /** Adds a row for an id that is not in the table (Rule 1). */
+  add(h: number, row: number): void {
+    if ((this.#used + 1) * 4 > this.#slots.length * 3) this.#rebuild(0);
     const slots = this.#slots;
     const mask = slots.length - 1;
     for (let i = h & mask; ; i = (i + 1) & mask) {
       const at = slots[i];
       if (at >= 0) continue;
       if (at === EMPTY) this.#used++;
-      slots[i] = this.#values.length;
+      slots[i] = row;
       this.#hashes[i] = h;
-      this.#values.push(value);
       this.#size++;
       return;
     }
   }
 
-  delete(id: string): boolean {
-    const slot = this.#find(id, this.#hash(id));
+  /**
+   * Adds a row for the id whose hash is `h`, or points the id at it when the table has it (as
+   * `same` says); returns the row it had, or -1. One probe where find() then add() take two.
+   */
+  set(h: number, row: number): number {
+    if ((this.#used + 1) * 4 > this.#slots.length * 3) this.#rebuild(0);
+    const slots = this.#slots;
+    const hashes = this.#hashes;
+    const mask = slots.length - 1;
+    let free = -1;
+    for (let i = h & mask; ; i = (i + 1) & mask) {
+      const at = slots[i];
+      if (at === EMPTY) {
+        if (free < 0) {
+          free = i;
+          this.#used++;
+        }
+        break;
+      }
+      if (at === GONE) {
+        if (free < 0) free = i;
+        continue;
+      }
+      if (hashes[i] === h && this.#same(at)) {
+        slots[i] = row;
+        return at;
+      }
+    }
+    slots[free] = row;
+    hashes[free] = h;
+    this.#size++;
+    return -1;
+  }
+
+  /** Points the id (found as `same` says) at another row; false when it is not in the table. */
+  replace(h: number, row: number): boolean {
+    const slot = this.#slot(h);
     if (slot < 0) return false;
-    this.#values[this.#slots[slot]] = undefined;
-    this.#slots[slot] = GONE;
-    this.#size--;
+    this.#slots[slot] = row;
     return true;
   }
 
-  *values(): IterableIterator<V> {
-    const values = this.#values;
-    for (let i = 0; i < values.length; i++) {
-      const v = values[i];
-      if (v === undefined) continue;
-      // After a rebuild this array no longer sees deletions: ask the table.
-      if (values !== this.#values && this.get(v.id) !== v) continue;
-      yield v;
-    }
+  /** Removes the id (found as `same` says); returns its row, or -1. */
+  delete(h: number): number {
+    const slot = this.#slot(h);
+    if (slot < 0) return -1;
+    const row = this.#slots[slot];
+    this.#slots[slot] = GONE;
+    this.#size--;
+    return row;
   }
 
-  #hash(id: string): number {
-    if (id !== this.#lastId) {
-      this.#lastId = id;
-      this.#lastHash = hashOf(id);
+  /** Rows renumbered by their owner: `moved[old]` is the new row, or -1 for a row it dropped. */
+  renumber(moved: Int32Array): void {
+    const slots = this.#slots;
+    for (let i = 0; i < slots.length; i++) {
+      const at = slots[i];
+      if (at < 0) continue;
+      const to = moved[at];
+      if (to >= 0) slots[i] = to;
+      else {
+        slots[i] = GONE;
+        this.#size--;
+      }
     }
-    return this.#lastHash;
+    this.#rebuild(0);
   }
 
-  /** The slot holding the record with this id, or -1. */
-  #find(id: string, h: number): number {
+  #slot(h: number): number {
     const slots = this.#slots;
     const hashes = this.#hashes;
-    const values = this.#values;
     const mask = slots.length - 1;
     for (let i = h & mask; ; i = (i + 1) & mask) {
       const at = slots[i];
       if (at === EMPTY) return -1;
-      if (at >= 0 && hashes[i] === h && values[at]!.id === id) return i;
+      if (at >= 0 && hashes[i] === h && this.#same(at)) return i;
     }
   }
 
-  #rebuild(): void {
-    const old = this.#values;
-    // Old array position to new one: the holes are dropped, the order kept.
-    const moved = new Int32Array(old.length);
-    const values: V[] = [];
-    for (let j = 0; j < old.length; j++) {
-      const v = old[j];
-      if (v === undefined) continue;
-      moved[j] = values.length;
-      values.push(v);
-    }
+  #rebuild(extra: number): void {
     let capacity = MIN_SLOTS;
-    while (capacity < 2 * (values.length + 1)) capacity *= 2;
+    while (capacity < 2 * (this.#size + extra + 1)) capacity *= 2;
     const slots = new Int32Array(capacity).fill(EMPTY);
     const hashes = new Int32Array(capacity);
     const mask = capacity - 1;
@@ -132,12 +172,11 @@ export class IdTable<V extends { readonly id: string }> {
       const h = oldHashes[k];
       let i = h & mask;
       while (slots[i] !== EMPTY) i = (i + 1) & mask;
-      slots[i] = moved[at];
+      slots[i] = at;
       hashes[i] = h;
     }
     this.#slots = slots;
     this.#hashes = hashes;
-    this.#values = values;
-    this.#used = values.length;
+    this.#used = this.#size;
   }
 }

@@ -4,35 +4,47 @@
  * Rule 2: a record is tracked until its bytes are gone, so a deletion outlives a journal snapshot.
  * Rule 3: deletion is final; a message is listed while some recipient of it is not deleted.
  * Rule 4: addresses match without regard to case (as Mailpit's search does).
+ * Rule 5: records are rows of typed-array columns (time, segment, offsets, lengths, size, an
+ *         envelope number, a flags number, bits), ids are bytes in one arena, equal envelopes are
+ *         one numbered object, and delivery states are kept only for the rows whose states
+ *         differ from the initial ones: about 60 bytes a record, where an object per record and
+ *         its fields cost several hundred. An `Entry` is a snapshot of a row, made when asked for.
+ * Rule 6: rows are never reused; once most rows are dropped they are renumbered, in order. An
+ *         Entry names its record by id, segment and offset, so it outlives a renumbering.
  */
 import type { Envelope } from '../core/envelope.ts';
 import { mailboxKey, type Mailbox } from '../core/address.ts';
+import type { Chunk } from './checkpoint.ts';
 import { isFinished, type DeliveryState } from './delivery-state.ts';
-import { IdTable } from './id-table.ts';
+import { hashOf, IdTable } from './id-table.ts';
+import { Interner } from './interner.ts';
 import type { MailboxFlags } from './mailbox-state.ts';
 
-/** One stored message as the spool tracks it. Offsets are absolute within its segment. */
-export interface Entry {
+/** What the spool knows of a stored record when it adds it. Offsets are absolute within its segment. */
+export interface StoredRecord {
   readonly id: string;
   readonly timeMs: number;
   readonly envelope: Envelope;
-  /** Initial states came from these flags (local mailbox or relay); kept for journal snapshots. */
+  /** Initial states come from these flags (local mailbox or relay); kept for journal snapshots. */
   readonly local: readonly boolean[];
-  /** Replaced, never changed in place: equal initial states are one shared frozen array. */
-  states: readonly DeliveryState[];
-  seq: number;
-  offset: number;
+  readonly seq: number;
+  readonly offset: number;
   readonly bytes: number;
-  bodyOffset: number;
   readonly bodyBytes: number;
   /** The exact message size (unstuffed). */
   readonly size: number;
+}
+
+/** One stored message as the index holds it now: a snapshot (Rule 5). */
+export interface Entry extends StoredRecord {
+  readonly states: readonly DeliveryState[];
+  readonly bodyOffset: number;
   /** Mailbox state by mailbox key; null until a reader marks the message (most never are). */
-  mailboxes: ReadonlyMap<string, MailboxFlags> | null;
+  readonly mailboxes: ReadonlyMap<string, MailboxFlags> | null;
   /** Some delivery is not finished: the record must be kept. */
-  live: boolean;
+  readonly live: boolean;
   /** Listed by get() and list(): on disk and not deleted. */
-  visible: boolean;
+  readonly visible: boolean;
 }
 
 export interface SegmentInfo {
@@ -63,265 +75,11 @@ export function addressKey(mailbox: Mailbox | null): string {
   return mailboxKey(mailbox).toLowerCase();
 }
 
-interface EnvelopeKeys {
-  readonly sender: string;
-  /** Each recipient's key once, in envelope order. */
-  readonly recipients: readonly string[];
-}
-
-/** Keys per envelope object: the spool shares equal envelopes, so most are computed once. */
-const envelopeKeys = new WeakMap<Envelope, EnvelopeKeys>();
-
-function keysOf(envelope: Envelope): EnvelopeKeys {
-  let keys = envelopeKeys.get(envelope);
-  if (keys === undefined) {
-    keys = { sender: addressKey(envelope.sender), recipients: [...new Set(envelope.recipients.map((r) => addressKey(r.mailbox)))] };
-    envelopeKeys.set(envelope, keys);
-  }
-  return keys;
-}
-
 /** A query address as typed by a person: angle brackets optional, case ignored. */
 export function queryKey(address: string): string {
   const trimmed = address.trim();
   if (trimmed === '<>' || trimmed === '') return '<>';
   return trimmed.replace(/^<(.*)>$/, '$1').toLowerCase();
-}
-
-export class SpoolIndex {
-  readonly #records = new IdTable<Entry>();
-  readonly #segments = new Map<number, SegmentInfo>();
-  /**
-   * Lookup lists, appended to and cleaned lazily: an entry that moved, was dropped or hidden
-   * stays until a sweep, and readers skip it (an array push costs a fraction of a Set add,
-   * which counts at a million records).
-   */
-  readonly #bySegment = new Map<number, Entry[]>();
-  #byRecipient = new Map<string, Entry[]>();
-  #bySender = new Map<string, Entry[]>();
-  /** Visible entries by time, ascending; entries that stop being visible are skipped, then swept. */
-  #byTime: Entry[] = [];
-  #stale = 0;
-  #visible = 0;
-
-  // ---- segments
-
-  /** Tracks a segment that holds no records yet (they are counted as addRecord() adds them). */
-  addSegment(file: Pick<SegmentInfo, 'seq' | 'name' | 'bytes' | 'headerBytes'>): SegmentInfo {
-    const info: SegmentInfo = { ...file, liveBytes: 0, liveRecords: 0, records: 0 };
-    this.#segments.set(info.seq, info);
-    return info;
-  }
-
-  segment(seq: number): SegmentInfo | undefined {
-    return this.#segments.get(seq);
-  }
-
-  /** Segments in sequence order. */
-  segments(): SegmentInfo[] {
-    return [...this.#segments.values()].sort((a, b) => a.seq - b.seq);
-  }
-
-  removeSegment(seq: number): void {
-    this.#segments.delete(seq);
-    this.#bySegment.delete(seq);
-  }
-
-  /** Entries stored in one segment, in file order. */
-  entriesIn(seq: number): Entry[] {
-    const list = (this.#bySegment.get(seq) ?? []).filter((e) => e.seq === seq && this.#records.get(e.id) === e);
-    this.#bySegment.set(seq, list);
-    return [...list].sort((a, b) => a.offset - b.offset);
-  }
-
-  // ---- records
-
-  /** Every tracked record, visible or not. */
-  records(): IterableIterator<Entry> {
-    return this.#records.values();
-  }
-
-  record(id: string): Entry | undefined {
-    return this.#records.get(id);
-  }
-
-  /**
-   * Tracks a record. When the id is already tracked (a compaction that stopped between its
-   * rename and its unlink leaves two copies), the later copy wins and the earlier becomes dead.
-   */
-  addRecord(entry: Entry): void {
-    const previous = this.#records.get(entry.id);
-    if (previous) this.dropRecord(previous);
-    const shape = shapeOf(entry.states);
-    entry.live = shape.live;
-    entry.visible = shape.visible;
-    this.#records.set(entry);
-    push(this.#bySegment, entry.seq, entry);
-    const seg = this.#segments.get(entry.seq);
-    if (seg) {
-      seg.records++;
-      if (entry.live) {
-        seg.liveRecords++;
-        seg.liveBytes += entry.bytes;
-      }
-    }
-    if (entry.visible) this.#show(entry);
-  }
-
-  /** Applies one journal record; returns false when the message is not tracked. */
-  applyState(id: string, rcpt: number | null, state: DeliveryState): boolean {
-    const entry = this.#records.get(id);
-    if (!entry) return false;
-    if (rcpt !== null && rcpt >= entry.states.length) return false;
-    entry.states = entry.states.map((s, i) => ((rcpt === null || rcpt === i) && !isDeleted(s) ? state : s));
-    const live = !entry.states.every(isFinished);
-    if (live !== entry.live) {
-      const seg = this.#segments.get(entry.seq);
-      if (seg) {
-        seg.liveRecords += live ? 1 : -1;
-        seg.liveBytes += live ? entry.bytes : -entry.bytes;
-      }
-      entry.live = live;
-    }
-    if (entry.visible && entry.states.every(isDeleted)) this.#hide(entry);
-    return true;
-  }
-
-  /** Applies one mailbox-state record; returns false when the message is not tracked. */
-  applyMailbox(id: string, mailbox: string, flags: MailboxFlags): boolean {
-    const entry = this.#records.get(id);
-    if (!entry) return false;
-    const next = new Map(entry.mailboxes ?? []);
-    next.set(mailbox, flags);
-    entry.mailboxes = next;
-    return true;
-  }
-
-  /** Forgets a record whose bytes are gone (or are about to be). */
-  dropRecord(entry: Entry): void {
-    if (this.#records.get(entry.id) !== entry) return;
-    this.#records.delete(entry.id);
-    const seg = this.#segments.get(entry.seq);
-    if (seg) {
-      seg.records--;
-      if (entry.live) {
-        seg.liveRecords--;
-        seg.liveBytes -= entry.bytes;
-      }
-    }
-    if (entry.visible) this.#hide(entry);
-  }
-
-  /** Points a record at its copy in another segment (compaction); the id is unchanged. */
-  moveRecord(entry: Entry, seq: number, offset: number): void {
-    const from = this.#segments.get(entry.seq);
-    const to = this.#segments.get(seq);
-    if (from) {
-      from.records--;
-      if (entry.live) {
-        from.liveRecords--;
-        from.liveBytes -= entry.bytes;
-      }
-    }
-    if (to) {
-      to.records++;
-      if (entry.live) {
-        to.liveRecords++;
-        to.liveBytes += entry.bytes;
-      }
-    }
-    push(this.#bySegment, seq, entry);
-    entry.bodyOffset += offset - entry.offset;
-    entry.offset = offset;
-    entry.seq = seq;
-  }
-
-  // ---- visible messages
-
-  get visibleCount(): number {
-    return this.#visible;
-  }
-
-  get(id: string): Entry | undefined {
-    const e = this.#records.get(id);
-    return e?.visible ? e : undefined;
-  }
-
-  /** Visible messages, newest first. */
-  query(q: ListQuery = {}): Entry[] {
-    const since = q.since ?? -Infinity;
-    const until = q.until ?? Infinity;
-    const limit = q.limit ?? Infinity;
-    const out: Entry[] = [];
-    if (limit <= 0) return out;
-    const lists: Entry[][] = [];
-    const rcptKey = q.recipient === undefined ? null : queryKey(q.recipient);
-    const senderKey = q.sender === undefined ? null : queryKey(q.sender);
-    if (rcptKey !== null) lists.push(this.#byRecipient.get(rcptKey) ?? []);
-    if (senderKey !== null) lists.push(this.#bySender.get(senderKey) ?? []);
-    if (lists.length > 0) {
-      const smallest = lists.reduce((a, b) => (b.length < a.length ? b : a));
-      const candidates = smallest.filter(
-        (e) =>
-          e.visible &&
-          e.timeMs >= since &&
-          e.timeMs < until &&
-          (senderKey === null || keysOf(e.envelope).sender === senderKey) &&
-          (rcptKey === null || hasUndeletedRecipient(e, rcptKey)),
-      );
-      // Insertion order breaks ties, newest first; Array.prototype.sort is stable.
-      candidates.reverse().sort((a, b) => b.timeMs - a.timeMs);
-      return candidates.length > limit ? candidates.slice(0, limit) : candidates;
-    }
-    for (let i = upperBound(this.#byTime, until - 1) - 1; i >= 0 && out.length < limit; i--) {
-      const e = this.#byTime[i];
-      if (e.timeMs < since) break;
-      if (e.visible) out.push(e);
-    }
-    return out;
-  }
-
-  /**
-   * Visible messages in commit order (time, then id) from the first at or after `timeMs`, while
-   * `take` returns true. Equal times are ordered by id here, whatever order they arrived in.
-   */
-  forEachInCommitOrder(timeMs: number, take: (e: Entry) => boolean): void {
-    const list = this.#byTime;
-    let i = upperBound(list, timeMs - 1);
-    while (i < list.length) {
-      let j = i + 1;
-      while (j < list.length && list[j].timeMs === list[i].timeMs) j++;
-      const run = j - i === 1 ? [list[i]] : list.slice(i, j).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-      for (const e of run) if (e.visible && !take(e)) return;
-      i = j;
-    }
-  }
-
-  #show(entry: Entry): void {
-    entry.visible = true;
-    this.#visible++;
-    const list = this.#byTime;
-    // Messages mostly come in time order: then the place is the end, with no search.
-    const at = list.length === 0 || list[list.length - 1].timeMs <= entry.timeMs ? list.length : upperBound(list, entry.timeMs);
-    if (at === list.length) list.push(entry);
-    else list.splice(at, 0, entry);
-    const keys = keysOf(entry.envelope);
-    push(this.#bySender, keys.sender, entry);
-    for (const k of keys.recipients) push(this.#byRecipient, k, entry);
-  }
-
-  #hide(entry: Entry): void {
-    entry.visible = false;
-    this.#visible--;
-    this.#stale++;
-    if (this.#stale > 1024 && this.#stale * 2 > this.#byTime.length) {
-      // Hidden is final (Rule 3): sweep every list of what was hidden.
-      this.#byTime = this.#byTime.filter((e) => e.visible);
-      this.#bySender = sweep(this.#bySender);
-      this.#byRecipient = sweep(this.#byRecipient);
-      this.#stale = 0;
-    }
-  }
 }
 
 const isDeleted = (s: DeliveryState) => s.kind === 'deleted';
@@ -358,29 +116,833 @@ export function hasUndeletedRecipient(entry: Entry, key: string): boolean {
   return false;
 }
 
-/** First position whose time is greater than `timeMs`. */
-function upperBound(list: readonly Entry[], timeMs: number): number {
-  let lo = 0;
-  let hi = list.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (list[mid].timeMs <= timeMs) lo = mid + 1;
-    else hi = mid;
+/** A growable list of row numbers. */
+class RowList {
+  data: Int32Array;
+  length = 0;
+
+  constructor(capacity = 4) {
+    this.data = new Int32Array(capacity);
   }
-  return lo;
+
+  push(row: number): void {
+    if (this.length === this.data.length) this.#grow(this.length + 1);
+    this.data[this.length++] = row;
+  }
+
+  /** Appends rows from, from + 1, … from + count - 1. */
+  pushRange(from: number, count: number): void {
+    if (this.length + count > this.data.length) this.#grow(this.length + count);
+    for (let i = 0; i < count; i++) this.data[this.length + i] = from + i;
+    this.length += count;
+  }
+
+  /** Gives back the room past a quarter more than its rows (after a bulk load). */
+  trim(): void {
+    if (this.data.length > 64 && this.data.length > this.length * 1.25) this.data = this.data.slice(0, Math.max(4, this.length));
+  }
+
+  /** Inserts `row` at position `at`, moving the rest up. */
+  insert(at: number, row: number): void {
+    if (this.length === this.data.length) this.#grow(this.length + 1);
+    this.data.copyWithin(at + 1, at, this.length);
+    this.data[at] = row;
+    this.length++;
+  }
+
+  /** Keeps the rows `keep` accepts, renamed by it (a negative result drops the row). */
+  rewrite(keep: (row: number) => number): void {
+    const d = this.data;
+    let j = 0;
+    for (let i = 0; i < this.length; i++) {
+      const to = keep(d[i]);
+      if (to >= 0) d[j++] = to;
+    }
+    this.length = j;
+    if (this.data.length > 64 && j * 4 < this.data.length) this.data = this.data.slice(0, Math.max(4, j * 2));
+  }
+
+  /** Room for `rows` rows in all. */
+  reserve(rows: number): void {
+    if (rows > this.data.length) this.#grow(rows);
+  }
+
+  #grow(min: number): void {
+    const next = new Int32Array(Math.max(min, this.data.length * 2));
+    next.set(this.data.subarray(0, this.length));
+    this.data = next;
+  }
 }
 
-function push<K>(map: Map<K, Entry[]>, key: K, entry: Entry): void {
-  const list = map.get(key);
-  if (list) list.push(entry);
-  else map.set(key, [entry]);
+/** hashOf()'s constants (FNV-1a). */
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+
+const TRACKED = 1;
+const LIVE = 2;
+const VISIBLE = 4;
+
+/** Rows at first, and the fewest dropped rows that make a renumbering worth it. */
+const MIN_ROWS = 1024;
+const MIN_DEAD_TO_RENUMBER = 65_536;
+/** Hidden entries the lookup lists may hold before they are swept (Rule 3 makes hiding final). */
+const MIN_STALE_TO_SWEEP = 1024;
+
+/** One distinct envelope, shared by the rows that carry it, with its address keys. */
+interface SharedEnvelope {
+  readonly envelope: Envelope;
+  /** JSON of the envelope: its key in the table. */
+  readonly key: string;
+  readonly sender: string;
+  /** Each recipient's key, by recipient index. */
+  readonly recipients: readonly string[];
+  /** Each recipient's key once, in envelope order. */
+  readonly distinct: readonly string[];
+  /** Tracked rows that carry it, and lookups under way that hold it. */
+  references: number;
+  /** The visible rows that carry it (and, until a sweep, some that are no longer). */
+  readonly visible: RowList;
 }
 
-function sweep(map: Map<string, Entry[]>): Map<string, Entry[]> {
-  const out = new Map<string, Entry[]>();
-  for (const [key, list] of map) {
-    const visible = list.filter((e) => e.visible);
-    if (visible.length > 0) out.set(key, visible);
+/** One distinct set of initial flags, with the states it gives. */
+interface SharedFlags {
+  readonly local: readonly boolean[];
+  readonly states: readonly DeliveryState[];
+  readonly relay: boolean;
+}
+
+export class SpoolIndex {
+  readonly #segments = new Map<number, SegmentInfo>();
+  /** Equal envelopes are copied and frozen once; their strings are shared. */
+  readonly #interner = new Interner();
+  readonly #envelopes: (SharedEnvelope | undefined)[] = [];
+  readonly #envelopeNumbers = new Map<string, number>();
+  readonly #freeEnvelopes: number[] = [];
+  readonly #flags: SharedFlags[] = [];
+  readonly #flagNumbers = new Map<string, number>();
+
+  // ---- the columns (Rule 5), rows 0..#rows-1
+  #capacity = 0;
+  #rows = 0;
+  #tracked = 0;
+  #time = new Float64Array(0);
+  #seq = new Uint32Array(0);
+  #offset = new Uint32Array(0);
+  #bytes = new Uint32Array(0);
+  #bodyBytes = new Uint32Array(0);
+  #size = new Uint32Array(0);
+  #envelope = new Uint32Array(0);
+  #flag = new Uint32Array(0);
+  #bits = new Uint8Array(0);
+  /** Where each row's id starts in the arena, and its length (ids are 1-64 ASCII characters). */
+  #idStart = new Uint32Array(0);
+  #idLength = new Uint8Array(0);
+  #arena = Buffer.alloc(0);
+  #arenaUsed = 0;
+  /** States of the rows whose states differ from their flags' initial ones. */
+  #states = new Map<number, readonly DeliveryState[]>();
+  #mailboxes = new Map<number, ReadonlyMap<string, MailboxFlags>>();
+  /** Bumped by each renumbering: an iteration over rows stops being valid. */
+  #generation = 0;
+
+  /** What the id table's probes compare a row's id with: a string, or bytes of a chunk. */
+  #probeId: string | null = null;
+  #probeBytes: Uint8Array = new Uint8Array(0);
+  #probeStart = 0;
+  #probeEnd = 0;
+  readonly #ids = new IdTable((row) => this.#holdsProbe(row));
+
+  /**
+   * Lookup lists, appended to and cleaned lazily: a row that moved, was dropped or hidden stays
+   * until a sweep, and readers skip it.
+   */
+  readonly #bySegment = new Map<number, RowList>();
+  /** Envelope numbers by address key: a row is found by sender or recipient through its envelope's list. */
+  readonly #byRecipient = new Map<string, Set<number>>();
+  readonly #bySender = new Map<string, Set<number>>();
+  /** Visible rows by time, ascending (ties in the order they were added). */
+  #byTime = new RowList(MIN_ROWS);
+  /** #byTime is out of order after a bulk load, until finishLoad(). */
+  #timeUnsorted = false;
+  #stale = 0;
+  #visible = 0;
+
+  // ---- segments
+
+  /** Tracks a segment that holds no records yet (they are counted as records are added). */
+  addSegment(file: Pick<SegmentInfo, 'seq' | 'name' | 'bytes' | 'headerBytes'>): SegmentInfo {
+    const info: SegmentInfo = { ...file, liveBytes: 0, liveRecords: 0, records: 0 };
+    this.#segments.set(info.seq, info);
+    return info;
   }
-  return out;
+
+  segment(seq: number): SegmentInfo | undefined {
+    return this.#segments.get(seq);
+  }
+
+  /** Segments in sequence order. */
+  segments(): SegmentInfo[] {
+    return [...this.#segments.values()].sort((a, b) => a.seq - b.seq);
+  }
+
+  removeSegment(seq: number): void {
+    this.#segments.delete(seq);
+    this.#bySegment.delete(seq);
+  }
+
+  /** Entries stored in one segment, in file order. */
+  entriesIn(seq: number): Entry[] {
+    const list = this.#bySegment.get(seq);
+    if (!list) return [];
+    list.rewrite((row) => ((this.#bits[row] & TRACKED) !== 0 && this.#seq[row] === seq ? row : -1));
+    const rows = [...list.data.subarray(0, list.length)].sort((a, b) => this.#offset[a] - this.#offset[b]);
+    return rows.map((row) => this.#entry(row));
+  }
+
+  // ---- records
+
+  /** How many records are tracked, visible or not. */
+  get size(): number {
+    return this.#tracked;
+  }
+
+  /** Every tracked record, visible or not. The index must not change while this runs. */
+  *records(): IterableIterator<Entry> {
+    const generation = this.#generation;
+    for (let row = 0; row < this.#rows; row++) {
+      if (generation !== this.#generation) throw new Error('spool: the index was renumbered during an iteration');
+      if ((this.#bits[row] & TRACKED) !== 0) yield this.#entry(row);
+    }
+  }
+
+  /** The tracked records with relay work (a pending or deferred recipient). */
+  relayEntries(): Entry[] {
+    const out: Entry[] = [];
+    for (let row = 0; row < this.#rows; row++) {
+      if ((this.#bits[row] & (TRACKED | LIVE)) === (TRACKED | LIVE) && this.#hasRelayWork(row)) out.push(this.#entry(row));
+    }
+    return out;
+  }
+
+  record(id: string): Entry | undefined {
+    const row = this.#rowOf(id);
+    return row < 0 ? undefined : this.#entry(row);
+  }
+
+  /** True while `entry` is the tracked copy of its record, where it was (not dropped or moved since). */
+  isCurrent(entry: StoredRecord): boolean {
+    return this.#currentRow(entry) >= 0;
+  }
+
+  /** Room for `records` more records without growing the columns. */
+  reserve(records: number): void {
+    this.#ensure(this.#rows + records);
+    this.#ids.reserve(records);
+    this.#byTime.reserve(this.#byTime.length + records);
+  }
+
+  /**
+   * Tracks a record; returns true when it has relay work. When the id is already tracked (a
+   * compaction that stopped between its rename and its unlink leaves two copies), the later copy
+   * wins and the earlier becomes dead.
+   */
+  addRecord(record: StoredRecord): boolean {
+    const h = hashOf(record.id);
+    this.#probeId = record.id;
+    const previous = this.#ids.find(h);
+    if (previous >= 0) this.#drop(previous);
+    this.#ensure(this.#rows + 1);
+    const row = this.#rows++;
+    this.#storeId(row, record.id);
+    this.#probeId = record.id;
+    this.#ids.add(h, row);
+    const flag = this.#flagNumber(record.local);
+    const env = this.#envelopeNumber(record.envelope);
+    this.#fill(row, record.timeMs, record.seq, record.offset, record.bytes, record.bodyBytes, record.size, env, flag);
+    this.#releaseEnvelope(env);
+    return this.#flags[flag].relay;
+  }
+
+  /**
+   * Tracks the records of one checkpoint chunk of segment `seq` in bulk: ids go to the arena as
+   * they are stored and the columns are copied whole; nothing per record is parsed or allocated.
+   * finishLoad() ends a run of these.
+   */
+  addChunk(seq: number, chunk: Chunk): void {
+    const n = chunk.count;
+    if (n === 0) return;
+    // Each lookup holds a reference until the rows have theirs (a dropped duplicate may have been the last).
+    const envelopes = chunk.envelopes.map((e) => this.#envelopeNumber(e));
+    const flags = chunk.flags.map((f) => this.#flagNumber(f));
+    this.#ensure(this.#rows + n);
+    this.#ids.reserve(n);
+    const ids = chunk.idBytes;
+    this.#ensureArena(ids.length);
+    const base = this.#arenaUsed;
+    const arena = this.#arena;
+    arena.set(ids, base);
+    this.#arenaUsed += ids.length + 1;
+    const first = this.#rows;
+    const idStart = this.#idStart;
+    const idLength = this.#idLength;
+    const table = this.#ids;
+    this.#probeBytes = arena;
+    this.#probeId = null;
+    if (chunk.idHashBytes !== null && chunk.idLengths !== null) {
+      // Hashes and lengths stored with the chunk: the ids' bytes are not read at all.
+      const hashes = new Int32Array(n);
+      new Uint8Array(hashes.buffer).set(chunk.idHashBytes);
+      idLength.set(chunk.idLengths, first);
+      let start = base;
+      for (let i = 0; i < n; i++) {
+        const row = first + i;
+        const end = start + idLength[row];
+        idStart[row] = start;
+        this.#probeStart = start;
+        this.#probeEnd = end;
+        const previous = table.set(hashes[i], row);
+        if (previous >= 0) this.#drop(previous, false);
+        this.#probeId = null;
+        start = end + 1;
+      }
+    } else {
+      const length = ids.length;
+      let start = 0;
+      for (let i = 0; i < n; i++) {
+        // hashOfBytes() inlined: the id's end is found on the way.
+        let h = FNV_OFFSET;
+        let end = start;
+        for (; end < length; end++) {
+          const b = ids[end];
+          if (b === 0x0a) break;
+          h = Math.imul(h ^ b, FNV_PRIME);
+        }
+        this.#probeStart = base + start;
+        this.#probeEnd = base + end;
+        idStart[first + i] = base + start;
+        idLength[first + i] = end - start;
+        const previous = table.set(h | 0, first + i);
+        if (previous >= 0) this.#drop(previous, false);
+        this.#probeId = null;
+        start = end + 1;
+      }
+    }
+    // The chunk's columns are copied as bytes into the index's own (little-endian both).
+    const columns = chunk.columnBytes;
+    const into = (column: Float64Array | Uint32Array, bytes: Uint8Array) =>
+      new Uint8Array(column.buffer, column.byteOffset + first * column.BYTES_PER_ELEMENT, bytes.length).set(bytes);
+    into(this.#time, chunk.timeBytes);
+    const column = (c: number) => columns.subarray(4 * c * n, 4 * (c + 1) * n);
+    into(this.#offset, column(0));
+    into(this.#bytes, column(1));
+    into(this.#bodyBytes, column(2));
+    into(this.#size, column(3));
+    into(this.#envelope, column(4));
+    into(this.#flag, column(5));
+    this.#seq.fill(seq, first, first + n);
+    // Initial states (local or pending) are never finished nor deleted.
+    this.#bits.fill(TRACKED | LIVE | VISIBLE, first, first + n);
+    const envelope = this.#envelope;
+    const flag = this.#flag;
+    for (let row = first; row < first + n; row++) {
+      envelope[row] = envelopes[envelope[row]];
+      flag[row] = flags[flag[row]];
+    }
+    this.#rows += n;
+    this.#tracked += n;
+    this.#visible += n;
+    this.#listFor(this.#bySegment, seq).pushRange(first, n);
+    this.#byTime.pushRange(first, n);
+    this.#timeUnsorted = true;
+    if (envelopes.length === 1) {
+      const shared = this.#envelopes[envelopes[0]]!;
+      shared.references += n;
+      shared.visible.pushRange(first, n);
+    } else {
+      for (let row = first; row < first + n; row++) {
+        const shared = this.#envelopes[envelope[row]]!;
+        shared.references++;
+        shared.visible.push(row);
+      }
+    }
+    const seg = this.#segments.get(seq);
+    if (seg) {
+      let bytes = 0;
+      for (let row = first; row < first + n; row++) bytes += this.#bytes[row];
+      seg.records += n;
+      seg.liveRecords += n;
+      seg.liveBytes += bytes;
+    }
+    for (const env of envelopes) this.#releaseEnvelope(env);
+  }
+
+  /** Ends a bulk load: puts the time list in order (ties in the order rows were added). */
+  finishLoad(): void {
+    for (const list of this.#bySegment.values()) list.trim();
+    for (const shared of this.#envelopes) shared?.visible.trim();
+    if (!this.#timeUnsorted) return;
+    this.#timeUnsorted = false;
+    const list = this.#byTime;
+    const time = this.#time;
+    const rows = list.data.subarray(0, list.length);
+    for (let i = 1; i < rows.length; i++) {
+      if (time[rows[i - 1]] > time[rows[i]] || (time[rows[i - 1]] === time[rows[i]] && rows[i - 1] > rows[i])) {
+        rows.sort((a, b) => time[a] - time[b] || a - b);
+        return;
+      }
+    }
+  }
+
+  /** Applies one journal record; returns false when the message is not tracked. */
+  applyState(id: string, rcpt: number | null, state: DeliveryState): boolean {
+    const row = this.#rowOf(id);
+    if (row < 0) return false;
+    const states = this.#statesOf(row);
+    if (rcpt !== null && rcpt >= states.length) return false;
+    const next = states.map((s, i) => ((rcpt === null || rcpt === i) && !isDeleted(s) ? state : s));
+    this.#states.set(row, next);
+    const shape = shapeOf(next);
+    const bits = this.#bits[row];
+    if (shape.live !== ((bits & LIVE) !== 0)) {
+      const seg = this.#segments.get(this.#seq[row]);
+      if (seg) {
+        seg.liveRecords += shape.live ? 1 : -1;
+        seg.liveBytes += shape.live ? this.#bytes[row] : -this.#bytes[row];
+      }
+      this.#bits[row] = shape.live ? bits | LIVE : bits & ~LIVE;
+    }
+    if ((bits & VISIBLE) !== 0 && !shape.visible) this.#hide(row);
+    return true;
+  }
+
+  /** Applies one mailbox-state record; returns false when the message is not tracked. */
+  applyMailbox(id: string, mailbox: string, flags: MailboxFlags): boolean {
+    const row = this.#rowOf(id);
+    if (row < 0) return false;
+    const next = new Map(this.#mailboxes.get(row) ?? []);
+    next.set(mailbox, flags);
+    this.#mailboxes.set(row, next);
+    return true;
+  }
+
+  /** Forgets a record whose bytes are gone (or are about to be); nothing when it is not current. */
+  dropRecord(entry: StoredRecord): void {
+    const row = this.#currentRow(entry);
+    if (row < 0) return;
+    this.#drop(row);
+    const dead = this.#rows - this.#tracked;
+    if (dead >= MIN_DEAD_TO_RENUMBER && dead > this.#tracked) this.#renumber();
+  }
+
+  /** Points a record at its copy in another segment (compaction); the id is unchanged. */
+  moveRecord(entry: StoredRecord, seq: number, offset: number): void {
+    const row = this.#currentRow(entry);
+    if (row < 0) return;
+    const live = (this.#bits[row] & LIVE) !== 0;
+    const bytes = this.#bytes[row];
+    const from = this.#segments.get(this.#seq[row]);
+    const to = this.#segments.get(seq);
+    if (from) {
+      from.records--;
+      if (live) {
+        from.liveRecords--;
+        from.liveBytes -= bytes;
+      }
+    }
+    if (to) {
+      to.records++;
+      if (live) {
+        to.liveRecords++;
+        to.liveBytes += bytes;
+      }
+    }
+    this.#listFor(this.#bySegment, seq).push(row);
+    this.#seq[row] = seq;
+    this.#offset[row] = offset;
+  }
+
+  // ---- visible messages
+
+  get visibleCount(): number {
+    return this.#visible;
+  }
+
+  get(id: string): Entry | undefined {
+    const row = this.#rowOf(id);
+    return row >= 0 && (this.#bits[row] & VISIBLE) !== 0 ? this.#entry(row) : undefined;
+  }
+
+  /** Visible messages, newest first. */
+  query(q: ListQuery = {}): Entry[] {
+    const since = q.since ?? -Infinity;
+    const until = q.until ?? Infinity;
+    const limit = q.limit ?? Infinity;
+    if (limit <= 0) return [];
+    const time = this.#time;
+    const rcptKey = q.recipient === undefined ? null : queryKey(q.recipient);
+    const senderKey = q.sender === undefined ? null : queryKey(q.sender);
+    if (rcptKey !== null || senderKey !== null) {
+      const bySender = senderKey === null ? null : (this.#bySender.get(senderKey) ?? new Set<number>());
+      const byRecipient = rcptKey === null ? null : (this.#byRecipient.get(rcptKey) ?? new Set<number>());
+      const envelopes = bySender === null ? byRecipient! : byRecipient === null ? bySender : bySender.intersection(byRecipient);
+      const candidates: number[] = [];
+      for (const n of envelopes) {
+        const shared = this.#envelopes[n]!;
+        const list = shared.visible;
+        for (let i = 0; i < list.length; i++) {
+          const row = list.data[i];
+          if ((this.#bits[row] & VISIBLE) === 0 || this.#envelope[row] !== n || time[row] < since || time[row] >= until) continue;
+          if (rcptKey !== null && !this.#holdsRecipient(row, shared, rcptKey)) continue;
+          candidates.push(row);
+        }
+      }
+      // Newest first; equal times, the one added last first.
+      candidates.sort((a, b) => time[b] - time[a] || b - a);
+      return candidates.slice(0, Math.min(limit, candidates.length)).map((row) => this.#entry(row));
+    }
+    const out: Entry[] = [];
+    const list = this.#byTime;
+    for (let i = this.#upperBound(until - 1) - 1; i >= 0 && out.length < limit; i--) {
+      const row = list.data[i];
+      if (time[row] < since) break;
+      if ((this.#bits[row] & VISIBLE) !== 0) out.push(this.#entry(row));
+    }
+    return out;
+  }
+
+  /**
+   * Visible messages in commit order (time, then id) from the first at or after `timeMs`, while
+   * `take` returns true. Equal times are ordered by id here, whatever order they arrived in.
+   */
+  forEachInCommitOrder(timeMs: number, take: (e: Entry) => boolean): void {
+    const list = this.#byTime;
+    const time = this.#time;
+    let i = this.#upperBound(timeMs - 1);
+    while (i < list.length) {
+      let j = i + 1;
+      const t = time[list.data[i]];
+      while (j < list.length && time[list.data[j]] === t) j++;
+      const run: Entry[] = [];
+      for (let k = i; k < j; k++) {
+        const row = list.data[k];
+        if ((this.#bits[row] & VISIBLE) !== 0) run.push(this.#entry(row));
+      }
+      if (run.length > 1) run.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      for (const e of run) if (!take(e)) return;
+      i = j;
+    }
+  }
+
+  // ---- rows
+
+  #entry(row: number): Entry {
+    const flags = this.#flags[this.#flag[row]];
+    const offset = this.#offset[row];
+    const bytes = this.#bytes[row];
+    const bodyBytes = this.#bodyBytes[row];
+    const bits = this.#bits[row];
+    return {
+      id: this.#idOf(row),
+      timeMs: this.#time[row],
+      envelope: this.#envelopes[this.#envelope[row]]!.envelope,
+      local: flags.local,
+      states: this.#states.get(row) ?? flags.states,
+      seq: this.#seq[row],
+      offset,
+      bytes,
+      bodyOffset: offset + bytes - 3 - bodyBytes,
+      bodyBytes,
+      size: this.#size[row],
+      mailboxes: this.#mailboxes.get(row) ?? null,
+      live: (bits & LIVE) !== 0,
+      visible: (bits & VISIBLE) !== 0,
+    };
+  }
+
+  #statesOf(row: number): readonly DeliveryState[] {
+    return this.#states.get(row) ?? this.#flags[this.#flag[row]].states;
+  }
+
+  #hasRelayWork(row: number): boolean {
+    const states = this.#states.get(row);
+    return states === undefined ? this.#flags[this.#flag[row]].relay : shapeOf(states).relay;
+  }
+
+  #holdsRecipient(row: number, env: SharedEnvelope, key: string): boolean {
+    const states = this.#statesOf(row);
+    for (let i = 0; i < env.recipients.length; i++) {
+      if (env.recipients[i] === key && !isDeleted(states[i])) return true;
+    }
+    return false;
+  }
+
+  #idOf(row: number): string {
+    const start = this.#idStart[row];
+    return this.#arena.toString('latin1', start, start + this.#idLength[row]);
+  }
+
+  #rowOf(id: string): number {
+    this.#probeId = id;
+    return this.#ids.find(hashOf(id));
+  }
+
+  #currentRow(entry: StoredRecord): number {
+    const row = this.#rowOf(entry.id);
+    return row >= 0 && this.#seq[row] === entry.seq && this.#offset[row] === entry.offset ? row : -1;
+  }
+
+  /** Whether `row`'s id is the probe's (the id table's comparison). */
+  #holdsProbe(row: number): boolean {
+    const arena = this.#arena;
+    const start = this.#idStart[row];
+    const length = this.#idLength[row];
+    const id = this.#probeId;
+    if (id !== null) {
+      if (id.length !== length) return false;
+      for (let i = 0; i < length; i++) if (arena[start + i] !== id.charCodeAt(i)) return false;
+      return true;
+    }
+    const bytes = this.#probeBytes;
+    const from = this.#probeStart;
+    if (this.#probeEnd - from !== length) return false;
+    for (let i = 0; i < length; i++) if (arena[start + i] !== bytes[from + i]) return false;
+    return true;
+  }
+
+  #storeId(row: number, id: string): void {
+    this.#ensureArena(id.length);
+    const at = this.#arenaUsed;
+    this.#arena.write(id, at, 'latin1');
+    this.#idStart[row] = at;
+    this.#idLength[row] = id.length;
+    this.#arenaUsed += id.length;
+  }
+
+  #fill(row: number, timeMs: number, seq: number, offset: number, bytes: number, bodyBytes: number, size: number, env: number, flag: number): void {
+    this.#time[row] = timeMs;
+    this.#seq[row] = seq;
+    this.#offset[row] = offset;
+    this.#bytes[row] = bytes;
+    this.#bodyBytes[row] = bodyBytes;
+    this.#size[row] = size;
+    this.#envelope[row] = env;
+    this.#flag[row] = flag;
+    // Initial states (local or pending) are never finished nor deleted.
+    this.#bits[row] = TRACKED | LIVE;
+    this.#tracked++;
+    this.#envelopes[env]!.references++;
+    this.#listFor(this.#bySegment, seq).push(row);
+    const seg = this.#segments.get(seq);
+    if (seg) {
+      seg.records++;
+      seg.liveRecords++;
+      seg.liveBytes += bytes;
+    }
+    this.#show(row);
+  }
+
+  /** Untracks a row; `inTable` false when the id table already points its id at another row. */
+  #drop(row: number, inTable = true): void {
+    const bits = this.#bits[row];
+    if (inTable) {
+      this.#probeId = this.#idOf(row);
+      this.#ids.delete(hashOf(this.#probeId));
+    }
+    const seg = this.#segments.get(this.#seq[row]);
+    if (seg) {
+      seg.records--;
+      if ((bits & LIVE) !== 0) {
+        seg.liveRecords--;
+        seg.liveBytes -= this.#bytes[row];
+      }
+    }
+    if ((bits & VISIBLE) !== 0) this.#hide(row);
+    this.#bits[row] = 0;
+    this.#tracked--;
+    this.#states.delete(row);
+    this.#mailboxes.delete(row);
+    this.#releaseEnvelope(this.#envelope[row]);
+  }
+
+  #releaseEnvelope(n: number): void {
+    const shared = this.#envelopes[n]!;
+    if (--shared.references > 0) return;
+    this.#envelopeNumbers.delete(shared.key);
+    forget(this.#bySender, shared.sender, n);
+    for (const k of shared.distinct) forget(this.#byRecipient, k, n);
+    this.#envelopes[n] = undefined;
+    this.#freeEnvelopes.push(n);
+  }
+
+  #show(row: number): void {
+    this.#bits[row] |= VISIBLE;
+    this.#visible++;
+    const list = this.#byTime;
+    const t = this.#time[row];
+    // Messages mostly come in time order: then the place is the end, with no search.
+    if (this.#timeUnsorted || list.length === 0 || this.#time[list.data[list.length - 1]] <= t) list.push(row);
+    else list.insert(this.#upperBound(t), row);
+    this.#envelopes[this.#envelope[row]]!.visible.push(row);
+  }
+
+  #hide(row: number): void {
+    this.#bits[row] &= ~VISIBLE;
+    this.#visible--;
+    this.#stale++;
+    if (this.#stale > MIN_STALE_TO_SWEEP && this.#stale * 2 > this.#byTime.length) {
+      // Hidden is final (Rule 3): sweep every list of what was hidden.
+      const visible = (r: number) => ((this.#bits[r] & VISIBLE) !== 0 ? r : -1);
+      this.#byTime.rewrite(visible);
+      for (const shared of this.#envelopes) shared?.visible.rewrite(visible);
+      this.#stale = 0;
+    }
+  }
+
+  /** First position in #byTime whose time is greater than `timeMs`. */
+  #upperBound(timeMs: number): number {
+    const list = this.#byTime.data;
+    const time = this.#time;
+    let lo = 0;
+    let hi = this.#byTime.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (time[list[mid]] <= timeMs) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  #listFor<K>(map: Map<K, RowList>, key: K): RowList {
+    let list = map.get(key);
+    if (list === undefined) map.set(key, (list = new RowList()));
+    return list;
+  }
+
+  /** The number of an envelope equal to `envelope`, holding a reference for the caller. */
+  #envelopeNumber(envelope: Envelope): number {
+    // Every field is a string, boolean, integer or null, so equal JSON means equal envelopes.
+    const key = JSON.stringify(envelope);
+    let n = this.#envelopeNumbers.get(key);
+    if (n === undefined) {
+      const shared = this.#interner.envelope(envelope);
+      const recipients = shared.recipients.map((r) => addressKey(r.mailbox));
+      const sender = addressKey(shared.sender);
+      const distinct = [...new Set(recipients)];
+      n = this.#freeEnvelopes.pop() ?? this.#envelopes.length;
+      this.#envelopes[n] = { envelope: shared, key, sender, recipients, distinct, references: 0, visible: new RowList() };
+      this.#envelopeNumbers.set(key, n);
+      remember(this.#bySender, sender, n);
+      for (const k of distinct) remember(this.#byRecipient, k, n);
+    }
+    this.#envelopes[n]!.references++;
+    return n;
+  }
+
+  #flagNumber(local: readonly boolean[]): number {
+    let key = '';
+    for (const l of local) key += l ? '1' : '0';
+    let n = this.#flagNumbers.get(key);
+    if (n === undefined) {
+      const { local: shared, states } = this.#interner.flags(local);
+      n = this.#flags.length;
+      this.#flags.push({ local: shared, states, relay: shapeOf(states).relay });
+      this.#flagNumbers.set(key, n);
+    }
+    return n;
+  }
+
+  #ensure(rows: number): void {
+    if (rows <= this.#capacity) return;
+    let capacity = Math.max(MIN_ROWS, this.#capacity);
+    while (capacity < rows) capacity *= 2;
+    this.#resize(capacity);
+  }
+
+  #resize(capacity: number): void {
+    const n = this.#rows;
+    const grow = <T extends Float64Array | Uint32Array | Uint8Array>(old: T, make: (size: number) => T): T => {
+      const next = make(capacity);
+      next.set(old.subarray(0, n) as never);
+      return next;
+    };
+    this.#time = grow(this.#time, (s) => new Float64Array(s));
+    this.#seq = grow(this.#seq, (s) => new Uint32Array(s));
+    this.#offset = grow(this.#offset, (s) => new Uint32Array(s));
+    this.#bytes = grow(this.#bytes, (s) => new Uint32Array(s));
+    this.#bodyBytes = grow(this.#bodyBytes, (s) => new Uint32Array(s));
+    this.#size = grow(this.#size, (s) => new Uint32Array(s));
+    this.#envelope = grow(this.#envelope, (s) => new Uint32Array(s));
+    this.#flag = grow(this.#flag, (s) => new Uint32Array(s));
+    this.#bits = grow(this.#bits, (s) => new Uint8Array(s));
+    this.#idStart = grow(this.#idStart, (s) => new Uint32Array(s));
+    this.#idLength = grow(this.#idLength, (s) => new Uint8Array(s));
+    this.#capacity = capacity;
+  }
+
+  #ensureArena(more: number): void {
+    const need = this.#arenaUsed + more + 1;
+    if (need <= this.#arena.length) return;
+    let size = Math.max(64 * 1024, this.#arena.length);
+    while (size < need) size *= 2;
+    const next = Buffer.allocUnsafeSlow(size);
+    this.#arena.copy(next, 0, 0, this.#arenaUsed);
+    this.#arena = next;
+  }
+
+  /** Drops the rows no longer tracked, keeping the order of the rest (Rule 6). */
+  #renumber(): void {
+    const n = this.#rows;
+    const moved = new Int32Array(n).fill(-1);
+    const bits = this.#bits;
+    const arena = this.#arena;
+    let j = 0;
+    let used = 0;
+    for (let i = 0; i < n; i++) {
+      if ((bits[i] & TRACKED) === 0) continue;
+      moved[i] = j;
+      const start = this.#idStart[i];
+      const length = this.#idLength[i];
+      arena.copy(arena, used, start, start + length);
+      this.#idStart[j] = used;
+      this.#idLength[j] = length;
+      used += length;
+      this.#time[j] = this.#time[i];
+      this.#seq[j] = this.#seq[i];
+      this.#offset[j] = this.#offset[i];
+      this.#bytes[j] = this.#bytes[i];
+      this.#bodyBytes[j] = this.#bodyBytes[i];
+      this.#size[j] = this.#size[i];
+      this.#envelope[j] = this.#envelope[i];
+      this.#flag[j] = this.#flag[i];
+      bits[j] = bits[i];
+      j++;
+    }
+    bits.fill(0, j, n);
+    this.#rows = j;
+    this.#arenaUsed = used;
+    this.#generation++;
+    this.#ids.renumber(moved);
+    const remap = (r: number) => moved[r];
+    this.#byTime.rewrite(remap);
+    for (const list of this.#bySegment.values()) list.rewrite(remap);
+    for (const shared of this.#envelopes) shared?.visible.rewrite(remap);
+    this.#states = new Map([...this.#states].map(([row, states]) => [moved[row], states]));
+    this.#mailboxes = new Map([...this.#mailboxes].map(([row, flags]) => [moved[row], flags]));
+    let capacity = MIN_ROWS;
+    while (capacity < 2 * j) capacity *= 2;
+    if (capacity < this.#capacity) this.#resize(capacity);
+  }
+}
+
+function remember(map: Map<string, Set<number>>, key: string, n: number): void {
+  const set = map.get(key);
+  if (set) set.add(n);
+  else map.set(key, new Set([n]));
+}
+
+function forget(map: Map<string, Set<number>>, key: string, n: number): void {
+  const set = map.get(key);
+  if (!set) return;
+  set.delete(n);
+  if (set.size === 0) map.delete(key);
 }

@@ -29,13 +29,12 @@ import {
 import { formatLoginRecord, formatMailboxRecord, formatStateRecord, type DeliveryState, type StateRecord } from './delivery-state.ts';
 import { RelayQueue, type DeliveryQueue } from './delivery-queue.ts';
 import { headerSummary, SUMMARY_HEAD_BYTES, type HeaderSummary } from './header-summary.ts';
-import { SpoolIndex, type Entry, type ListQuery, type SegmentInfo } from './index.ts';
+import { SpoolIndex, type Entry, type ListQuery, type SegmentInfo, type StoredRecord } from './index.ts';
 import type { MailStore } from './mail-store.ts';
 import { LoginStates, type LoginRecord, type LoginStateStore } from './login-state.ts';
 import type { MailboxFlags, MailboxRecord } from './mailbox-state.ts';
 import { SpoolMailStore } from './spool-mail-store.ts';
 import { AppendFile, nodeIo, readExactly, syncDirectory, writeFully, type SpoolIo } from './journal.ts';
-import { Interner } from './interner.ts';
 import { createLayout, FILE_MODE, type SpoolLayout } from './layout.ts';
 import { acquireLock, releaseLock } from './lock.ts';
 import {
@@ -164,7 +163,7 @@ export class MessageNotFoundError extends Error {
 }
 
 type Durable =
-  | { readonly kind: 'message'; readonly entry: Entry; readonly headers: HeaderSummary }
+  | { readonly kind: 'message'; readonly record: StoredRecord; readonly headers: HeaderSummary }
   | { readonly kind: 'state'; readonly record: StateRecord }
   | { readonly kind: 'mailbox'; readonly record: MailboxRecord }
   /** Login records were applied when written; the batch only waits for them to be durable. */
@@ -181,6 +180,8 @@ const READ_FDS_KEPT = 32;
 /** A journal is rewritten once it is this big and mostly obsolete. */
 const JOURNAL_SNAPSHOT_MIN_BYTES = 256 * 1024;
 const DEFAULT_CHECKPOINT_EVERY = 10_000;
+/** Records loaded from the checkpoint past which open() ends with a full garbage collection. */
+const LARGE_START_RECORDS = 100_000;
 /** The checkpoint log is rewritten once it is this big and mostly about segments that are gone. */
 const CHECKPOINT_REWRITE_MIN_BYTES = 4 * 1024 * 1024;
 /** Bytes a checkpoint holds per record, about (columns, id, framing): to judge when to rewrite. */
@@ -213,8 +214,6 @@ export class Spool {
   readonly #ctx: RecoveryContext;
   readonly #segmentBytes: number;
   readonly #index = new SpoolIndex();
-  /** Equal envelopes and flags are held once for all the entries that carry them. */
-  readonly #interner = new Interner();
   readonly #writer: GroupCommit<Durable>;
   readonly #queue: RelayQueue;
   readonly #store: SpoolMailStore;
@@ -234,7 +233,7 @@ export class Spool {
   #failing: string | null = null;
   #recovery: RecoveryReport = { records: 0, tornBytes: 0, damaged: [] };
   /** Durable records no checkpoint chunk covers yet (moved ones again under their new segment). */
-  #uncovered: Entry[] = [];
+  #uncovered: StoredRecord[] = [];
   /** Per segment: the inode and the offset its checkpoint chunks cover up to. */
   readonly #coverage = new Map<number, { ino: number; covered: number }>();
   #checkpointFd: number | null = null;
@@ -306,6 +305,9 @@ export class Spool {
     try {
       const spool = new Spool(opts, layout, pid);
       await spool.#recover();
+      // A large start leaves the mapped checkpoint and the columns' earlier sizes as garbage:
+      // collected now (tens of ms at a million records), it does not sit in the RSS until later.
+      if (spool.#checkpointed >= LARGE_START_RECORDS) Bun.gc(true);
       return spool;
     } catch (err) {
       releaseLock(layout.lockPath, pid);
@@ -320,13 +322,15 @@ export class Spool {
     const chunks = this.#readCheckpoint();
     const scanned = recoverSegments(ctx, report, chainChunks(chunks));
     const journal = recoverJournal(ctx, report);
+    this.#index.reserve(chunks.reduce((n, c) => n + c.count, 0) + scanned.reduce((n, s) => n + s.records.length, 0));
     for (const seg of scanned) this.#track(seg);
+    this.#index.finishLoad();
     report.records += this.#checkpointed;
     for (const r of journal.records) this.#index.applyState(r.id, r.rcpt, r.state);
     for (const r of journal.mailbox) this.#index.applyMailbox(r.id, r.mailbox, r.flags);
     for (const r of journal.logins) this.#logins.apply(r);
     this.#journalLines = journal.records.length + journal.mailbox.length + journal.logins.length;
-    for (const e of this.#index.records()) if (e.live) this.#queue.note(e);
+    for (const e of this.#index.relayEntries()) this.#queue.note(e);
     // A segment a checkpoint names may be gone; its number is still never given out again.
     this.#lastSeq = Math.max(0, ...scanned.map((s) => s.seq), ...chunks.map((c) => c.seq));
 
@@ -359,8 +363,11 @@ export class Spool {
   /** The checkpoint's whole chunks; a torn or damaged end is cut off (it only costs a scan). */
   #readCheckpoint(): Chunk[] {
     const file = this.#layout.checkpointPath;
-    if (!fs.existsSync(file)) return [];
-    const log = decodeLog(fs.readFileSync(file));
+    if (!fs.existsSync(file) || fs.statSync(file).size === 0) return [];
+    // Mapped, not read: the pages come from the page cache without a copy, and go with the map
+    // once the chunks are loaded. The file is only cut past what is used, or replaced by rename.
+    const mapped = Bun.mmap(file, { shared: false });
+    const log = decodeLog(Buffer.from(mapped.buffer, mapped.byteOffset, mapped.byteLength));
     if (log.problem !== null) {
       this.#opts.log.warn('spool: the checkpoint ends early; what it does not cover is scanned', { file, offset: log.validBytes, problem: log.problem });
       fs.truncateSync(file, log.validBytes);
@@ -372,33 +379,8 @@ export class Spool {
   /** Adds a segment's records from its checkpoint chunks: no read, no checksum. */
   #trackCheckpointed(seq: number, chunks: readonly Chunk[]): void {
     for (const chunk of chunks) {
-      const envelopes = chunk.envelopes.map((e) => this.#interner.envelope(e));
-      const flags = chunk.flags.map((f) => this.#interner.flags(f));
-      const n = chunk.ids.length;
-      const col = chunk.columns;
-      for (let i = 0; i < n; i++) {
-        const offset = col[i];
-        const bytes = col[n + i];
-        const bodyBytes = col[2 * n + i];
-        const { local, states } = flags[col[5 * n + i]];
-        this.#index.addRecord({
-          id: chunk.ids[i],
-          timeMs: chunk.times[i],
-          envelope: envelopes[col[4 * n + i]],
-          local,
-          states,
-          seq,
-          offset,
-          bytes,
-          bodyOffset: offset + bytes - 3 - bodyBytes,
-          bodyBytes,
-          size: col[3 * n + i],
-          mailboxes: null,
-          live: true,
-          visible: true,
-        });
-      }
-      this.#checkpointed += n;
+      this.#index.addChunk(seq, chunk);
+      this.#checkpointed += chunk.count;
     }
   }
 
@@ -416,9 +398,9 @@ export class Spool {
    * once and synced in the background: a chunk lost to a crash only means a longer scan.
    */
   #writeCheckpoint(): void {
-    const bySeq = new Map<number, Set<Entry>>();
+    const bySeq = new Map<number, Set<StoredRecord>>();
     for (const e of this.#uncovered) {
-      if (this.#index.record(e.id) !== e) continue;
+      if (!this.#index.isCurrent(e)) continue;
       let set = bySeq.get(e.seq);
       if (!set) bySeq.set(e.seq, (set = new Set()));
       set.add(e);
@@ -437,7 +419,7 @@ export class Spool {
       }
       const from = this.#coverage.get(seq)?.covered ?? seg.headerBytes;
       const entries = [...set].sort((a, b) => a.offset - b.offset);
-      const run: Entry[] = [];
+      const run: StoredRecord[] = [];
       let to = from;
       for (const e of entries) {
         if (e.offset < to) continue;
@@ -487,7 +469,7 @@ export class Spool {
     for (const [seq, c] of this.#coverage) {
       const seg = this.#index.segment(seq);
       if (!seg) continue;
-      const run: Entry[] = [];
+      const run: StoredRecord[] = [];
       let to = seg.headerBytes;
       for (const e of this.#index.entriesIn(seq)) {
         if (e.offset !== to || to >= c.covered) break;
@@ -524,25 +506,19 @@ export class Spool {
       this.#coverage.set(seg.seq, { ino: seg.checkpoint.ino, covered: seg.checkpoint.covered });
     }
     for (const r of seg.records) {
-      const { local, states } = this.#interner.flags(r.local);
-      const entry: Entry = {
+      const record: StoredRecord = {
         id: r.id,
         timeMs: r.timeMs,
-        envelope: this.#interner.envelope(r.envelope),
-        local,
-        states,
+        envelope: r.envelope,
+        local: r.local,
         seq: seg.seq,
         offset: r.offset,
         bytes: r.bytes,
-        bodyOffset: r.bodyOffset,
         bodyBytes: r.bodyBytes,
         size: r.size,
-        mailboxes: null,
-        live: true,
-        visible: true,
       };
-      this.#index.addRecord(entry);
-      this.#uncovered.push(entry);
+      this.#index.addRecord(record);
+      this.#uncovered.push(record);
     }
   }
 
@@ -572,25 +548,19 @@ export class Spool {
       return Promise.reject(this.#ioError('write', err));
     }
     active.info.bytes = active.file.bytes;
-    const flags = this.#interner.flags(local);
-    const entry: Entry = {
+    const stored: StoredRecord = {
       id: req.id,
       timeMs: req.timeMs,
-      envelope: this.#interner.envelope(req.envelope),
-      local: flags.local,
-      states: flags.states,
+      envelope: req.envelope,
+      local,
       seq: active.info.seq,
       offset,
       bytes: record.length,
-      bodyOffset: offset + record.length - 3 - req.stuffed.length,
       bodyBytes: req.stuffed.length,
       size: req.size ?? req.stuffed.length - stuffingDots(req.stuffed, 0, req.stuffed.length),
-      mailboxes: null,
-      live: true,
-      visible: true,
     };
     const headers = headerSummary(req.stuffed.subarray(0, SUMMARY_HEAD_BYTES));
-    return this.#writer.enqueue(active.file, { kind: 'message', entry, headers });
+    return this.#writer.enqueue(active.file, { kind: 'message', record: stored, headers });
   }
 
   #activeFor(recordBytes: number): ActiveSegment {
@@ -761,12 +731,12 @@ export class Spool {
     const deleted: StateRecord[] = [];
     for (const item of items) {
       if (item.kind === 'message') {
-        this.#index.addRecord(item.entry);
-        this.#uncovered.push(item.entry);
+        const r = item.record;
+        if (this.#index.addRecord(r)) this.#queue.note(this.#index.record(r.id)!);
+        this.#uncovered.push(r);
         this.#commits++;
-        this.#queue.note(item.entry);
-        this.#store.remember(item.entry.id, item.headers);
-        this.#opts.onCommit?.({ id: item.entry.id, timeMs: item.entry.timeMs, envelope: item.entry.envelope, size: item.entry.size, headers: item.headers });
+        this.#store.remember(r.id, item.headers);
+        this.#opts.onCommit?.({ id: r.id, timeMs: r.timeMs, envelope: r.envelope, size: r.size, headers: item.headers });
       } else if (item.kind === 'state') {
         if (this.#index.applyState(item.record.id, item.record.rcpt, item.record.state)) {
           this.#queue.note(this.#index.record(item.record.id)!);
@@ -1017,10 +987,10 @@ export class Spool {
         headerBytes: header.length,
       });
       group.forEach((e, i) => {
-        if (this.#index.record(e.id) !== e) return;
+        if (!this.#index.isCurrent(e)) return;
         if (copy.offsets[i] >= 0) {
           this.#index.moveRecord(e, seq, copy.offsets[i]);
-          this.#uncovered.push(e);
+          this.#uncovered.push({ ...e, seq, offset: copy.offsets[i] });
           report.movedRecords++;
         } else this.#index.dropRecord(e);
       });
