@@ -74,6 +74,8 @@ export type SessionEvent =
       /** Received header plus the message, dot-stuffed, CRLF lines, without the final ".". */
       readonly stuffed: Uint8Array;
       readonly size: number;
+      /** The name the client gave in HELO or EHLO. */
+      readonly heloName: string;
     }
   /** Credentials to check; answer with resolveAuth(requestId, …). */
   | {
@@ -880,7 +882,7 @@ export class ServerSession implements ProtocolSession<SessionEvent> {
     stuffed.set(stuffedBody, header.length);
     const requestId = this.#nextRequest++;
     this.#enter({ kind: 'committing', requestId, id });
-    this.#events.push({ kind: 'message', requestId, id, envelope: tx, stuffed, size: size + header.length });
+    this.#events.push({ kind: 'message', requestId, id, envelope: tx, stuffed, size: size + header.length, heloName: this.#heloName });
   }
 
   /** The view the command handlers get; built once per session, not once per command. */

@@ -89,6 +89,7 @@ export function createSessionHost(
             stuffed: event.stuffed,
             localRecipients: envelope.recipients.map((r) => r.local),
             size: event.size,
+            session: { clientAddress: conn.client.address, heloName: event.heloName, tls: conn.tls?.protocol ?? null },
           })
           .then(
             () => {

@@ -29,4 +29,15 @@ export interface CommitRequest {
   readonly localRecipients?: readonly boolean[];
   /** The exact (unstuffed) size, when the caller counted it while receiving; else counted here. */
   readonly size?: number;
+  /** What the SMTP session told of itself, kept in the record for the session's replay. */
+  readonly session?: SessionFacts;
+}
+
+/** The SMTP session that carried a message, beside its envelope (which has the AUTH identity). */
+export interface SessionFacts {
+  /** The client's IP address. */
+  readonly clientAddress: string;
+  readonly heloName: string;
+  /** The TLS version ("TLSv1.3"), or null for a clear session. */
+  readonly tls: string | null;
 }

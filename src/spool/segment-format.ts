@@ -2,9 +2,11 @@
  * @module Segment format: a segment file is a valid SMTP session, for `less` and `mailbox replay`.
  * Rule 1: a segment is "EHLO <host>" then records. A record is one NOOP line, then MAIL, RCPT…,
  *         DATA, the message exactly as received (dot-stuffed, CRLF lines) and ".":
- *           NOOP "mailbox id=<id> t=<epoch ms> len=<n>[ local=<*|hex mask>][ auth=<user>] crc=<8 hex>"\r\n
+ *           NOOP "mailbox id=<id> t=<epoch ms> len=<n>[ local=<*|hex mask>][ auth=<user>]
+ *                 [ client=<address>][ helo=<name>][ tls=<version>] crc=<8 hex>"\r\n
  *         len counts the bytes after the NOOP line through the final ".\r\n"; local marks the
- *         recipients held in local mailboxes; auth is the SMTP AUTH identity, percent-encoded.
+ *         recipients held in local mailboxes; auth is the SMTP AUTH identity; client, helo and tls
+ *         tell of the session (records written before them have none). Values are percent-encoded.
  * Rule 2: the CRC-32 covers the NOOP line up to " crc=" and the len bytes, so a bit flipped
  *         anywhere in a record, the local flags included, is caught.
  * Rule 3: pure: bytes in, values out; no file I/O here.
@@ -12,6 +14,7 @@
 import { formatPath, parsePath, type Mailbox } from '../core/address.ts';
 import { formatParameters, parseParameters, parsePathArgument } from '../core/command.ts';
 import type { Envelope, Recipient } from '../core/envelope.ts';
+import type { SessionFacts } from './commit.ts';
 import { MESSAGE_ID_PATTERN } from './layout.ts';
 
 const CR = 13;
@@ -32,7 +35,7 @@ export const MAX_RECORD_LINE_BYTES = 2048;
 const TERMINATOR = Buffer.from('\r\n.\r\n', 'latin1');
 const DATA_LINE = 'DATA\r\n';
 const HEADER_LINE =
-  /^NOOP "mailbox id=([A-Za-z0-9._-]{1,64}) t=(\d{1,15}) len=(\d{1,15})(?: local=(\*|[0-9a-f]{1,250}))?(?: auth=([A-Za-z0-9%._~!*'()-]{1,1024}))? crc=([0-9a-f]{8})"\r\n$/;
+  /^NOOP "mailbox id=([A-Za-z0-9._-]{1,64}) t=(\d{1,15}) len=(\d{1,15})(?: local=(\*|[0-9a-f]{1,250}))?(?: auth=([A-Za-z0-9%._~!*'()-]{1,1024}))?(?: client=([A-Za-z0-9%._~!*'()-]{1,200}))?(?: helo=([A-Za-z0-9%._~!*'()-]{1,600}))?(?: tls=([A-Za-z0-9%._~!*'()-]{1,60}))? crc=([0-9a-f]{8})"\r\n$/;
 const CRC_FIELD = ' crc=';
 
 export interface RecordInput {
@@ -43,6 +46,7 @@ export interface RecordInput {
   readonly stuffed: Uint8Array;
   /** Per recipient: held in a local mailbox (true) or to be relayed (false). */
   readonly local: readonly boolean[];
+  readonly session?: SessionFacts;
 }
 
 /** A record read back from a segment. Offsets are absolute within the segment file. */
@@ -144,7 +148,7 @@ export function formatRecord(input: RecordInput): Buffer {
   const envBytes = Buffer.byteLength(env, 'utf8');
   const len = envBytes + n + 3;
   const auth = envelope.authUser === null ? '' : ` auth=${encodeURIComponent(envelope.authUser)}`;
-  const prefix = `${NOOP_PREFIX}${id} t=${input.timeMs} len=${len}${formatLocalMask(input.local)}${auth}`;
+  const prefix = `${NOOP_PREFIX}${id} t=${input.timeMs} len=${len}${formatLocalMask(input.local)}${auth}${formatSession(input.session)}`;
   const lineBytes = prefix.length + CRC_FIELD.length + 8 + 3; // " crc=", 8 hex digits, '"', CRLF
   const buf = Buffer.allocUnsafe(lineBytes + len);
   buf.write(prefix, 0, 'latin1');
@@ -161,6 +165,32 @@ export function formatRecord(input: RecordInput): Buffer {
   const crc = Bun.hash.crc32(buf.subarray(bodyStart, end), Bun.hash.crc32(buf.subarray(0, prefix.length)));
   buf.write(`${CRC_FIELD}${hex8(crc)}"\r\n`, prefix.length, 'latin1');
   return buf;
+}
+
+/** The session fields of a record line; none when the caller knows nothing of the session. */
+function formatSession(session: SessionFacts | undefined): string {
+  if (session === undefined) return '';
+  const field = (name: string, value: string, max: number) => {
+    const encoded = encodeURIComponent(value);
+    // A value too long for its field is left out rather than cut: the record stays readable.
+    return encoded === '' || encoded.length > max ? '' : ` ${name}=${encoded}`;
+  };
+  return `${field('client', session.clientAddress, 200)}${field('helo', session.heloName, 600)}${session.tls === null ? '' : field('tls', session.tls, 60)}`;
+}
+
+/** What the record line at the start of `line` tells of the session, or null when it does not parse. */
+export function parseRecordSession(line: string): { readonly id: string; readonly clientAddress: string | null; readonly heloName: string | null; readonly tls: string | null } | null {
+  const m = HEADER_LINE.exec(line);
+  if (m === null) return null;
+  const decode = (v: string | undefined) => {
+    if (v === undefined) return null;
+    try {
+      return decodeURIComponent(v);
+    } catch {
+      return null;
+    }
+  };
+  return { id: m[1], clientAddress: decode(m[6]), heloName: decode(m[7]), tls: decode(m[8]) };
 }
 
 /** Builds an Envelope from stored MAIL and RCPT lines and the NOOP fields (the inverse of formatRecord). */
@@ -242,7 +272,7 @@ export function parseRecordAt(bytes: Buffer, offset: number, envelopes?: Envelop
   if (end > bytes.length) return { kind: 'short', needs: end - offset };
   const trusted = () => (end === bytes.length || isRecordStart(bytes, end) ? end : null);
   const crcAt = line.lastIndexOf(CRC_FIELD);
-  const stored = m[6];
+  const stored = m[9];
   const computed = hex8(Bun.hash.crc32(bytes.subarray(lf + 1, end), Bun.hash.crc32(bytes.subarray(offset, offset + crcAt))));
   if (computed !== stored) {
     return { kind: 'bad', reason: `checksum mismatch (stored ${stored}, computed ${computed})`, end: trusted() };

@@ -48,14 +48,14 @@ import {
   type ScannedSegment,
   type SpoolLog,
 } from './recovery.ts';
-import { formatRecord, formatSegmentHeader, stuffingDots } from './segment-format.ts';
+import { formatRecord, formatSegmentHeader, parseRecordSession, stuffingDots } from './segment-format.ts';
 import { GroupCommit } from './writer.ts';
 
 export type { CompactionReport } from './compaction.ts';
 export type { DeliveryState } from './delivery-state.ts';
 export type { DeliveryJob, DeliveryQueue, Outcome } from './delivery-queue.ts';
 export type { HeaderSummary } from './header-summary.ts';
-export type { CommitRequest, CommittedMessage } from './commit.ts';
+export type { CommitRequest, CommittedMessage, SessionFacts } from './commit.ts';
 export type { MailStore } from './mail-store.ts';
 export type { ListQuery } from './index.ts';
 export type { SpoolIo } from './journal.ts';
@@ -106,6 +106,22 @@ export interface MessageInfo {
   /** Segment file name, and where the record's NOOP line starts in it. */
   readonly segment: string;
   readonly offset: number;
+}
+
+/** The SMTP session of a message, as its record holds it (Spool.session()). */
+export interface StoredSession {
+  readonly id: string;
+  readonly timeMs: number;
+  /** null for a record written before these fields were. */
+  readonly clientAddress: string | null;
+  readonly heloName: string | null;
+  /** "TLSv1.3" and the like; null for a clear session (or an old record). */
+  readonly tls: string | null;
+  /** The envelope as stored (its authUser is the AUTH identity). */
+  readonly envelope: Envelope;
+  readonly size: number;
+  /** A segment of this one transaction: "EHLO <helo name>", then the record as stored. */
+  readonly replayable: Uint8Array;
 }
 
 /** A message held in some local mailbox, as localMessages() lists it. */
@@ -535,7 +551,7 @@ export class Spool {
     const local = req.localRecipients ?? req.envelope.recipients.map((r) => r.local);
     let record: Buffer;
     try {
-      record = formatRecord({ id: req.id, timeMs: req.timeMs, envelope: req.envelope, stuffed: req.stuffed, local });
+      record = formatRecord({ id: req.id, timeMs: req.timeMs, envelope: req.envelope, stuffed: req.stuffed, local, session: req.session });
     } catch (err) {
       return Promise.reject(err);
     }
@@ -838,6 +854,25 @@ export class Spool {
       segment: this.#layout.segmentName(e.seq),
       offset: e.offset,
     };
+  }
+
+  /**
+   * The SMTP session that carried a listed message, read from its record: what the record line
+   * tells (fields a record written before them lacks are null) and the record itself, as a
+   * segment `mailbox replay` sends again (an EHLO line, then the record as stored).
+   */
+  async session(id: string): Promise<StoredSession | undefined> {
+    const e = this.#index.get(id);
+    if (!e) return undefined;
+    const record = readExactly(this.#readFd(e.seq), e.offset, e.bytes);
+    const lineEnd = record.indexOf(0x0a);
+    const facts = parseRecordSession(Buffer.from(record.buffer, record.byteOffset, lineEnd + 1).toString('latin1'));
+    if (facts === null || facts.id !== id) throw new Error(`spool: the record of ${id} does not parse`);
+    const header = formatSegmentHeader(facts.heloName ?? this.#opts.hostname);
+    const replayable = new Uint8Array(header.length + record.length);
+    replayable.set(header, 0);
+    replayable.set(record, header.length);
+    return { id, timeMs: e.timeMs, clientAddress: facts.clientAddress, heloName: facts.heloName, tls: facts.tls, envelope: e.envelope, size: e.size, replayable };
   }
 
   /** The message as the client sent it (dot-unstuffed), our Received header first. */

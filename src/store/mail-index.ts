@@ -13,7 +13,9 @@
  * - `setRead`, `setTags`, `renameTag`, `deleteTag`, `delete`, `deleteSearch`: each resolves once
  *   the change is in the journal (durable, as mailbox-state records under CATCHER_MAILBOX or as
  *   'deleted' states of the local recipients) and then in the index. Changes run one at a time.
- * - `readMessage(id)`: the bytes of an indexed message, from the spool.
+ * - `readMessage(id)`: the bytes of an indexed message, from the spool; `session(id)`: the SMTP
+ *   session that carried it (client address, HELO name, TLS version, AUTH user, and the record
+ *   as a replayable segment).
  * - Retention (--max-messages, --max-age) runs here, not in the spool's compaction, so that it
  *   deletes local copies only and through the journal, like any other deletion.
  *
@@ -32,7 +34,7 @@ import type { Logger } from '../log.ts';
 import type { SearchQuery } from '../core/mailpit-search.ts';
 import type { CommittedMessage } from '../spool/commit.ts';
 import { CATCHER_MAILBOX, mailboxFlags } from '../spool/mailbox-state.ts';
-import type { LocalMessage, Spool } from '../spool/spool.ts';
+import type { LocalMessage, Spool, StoredSession } from '../spool/spool.ts';
 import { IndexDb, type IndexEnvelope, type MessageState, type SearchContext } from './index-db.ts';
 import { threadWriter, workerWriter, type WriterClient } from './index-client.ts';
 import type { IngestReply, OpenReply, RawMessage, SpoolPosition } from './index-writer.ts';
@@ -235,6 +237,12 @@ export class MailIndex {
     }));
     if (deleted > 0) this.#log.info('retention-deleted', { messages: deleted, max_messages: limits.maxMessages, max_age_ms: limits.maxAgeMs });
     return deleted;
+  }
+
+  /** The SMTP session of an indexed message (Spool.session()); undefined when not indexed. */
+  async session(id: string): Promise<StoredSession | undefined> {
+    if (!this.db.has(id)) return undefined;
+    return this.#spool.session(id);
   }
 
   /** The message as the client sent it (unstuffed), our Received header first; undefined when not indexed. */

@@ -154,3 +154,29 @@ test('--max-messages: retention deletes the oldest local messages through the jo
   expect(new Set((await fromSpool(data.path)).keys())).toEqual(new Set(sent.slice(2)));
   await data.remove();
 }, 60_000);
+
+test('the SMTP session of a message: client address and HELO name in its record, replayable by mailbox replay', async () => {
+  const data = await makeTempDir('mailbox-session-');
+  const server = await startServe({ dataDir: data.path, cwd: data.path });
+  const id = (await send(server, 'session'))!;
+  await waitIndexed(data.path, 1);
+  expect((await server.stop()).exitCode).toBe(0);
+  const spool = await openSpool({ dir: data.path, hostname: 'test', now: Date.now, log: quiet });
+  const session = (await spool.session(id))!;
+  await spool.close();
+  expect({ client: session.clientAddress, helo: session.heloName, tls: session.tls, auth: session.envelope.authUser }).toEqual({ client: '127.0.0.1', helo: 'c.test', tls: null, auth: null });
+  const file = join(data.path, 'session.smtp');
+  fs.writeFileSync(file, session.replayable);
+
+  const other = await startServe();
+  const replay = await runCommand([MAILBOX_BIN, 'replay', file, '--server', `${other.host}:${other.port}`, '--expect', '250']);
+  expect(replay.code).toBe(0);
+  expect((await other.stop()).exitCode).toBe(0);
+  const copy = await openSpool({ dir: other.dataDir, hostname: 'test', now: Date.now, log: quiet });
+  const [replayed] = copy.localMessages(null, 10, CATCHER_MAILBOX);
+  const bytes = Buffer.from(await copy.readMessage(replayed.id)).toString();
+  await copy.close();
+  expect(bytes).toContain('Subject: session\r\nFrom: c@client.test\r\n\r\nbody of session\r\n');
+  await other.cleanup();
+  await data.remove();
+}, 60_000);

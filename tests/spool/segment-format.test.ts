@@ -5,6 +5,7 @@ import {
   formatRecord,
   formatSegmentHeader,
   parseRecordAt,
+  parseRecordSession,
   parseSegmentHeader,
 } from '../../src/spool/segment-format.ts';
 import { envelope } from './fixtures/messages.ts';
@@ -18,6 +19,27 @@ function record(id: string, local: boolean[], authUser: string | null = null): B
 }
 
 describe('segment format', () => {
+  test('the session fields (client, helo, tls) follow auth in the record line, percent-encoded and checksummed; a record without them still reads', () => {
+    const env = { ...envelope('a@b.example', ['r@c.example']), authUser: 'ann smith' };
+    const session = { clientAddress: '::1', heloName: 'client "one".test', tls: 'TLSv1.3' };
+    const rec = formatRecord({ id: 'sess1', timeMs: 1234, envelope: env, stuffed: body, local: [true], session });
+    const line = rec.toString('latin1', 0, rec.indexOf('\n') + 1);
+    expect(line).toMatch(/^NOOP "mailbox id=sess1 t=1234 len=\d+ local=\* auth=ann%20smith client=%3A%3A1 helo=client%20%22one%22.test tls=TLSv1.3 crc=[0-9a-f]{8}"\r\n$/);
+    expect(parseRecordSession(line)).toEqual({ id: 'sess1', clientAddress: '::1', heloName: 'client "one".test', tls: 'TLSv1.3' });
+    const scan = parseRecordAt(rec, 0);
+    expect(scan.kind === 'record' && scan.record.envelope.authUser).toBe('ann smith');
+    // A flipped byte in a session field fails the checksum like any other.
+    const bad = Buffer.from(rec);
+    bad[line.indexOf('helo=') + 5] ^= 1;
+    expect(parseRecordAt(bad, 0).kind).toBe('bad');
+    // Clear sessions leave tls out; records from before these fields have none of them.
+    const clear = formatRecord({ id: 'sess2', timeMs: 1, envelope: env, stuffed: body, local: [true], session: { ...session, tls: null } });
+    expect(parseRecordSession(clear.toString('latin1', 0, clear.indexOf('\n') + 1))?.tls).toBeNull();
+    const old = record('old1', [true]);
+    expect(parseRecordSession(old.toString('latin1', 0, old.indexOf('\n') + 1))).toEqual({ id: 'old1', clientAddress: null, heloName: null, tls: null });
+    expect(parseRecordAt(old, 0).kind).toBe('record');
+  });
+
   test('a record reads as NOOP, MAIL, RCPT, DATA, the stuffed message and "."', () => {
     const text = record('abc', [true]).toString('latin1');
     const lines = text.split('\r\n');

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, test } from 'bun:test';
 import * as fs from 'node:fs';
 import { parseMailpitSearch } from '../../src/core/mailpit-search.ts';
 import { createLayout } from '../../src/spool/layout.ts';
+import { parseRecordAt, parseSegmentHeader } from '../../src/spool/segment-format.ts';
 import { openSpool, type Spool } from '../../src/spool/spool.ts';
 import { MailIndex, type IndexChange } from '../../src/store/mail-index.ts';
 import { envelope, memoryLog, removeDir, request, tempDir } from '../spool/fixtures/messages.ts';
@@ -189,6 +190,25 @@ describe('MailIndex', () => {
     expect(o.spool.get('mixed')!.recipients.map((r) => r.state.kind)).toEqual(['deleted', 'pending']);
     expect(o.spool.get('m0')).toBeUndefined();
     expect(o.log.lines.find((l) => l.msg === 'retention-deleted')?.fields?.messages).toBe(5);
+  });
+
+  test('session(): the SMTP session from the record line, and the record as a replayable segment; records without the fields give nulls', async () => {
+    const o = await start(newDir());
+    const env = { ...envelope('ann@client.example', ['bob@here.example']), authUser: 'ann' };
+    await o.spool.commit({ ...request('s1', { timeMs: T0, message: mail(1), envelope: env }), session: { clientAddress: '127.0.0.9', heloName: 'client.test', tls: 'TLSv1.3' } });
+    await o.spool.commit(request('s2', { timeMs: T0 + 1, message: mail(2) }));
+    await o.index.drain();
+    const s1 = (await o.index.session('s1'))!;
+    expect({ client: s1.clientAddress, helo: s1.heloName, tls: s1.tls, auth: s1.envelope.authUser, size: s1.size }).toEqual({ client: '127.0.0.9', helo: 'client.test', tls: 'TLSv1.3', auth: 'ann', size: mail(1).length });
+    const segment = Buffer.from(s1.replayable);
+    const headerBytes = parseSegmentHeader(segment)!;
+    expect(segment.toString('latin1', 0, headerBytes)).toBe('EHLO client.test\r\n');
+    const scan = parseRecordAt(segment, headerBytes);
+    expect(scan.kind === 'record' && scan.record.bytes + headerBytes).toBe(segment.length);
+    const s2 = (await o.index.session('s2'))!;
+    expect([s2.clientAddress, s2.heloName, s2.tls]).toEqual([null, null, null]);
+    expect(Buffer.from(s2.replayable).toString('latin1')).toStartWith('EHLO mx.test\r\nNOOP "mailbox id=s2 ');
+    expect(await o.index.session('nope')).toBeUndefined();
   });
 
   test('in a Worker: the same ingest, changes and notifications', async () => {
