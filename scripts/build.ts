@@ -12,7 +12,7 @@ import { UI_BUNDLE_NAME, UI_GZIP_BUDGET_BYTES, buildUiBundle, gzipBytes } from '
 const root = join(import.meta.dir, '..');
 
 /** Every file a binary must contain as its own module: the CLI, then each Worker started by path. */
-export const entrypoints = [join(root, 'src', 'main.ts'), join(root, 'src', 'store', 'index-worker.ts')];
+export const entrypoints = [join(root, 'src', 'main.ts'), join(root, 'src', 'store', 'index-worker.ts'), join(root, 'src', 'delivery', 'relay-worker.ts')];
 
 /**
  * The platforms a release is built for. `name` is the file suffix and what `mailbox --version`

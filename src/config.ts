@@ -34,6 +34,8 @@ import { SetupError, UsageError } from './exit-status.ts';
 import { LOOPBACK_NETWORKS, isLoopbackHost, parseCidr, type Cidr } from './auth/networks.ts';
 import { parseHostPort } from './transport/host-port.ts';
 import { fileSetting, optionKey, settingNamed, type SettingName } from './serve/settings.ts';
+import { parseRelaySettings, relayEnabled, type RelaySettings } from './delivery/relay-settings.ts';
+import { parseDnsServer } from './dns/resolv-conf.ts';
 
 export interface ListenAddress {
   readonly host: string;
@@ -98,6 +100,8 @@ export interface ServeConfig {
   readonly shutdownTimeoutMs: number;
   /** --faults: the JSON file of scripted faults (core/faults.ts), or null for none. */
   readonly faultsFile: string | null;
+  /** --relay, --relay-domain, --route and their settings (relayEnabled() says whether anything is relayed). */
+  readonly relay: RelaySettings;
 }
 
 /** The raw options as cac hands them over (strings, numbers, arrays, or undefined). */
@@ -181,6 +185,11 @@ export function buildServeConfig(options: RawOptions, env: Record<string, string
     return cli.length > 0 ? cli : (file.get(name) ?? []);
   };
   const one = (name: SettingName): string | undefined => pick(name).at(-1);
+  /** The values and whether they came from the config file (where a password may be written). */
+  const sourced = (name: SettingName) => {
+    const cli = asList(options[optionKey(name)]);
+    return cli.length > 0 ? cli.map((text) => ({ text, fromFile: false })) : (file.get(name) ?? []).map((text) => ({ text, fromFile: true }));
+  };
 
   /** A switch: the command line says only "on" (--flag) or, for --no-flag, "off". */
   const toggle = (name: SettingName): boolean => {
@@ -248,8 +257,10 @@ export function buildServeConfig(options: RawOptions, env: Record<string, string
     if (why) throw new UsageError(`--domain: ${why}`);
   }
 
-  const domains = domainTexts.length > 0 ? domainTexts.map(normalizeDomain) : null;
   const hostname = one('hostname') ?? osHostname();
+  const relay = buildRelaySettings(sourced, pick, one);
+  // With a relay and no --domain, the local domains are the host name and localhost (issue 10).
+  const domains = domainTexts.length > 0 ? domainTexts.map(normalizeDomain) : relayEnabled(relay) ? [...new Set([normalizeDomain(hostname), 'localhost'])] : null;
   const postmaster = resolvePostmaster(one('postmaster'), domains, hostname);
 
   const get = {
@@ -311,7 +322,47 @@ export function buildServeConfig(options: RawOptions, env: Record<string, string
     logFile: one('log-file') ?? null,
     shutdownTimeoutMs: get.shutdownTimeout ? parseDuration(get.shutdownTimeout, '--shutdown-timeout') : 30_000,
     faultsFile: one('faults') ?? null,
+    relay,
   });
+}
+
+/** The relay's settings from the config file and the command line (delivery/relay-settings.ts). */
+function buildRelaySettings(
+  sourced: (name: SettingName) => { text: string; fromFile: boolean }[],
+  pick: (name: SettingName) => string[],
+  one: (name: SettingName) => string | undefined,
+): RelaySettings {
+  const dnsText = one('dns');
+  const dns = dnsText === undefined ? null : parseDnsServer(dnsText);
+  if (dns !== null && 'error' in dns) throw new UsageError(`--dns ${dnsText}: ${dns.error}`);
+  const split = (name: SettingName) => pick(name).flatMap((t) => t.split(',')).map((t) => t.trim()).filter(Boolean);
+  for (const d of split('relay-domain')) {
+    const why = checkDomain(d, true);
+    if (why) throw new UsageError(`--relay-domain: ${why}`);
+  }
+  const cores = typeof navigator === 'undefined' ? 1 : navigator.hardwareConcurrency;
+  return parseRelaySettings(
+    {
+      relay: sourced('relay'),
+      routes: sourced('route'),
+      tlsPolicy: split('tls-policy'),
+      relayDomains: split('relay-domain'),
+      relayRecipients: one('relay-recipients'),
+      relayCa: one('relay-ca'),
+      passwordFile: one('relay-password-file'),
+      dns,
+      workers: one('workers'),
+      concurrency: one('relay-concurrency'),
+      coolOff: one('relay-cool-off'),
+      timeout: one('relay-timeout'),
+      retryAfter: one('retry-after'),
+      retryMax: one('retry-max'),
+      lifetime: one('queue-lifetime'),
+      maxHops: one('max-hops'),
+    },
+    { duration: parseDuration, count: parseCount },
+    Math.max(1, Math.min(4, cores)),
+  );
 }
 
 /**

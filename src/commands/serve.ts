@@ -2,8 +2,8 @@
  * @module `mailbox serve`: flags (the table in serve/settings.ts) → Config → the server's services
  * (serve/server.ts), run until SIGTERM or SIGINT; then they drain, at most --shutdown-timeout.
  * Rule 1: no protocol logic here; the core decides replies, the spool decides durability.
- * Rule 2: SIGHUP reopens the log, then the server re-reads the certificate, the users file and
- *         the faults file.
+ * Rule 2: SIGHUP reopens the log, then the server re-reads the certificate, the users file, the
+ *         faults file and the config file's relay settings.
  */
 import type { CAC } from 'cac';
 import { buildServeConfig, type ServeConfig } from '../config.ts';
@@ -32,12 +32,12 @@ export function register(cli: CAC, deps: ServeDeps): void {
     .example('mailbox serve --listen 0.0.0.0:587 --listen-tls 0.0.0.0:465 --tls-cert cert.pem --tls-key key.pem --users users --require-tls')
     .action(async (options: Record<string, unknown>) => {
       const config = buildServeConfig(options, deps.env);
-      await runServe(config, deps);
+      await runServe(config, deps, () => buildServeConfig(options, deps.env));
     });
 }
 
 /** Runs the server until a stop signal, then drains its services and closes them. */
-export async function runServe(config: ServeConfig, deps: ServeDeps): Promise<void> {
+export async function runServe(config: ServeConfig, deps: ServeDeps, reread?: () => ServeConfig): Promise<void> {
   // The /metrics counters count what the log says: they are fed the logger's own events.
   const metrics = new ServeMetrics();
   const log = createLogger({ format: config.log, file: config.logFile ?? undefined, now: deps.now, env: deps.env, sink: metrics.sink });
@@ -46,7 +46,14 @@ export async function runServe(config: ServeConfig, deps: ServeDeps): Promise<vo
   signals.onHangup(() => {
     log.reopen();
     log.info('log-reopened');
-    server?.reload();
+    let next: ServeConfig | undefined;
+    try {
+      next = reread?.();
+    } catch (error) {
+      // A broken config file keeps the settings in force, as a broken certificate does.
+      log.error('config-reload-failed', { error: (error as Error).message, kept: 'the settings read before' });
+    }
+    server?.reload(next);
   });
   server = await startServer(config, { now: deps.now, log, metrics, index: deps.env.MAILBOX_BENCH_INDEX !== 'off' });
 

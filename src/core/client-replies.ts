@@ -41,6 +41,15 @@ export const clientReplies = {
   // RFC 4954 §6: authentication was asked for and cannot take place.
   authImpossible: (what: string) => reply(554, '5.7.0', what),
 
+  // RFC 5321 §5.1 and RFC 3463 X.4.6: this host is the best MX left for the domain, a loop.
+  mxLoop: (domain: string) => reply(554, '5.4.6', `mail for ${domain} loops back to this host (it is the best MX left)`),
+  // RFC 4954 §4: credentials go only over TLS; without it the relay tries later (X.7.0).
+  credentialsInClear: (what: string) => reply(451, '4.7.0', `no TLS with the smarthost, and credentials are never sent in clear: ${what}`),
+  // RFC 3463 X.3.0: the relay's own storage failed it; another attempt may succeed.
+  spoolUnreadable: (what: string) => reply(451, '4.3.0', `cannot read the message from the spool: ${what}`),
+  // RFC 3463 X.4.7: the queue lifetime passed; the last reply says what kept it.
+  expired: (last: Reply) => reply(last.code, '4.4.7', `delivery time expired; last reply: ${last.code}${last.enhanced ? ` ${last.enhanced}` : ''} ${last.lines.join(' ')}`),
+
   // What the caller asked cannot be done (no recipients, a malformed message, stopped as asked).
   notSendable: (what: string) => reply(554, '5.3.0', what),
 } as const satisfies Record<string, (...args: never[]) => Reply>;

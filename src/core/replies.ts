@@ -54,6 +54,12 @@ export const replies = {
   badRecipientSyntax: (why: string) => reply(501, '5.1.3', `Bad recipient address syntax: ${why}`),
   noSuchDomain: (domain: string) => reply(550, '5.1.2', `Domain ${domain} is not handled here`),
   relayDenied: (domain: string) => reply(550, '5.7.1', `Relaying to ${domain} denied: not a local domain, and you are not authenticated or trusted`),
+  // RFC 5321 §6.3 and RFC 3463 X.4.6: a routing loop.
+  mailLoop: (max: number) => reply(554, '5.4.6', `Too many hops: more than ${max} Received: fields, a mail loop (RFC 5321 §6.3)`),
+  // A backup MX accepts only the recipients its primary would (--relay-recipients).
+  unknownRelayRecipient: (address: string) => reply(550, '5.1.1', `${address}: no such recipient here`),
+  // RFC 7505 §4.2: a domain that publishes a null MX accepts no mail.
+  nullMxRecipient: (domain: string) => reply(556, '5.1.10', `${domain} accepts no mail (null MX, RFC 7505)`),
   relayNotConfigured: (domain: string) => reply(550, '5.7.1', `Relaying to ${domain} denied: ${domain} is not a local domain and no relay is configured`),
   // RFC 5321 §4.5.3.1.8: at least 100 recipients must be accepted. §4.5.3.1.10: beyond our cap
   // each further RCPT gets 452 and the client sends the rest in a later transaction, so it is a

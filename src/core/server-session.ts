@@ -31,6 +31,15 @@ export interface ServerConfig {
   readonly relay: boolean;
   /** The client is in a trusted network and may relay without authenticating. */
   readonly trusted: boolean;
+  /** --relay-domain: a domain whose mail is accepted from anyone and forwarded (backup MX). */
+  readonly relayDomain?: (domain: string) => boolean;
+  /**
+   * Asked for a recipient that would be relayed: a refusal known now without waiting (a null MX
+   * already in the resolver's cache, a local part a backup MX does not accept), or null.
+   */
+  readonly refuseRelay?: (mailbox: Mailbox) => Reply | null;
+  /** RFC 5321 §6.3: more Received fields than this is a loop (554 5.4.6); null: no check. */
+  readonly maxHops?: number | null;
   readonly clientAddress: string;
   /** 'starttls': STARTTLS is offered; 'implicit': the connection is TLS from its first byte. */
   readonly tls: 'none' | 'starttls' | 'implicit';
@@ -388,9 +397,13 @@ const COMMANDS = {
       // RFC 5321 §4.5.1: the bare Postmaster is delivered here whatever the domains are.
       const local = postmaster || isLocalDomain(turn.config, mailbox.domain);
       if (!local) {
-        // RFC 5321 §3.6.2: never an open relay; only trusted or authenticated clients relay.
-        if (!turn.config.relay) return turn.reply(replies.relayNotConfigured(mailbox.domain), `RCPT ${args}`);
-        if (!turn.config.trusted && turn.user === null) return turn.reply(replies.relayDenied(mailbox.domain), `RCPT ${args}`);
+        // RFC 5321 §3.6.2: never an open relay; only trusted or authenticated clients relay,
+        // except to a domain this host is a backup MX for.
+        const backup = turn.config.relayDomain?.(mailbox.domain) === true;
+        if (!backup && !turn.config.relay) return turn.reply(replies.relayNotConfigured(mailbox.domain), `RCPT ${args}`);
+        if (!backup && !turn.config.trusted && turn.user === null) return turn.reply(replies.relayDenied(mailbox.domain), `RCPT ${args}`);
+        const refusal = turn.config.refuseRelay?.(mailbox) ?? null;
+        if (refusal !== null) return turn.reply(refusal, `RCPT ${args}`);
       }
       turn.enter({ kind: 'mail', tx: withRecipient(tx, { mailbox, params: parsed.params, local }), chunked: null });
       turn.reply(replies.recipientOk());
@@ -860,6 +873,12 @@ export class ServerSession implements ProtocolSession<SessionEvent> {
     const fault = this.#config.faults?.('end-of-data', null) ?? null;
     if (fault?.kind === 'reply') this.#enter({ kind: 'ready' });
     if (fault !== null && this.#applyFault(fault, 'DATA')) return;
+    const maxHops = this.#config.maxHops ?? null;
+    // RFC 5321 §6.3: a message that has passed more relays than this is looping.
+    if (maxHops !== null && countReceived(stuffedBody, maxHops + 1) > maxHops) {
+      this.#enter({ kind: 'ready' });
+      return this.#reply(replies.mailLoop(maxHops), 'DATA');
+    }
     const id = this.#config.newId();
     // RFC 3848 and RFC 6531 §3.7.3: the protocol name says ESMTP, TLS (S), AUTH (A), SMTPUTF8.
     const base = tx.utf8 ? 'UTF8SMTP' : this.#esmtp ? 'ESMTP' : 'SMTP';
@@ -1038,4 +1057,24 @@ function faultAddress(verb: Verb, args: string): string | null {
 /** Checks "user@domain" text as the auth layer and tests need it. */
 export function isMailboxText(text: string): boolean {
   return parseMailbox(text, true).ok;
+}
+
+const RECEIVED = 'received:';
+
+/** Received: fields in the header section of a stuffed message, counted up to `stop`. */
+export function countReceived(stuffed: Uint8Array, stop: number): number {
+  let count = 0;
+  for (let at = 0; at < stuffed.length && count < stop; ) {
+    const end = stuffed.indexOf(10, at);
+    const next = end < 0 ? stuffed.length : end + 1;
+    // An empty line ends the header section (RFC 5322 §2.1).
+    if (stuffed[at] === 13 || stuffed[at] === 10) break;
+    if (next - at > RECEIVED.length) {
+      let match = true;
+      for (let i = 0; i < RECEIVED.length && match; i++) match = (stuffed[at + i] | 0x20) === RECEIVED.charCodeAt(i) || (RECEIVED[i] === ':' && stuffed[at + i] === 58);
+      if (match) count++;
+    }
+    at = next;
+  }
+  return count;
 }

@@ -24,6 +24,8 @@ import { loadTlsMaterial, type CertificateSource, type TlsMaterial } from '../tl
 import { ConnectionLimits } from '../transport/connection-limits.ts';
 import { BindError, listen, removeStaleUnixSocket, type Listener, type ListenTarget } from '../transport/tcp-server.ts';
 import { FaultRules } from './fault-rules.ts';
+import { startRelay, type RelayService } from './relay-service.ts';
+import { relayEnabled } from '../delivery/relay-settings.ts';
 import { BasicAuth } from '../http/basic-auth.ts';
 import type { HttpServer } from '../http/http-server.ts';
 import { httpServesTls, startHttp } from './http-host.ts';
@@ -54,8 +56,8 @@ export interface Server {
   readonly mailIndex: MailIndex | null;
   /** Connections open on every listener. */
   readonly connections: number;
-  /** SIGHUP: re-reads the certificate, the users file and the faults file. */
-  reload(): void;
+  /** SIGHUP: re-reads the certificate, the users file and the faults file; `next` is the config file read again (relay settings). */
+  reload(next?: ServeConfig): void;
   /** Closes every service, in the reverse order of their start. */
   close(): Promise<void>;
 }
@@ -113,6 +115,7 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
     onCommit: (message) => {
       mailboxes.committed(message.id, message.envelope.recipients.map((r) => addressKey(r.mailbox)));
       mailIndex?.committed(message);
+      if (!message.envelope.recipients.every((r) => r.local)) relay?.kick();
     },
   }).catch((error: unknown) => {
     // Two servers on one spool would corrupt it; the second one stops here, as with a port in use.
@@ -121,6 +124,9 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
   services.push(spoolService(spool, log));
   // Deletions by the API and retention reach the IMAP sessions (RFC 3501 §7.4.1).
   spool.mailStore.onRemoved((removals) => mailboxes.removed(removals));
+  // Started after the spool and closed before it: its outcomes go to the journal.
+  const relay: RelayService | null = relayEnabled(config.relay) ? startRelay(config, spool, log, now) : null;
+  if (relay) services.push(relay);
   const { records, tornBytes, damaged } = spool.recovery;
   log.info('spool-opened', { dir: config.dataDir, messages: spool.stats().messages, segments: spool.stats().segments, recovered: records, torn_bytes: tornBytes, damaged: damaged.length });
   if (deps.index !== false) {
@@ -146,7 +152,7 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
   const authenticator =
     users || config.authAny ? new Authenticator({ users: () => (config.authAny ? null : users), throttle: new AuthThrottle(), now }) : null;
   if (faults) log.warn('faults', { file: config.faultsFile, rules: faults.size, note: 'scripted faults are in force (testing only)' });
-  const host = createSessionHost(config, spool, log, now, authenticator, faults);
+  const host = createSessionHost(config, spool, log, now, authenticator, faults, relay);
   // One set of caps for every listener, whatever protocol it speaks.
   const limits = new ConnectionLimits({
     maxConnections: config.maxConnections,
@@ -240,7 +246,8 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
     get connections() {
       return listeners.reduce((n, l) => n + l.connections, 0);
     },
-    reload() {
+    reload(next) {
+      if (next && relay) relay.reload(next);
       if (certificate?.reload(log)) for (const l of listeners) l.reloadTls();
       if (config.usersFile) {
         try {

@@ -5,7 +5,9 @@
  * Rule: policy per connection (TLS offered, AUTH offered, trusted, the --faults rules asked) is
  * decided once, when the session is opened, from the listener kind and the client address.
  */
-import { mailboxKey } from '../core/address.ts';
+import { formatMailbox, mailboxKey, normalizeDomain, type Mailbox } from '../core/address.ts';
+import { relayRecipientAllowed } from '../delivery/relay-settings.ts';
+import type { RelayService } from './relay-service.ts';
 import { ServerSession, type ServerConfig, type SessionEvent, type TlsInfo } from '../core/server-session.ts';
 import { SmtpError } from '../core/errors.ts';
 import { replies } from '../core/replies.ts';
@@ -28,6 +30,7 @@ export function createSessionHost(
   now: () => number,
   authenticator: Authenticator | null,
   faults: FaultRules | null = null,
+  relay: RelayService | null = null,
 ): SessionHost<ServerSession> & { trusted(address: string): boolean } {
   const newId = createIdGenerator(now);
   const localDomains = config.domains ? new Set(config.domains) : null;
@@ -37,6 +40,15 @@ export function createSessionHost(
   // A Unix-domain socket never crosses a network: no TLS there, and AUTH needs none.
   const localAuth = auth ? { ...auth, allowInsecure: true } : null;
 
+  const relayDomains = new Set(config.relay.relayDomains);
+  const refuseRelay = (mailbox: Mailbox) => {
+    const domain = normalizeDomain(mailbox.domain);
+    if (relayDomains.has(domain) && !relayRecipientAllowed(config.relay, mailbox.local, domain)) return replies.unknownRelayRecipient(formatMailbox(mailbox));
+    // RFC 7505 §4.2: 556 for a null MX, when DNS has said so lately; RCPT never waits on DNS.
+    if (relay?.knownNullMx(domain)) return replies.nullMxRecipient(domain);
+    return null;
+  };
+
   function sessionConfig(client: ClientInfo): ServerConfig {
     const unix = client.transport === 'unix';
     return {
@@ -44,8 +56,11 @@ export function createSessionHost(
       postmaster: config.postmaster,
       limits: config.limits,
       localDomains,
-      // No relay exists yet: every non-local recipient is refused (550 5.7.1), trusted or not.
-      relay: false,
+      // Without a relay every non-local recipient is refused (550 5.7.1), trusted or not.
+      relay: relay !== null && (config.relay.route !== null || config.relay.routes.size > 0),
+      relayDomain: relay === null ? undefined : (domain) => relayDomains.has(normalizeDomain(domain)),
+      refuseRelay: relay === null ? undefined : refuseRelay,
+      maxHops: relay === null ? null : config.relay.maxHops,
       trusted: trusted(client.address),
       clientAddress: client.address,
       tls: client.transport === 'tls' ? 'implicit' : client.transport === 'tcp' && config.starttls ? 'starttls' : 'none',

@@ -49,6 +49,8 @@ export interface SmtpClientOptions {
   readonly ehloName: string;
   /** The connect timeout, and the longest wait for any one reply or TLS handshake. */
   readonly timeoutMs: number;
+  /** A wait of its own for the replies of some stages (the relay's RFC 5321 §4.5.3.2 timeouts). */
+  readonly stageTimeoutsMs?: Partial<Record<ClientStage, number>>;
   readonly tls?: TlsMode;
   readonly tlsSettings?: TlsSettings;
   /** Called with every transcript entry as it happens (for `-v`). */
@@ -341,9 +343,10 @@ export class SmtpClient {
 
   #armTimer(): void {
     clearTimeout(this.#timer);
-    if (this.#isFinished || this.#session.awaitingStage === null) return;
-    const seconds = this.#options.timeoutMs / 1000;
-    this.#timer = setTimeout(() => this.#apply(this.#session.timeout(`no reply within ${seconds} s`)), this.#options.timeoutMs);
+    const stage = this.#session.awaitingStage;
+    if (this.#isFinished || stage === null) return;
+    const ms = this.#options.stageTimeoutsMs?.[stage] ?? this.#options.timeoutMs;
+    this.#timer = setTimeout(() => this.#apply(this.#session.timeout(`no reply within ${ms / 1000} s`)), ms);
   }
 
   /** RFC 3207 §4: the TLS handshake starts right after the 220; the plain socket is handed over. */

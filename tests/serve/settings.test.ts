@@ -13,6 +13,10 @@ import { SetupError } from '../../src/cli/exit-codes.ts';
 const env = { HOME: '/home/test' };
 const dir = mkdtempSync(join(tmpdir(), 'mailbox-settings-'));
 afterAll(() => rmSync(dir, { recursive: true }));
+const sampleFile = (name: string, text: string) => {
+  writeFileSync(join(dir, name), text);
+  return join(dir, name);
+};
 
 /** A value for every setting the file may hold; a switch's value is the opposite of its default. */
 const SAMPLES: Record<Exclude<SettingName, 'config'>, string[]> = {
@@ -51,6 +55,22 @@ const SAMPLES: Record<Exclude<SettingName, 'config'>, string[]> = {
   'max-connections': ['100'],
   'max-connections-per-ip': ['3'],
   faults: ['/etc/mailbox-faults.json'],
+  relay: ['smtp://relay.example.test:2525', 'smtps://relay2.example.test'],
+  'relay-domain': ['backup.example.test'],
+  'relay-recipients': [sampleFile('relay-recipients', 'alice\nbob@backup.example.test\n')],
+  route: ['slow.example.test=smtp://127.0.0.2:2525', 'fast.example.test=mx'],
+  'tls-policy': ['bank.example.test=verify', 'corp.example.test=require'],
+  'relay-ca': [sampleFile('relay-ca.pem', '-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n')],
+  'relay-password-file': [sampleFile('relay-password', 'secret\n')],
+  dns: ['127.0.0.1:5353'],
+  workers: ['3'],
+  'relay-concurrency': ['4'],
+  'relay-cool-off': ['1m'],
+  'relay-timeout': ['10s'],
+  'retry-after': ['1m'],
+  'retry-max': ['30m'],
+  'queue-lifetime': ['2d'],
+  'max-hops': ['30'],
 };
 
 function serveCommand() {
