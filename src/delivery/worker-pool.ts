@@ -5,14 +5,10 @@
  * Rule 2: workers are started by a path string, never new URL(…, import.meta.url), which the
  *         --bytecode build breaks (BUN.md, Workers in a --compile binary).
  */
-import { join } from 'node:path';
+import { workerPath } from '../worker-path.ts';
 import type { MainToWorker, TransferResult, TransferTask, WorkerSettings, WorkerToMain } from './relay-protocol.ts';
 import type { Transfers } from './relay.ts';
 
-/** Inside the compiled binary every entry point sits under /$bunfs/root, named after its source. */
-function workerPath(): string {
-  return import.meta.path.startsWith('/$bunfs/') ? '/$bunfs/root/relay-worker.js' : join(import.meta.dir, 'relay-worker.ts');
-}
 
 interface Pending {
   readonly resolve: (result: TransferResult) => void;
@@ -26,7 +22,7 @@ export class WorkerPool implements Transfers {
 
   constructor(count: number, settings: WorkerSettings, onCrash: (error: string) => void) {
     for (let i = 0; i < count; i++) {
-      const worker = new Worker(workerPath());
+      const worker = new Worker(workerPath('delivery/relay-worker.ts'));
       const closed = Promise.withResolvers<void>();
       this.#closed.push(closed.promise);
       worker.onmessage = (event: MessageEvent<WorkerToMain>) => {
