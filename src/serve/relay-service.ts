@@ -6,7 +6,6 @@
  */
 import { normalizeDomain, type Mailbox } from '../core/address.ts';
 import type { ServeConfig } from '../config.ts';
-import { DEFAULT_RETURN_LIMIT_BYTES } from '../delivery/bounce.ts';
 import { Relay } from '../delivery/relay.ts';
 import type { WorkerSettings } from '../delivery/relay-protocol.ts';
 import type { RelaySettings } from '../delivery/relay-settings.ts';
@@ -51,7 +50,7 @@ export function startRelay(config: ServeConfig, spool: Spool, log: Logger, now: 
     hostname: config.hostname,
     newId: createIdGenerator(now),
     isLocal: (mailbox: Mailbox) => local.has(normalizeDomain(mailbox.domain)),
-    returnLimitBytes: DEFAULT_RETURN_LIMIT_BYTES,
+    returnLimitBytes: config.bounceSizeLimitBytes,
   });
   const route = settings.route === null ? 'mx (relay domains only)' : settings.route.kind === 'mx' ? 'mx' : settings.route.hosts.map((h) => h.label).join(' then ');
   log.info('relay', { route, routes: settings.routes.size || undefined, workers: settings.workers, concurrency: settings.concurrency, relay_domains: settings.relayDomains.length > 0 ? settings.relayDomains : undefined });
