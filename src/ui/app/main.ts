@@ -91,7 +91,7 @@ function App() {
         retry = setTimeout(websocket, 2000);
       };
     };
-    const connect = () =>
+    const connect = (): Promise<void> =>
       getCursor().then(
         (at) => {
           if (closed) return;
@@ -100,8 +100,13 @@ function App() {
           const events = new EventSource(urls.events(at));
           stream = events;
           events.onopen = () => setLive('live');
-          // EventSource reconnects by itself and resumes after the last event id it saw.
-          events.onerror = () => setLive('reconnecting');
+          // EventSource reconnects by itself and resumes after the last event id it saw; a refusal
+          // (an HTTP error) ends it for good: start again from a fresh cursor, then refetch.
+          events.onerror = () => {
+            setLive('reconnecting');
+            if (events.readyState !== EventSource.CLOSED || closed) return;
+            retry = setTimeout(() => (connect(), changed()), 2000);
+          };
           events.onmessage = changed;
           // Named events (new, and any the server adds), besides unnamed ones.
         for (const type of ['new', 'update', 'delete', 'truncate', 'prune', 'stats']) events.addEventListener(type, changed);
@@ -210,7 +215,7 @@ function App() {
   return html`<div class=${`app ${openId ? 'reading' : ''}`}>
     <header class="bar">
       <strong class="brand">mailbox</strong>
-      <form class="search" role="search" onSubmit=${(e: Event) => (e.preventDefault(), go({ query: draft }))}>
+      <form class="search" role="search" onSubmit=${(e: Event) => (e.preventDefault(), searchRef.current?.blur(), go({ query: draft }))}>
         <input ref=${searchRef} type="search" placeholder="Search: to:a@x.test subject:hello is:unread  ( / )" value=${draft}
           onInput=${(e: Event) => setDraft((e.target as HTMLInputElement).value)} aria-label="Search" />
       </form>
@@ -239,7 +244,7 @@ function App() {
                 class=${`item ${m.Read ? 'read' : 'unread'} ${i === selected ? 'selected' : ''} ${m.ID === openId ? 'open' : ''}`}
                 onClick=${() => open(i)}>
               <div class="line1"><span class="from">${formatAddress(m.From) || '(no sender)'}</span><time datetime=${m.Created}>${formatWhen(m.Created)}</time></div>
-              <div class="subject">${m.Subject || '(no subject)'}${m.Attachments > 0 ? html` <span class="clip" title="${m.Attachments} attachment(s)">📎</span>` : ''}</div>
+              <div class="subject">${m.Subject || '(no subject)'}${m.Attachments > 0 ? html` <span class="clip">· ${m.Attachments === 1 ? '1 attachment' : `${m.Attachments} attachments`}</span>` : ''}</div>
               <div class="snippet">${m.Snippet}</div>
               <div class="meta">to ${m.To.map(formatAddress).join(', ') || '—'} · ${formatSize(m.Size)}
                 <button class="link" onClick=${(e: Event) => (e.stopPropagation(), toggleRead(m.ID, !m.Read))}>${m.Read ? 'mark unread' : 'mark read'}</button>

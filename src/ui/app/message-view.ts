@@ -105,7 +105,7 @@ export function MessageView({ id, extended, onClose, onDelete }: { id: string; e
     </dl>
     ${(message.Attachments?.length ?? 0) > 0 &&
     html`<ul class="attachments" aria-label="Attachments">
-      ${message.Attachments!.map((a) => html`<li><a href=${urls.part(id, a.PartID)} download=${a.FileName || a.PartID}>📎 ${a.FileName || a.ContentType}</a> <span class="muted">${formatSize(a.Size)}</span></li>`)}
+      ${message.Attachments!.map((a) => html`<li><a href=${urls.part(id, a.PartID)} download=${a.FileName || a.PartID}>${a.FileName || a.ContentType}</a> <span class="muted">${formatSize(a.Size)}</span></li>`)}
     </ul>`}
     <nav class="tabs" role="tablist">
       ${tabs.map((t) => html`<button role="tab" aria-selected=${t === shown} class=${t === shown ? 'active' : ''} onClick=${() => setTab(t)}>${TAB_NAMES[t]}</button>`)}
