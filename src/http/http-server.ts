@@ -36,7 +36,10 @@ export type HttpHandler = (context: HttpContext) => Response | Promise<Response>
 
 export interface HttpRoute {
   readonly method: HttpMethod;
-  /** "/api/v1/message/:id/part/:part"; a last segment "*" takes the rest of the path. */
+  /**
+   * "/api/v1/message/:id/part/:part"; a segment ":id.html" takes a name ending in ".html" (the
+   * parameter is the name without it); a last segment "*" takes the rest of the path.
+   */
   readonly path: string;
   readonly handler: HttpHandler;
   /**
@@ -322,12 +325,18 @@ function splitPath(path: string): string[] {
 
 /** "/a/:x/b" and "/a/:y/b" are one route. */
 function routeShape(segments: readonly string[]): string {
-  return segments.map((s) => (s.startsWith(':') ? ':' : s)).join('/');
+  return segments.map((s) => (s.startsWith(':') ? `:${paramSuffix(s)}` : s)).join('/');
+}
+
+/** ".html" of ":id.html"; "" for a plain parameter. */
+function paramSuffix(segment: string): string {
+  const dot = segment.indexOf('.');
+  return dot < 0 ? '' : segment.slice(dot);
 }
 
 function specificity(segments: readonly string[]): number {
   let score = 0;
-  for (const s of segments) score = score * 4 + (s === '*' ? 0 : s.startsWith(':') ? 1 : 2);
+  for (const s of segments) score = score * 4 + (s === '*' ? 0 : !s.startsWith(':') ? 3 : paramSuffix(s) !== '' ? 2 : 1);
   return score * 64 + segments.length;
 }
 
@@ -341,8 +350,12 @@ function matchPath(pattern: readonly string[], segments: readonly string[]): Rec
     }
     if (i >= segments.length) return null;
     const decoded = decodeSegment(segments[i]);
-    if (p.startsWith(':')) params[p.slice(1)] = decoded;
-    else if (p !== segments[i]) return null;
+    if (p.startsWith(':')) {
+      const suffix = paramSuffix(p);
+      if (suffix === '') params[p.slice(1)] = decoded;
+      else if (decoded.length > suffix.length && decoded.endsWith(suffix)) params[p.slice(1, p.length - suffix.length)] = decoded.slice(0, -suffix.length);
+      else return null;
+    } else if (p !== segments[i]) return null;
   }
   return pattern.length === segments.length ? params : null;
 }

@@ -36,6 +36,7 @@ function start(options: { auth?: BasicAuth; needsAuth?: boolean; log?: Logged[] 
     { method: 'GET', path: '/api/v1/thing/:id', handler: ({ params, user }) => Response.json({ id: params.id, user }) },
     { method: 'GET', path: '/api/v1/thing/latest', handler: () => Response.json({ id: 'the latest' }) },
     { method: 'GET', path: '/view/:file', handler: ({ params }) => new Response(params.file) },
+    { method: 'GET', path: '/view/:id.txt', handler: ({ params }) => new Response(`text of ${params.id}`) },
     { method: 'GET', path: '/assets/*', handler: ({ params }) => new Response(params['*']) },
     { method: 'GET', path: '/boom', handler: () => { throw new Error('secret detail at /src/x.ts:1'); } },
     { method: 'GET', path: '/api/v1/teapot', handler: () => { throw new HttpError(418, 'short and stout\n'); } },
@@ -59,6 +60,8 @@ describe('routing', () => {
     const r = await fetch(`${base(http)}//view//x.html`);
     expect(r.status).toBe(200);
     expect(await r.text()).toBe('x.html');
+    expect(await (await fetch(`${base(http)}/view/abc.txt`)).text()).toBe('text of abc');
+    expect(await (await fetch(`${base(http)}/view/.txt`)).text()).toBe('.txt');
     expect(cleanUrl('http://h//a///b?q=//').pathname).toBe('/a/b');
   });
 
