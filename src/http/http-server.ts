@@ -32,7 +32,8 @@ export interface HttpContext {
   readonly server: Server<WebSocketData>;
 }
 
-export type HttpHandler = (context: HttpContext) => Response | Promise<Response>;
+/** A handler's answer; undefined only after server.upgrade() took the request for a websocket. */
+export type HttpHandler = (context: HttpContext) => Response | undefined | Promise<Response | undefined>;
 
 export interface HttpRoute {
   readonly method: HttpMethod;

@@ -4,6 +4,8 @@
  * Rule 1: a bad file at start is a SetupError of one line naming the file and the problem (exit
  *         78); a bad file on SIGHUP is logged and the rules in force stay, counters and all.
  * Rule 2: every fault applied is logged, one line: rule, stage, action, client.
+ * Rule 3: the HTTP API (PUT/DELETE /api/mailbox/v1/faults) replaces the rules in force, with
+ *         fresh counters; SIGHUP goes back to the file (or to none without --faults).
  */
 import { readFileSync } from 'node:fs';
 import { FaultPlan, describeFaultAction, parseFaultRules, type FaultAction, type FaultStage } from '../core/faults.ts';
@@ -32,26 +34,47 @@ export function readFaultPlan(file: string): FaultPlan {
 
 /** The rules in force; the session host asks it at every stage of every session. */
 export class FaultRules {
-  readonly #file: string;
+  readonly #file: string | null;
   readonly #log: Logger;
   readonly #now: () => number;
   #plan: FaultPlan;
+  /** The rules as given (the file's JSON or the API's body), for GET. */
+  #source: unknown;
 
-  constructor(file: string, log: Logger, now: () => number) {
+  /** With a null file, no rule is in force until the API sets some. */
+  constructor(file: string | null, log: Logger, now: () => number) {
     this.#file = file;
     this.#log = log;
     this.#now = now;
-    this.#plan = readFaultPlan(file);
+    this.#plan = file === null ? new FaultPlan([]) : readFaultPlan(file);
+    this.#source = file === null ? { rules: [] } : JSON.parse(readFileSync(file, 'utf8'));
   }
 
   get size(): number {
     return this.#plan.rules.length;
   }
 
+  /** The rules in force as they were given. */
+  get source(): unknown {
+    return this.#source;
+  }
+
+  /** Replaces the rules in force (counters start again); the reason when `json` is not a faults document. */
+  replace(json: unknown, by: string): string | null {
+    const parsed = parseFaultRules(json);
+    if (!parsed.ok) return parsed.why;
+    this.#plan = new FaultPlan(parsed.rules);
+    this.#source = json;
+    this.#log.warn('faults-replaced', { rules: parsed.rules.length, by, note: parsed.rules.length > 0 ? 'scripted faults are in force (testing only)' : undefined });
+    return null;
+  }
+
   /** SIGHUP: the file again, with fresh counters; a bad file leaves the old rules in force. */
   reload(): void {
+    if (this.#file === null) return;
     try {
       this.#plan = readFaultPlan(this.#file);
+      this.#source = JSON.parse(readFileSync(this.#file, 'utf8'));
       this.#log.info('faults-reloaded', { file: this.#file, rules: this.#plan.rules.length });
     } catch (error) {
       this.#log.error('faults-reload-failed', { error: (error as Error).message, kept: `the ${this.#plan.rules.length} rules read before` });

@@ -12,13 +12,11 @@ import type { ServeConfig } from '../config.ts';
 import { EXIT, SetupError } from '../exit-status.ts';
 import type { BasicAuth } from '../http/basic-auth.ts';
 import { HttpServer, type HttpRoute } from '../http/http-server.ts';
+import { MAX_JSON_BODY_BYTES } from '../http/mailpit-api.ts';
 import type { Logger } from '../log.ts';
 import type { Spool } from '../spool/spool.ts';
 import type { TlsMaterial } from '../tls/certificates.ts';
 import { BindError } from '../transport/tcp-server.ts';
-
-/** Mailpit caps JSON request bodies at 5 MB (research/mailpit-api.md §1.1). */
-export const MAX_JSON_BODY_BYTES = 5 * 1024 * 1024;
 
 export interface HttpHostDeps {
   readonly log: Logger;
