@@ -62,6 +62,26 @@ export function formatReceived(trace: TraceInfo, tx: Envelope): string {
   );
 }
 
+/** What our own Received header tells of the session that carried a message. */
+export interface ReceivedTrace {
+  readonly heloName: string;
+  readonly clientAddress: string;
+  readonly protocol: string;
+  /** "TLSv1.3 TLS_AES_256_GCM_SHA384", or null for a clear session. */
+  readonly tls: string | null;
+}
+
+/**
+ * Reads back the trace that formatReceived() wrote at the top of a stored message, or null when
+ * the message does not start with one of ours (unfolded per RFC 5322 §2.2.3 first).
+ */
+export function parseReceived(header: string): ReceivedTrace | null {
+  const unfolded = header.replace(/\r?\n[ \t]/g, ' ');
+  const m = /^Received: from (\S+) \(\[(?:IPv6:)?([^\]]+)\]\) by \S+ \(mailbox\) with (\S+) id \S+(?: \(([^)]*)\))?/.exec(unfolded);
+  if (m === null) return null;
+  return { heloName: m[1], clientAddress: m[2], protocol: m[3], tls: m[4] ?? null };
+}
+
 const DAYS = ['Thu', 'Fri', 'Sat', 'Sun', 'Mon', 'Tue', 'Wed'] as const;
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'] as const;
 const pad = (n: number) => String(n).padStart(2, '0');

@@ -115,6 +115,7 @@ export class HttpServer {
   /** Host names a Host header may carry besides loopback ones: the --http hosts. */
   readonly #allowedHosts: ReadonlySet<string>;
   #draining = false;
+  readonly #atStop: (() => void)[] = [];
 
   private constructor(options: HttpServerOptions) {
     this.#options = options;
@@ -157,12 +158,25 @@ export class HttpServer {
 
   /** Stops taking new connections; open requests finish. */
   async drain(): Promise<void> {
-    this.#draining = true;
+    this.#stopping();
     await Promise.all(this.#servers.map(({ server }) => server.stop(false)));
   }
 
-  async close(): Promise<void> {
+  /**
+   * Runs `fn` once when the server starts to stop (drain or close): for what routes hold open,
+   * such as long polls, streams and websockets, which would otherwise keep a drain waiting.
+   */
+  atStop(fn: () => void): void {
+    this.#atStop.push(fn);
+  }
+
+  #stopping(): void {
     this.#draining = true;
+    for (const fn of this.#atStop.splice(0)) fn();
+  }
+
+  async close(): Promise<void> {
+    this.#stopping();
     await Promise.all(this.#servers.splice(0).map(({ server }) => server.stop(true)));
   }
 

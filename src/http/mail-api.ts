@@ -35,5 +35,12 @@ export function installMailApi(http: HttpServer, mail: MailSource, deps: Omit<Ma
   http.addRoutes(mailpitRoutes({ ...deps, mail }));
   http.addRoutes(events.routes());
   http.addRoutes(mailboxRoutes({ mail, now: deps.now, waits, session: deps.session, faults: deps.faults, version: deps.version }));
-  return { waits, events, close: () => events.close() };
+  return {
+    waits,
+    events,
+    close: () => {
+      waits.stop();
+      events.close();
+    },
+  };
 }

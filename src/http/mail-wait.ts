@@ -42,6 +42,8 @@ export class WaitRegistry {
   readonly #mail: MailSource;
   readonly #max: number;
   #open = 0;
+  /** Aborted when the server stops: every wait ends with its cursor, every stream closes. */
+  readonly #stopping = new AbortController();
 
   constructor(mail: MailSource, max: number) {
     this.#mail = mail;
@@ -63,6 +65,16 @@ export class WaitRegistry {
     this.#open--;
   }
 
+  /** Fires when the server stops. */
+  get stopping(): AbortSignal {
+    return this.#stopping.signal;
+  }
+
+  /** Ends every wait (as a timeout, with its cursor) and stream. */
+  stop(): void {
+    this.#stopping.abort();
+  }
+
   /**
    * Resolves with the first `count` matches after `after` as soon as there are any (at once when
    * they exist), or with a timeout carrying the cursor to resume from. The caller holds a slot.
@@ -78,6 +90,7 @@ export class WaitRegistry {
         stop();
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
+        this.#stopping.signal.removeEventListener('abort', onStop);
         resolve(outcome);
       };
       const look = () => {
@@ -88,6 +101,7 @@ export class WaitRegistry {
         else checked = Math.max(checked, upTo);
       };
       const onAbort = () => finish({ kind: 'aborted' });
+      const onStop = () => finish({ kind: 'timeout', cursor: checked });
       // Rule 1: subscribed first, then the first look.
       const stop = mail.subscribe((change) => {
         if (change.kind === 'new' && change.lastSeq > checked) look();
@@ -95,7 +109,9 @@ export class WaitRegistry {
       });
       const timer = setTimeout(() => finish({ kind: 'timeout', cursor: checked }), timeoutMs);
       signal.addEventListener('abort', onAbort, { once: true });
+      this.#stopping.signal.addEventListener('abort', onStop, { once: true });
       if (signal.aborted) onAbort();
+      else if (this.#stopping.signal.aborted) onStop();
       else look();
     });
   }

@@ -69,7 +69,7 @@ export interface MailboxApiDeps {
 /** A cursor as clients hold it: the decimal seq ("0" is the beginning). */
 function parseCursor(text: string | null): number {
   if (text === null || text === '') return 0;
-  if (!/^\d{1,15}$/.test(text)) throw jsonError(400, `bad cursor ${JSON.stringify(text)}: a cursor is what a wait, a stream or GET ${PREFIX}/cursor returned`);
+  if (!/^\d{1,16}$/.test(text) || !Number.isSafeInteger(Number(text))) throw jsonError(400, `bad cursor ${JSON.stringify(text)}: a cursor is what a wait, a stream or GET ${PREFIX}/cursor returned`);
   return Number(text);
 }
 
@@ -150,6 +150,7 @@ export function mailboxRoutes(deps: MailboxApiDeps): HttpRoute[] {
           }
         };
         request.signal.addEventListener('abort', () => stop(), { once: true });
+        waits.stopping.addEventListener('abort', () => stop(), { once: true });
         send(`retry: 1000\n: cursor ${sent}\n\n`);
         pump();
       },

@@ -7,16 +7,28 @@
  *         --http-insecure. Without a users file a non-loopback --http does not start (exit 78).
  * Rule 2: a bind failure is one line naming --http, exit 71, as for the other listeners.
  */
+import { statSync } from 'node:fs';
+import packageJson from '../../package.json' with { type: 'json' };
 import { isLoopbackHost } from '../auth/networks.ts';
 import type { ServeConfig } from '../config.ts';
+import { parseReceived } from '../core/envelope.ts';
+import { mailboxKey } from '../core/address.ts';
 import { EXIT, SetupError } from '../exit-status.ts';
 import type { BasicAuth } from '../http/basic-auth.ts';
-import { HttpServer, type HttpRoute } from '../http/http-server.ts';
+import { HttpServer, type HttpContext, type HttpRoute } from '../http/http-server.ts';
+import { installMailApi, type MailApi } from '../http/mail-api.ts';
+import type { SessionRecord } from '../http/mailbox-api.ts';
 import { MAX_JSON_BODY_BYTES } from '../http/mailpit-api.ts';
+import { createIdGenerator } from '../ids.ts';
 import type { Logger } from '../log.ts';
-import type { Spool } from '../spool/spool.ts';
+import { createLayout } from '../spool/layout.ts';
+import { formatRecord, formatSegmentHeader } from '../spool/segment-format.ts';
+import { MessageNotFoundError, type Spool } from '../spool/spool.ts';
+import type { MailIndex } from '../store/mail-index.ts';
 import type { TlsMaterial } from '../tls/certificates.ts';
 import { BindError } from '../transport/tcp-server.ts';
+import type { FaultRules } from './fault-rules.ts';
+import { localSubmitter } from './local-submit.ts';
 
 export interface HttpHostDeps {
   readonly log: Logger;
@@ -26,6 +38,9 @@ export interface HttpHostDeps {
   /** Whether a client address is on a trusted network (may relay without credentials). */
   readonly trusted: (address: string) => boolean;
   readonly spool: Spool;
+  /** The index the mail APIs read; null leaves them out (a benchmark of the accept path). */
+  readonly mailIndex: MailIndex | null;
+  readonly faults: FaultRules;
 }
 
 /** Whether --http needs the certificate: some address is off loopback and --http-insecure is not set. */
@@ -61,7 +76,80 @@ export function startHttp(config: ServeConfig, deps: HttpHostDeps): HttpServer {
     throw new SetupError(`${failure.message}; change --http`, EXIT.osErr);
   }
   http.addRoutes(probeRoutes());
+  if (deps.mailIndex !== null) {
+    const api = mailApi(http, deps.mailIndex, config, deps);
+    // Waits end, streams and websockets close and the index subscription goes when serve stops.
+    http.atStop(() => api.close());
+  }
   return http;
+}
+
+/** Mailpit's API and ours over the mail index, with serve's policy for sending and sessions. */
+function mailApi(http: HttpServer, index: MailIndex, config: ServeConfig, deps: HttpHostDeps): MailApi {
+  const { spool, log, now } = deps;
+  const startedMs = now();
+  let deleted = 0;
+  index.subscribe((change) => {
+    if (change.kind === 'deleted') deleted += change.ids.length;
+  });
+  const submit = localSubmitter({ config, spool, log, now, newId: createIdGenerator(now) });
+  const indexPath = createLayout(config.dataDir).indexPath;
+  return installMailApi(http, index, {
+    version: packageJson.version,
+    now,
+    hostname: config.hostname,
+    databasePath: indexPath,
+    databaseBytes: () => fileBytes(indexPath) + fileBytes(`${indexPath}-wal`),
+    runtime: () => {
+      const stats = spool.stats();
+      return { startedMs, smtpAccepted: stats.commits, smtpAcceptedBytes: 0, smtpRejected: 0, deleted };
+    },
+    // The same rule as SMTP: trusted networks relay, and so do authenticated users.
+    mayRelay: (context: HttpContext) => context.user !== null || deps.trusted(context.client),
+    submit: (s) => submit({ ...s, protocol: 'HTTP' }),
+    relay: null,
+    session: (id) => sessionOf(spool, id, config.hostname),
+    faults: deps.faults,
+  });
+}
+
+/** The session that carried a message: its envelope and our Received header, and the record as a segment. */
+async function sessionOf(spool: Spool, id: string, hostname: string): Promise<SessionRecord | null> {
+  const info = spool.get(id);
+  if (info === undefined) return null;
+  let stuffed: Uint8Array;
+  try {
+    stuffed = await spool.readRaw(id);
+  } catch (error) {
+    if (error instanceof MessageNotFoundError) return null;
+    throw error;
+  }
+  // Our Received header is the first field: it names the HELO, the client and the TLS in force.
+  const headEnd = Math.min(stuffed.length, 2048);
+  const head = new TextDecoder().decode(stuffed.subarray(0, headEnd));
+  const trace = parseReceived(head.slice(0, head.search(/\r\n(?![ \t])/) + 2 || head.length));
+  const record = formatRecord({ id, timeMs: info.timeMs, envelope: info.envelope, stuffed, local: info.envelope.recipients.map((r) => r.local) });
+  const segment = new Uint8Array(Buffer.concat([formatSegmentHeader(hostname), record]));
+  return {
+    id,
+    receivedMs: info.timeMs,
+    clientAddress: trace?.clientAddress ?? null,
+    helo: trace?.heloName ?? null,
+    tls: trace?.tls ?? null,
+    authUser: info.envelope.authUser,
+    mailFrom: info.envelope.sender === null ? '' : mailboxKey(info.envelope.sender),
+    recipients: info.envelope.recipients.map((r) => mailboxKey(r.mailbox)),
+    size: info.size,
+    replayable: segment,
+  };
+}
+
+function fileBytes(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
 }
 
 /** Mailpit's probes; pytest-mailpit reads the server's time from the Date header of /livez. */

@@ -90,7 +90,8 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
   const directoryOf = (table: UserTable | null) => new LoginDirectory(table, config.domains, config.domains === null);
   let directory = directoryOf(users);
   // Checked before anything starts: a bad faults file is one line and exit 78.
-  const faults = config.faultsFile ? new FaultRules(config.faultsFile, log, now) : null;
+  // Always present: the HTTP API may set rules (PUT /api/mailbox/v1/faults) without a file.
+  const faults = new FaultRules(config.faultsFile, log, now);
   const services: Service[] = [];
   const listeners: Listener[] = [];
   const closeAll = async () => {
@@ -151,7 +152,7 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
   else if (users) log.info('users', { file: config.usersFile, users: users.size });
   const authenticator =
     users || config.authAny ? new Authenticator({ users: () => (config.authAny ? null : users), throttle: new AuthThrottle(), now }) : null;
-  if (faults) log.warn('faults', { file: config.faultsFile, rules: faults.size, note: 'scripted faults are in force (testing only)' });
+  if (config.faultsFile) log.warn('faults', { file: config.faultsFile, rules: faults.size, note: 'scripted faults are in force (testing only)' });
   const host = createSessionHost(config, spool, log, now, authenticator, faults, relay);
   // One set of caps for every listener, whatever protocol it speaks.
   const limits = new ConnectionLimits({
@@ -195,7 +196,7 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
   const basicAuth = authenticator && !config.authAny ? new BasicAuth(authenticator, now, log) : null;
   if (config.http.length > 0) {
     try {
-      http = startHttp(config, { log, now, certificate, auth: basicAuth, trusted: host.trusted, spool });
+      http = startHttp(config, { log, now, certificate, auth: basicAuth, trusted: host.trusted, spool, mailIndex, faults });
       services.push(http);
       http.addRoutes(uiRoutes(uiBundleLoader()));
       if (deps.metrics) {
@@ -259,7 +260,7 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
           log.error('users-reload-failed', { file: config.usersFile, error: (error as Error).message, kept: 'the users read before' });
         }
       }
-      faults?.reload();
+      faults.reload();
     },
     close: closeAll,
   };
