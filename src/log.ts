@@ -3,9 +3,24 @@
  * Rule: the logger is built in main and passed down; nothing logs through a global.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { colorsFor, formatValue, paintEvent, paintKey, type Level, type Paint } from './cli/render.ts';
 
 export type Fields = Record<string, unknown>;
+export type Level = 'info' | 'warn' | 'error';
+
+/** How a text line's parts are styled; the colours are the CLI's (cli/render.ts's logLineStyle). */
+export interface LineStyle {
+  time(text: string): string;
+  event(level: Level, event: string): string;
+  key(text: string): string;
+}
+
+const PLAIN: LineStyle = { time: (text) => text, event: (_level, event) => event, key: (text) => text };
+
+/** A value as it appears in a key=value log line: quoted when it has spaces or quotes. */
+export function formatValue(value: unknown): string {
+  const text = Array.isArray(value) ? value.join(',') : String(value);
+  return /[\s"=]/.test(text) || text === '' ? JSON.stringify(text) : text;
+}
 
 /** A client-supplied name as it may appear in a log line: printable and bounded. */
 export function printable(text: string): string {
@@ -33,21 +48,22 @@ export interface LoggerOptions {
   /** A file to append to; standard error when absent. */
   readonly file?: string;
   readonly now: () => number;
-  readonly env: Record<string, string | undefined>;
+  /** Plain text when absent. */
+  readonly style?: LineStyle;
   readonly sink?: EventSink;
 }
 
 export function createLogger(options: LoggerOptions): Logger {
   let fd = options.file ? openSync(options.file, 'a') : 2;
-  const paint: Paint = options.file ? colorsFor({ isTTY: false }, options.env) : colorsFor(process.stderr, options.env);
+  const style = options.style ?? PLAIN;
 
   function line(level: Level, event: string, fields: Fields = {}): string {
     const time = new Date(options.now()).toISOString();
     if (options.format === 'json') return `${JSON.stringify({ time, level, event, ...fields })}\n`;
-    let text = `${paint.dim(time)} ${paintEvent(paint, level, event)}`;
+    let text = `${style.time(time)} ${style.event(level, event)}`;
     for (const [key, value] of Object.entries(fields)) {
       if (value === undefined) continue;
-      text += ` ${paintKey(paint, `${key}=`)}${formatValue(value)}`;
+      text += ` ${style.key(`${key}=`)}${formatValue(value)}`;
     }
     return `${text}\n`;
   }

@@ -16,7 +16,7 @@ import * as serve from './commands/serve.ts';
 import * as verify from './commands/verify.ts';
 import * as users from './commands/users.ts';
 import { createIdGenerator } from './ids.ts';
-import { normalizeSendmailArgs } from './send/options.ts';
+import { normalizeSendmailArgs } from './commands/send/options.ts';
 
 /**
  * The first SIGTERM or SIGINT asks for a graceful stop; a second one asks to stop now. Both

@@ -9,19 +9,15 @@ import type { Command } from 'cac';
 import { SASL_MECHANISMS, type ClientAuth, type SaslMechanism } from '../core/client-session.ts';
 import { ClientFailure } from '../core/errors.ts';
 import { parseHostPort } from '../transport/host-port.ts';
-import type { TlsMode, TlsSettings } from '../transport/tcp-client.ts';
+import type { ServerAddress, TlsMode, TlsSettings } from '../transport/tcp-client.ts';
 import { EXIT, InputError, UsageError } from './exit-codes.ts';
 import { createPrompter, type PromptInput } from './prompt.ts';
-import { oneOf, single } from './flags.ts';
+import { oneOf, single } from '../flag-values.ts';
 
 export type TlsChoice = 'auto' | 'starttls' | 'implicit' | 'off';
 export const TLS_CHOICES: readonly TlsChoice[] = ['auto', 'starttls', 'implicit', 'off'];
 
-export interface ServerAddress {
-  readonly host: string;
-  readonly port: number;
-  readonly tls: TlsMode;
-}
+export type { ServerAddress } from '../transport/tcp-client.ts';
 
 export interface AuthOptions {
   readonly user: string;

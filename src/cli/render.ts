@@ -3,6 +3,7 @@
  * terminal, never when piped or when NO_COLOR is set.
  */
 import { createColors } from 'picocolors';
+import type { Level, LineStyle } from '../log.ts';
 
 export type Paint = ReturnType<typeof createColors>;
 
@@ -10,8 +11,6 @@ export function colorsFor(stream: { isTTY?: boolean }, env: Record<string, strin
   const enabled = Boolean(stream.isTTY) && env.NO_COLOR === undefined && env.TERM !== 'dumb';
   return createColors(enabled);
 }
-
-export type Level = 'info' | 'warn' | 'error';
 
 /** Colours a log line's event word by what it means. */
 export function paintEvent(paint: Paint, level: Level, event: string): string {
@@ -33,10 +32,10 @@ export function paintSuccess(paint: Paint, text: string): string {
   return paint.green(text);
 }
 
-/** A value as it appears in a key=value log line: quoted when it has spaces or quotes. */
-export function formatValue(value: unknown): string {
-  const text = Array.isArray(value) ? value.join(',') : String(value);
-  return /[\s"=]/.test(text) || text === '' ? JSON.stringify(text) : text;
+/** The log's text lines styled for `stream` (a log file is never coloured). */
+export function logLineStyle(stream: { isTTY?: boolean }, env: Record<string, string | undefined>): LineStyle {
+  const paint = colorsFor(stream, env);
+  return { time: (text) => paint.dim(text), event: (level, event) => paintEvent(paint, level, event), key: (text) => paintKey(paint, text) };
 }
 
 /** `mailbox verify` verdict words: green, red, yellow, and plain dim for "unknown". */

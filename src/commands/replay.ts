@@ -9,13 +9,13 @@ import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { addConnectionOptions, DEFAULT_SERVER } from '../cli/connection-options.ts';
 import { createIdGenerator } from '../ids.ts';
-import { parseReplayFlags } from '../replay/options.ts';
-import { runReplayCommand, type ReplayDeps } from '../replay/run.ts';
+import { parseReplayFlags } from './replay/options.ts';
+import { runReplayCommand, type ReplayDeps } from './replay/run.ts';
 
-export type { ReplayDeps } from '../replay/run.ts';
-export type { ReplayOptions } from '../replay/options.ts';
-export { parseRate, parseReplayFlags } from '../replay/options.ts';
-export { runReplayCommand } from '../replay/run.ts';
+export type { ReplayDeps } from './replay/run.ts';
+export type { ReplayOptions } from './replay/options.ts';
+export { parseRate, parseReplayFlags } from './replay/options.ts';
+export { runReplayCommand } from './replay/run.ts';
 
 /** The real world: process streams, the clock, the host name, files. */
 export function systemDeps(env: Record<string, string | undefined>, now: () => number): ReplayDeps {

@@ -7,13 +7,13 @@
  */
 import type { CAC } from 'cac';
 import { addConnectionOptions } from '../cli/connection-options.ts';
-import { DEFAULT_SERVER, parseSendFlags } from '../send/options.ts';
-import { runInteractive } from '../send/interactive.ts';
-import { runSend, type SendDeps, type SendSummary } from '../send/run.ts';
+import { DEFAULT_SERVER, parseSendFlags } from './send/options.ts';
+import { runInteractive } from './send/interactive.ts';
+import { runSend, type SendDeps, type SendSummary } from './send/run.ts';
 
-export type { SendDeps, SendSummary } from '../send/run.ts';
-export { parseSendFlags, parseServer } from '../send/options.ts';
-export { runSend } from '../send/run.ts';
+export type { SendDeps, SendSummary } from './send/run.ts';
+export { parseSendFlags, parseServer } from './send/options.ts';
+export { runSend } from './send/run.ts';
 
 export function register(cli: CAC, deps: SendDeps): void {
   const command = cli

@@ -7,6 +7,7 @@
  */
 import type { CAC } from 'cac';
 import { buildServeConfig, type ServeConfig } from '../config.ts';
+import { logLineStyle } from '../cli/render.ts';
 import { createLogger } from '../log.ts';
 import { ServeMetrics } from '../serve/metrics.ts';
 import { startServer, type Server } from '../serve/server.ts';
@@ -40,7 +41,8 @@ export function register(cli: CAC, deps: ServeDeps): void {
 export async function runServe(config: ServeConfig, deps: ServeDeps, reread?: () => ServeConfig): Promise<void> {
   // The /metrics counters count what the log says: they are fed the logger's own events.
   const metrics = new ServeMetrics();
-  const log = createLogger({ format: config.log, file: config.logFile ?? undefined, now: deps.now, env: deps.env, sink: metrics.sink });
+  const style = logLineStyle(config.logFile ? { isTTY: false } : process.stderr, deps.env);
+  const log = createLogger({ format: config.log, file: config.logFile ?? undefined, now: deps.now, style, sink: metrics.sink });
   const signals = deps.signals();
   let server: Server | null = null;
   signals.onHangup(() => {

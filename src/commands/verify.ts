@@ -8,13 +8,13 @@ import type { CAC } from 'cac';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { VERIFY_DEFAULTS, parseVerifyFlags } from '../verify/options.ts';
-import { runVerify, type VerifyDeps } from '../verify/run.ts';
+import { VERIFY_DEFAULTS, parseVerifyFlags } from './verify/options.ts';
+import { runVerify, type VerifyDeps } from './verify/run.ts';
 
-export type { VerifyDeps } from '../verify/run.ts';
-export type { VerifyCommandOptions } from '../verify/options.ts';
-export { parseVerifyFlags } from '../verify/options.ts';
-export { parseAddressList, runVerify } from '../verify/run.ts';
+export type { VerifyDeps } from './verify/run.ts';
+export type { VerifyCommandOptions } from './verify/options.ts';
+export { parseVerifyFlags } from './verify/options.ts';
+export { parseAddressList, runVerify } from './verify/run.ts';
 
 /** The real world: process streams, the clock, /etc/resolv.conf, random bytes. */
 export function systemDeps(env: Record<string, string | undefined>, now: () => number): VerifyDeps {

@@ -9,7 +9,7 @@ import { UsageError } from '../exit-status.ts';
 import { formatMailbox, normalizeDomain, parseMailbox, type Mailbox } from '../core/address.ts';
 import type { Recipient } from '../core/envelope.ts';
 import type { ReplayItem } from './sources.ts';
-import { list } from '../cli/flags.ts';
+import { list } from '../flag-values.ts';
 import { addressPattern, globPattern } from '../core/address-pattern.ts';
 
 export interface Filter {

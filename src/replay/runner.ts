@@ -14,8 +14,7 @@ import { recordedDsn, recordedRecipient } from '../core/outgoing.ts';
 import { ClientFailure } from '../core/errors.ts';
 import type { Mailbox } from '../core/address.ts';
 import type { TranscriptEntry } from '../core/transcript.ts';
-import { explainFailure, tlsSettingsFor, type ServerAddress } from '../cli/connection-options.ts';
-import { openSmtpClient, type SmtpClient, type TlsSettings } from '../transport/tcp-client.ts';
+import { openSmtpClient, type ServerAddress, type SmtpClient, type TlsSettings } from '../transport/tcp-client.ts';
 import { decide, type EnvelopeRules } from './envelope-rules.ts';
 import { resultOf, unsentResult, type ExpectedCode, type ReplayResult } from './outcome.ts';
 import type { ReplayItem, ReplayProblem, SourceEvent } from './sources.ts';
@@ -29,6 +28,7 @@ export interface ReplayPlan {
   readonly server: ServerAddress;
   readonly ehloName: string;
   readonly timeoutMs: number;
+  /** As given to every connection (the --server hints are the command's, applied before). */
   readonly tlsSettings: TlsSettings;
   readonly auth?: ClientAuth;
   /** BDAT when the server offers CHUNKING. */
@@ -217,7 +217,7 @@ function openSession(index: number, shared: Shared): Promise<SmtpClient> {
     ehloName: plan.ehloName,
     timeoutMs: plan.timeoutMs,
     tls: plan.server.tls,
-    tlsSettings: tlsSettingsFor(plan.server, plan.tlsSettings),
+    tlsSettings: plan.tlsSettings,
     auth: plan.auth,
     chunking: plan.chunking,
     outgoing: 'strip',
@@ -238,9 +238,7 @@ export async function runReplay(source: Iterator<SourceEvent>, plan: ReplayPlan,
     connectFailures: 0,
     abandoned: null,
   };
-  const first = await openSession(1, shared).catch((error: unknown) => {
-    throw error instanceof ClientFailure ? explainFailure(error, plan.server.port, plan.server.tls) : error;
-  });
+  const first = await openSession(1, shared);
   const lanes = [new Lane(1, shared, first)];
   for (let i = 2; i <= plan.concurrency; i++) lanes.push(new Lane(i, shared));
   await Promise.all(lanes.map((lane) => lane.run()));

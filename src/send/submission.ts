@@ -11,7 +11,40 @@ import { formatDate } from '../core/envelope.ts';
 import { ComposeError, composeMessage, parseAddress, parseAddressList, type Attachment, type ComposeInput } from '../message/compose.ts';
 import { guessContentType } from '../message/mime.ts';
 import { cutAtDotLine, headerMessageId, headerRecipients, headerSender, parseRawMessage, prepareRawMessage } from '../message/raw-message.ts';
-import type { FileSpec, SendOptions } from './options.ts';
+
+/** A file to attach or inline: "FILE;type=image/png;name=shown.png;cid=logo@x". */
+export interface FileSpec {
+  readonly path: string;
+  readonly type: string | null;
+  readonly name: string | null;
+  readonly cid: string | null;
+}
+
+/** What send's flags say of the message itself (SendOptions adds the connection and the output). */
+export interface MessageOptions {
+  readonly from: string | null;
+  /** sendmail -F: the full name for a From header the message lacks. */
+  readonly fullName: string | null;
+  readonly to: readonly string[];
+  readonly cc: readonly string[];
+  readonly bcc: readonly string[];
+  readonly replyTo: readonly string[];
+  readonly subject: string | null;
+  readonly body: string | null;
+  readonly bodyFile: string | null;
+  readonly html: string | null;
+  readonly attach: readonly FileSpec[];
+  readonly inline: readonly FileSpec[];
+  readonly headers: readonly string[];
+  /** Send this message file as it is. */
+  readonly eml: string | null;
+  /** -t: recipients also from the message's To, Cc and Bcc. */
+  readonly readRecipients: boolean;
+  /** -i / -oi: a line of a single "." does not end the input (sendmail mode only). */
+  readonly ignoreDots: boolean;
+  /** Invoked as `sendmail`: standard input is a whole message. */
+  readonly sendmail: boolean;
+}
 
 export interface Submission {
   readonly sender: Mailbox | null;
@@ -78,11 +111,11 @@ async function readFileSpec(spec: FileSpec, inline: boolean, io: SubmissionIo): 
 }
 
 /** Builds the envelope and message the options describe. */
-export async function buildSubmission(options: SendOptions, io: SubmissionIo): Promise<Submission> {
+export async function buildSubmission(options: MessageOptions, io: SubmissionIo): Promise<Submission> {
   return options.eml !== null || options.readRecipients || options.sendmail ? rawSubmission(options, io) : composedSubmission(options, io);
 }
 
-async function composedSubmission(options: SendOptions, io: SubmissionIo): Promise<Submission> {
+async function composedSubmission(options: MessageOptions, io: SubmissionIo): Promise<Submission> {
   let body = options.body;
   if (body === null && options.bodyFile !== null) body = DECODER.decode(await readInput(io, options.bodyFile, '--body-file'));
   if (body === null) {
@@ -128,7 +161,7 @@ async function composedSubmission(options: SendOptions, io: SubmissionIo): Promi
   };
 }
 
-async function rawSubmission(options: SendOptions, io: SubmissionIo): Promise<Submission> {
+async function rawSubmission(options: MessageOptions, io: SubmissionIo): Promise<Submission> {
   let bytes: Uint8Array;
   if (options.eml !== null) bytes = await readInput(io, options.eml, '--eml');
   else {

@@ -34,6 +34,13 @@ import { formatHostPort } from './host-port.ts';
  */
 export type TlsMode = 'none' | 'opportunistic' | 'starttls' | 'implicit';
 
+/** One SMTP server and how TLS starts with it (send's and replay's --server). */
+export interface ServerAddress {
+  readonly host: string;
+  readonly port: number;
+  readonly tls: TlsMode;
+}
+
 export interface TlsSettings {
   /** Verify the server's certificate (default true). */
   readonly rejectUnauthorized?: boolean;

@@ -2,7 +2,7 @@ import { describe, expect, test } from 'bun:test';
 import { cac } from 'cac';
 import { UsageError } from '../../src/cli/exit-codes.ts';
 import { parseSendFlags, parseServer, register, type SendDeps } from '../../src/commands/send.ts';
-import { normalizeSendmailArgs, parseFileSpec } from '../../src/send/options.ts';
+import { normalizeSendmailArgs, parseFileSpec } from '../../src/commands/send/options.ts';
 
 describe('parseServer: --tls auto follows the scheme, then the port', () => {
   test.each([

@@ -24,7 +24,7 @@ test('log events through a real Logger are what the counters count', () => {
   const dir = mkdtempSync(join(tmpdir(), 'metrics-'));
   try {
     const metrics = new ServeMetrics();
-    const log = createLogger({ format: 'json', file: join(dir, 'log'), now: () => 0, env: {}, sink: metrics.sink });
+    const log = createLogger({ format: 'json', file: join(dir, 'log'), now: () => 0, sink: metrics.sink });
     log.info('accepted', { id: 'A', from: 'a@x.test', to: ['b@x.test'], size: 120, client: '127.0.0.1' });
     log.info('accepted', { id: 'B', from: 'a@x.test', to: ['c@x.test'], size: 80, client: '127.0.0.1' });
     log.warn('rejected', { client: '127.0.0.1', command: 'rcpt TO:<b@x.test>', reply: '550 5.7.1 relaying denied', blame: undefined });

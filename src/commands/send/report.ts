@@ -4,10 +4,10 @@
  * what to do when the cause is a common mistake (a TLS mode that does not fit the port).
  * Rule: pure. Text in, text out.
  */
-import { formatMailbox } from '../core/address.ts';
-import type { ClientFailure } from '../core/errors.ts';
-import { describeReply, type Reply } from '../core/reply.ts';
-import type { Handoff } from '../delivery/handoff.ts';
+import { formatMailbox } from '../../core/address.ts';
+import type { ClientFailure } from '../../core/errors.ts';
+import { describeReply, type Reply } from '../../core/reply.ts';
+import type { Handoff } from '../../delivery/handoff.ts';
 
 export interface ReportLines {
   readonly stdout: string[];
@@ -65,4 +65,4 @@ export function formatJson(messageId: string, sender: string | null, results: re
 }
 
 // Shared with `mailbox replay`.
-export { explainFailure } from '../cli/connection-options.ts';
+export { explainFailure } from '../../cli/connection-options.ts';

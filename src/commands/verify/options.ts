@@ -2,13 +2,13 @@
  * @module `mailbox verify` options: cac's parsed flags → a typed VerifyCommandOptions.
  * Rule: pure. Every mistake is a UsageError that names the flag; nothing is read or opened here.
  */
-import { UsageError } from '../exit-status.ts';
-import { single } from '../cli/flags.ts';
-import type { Mailbox } from '../core/address.ts';
-import { parseDnsServer } from '../dns/resolv-conf.ts';
-import type { DnsServer } from '../dns/resolver.ts';
-import { checkAddress } from './syntax.ts';
-import { LEVELS, type Level, type VerifyOptions } from './verifier.ts';
+import { UsageError } from '../../exit-status.ts';
+import { single } from '../../flag-values.ts';
+import type { Mailbox } from '../../core/address.ts';
+import { parseDnsServer } from '../../dns/resolv-conf.ts';
+import type { DnsServer } from '../../dns/resolver.ts';
+import { checkAddress } from '../../verify/syntax.ts';
+import { LEVELS, type Level, type VerifyOptions } from '../../verify/verifier.ts';
 
 export interface VerifyCommandOptions extends Omit<VerifyOptions, 'dns' | 'ehloName'> {
   readonly dns: DnsServer | null;

@@ -3,12 +3,13 @@
  * argument spellings (-oi, -fADDR, -FNAME) → the flags cac knows.
  * Rule: pure. Every mistake is a UsageError that names the flag; nothing is read or opened here.
  */
-import { parseConnectionFlags, parseServerFlag, type ConnectionFlags, type ServerAddress } from '../cli/connection-options.ts';
-import { UsageError } from '../exit-status.ts';
-import { QUIT_AFTER, type DsnOptions, type QuitAfter } from '../core/client-session.ts';
-import { parseDnsServer } from '../dns/resolv-conf.ts';
-import type { DnsServer } from '../dns/resolver.ts';
-import { list, oneOf, single } from '../cli/flags.ts';
+import { parseConnectionFlags, parseServerFlag, type ConnectionFlags, type ServerAddress } from '../../cli/connection-options.ts';
+import type { FileSpec, MessageOptions } from '../../send/submission.ts';
+import { UsageError } from '../../exit-status.ts';
+import { QUIT_AFTER, type DsnOptions, type QuitAfter } from '../../core/client-session.ts';
+import { parseDnsServer } from '../../dns/resolv-conf.ts';
+import type { DnsServer } from '../../dns/resolver.ts';
+import { list, oneOf, single } from '../../flag-values.ts';
 
 // The connection options are shared with `mailbox replay`.
 export {
@@ -19,39 +20,11 @@ export {
   type AuthOptions,
   type ServerAddress,
   type TlsChoice,
-} from '../cli/connection-options.ts';
+} from '../../cli/connection-options.ts';
 
-/** A file to attach or inline: "FILE;type=image/png;name=shown.png;cid=logo@x". */
-export interface FileSpec {
-  readonly path: string;
-  readonly type: string | null;
-  readonly name: string | null;
-  readonly cid: string | null;
-}
+export type { FileSpec } from '../../send/submission.ts';
 
-export interface SendOptions extends ConnectionFlags {
-  readonly from: string | null;
-  /** sendmail -F: the full name for a From header the message lacks. */
-  readonly fullName: string | null;
-  readonly to: readonly string[];
-  readonly cc: readonly string[];
-  readonly bcc: readonly string[];
-  readonly replyTo: readonly string[];
-  readonly subject: string | null;
-  readonly body: string | null;
-  readonly bodyFile: string | null;
-  readonly html: string | null;
-  readonly attach: readonly FileSpec[];
-  readonly inline: readonly FileSpec[];
-  readonly headers: readonly string[];
-  /** Send this message file as it is. */
-  readonly eml: string | null;
-  /** -t: recipients also from the message's To, Cc and Bcc. */
-  readonly readRecipients: boolean;
-  /** -i / -oi: a line of a single "." does not end the input (sendmail mode only). */
-  readonly ignoreDots: boolean;
-  /** Invoked as `sendmail`: standard input is a whole message. */
-  readonly sendmail: boolean;
+export interface SendOptions extends ConnectionFlags, MessageOptions {
   readonly dryRun: boolean;
   /** null with --mx. */
   readonly server: ServerAddress | null;

@@ -6,12 +6,12 @@
  * Rule: the world (files, standard input, streams, the clock, resolv.conf) comes in through VerifyDeps.
  */
 import { readFile } from 'node:fs/promises';
-import { EXIT, InputError, UsageError } from '../exit-status.ts';
-import { colorsFor } from '../cli/render.ts';
-import { formatBlockedWarning, formatProgress, formatResultDetails, formatResultJson, formatResultLine, formatStats } from '../cli/verify-render.ts';
-import { FALLBACK_SERVER, parseResolvConf } from '../dns/resolv-conf.ts';
+import { EXIT, InputError, UsageError } from '../../exit-status.ts';
+import { colorsFor } from '../../cli/render.ts';
+import { formatBlockedWarning, formatProgress, formatResultDetails, formatResultJson, formatResultLine, formatStats } from '../../cli/verify-render.ts';
+import { FALLBACK_SERVER, parseResolvConf } from '../../dns/resolv-conf.ts';
 import type { VerifyCommandOptions } from './options.ts';
-import { verifyAddresses } from './verifier.ts';
+import { verifyAddresses } from '../../verify/verifier.ts';
 
 type Writable = { write(text: string): unknown; readonly isTTY?: boolean };
 

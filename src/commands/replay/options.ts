@@ -2,11 +2,11 @@
  * @module `mailbox replay` options: cac's parsed flags → a typed ReplayOptions.
  * Rule: pure. Every mistake is a UsageError that names the flag; nothing is read or opened here.
  */
-import { parseConnectionFlags, parseServerFlag, type ConnectionFlags, type ServerAddress } from '../cli/connection-options.ts';
-import { UsageError } from '../exit-status.ts';
-import { list, single } from '../cli/flags.ts';
-import { parseEnvelopeRules, type EnvelopeRules } from './envelope-rules.ts';
-import { parseExpectedCode, type ExpectedCode } from './outcome.ts';
+import { parseConnectionFlags, parseServerFlag, type ConnectionFlags, type ServerAddress } from '../../cli/connection-options.ts';
+import { UsageError } from '../../exit-status.ts';
+import { list, single } from '../../flag-values.ts';
+import { parseEnvelopeRules, type EnvelopeRules } from '../../replay/envelope-rules.ts';
+import { parseExpectedCode, type ExpectedCode } from '../../replay/outcome.ts';
 
 export interface ReplayOptions extends ConnectionFlags {
   readonly paths: readonly string[];

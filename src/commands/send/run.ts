@@ -4,20 +4,20 @@
  * failure for main.ts to turn into one line and a sysexits code.
  * Rule: the world (files, standard input, DNS, terminal) comes in through SendDeps.
  */
-import { readClientAuth, readTlsSettings, tlsSettingsFor, type ConnectionIo } from '../cli/connection-options.ts';
-import type { PromptInput } from '../cli/prompt.ts';
-import { formatMailbox } from '../core/address.ts';
-import type { ClientAuth } from '../core/client-session.ts';
-import { ClientFailure } from '../core/errors.ts';
-import { renderTranscript, type TranscriptEntry } from '../core/transcript.ts';
-import { FALLBACK_SERVER, parseResolvConf } from '../dns/resolv-conf.ts';
-import { DnsResolver } from '../dns/resolver.ts';
-import { handOffToServer, type Handoff, type SessionPlan } from '../delivery/handoff.ts';
-import { handOffToMx } from '../delivery/mx-delivery.ts';
-import type { MxPolicy } from '../delivery/mx-policy.ts';
+import { readClientAuth, readTlsSettings, tlsSettingsFor, type ConnectionIo } from '../../cli/connection-options.ts';
+import type { PromptInput } from '../../cli/prompt.ts';
+import { formatMailbox } from '../../core/address.ts';
+import type { ClientAuth } from '../../core/client-session.ts';
+import { ClientFailure } from '../../core/errors.ts';
+import { renderTranscript, type TranscriptEntry } from '../../core/transcript.ts';
+import { FALLBACK_SERVER, parseResolvConf } from '../../dns/resolv-conf.ts';
+import { DnsResolver } from '../../dns/resolver.ts';
+import { handOffToServer, type Handoff, type SessionPlan } from '../../delivery/handoff.ts';
+import { handOffToMx } from '../../delivery/mx-delivery.ts';
+import type { MxPolicy } from '../../delivery/mx-policy.ts';
 import { tlsMode, type SendOptions } from './options.ts';
 import { explainFailure, formatJson, formatReport } from './report.ts';
-import { buildSubmission, formatDryRun, type Submission, type SubmissionIo } from './submission.ts';
+import { buildSubmission, formatDryRun, type Submission, type SubmissionIo } from '../../send/submission.ts';
 
 /** Standard input: piped bytes, or a terminal to ask on. */
 export type SendInput = { readonly isTTY?: boolean } & AsyncIterable<Uint8Array | string> & Partial<PromptInput>;

@@ -3,10 +3,11 @@
  * the concurrent client sessions (runner.ts), print a line per transaction and the summary.
  * Rule: the world (files, standard input, streams, the clock) comes in through ReplayDeps.
  */
-import { readClientAuth, readTlsSettings, type ConnectionIo } from '../cli/connection-options.ts';
-import { EXIT } from '../exit-status.ts';
-import { formatProgressLine, ProgressLine } from '../cli/progress.ts';
-import { colorsFor, paintError } from '../cli/render.ts';
+import { ClientFailure } from '../../core/errors.ts';
+import { explainFailure, readClientAuth, readTlsSettings, tlsSettingsFor, type ConnectionIo } from '../../cli/connection-options.ts';
+import { EXIT } from '../../exit-status.ts';
+import { formatProgressLine, ProgressLine } from '../../cli/progress.ts';
+import { colorsFor, paintError } from '../../cli/render.ts';
 import {
   formatProblemJson,
   formatProblemLine,
@@ -15,14 +16,14 @@ import {
   formatSummary,
   formatSummaryJson,
   type SummaryInfo,
-} from '../cli/replay-render.ts';
-import { formatPeer } from '../transport/tcp-client.ts';
-import { FailedSpool } from './failed-spool.ts';
+} from '../../cli/replay-render.ts';
+import { formatPeer } from '../../transport/tcp-client.ts';
+import { FailedSpool } from '../../replay/failed-spool.ts';
 import type { ReplayOptions } from './options.ts';
-import { countResult, emptyTotals } from './outcome.ts';
-import { runReplay } from './runner.ts';
-import { planSources, readSources } from './sources.ts';
-import { TranscriptLog } from './transcript-log.ts';
+import { countResult, emptyTotals } from '../../replay/outcome.ts';
+import { runReplay } from '../../replay/runner.ts';
+import { planSources, readSources } from '../../replay/sources.ts';
+import { TranscriptLog } from '../../replay/transcript-log.ts';
 
 export interface ReplayDeps {
   readonly now: () => number;
@@ -68,7 +69,7 @@ export async function runReplayCommand(options: ReplayOptions, deps: ReplayDeps)
         server: options.server,
         ehloName: options.ehloName ?? deps.hostname(),
         timeoutMs: options.timeoutMs,
-        tlsSettings,
+        tlsSettings: tlsSettingsFor(options.server, tlsSettings),
         auth,
         chunking: options.chunking,
         concurrency: options.concurrency,
@@ -105,7 +106,10 @@ export async function runReplayCommand(options: ReplayOptions, deps: ReplayDeps)
         onTranscript: transcript === null ? undefined : (connection, entry) => transcript.entry(connection, entry),
       },
       { now: deps.now, sleep: deps.sleep },
-    );
+    ).catch((error: unknown) => {
+      // Only the first connection's failure comes back here: worded with the flags to change.
+      throw error instanceof ClientFailure ? explainFailure(error, options.server.port, options.server.tls) : error;
+    });
   } finally {
     if (ticker !== null) clearInterval(ticker);
     progress?.clear();

@@ -5,15 +5,15 @@
  * Rule: each address is checked with its own short session that stops after MAIL or RCPT
  * (--quit-after), so nothing is sent until everything has been asked.
  */
-import { UsageError } from '../exit-status.ts';
-import { createPrompter, type PromptInput, type Prompter } from '../cli/prompt.ts';
-import type { Mailbox } from '../core/address.ts';
-import { describeReply } from '../core/reply.ts';
-import { ComposeError, parseAddress, parseAddressList } from '../message/compose.ts';
-import { handOffToServer, type SessionPlan } from '../delivery/handoff.ts';
+import { UsageError } from '../../exit-status.ts';
+import { createPrompter, type PromptInput, type Prompter } from '../../cli/prompt.ts';
+import type { Mailbox } from '../../core/address.ts';
+import { describeReply } from '../../core/reply.ts';
+import { ComposeError, parseAddress, parseAddressList } from '../../message/compose.ts';
+import { handOffToServer, type SessionPlan } from '../../delivery/handoff.ts';
 import type { SendOptions } from './options.ts';
 import { buildPlan, deliverSubmission, submissionIo, transcriptSink, type SendDeps, type SendSummary } from './run.ts';
-import { buildSubmission, type Submission } from './submission.ts';
+import { buildSubmission, type Submission } from '../../send/submission.ts';
 
 /** A probe submission: MAIL (and RCPT) only, never a message. */
 function probe(sender: Mailbox, recipients: readonly Mailbox[]): Submission {

@@ -2,7 +2,7 @@
  * @module Reading cac's flag values: a repeated flag arrives as an array, a flag without its value
  * as `true`, an absent one as undefined. Every command reads its flags through these.
  */
-import { UsageError } from './exit-codes.ts';
+import { UsageError } from './exit-status.ts';
 
 /** The one value of a flag that may be given once, or null when it is absent. */
 export function single(value: unknown, flag: string): string | null {
