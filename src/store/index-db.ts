@@ -157,8 +157,11 @@ export class IndexDb {
   readonly #insertFts: Statement;
   readonly #setMeta: Statement;
 
-  private constructor(db: Database) {
+  readonly #sync: string;
+
+  private constructor(db: Database, sync = 'NORMAL') {
     this.#db = db;
+    this.#sync = sync;
     this.#insertMessage = db.prepare(
       `INSERT INTO messages (seq, id, received_ms, mail_from, rcpts, auth_user, addresses, return_path, subject, message_id, date_ms, size, attachments, inline, snippet, read)
        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)`,
@@ -173,15 +176,16 @@ export class IndexDb {
    * Opens (or creates) the index at `path`. A file from another schema version is emptied and
    * `rebuilt` is true: the caller must then ingest the whole spool again.
    */
-  static open(path: string): { index: IndexDb; rebuilt: boolean } {
+  static open(path: string, options: { sync?: 'normal' | 'off' } = {}): { index: IndexDb; rebuilt: boolean } {
     // It holds people's mail, as the spool does: only the owner may read it (SQLite gives the
     // -wal and -shm files the mode of the database file).
     closeSync(openSync(path, 'a', 0o600));
     const db = new Database(path, { create: true, strict: true });
     db.exec('PRAGMA journal_mode = WAL');
-    // The index is derived: after a power cut it is checked against the spool position and
-    // rebuilt if behind, so it need not fsync on every commit.
-    db.exec('PRAGMA synchronous = NORMAL');
+    // The index is derived, so it need not fsync on every commit (NORMAL: only at checkpoints).
+    // 'off' never does: for a caller that rebuilds the file after a machine crash (index-writer.ts).
+    const sync = options.sync === 'off' ? 'OFF' : 'NORMAL';
+    db.exec(`PRAGMA synchronous = ${sync}`);
     db.exec('PRAGMA foreign_keys = OFF');
     // 32 MB of page cache: a search over 100,000 messages touches a few MB of FTS doclists.
     db.exec('PRAGMA cache_size = -32768');
@@ -196,7 +200,7 @@ export class IndexDb {
         db.query('INSERT INTO meta (key, value) VALUES (?1, ?2)').run('schema_version', String(INDEX_SCHEMA_VERSION));
       })();
     }
-    return { index: new IndexDb(db), rebuilt };
+    return { index: new IndexDb(db, sync), rebuilt };
   }
 
   /**
@@ -231,7 +235,7 @@ export class IndexDb {
     try {
       return this.#db.transaction(fn)();
     } finally {
-      if (durable) this.#db.exec('PRAGMA synchronous = NORMAL');
+      if (durable) this.#db.exec(`PRAGMA synchronous = ${this.#sync}`);
     }
   }
 

@@ -3,9 +3,21 @@
  * MailIndex, one at a time in arrival order, and answers each by its number. Started by path
  * (index-client.ts); scripts/build.ts lists it as an entry point so a compiled binary holds it.
  */
+import { setPriority } from 'node:os';
 import { IndexWriter, type WriterRequest } from './index-writer.ts';
 
 declare const self: Worker;
+
+/** nice 10: about a tenth of the CPU a nice-0 thread gets when both want it. */
+const INDEX_WORKER_NICE = 10;
+
+// Below the accept path: on Linux a thread has its own nice value, so when the CPUs are busy
+// the listeners' thread runs first and the index catches up once the burst is over.
+try {
+  setPriority(INDEX_WORKER_NICE);
+} catch {
+  // not allowed here (a container without the right): the worker runs at the process's priority
+}
 
 const writer = new IndexWriter();
 let queue: Promise<void> = Promise.resolve();

@@ -167,6 +167,22 @@ describe('MailIndex', () => {
     expect(o.index.db.get('m1')).toMatchObject({ read: true, tags: ['x'] });
   });
 
+  test('an index left open by another boot (a machine crash: it never fsyncs) is rebuilt; one closed cleanly is not', async () => {
+    const dir = newDir();
+    let o = await start(dir);
+    await commit(o.spool, 0, 2);
+    await o.index.drain();
+    await stop(o);
+    const { Database } = await import('bun:sqlite');
+    const db = new Database(createLayout(dir).indexPath);
+    expect(db.query("SELECT value FROM meta WHERE key = 'open_in_boot'").get()).toBeNull();
+    db.query("INSERT INTO meta (key, value) VALUES ('open_in_boot', 'a-boot-before')").run();
+    db.close();
+    o = await start(dir);
+    expect(o.log.lines.find((l) => l.msg === 'index-rebuild')?.fields?.reason).toBe('the machine stopped while the index was open');
+    expect(ids(o.index)).toEqual(['m1', 'm0']);
+  });
+
   test('reindex (rebuild asked for) empties and refills the index', async () => {
     const dir = newDir();
     let o = await start(dir);
