@@ -340,7 +340,9 @@ export function mailpitRoutes(deps: MailpitApiDeps): HttpRoute[] {
     const id = await deps.submit({ from: built.from, recipients: built.recipients, bytes, user: context.user, client: context.client }).catch((error: unknown) => {
       throw error instanceof HttpError ? error : sendError(400, (error as Error).message);
     });
-    if (built.tags.length > 0) await tagWhenIndexed(mail, id, built.tags);
+    // Mailpit answers once the message can be read: a GET right after must find it.
+    await untilIndexed(mail, id);
+    if (built.tags.length > 0) await mail.setTags([id], built.tags);
     return jsonResponse({ ID: id });
   };
 
@@ -534,11 +536,11 @@ function formatPerson(p: { email: string; name: string }): string {
   return `"${p.name.replace(/["\\]/g, '\\$&')}" <${p.email}>`;
 }
 
-/** How long the send API waits for its message to be indexed before it sets the tags. */
+/** How long the send API waits for its message to be indexed (indexing follows the commit). */
 const INDEX_WAIT_MS = 10_000;
 
-/** The send API's Tags: set once the message is indexed (indexing follows the commit). */
-async function tagWhenIndexed(mail: MailSource, id: string, tags: readonly string[]): Promise<void> {
+/** Resolves once `id` is indexed, or after INDEX_WAIT_MS. */
+async function untilIndexed(mail: MailSource, id: string): Promise<void> {
   if (mail.db.get(id) === null) {
     await new Promise<void>((resolve) => {
       const timer = setTimeout(done, INDEX_WAIT_MS);
@@ -552,6 +554,5 @@ async function tagWhenIndexed(mail: MailSource, id: string, tags: readonly strin
       }
     });
   }
-  await mail.setTags([id], tags);
 }
 

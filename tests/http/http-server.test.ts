@@ -176,7 +176,7 @@ describe('HTTP Basic against the users file', () => {
     expect(log.some((l) => l.event === 'http-auth-failed' && l.fields.user === 'alice')).toBe(true);
     auth.forget();
     expect(auth.cached).toBe(0);
-  });
+  }, 30_000);
 
   test('parseBasic (RFC 7617 §2)', () => {
     expect(parseBasic(`Basic ${btoa('a:b:c')}`)).toEqual({ user: 'a', password: 'b:c' });
