@@ -62,8 +62,8 @@ export interface Submission {
 
 /** The relay, when serve has one: release goes through it. */
 export interface RelayPort {
-  /** Relays a stored message to `to`; resolves when the first attempt is done, rejects with the reason. */
-  release(id: string, to: readonly string[], client: string): Promise<void>;
+  /** Queues a stored message for the relay to `to`; resolves once queued (durable), rejects with the reason. */
+  release(id: string, to: readonly string[], context: HttpContext): Promise<void>;
   /** WebUIConfiguration.MessageRelay.SMTPServer: the smarthost, or "MX". */
   readonly describe: string;
 }
@@ -353,7 +353,7 @@ export function mailpitRoutes(deps: MailpitApiDeps): HttpRoute[] {
     const to = stringList(body, 'To') ?? [];
     if (to.length === 0) throw textError(400, 'No valid addresses found');
     if (deps.relay === null) throw textError(400, 'Relay is not enabled: start serve with a relay');
-    await deps.relay.release(m.id, to, context.client).catch((error: unknown) => {
+    await deps.relay.release(m.id, to, context).catch((error: unknown) => {
       throw textError(400, `SMTP error: ${(error as Error).message}`);
     });
     return okResponse();

@@ -29,6 +29,7 @@ import type { TlsMaterial } from '../tls/certificates.ts';
 import { BindError } from '../transport/tcp-server.ts';
 import type { FaultRules } from './fault-rules.ts';
 import { localSubmitter } from './local-submit.ts';
+import type { RelayService } from './relay-service.ts';
 
 export interface HttpHostDeps {
   readonly log: Logger;
@@ -41,6 +42,8 @@ export interface HttpHostDeps {
   /** The index the mail APIs read; null leaves them out (a benchmark of the accept path). */
   readonly mailIndex: MailIndex | null;
   readonly faults: FaultRules;
+  /** The relay; null when serve relays nothing (then send is local only and release refused). */
+  readonly relay: RelayService | null;
 }
 
 /** Whether --http needs the certificate: some address is off loopback and --http-insecure is not set. */
@@ -92,7 +95,8 @@ function mailApi(http: HttpServer, index: MailIndex, config: ServeConfig, deps: 
   index.subscribe((change) => {
     if (change.kind === 'deleted') deleted += change.ids.length;
   });
-  const submit = localSubmitter({ config, spool, log, now, newId: createIdGenerator(now) });
+  const relayRoutes = deps.relay !== null && (config.relay.route !== null || config.relay.routes.size > 0);
+  const submit = localSubmitter({ config, spool, log, now, newId: createIdGenerator(now), relay: relayRoutes ? deps.relay : null });
   const indexPath = createLayout(config.dataDir).indexPath;
   return installMailApi(http, index, {
     version: packageJson.version,
@@ -107,7 +111,18 @@ function mailApi(http: HttpServer, index: MailIndex, config: ServeConfig, deps: 
     // The same rule as SMTP: trusted networks relay, and so do authenticated users.
     mayRelay: (context: HttpContext) => context.user !== null || deps.trusted(context.client),
     submit: (s) => submit({ ...s, protocol: 'HTTP' }),
-    relay: null,
+    relay: relayRoutes
+      ? {
+          describe: config.relay.route === null ? 'routes' : config.relay.route.kind === 'mx' ? 'MX' : config.relay.route.hosts.map((h) => h.label).join(', '),
+          // Queued for the relay as a new message to `to`; its delivery state is the queue's.
+          release: async (id, to, context) => {
+            const bytes = await index.readMessage(id);
+            const m = index.db.get(id);
+            if (bytes === undefined || m === null) throw new Error(`no message ${id}`);
+            await submit({ from: m.mailFrom, recipients: to, bytes, user: context.user, client: context.client, protocol: 'HTTP', relayAll: true });
+          },
+        }
+      : null,
     session: (id) => sessionOf(spool, id, config.hostname),
     faults: deps.faults,
   });

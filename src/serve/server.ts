@@ -196,7 +196,7 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
   const basicAuth = authenticator && !config.authAny ? new BasicAuth(authenticator, now, log) : null;
   if (config.http.length > 0) {
     try {
-      http = startHttp(config, { log, now, certificate, auth: basicAuth, trusted: host.trusted, spool, mailIndex, faults });
+      http = startHttp(config, { log, now, certificate, auth: basicAuth, trusted: host.trusted, spool, mailIndex, faults, relay });
       services.push(http);
       http.addRoutes(uiRoutes(uiBundleLoader()));
       if (deps.metrics) {

@@ -244,6 +244,30 @@ describe('wait and the stream', () => {
   });
 });
 
+describe('send and release through the relay', () => {
+  test('with --relay to a second serve: send delivers locally, release queues for the relay and it arrives there', async () => {
+    const far = await startServe({ args: ['--http', '127.0.0.1:0', '--log', 'json'] });
+    const near = await startServe({ args: ['--http', '127.0.0.1:0', '--log', 'json', '--domain', 'near.test', '--relay', `smtp://127.0.0.1:${far.port}?tls=insecure`] });
+    try {
+      const nearBase = `http://127.0.0.1:${portOf((await listeningAddresses(near)).http[0])}`;
+      const farBase = `http://127.0.0.1:${portOf((await listeningAddresses(far)).http[0])}`;
+      const webui = (await (await fetch(`${nearBase}/api/v1/webui`)).json()) as { MessageRelay: { Enabled: boolean } };
+      expect(webui.MessageRelay.Enabled).toBe(true);
+      const sent = await fetch(`${nearBase}/api/v1/send`, { method: 'POST', body: JSON.stringify({ From: { Email: 'app@near.test' }, To: [{ Email: 'dev@near.test' }], Subject: 'to release' }) });
+      const { ID } = (await sent.json()) as { ID: string };
+      expect((await fetch(`${nearBase}/api/v1/message/${ID}/release`, { method: 'POST', body: '{"To":[]}' })).status).toBe(400);
+      const released = await fetch(`${nearBase}/api/v1/message/${ID}/release`, { method: 'POST', body: '{"To":["qa@far.test"]}' });
+      expect(await released.text()).toBe('ok');
+      const arrived = await fetch(`${farBase}/api/mailbox/v1/wait?rcpt=qa@far.test&timeout=30`);
+      expect(arrived.status).toBe(200);
+      expect(((await arrived.json()) as { messages: { Subject: string }[] }).messages[0].Subject).toBe('to release');
+    } finally {
+      await near.cleanup();
+      await far.cleanup();
+    }
+  }, 60_000);
+});
+
 describe('security and bad input', () => {
   test('a foreign Host and a foreign Origin are refused; /view serves mail HTML under the sandbox CSP', async () => {
     const port = new URL(base).port;
