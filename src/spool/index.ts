@@ -324,6 +324,11 @@ export class SpoolIndex {
     return out;
   }
 
+  /** Whether a record with this id is tracked (no snapshot made). */
+  has(id: string): boolean {
+    return this.#rowOf(id) >= 0;
+  }
+
   record(id: string): Entry | undefined {
     const row = this.#rowOf(id);
     return row < 0 ? undefined : this.#entry(row);

@@ -547,7 +547,7 @@ export class Spool {
   commit(req: CommitRequest): Promise<void> {
     if (this.#closed) return Promise.reject(new SmtpError(replies.spoolUnavailable('the server is shutting down')));
     if (this.#vanished) return Promise.reject(this.#vanished);
-    if (this.#index.record(req.id)) return Promise.reject(new Error(`spool: duplicate message id ${req.id}`));
+    if (this.#index.has(req.id)) return Promise.reject(new Error(`spool: duplicate message id ${req.id}`));
     const local = req.localRecipients ?? req.envelope.recipients.map((r) => r.local);
     let record: Buffer;
     try {
@@ -684,7 +684,7 @@ export class Spool {
     const atMs = this.#opts.now();
     const records: StateRecord[] = [];
     for (const id of ids) {
-      if (this.#index.record(id)) records.push({ id, rcpt: null, state: { kind: 'deleted', atMs } });
+      if (this.#index.has(id)) records.push({ id, rcpt: null, state: { kind: 'deleted', atMs } });
     }
     return records.length === 0 ? Promise.resolve() : this.#appendStates(records);
   }
