@@ -4,6 +4,7 @@
 import { expect, test } from 'bun:test';
 import { cleanupServesAfterAll, listeningAddresses, sendWithSmtplib, smtpDialogue, startServe, waitForLog } from './harness.ts';
 import { requirePeers } from '../helpers/capabilities.ts';
+import { findFreePort } from '../helpers/ports.ts';
 
 cleanupServesAfterAll();
 
@@ -71,3 +72,33 @@ test('the web UI is served from the binary: page, script and stylesheet, gzip-co
   expect(await (await fetch(`http://${http}/view/AbC123`)).text()).toBe(html);
   expect((await fetch(`http://${http}/ui/nothing.js`)).status).toBe(404);
 });
+
+test('with the relay: delivery attempts by outcome and the queue by state', async () => {
+  const smarthost = await startServe({ args: ['--log', 'json'] });
+  const dead = await findFreePort('127.0.0.1');
+  const server = await startServe({
+    args: [
+      '--http', '127.0.0.1:0', '--log', 'json',
+      '--relay', `smtp://127.0.0.1:${smarthost.port}?tls=insecure`,
+      '--route', `dead.test=smtp://127.0.0.1:${dead}`,
+    ],
+  });
+  const [http] = (await listeningAddresses(server)).http;
+  await sendWithSmtplib(server, 'a@x.test', ['b@remote.test'], 'From: a@x.test\r\nTo: b@remote.test\r\nSubject: relayed\r\n\r\nbody\r\n');
+  await sendWithSmtplib(server, 'a@x.test', ['c@dead.test'], 'From: a@x.test\r\nTo: c@dead.test\r\nSubject: stuck\r\n\r\nbody\r\n');
+  const logs = await waitForLog(server, /"event":"delivered"[\s\S]*"event":"deferred"|"event":"deferred"[\s\S]*"event":"delivered"/);
+  const count = (event: string) => logs.split('\n').filter((l) => l.includes(`"event":"${event}"`)).length;
+  // The attempt is logged, then journalled: the queue gauge follows the journal a moment later.
+  let text = '';
+  for (const deadline = Date.now() + 10_000; Date.now() < deadline; await Bun.sleep(100)) {
+    text = await (await fetch(`http://${http}/metrics`)).text();
+    if (sample(text, 'mailbox_queue_recipients{state="deferred"}') === 1) break;
+  }
+  expect(sample(text, 'mailbox_delivery_attempts_total{outcome="delivered"}')).toBe(count('delivered'));
+  expect(sample(text, 'mailbox_delivery_attempts_total{outcome="deferred"}')).toBe(count('deferred'));
+  expect(count('delivered')).toBe(1);
+  expect(count('deferred')).toBeGreaterThanOrEqual(1);
+  expect(sample(text, 'mailbox_queue_recipients{state="deferred"}')).toBe(1);
+  expect(sample(text, 'mailbox_queue_recipients{state="pending"}')).toBe(0);
+  for (const leak of ['remote.test', 'dead.test']) expect(text).not.toContain(leak);
+}, 60_000);
