@@ -48,6 +48,12 @@ export interface HttpRoute {
    * /api/ is checked whatever this says; the web UI's pages and /view are not.
    */
   readonly checkOrigin?: boolean;
+  /**
+   * Also answer an image request from a sandboxed frame (Origin "null", Sec-Fetch-Mode no-cors):
+   * the web UI shows mail HTML in a frame with no origin of its own, and its inline images come
+   * from here. A no-cors response is opaque to the page that asked, so nothing is read across origins.
+   */
+  readonly allowSandboxedImages?: boolean;
 }
 
 /** What a websocket upgraded by a route carries: its own handlers. */
@@ -267,7 +273,9 @@ export class HttpServer {
       if (params === null) continue;
       pathMatched = true;
       if (route.method !== method && !(method === 'HEAD' && route.method === 'GET')) continue;
-      if ((route.checkOrigin || url.pathname.startsWith('/api/')) && !originAllowed(request)) throw new HttpError(403, `${CORS_VIOLATION}\n`);
+      if ((route.checkOrigin || url.pathname.startsWith('/api/')) && !originAllowed(request) && !(route.allowSandboxedImages && sandboxedImageRequest(request))) {
+        throw new HttpError(403, `${CORS_VIOLATION}\n`);
+      }
       const response = await route.handler({ request, url, params, client, user, server });
       return response;
     }
@@ -300,6 +308,12 @@ export function hostOfHeader(header: string): string | null {
 export function isLoopbackName(host: string): boolean {
   if (host === 'localhost' || host.endsWith('.localhost')) return true;
   return isIP(host) !== 0 && isLoopbackHost(host);
+}
+
+/** An <img> in a sandboxed frame without allow-same-origin: Origin "null", a no-cors image fetch. */
+export function sandboxedImageRequest(request: Request): boolean {
+  const h = request.headers;
+  return h.get('origin') === 'null' && h.get('sec-fetch-mode') === 'no-cors' && h.get('sec-fetch-dest') === 'image';
 }
 
 /**

@@ -37,6 +37,11 @@ export const MAX_JSON_BODY_BYTES = 5 * 1024 * 1024;
 
 /** The CSP of every response that carries mail content: no script, no requests but our images. */
 export const CONTENT_CSP = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'";
+/**
+ * The CSP of /view/{ID}.html?remote=1, the web UI's "load remote images" switch for one message:
+ * images (only) may come from anywhere; still no script, no other request.
+ */
+export const CONTENT_CSP_REMOTE_IMAGES = "sandbox; default-src 'none'; img-src 'self' data: http: https:; style-src 'unsafe-inline'";
 export const CONTENT_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   'Content-Security-Policy': CONTENT_CSP,
   'X-Content-Type-Options': 'nosniff',
@@ -195,7 +200,8 @@ export function mailpitRoutes(deps: MailpitApiDeps): HttpRoute[] {
     let body = rewriteCidLinks(html, parsed, m.id);
     // embed=1: links open outside the frame (Mailpit adds target="_blank"); no script is ever added.
     if (url.searchParams.get('embed') === '1') body = `<base target="_blank">${body}`;
-    return new Response(body, { status: 200, headers: { 'Content-Type': 'text/html; charset=utf-8', ...CONTENT_HEADERS } });
+    const csp = url.searchParams.get('remote') === '1' ? { 'Content-Security-Policy': CONTENT_CSP_REMOTE_IMAGES } : {};
+    return new Response(body, { status: 200, headers: { 'Content-Type': 'text/html; charset=utf-8', ...CONTENT_HEADERS, ...csp } });
   };
 
   const viewText = async ({ url, params }: HttpContext) => {
@@ -373,7 +379,8 @@ export function mailpitRoutes(deps: MailpitApiDeps): HttpRoute[] {
     { method: 'GET', path: '/api/v1/message/:id', handler: message },
     { method: 'GET', path: '/api/v1/message/:id/headers', handler: headers },
     { method: 'GET', path: '/api/v1/message/:id/raw', handler: raw },
-    { method: 'GET', path: '/api/v1/message/:id/part/:part', handler: part },
+    // The cid: images of /view/{ID}.html, which the web UI frames without an origin.
+    { method: 'GET', path: '/api/v1/message/:id/part/:part', handler: part, allowSandboxedImages: true },
     { method: 'POST', path: '/api/v1/message/:id/release', handler: release },
     { method: 'GET', path: '/api/v1/info', handler: info },
     { method: 'GET', path: '/api/v1/webui', handler: webui },

@@ -201,6 +201,25 @@ describe('/view', () => {
     expect(t.mail.db.get(id)!.read).toBe(true);
   });
 
+  test('.html?remote=1 (the web UI\'s "load remote images"): images from anywhere, still no script', async () => {
+    const id = await t.mail.add(ATTACHED);
+    const r = await get(`/view/${id}.html?remote=1`);
+    expect(r.status).toBe(200);
+    const csp = r.headers.get('content-security-policy')!;
+    expect(csp).toBe("sandbox; default-src 'none'; img-src 'self' data: http: https:; style-src 'unsafe-inline'");
+    expect(csp).not.toContain('script-src');
+  });
+
+  test('an inline image asked for by the sandboxed frame (Origin: null, no-cors image) is served; other foreign asks are not', async () => {
+    const id = await t.mail.add(ATTACHED);
+    const frame = { Origin: 'null', 'Sec-Fetch-Mode': 'no-cors', 'Sec-Fetch-Dest': 'image' };
+    expect((await get(`/api/v1/message/${id}/part/1.2`, { headers: frame })).status).toBe(200);
+    // The exemption is the part route's alone, for that one kind of request.
+    expect((await get(`/api/v1/message/${id}/raw`, { headers: frame })).status).toBe(403);
+    expect((await get(`/api/v1/message/${id}/part/1.2`, { headers: { ...frame, 'Sec-Fetch-Mode': 'cors' } })).status).toBe(403);
+    expect((await get(`/api/v1/message/${id}/part/1.2`, { headers: { ...frame, Origin: 'http://evil.example' } })).status).toBe(403);
+  });
+
   test('.txt, //view (cypress-mailpit), latest, and a message without HTML', async () => {
     const id = await t.mail.add(sampleMessage({ subject: 'plain only', body: 'just text' }));
     const txt = await get(`//view/${id}.txt`);
