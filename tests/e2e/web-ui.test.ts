@@ -229,7 +229,7 @@ test(`at scale: the page opens on ${SCALE.toLocaleString('en')} messages after t
   const big = await startServe({ dataDir: dir, args: ['--http', '127.0.0.1:0', '--log', 'json'], greetingTimeoutMs: 120_000 });
   const url = `http://${(await listeningAddresses(big)).http[0]}`;
   // The index is built from the spool in the background: wait until it lists every message.
-  const deadline = Date.now() + 300_000;
+  const deadline = Date.now() + 480_000;
   let total = 0;
   while (Date.now() < deadline) {
     total = ((await (await fetch(`${url}/api/v1/messages?limit=1`)).json()) as { total: number }).total;
@@ -256,13 +256,14 @@ test(`at scale: the page opens on ${SCALE.toLocaleString('en')} messages after t
   await scalePage.goto(`${url}/`);
   await scalePage.locator('.item').nth(49).waitFor({ timeout: 30_000 });
   const paintMs = performance.now() - opened;
+  const summariesAtPaint = summaries;
   expect(await scalePage.getByText(`1–50 of ${SCALE}`).count()).toBe(1);
-  expect(summaries).toBeLessThanOrEqual(300);
+  expect(summariesAtPaint).toBeLessThanOrEqual(300);
   expect(await scalePage.locator('.item').count()).toBe(50);
   // Older pages come one at a time.
   await scalePage.getByRole('button', { name: 'Older' }).click();
   await scalePage.getByText(`51–100 of ${SCALE}`).waitFor();
-  console.log(`web UI at ${SCALE} messages: first list painted ${paintMs.toFixed(0)} ms after navigation; ${summaries} summaries, ${apiBytes} bytes of API responses`);
+  console.log(`web UI at ${SCALE} messages: first list painted ${paintMs.toFixed(0)} ms after navigation, after ${summariesAtPaint} summaries; ${summaries} summaries and ${apiBytes} bytes of API responses with the second page`);
   await scalePage.close();
   await big.cleanup();
-}, 600_000);
+}, 590_000);
