@@ -42,7 +42,7 @@ test('a Prometheus scrape counts what the log says, by protocol and reply class'
   // Bounded labels: no address or message id in any series.
   for (const leak of ['x.test', '127.0.0.1']) expect(text).not.toContain(leak);
   for (const line of text.split('\n').filter((l) => l !== '' && !l.startsWith('#'))) expect(line).toMatch(/^[a-z_]+(\{[a-z_]+="[A-Za-z0-9_]+"(,[a-z_]+="[A-Za-z0-9_]+")*\})? [0-9.e+-]+$/);
-});
+}, 60_000);
 
 test('the web UI is served from the binary: page, script and stylesheet, gzip-compressed, under the UI CSP', async () => {
   const server = await startServe({ args: ['--http', '127.0.0.1:0', '--log', 'json'] });
@@ -71,7 +71,7 @@ test('the web UI is served from the binary: page, script and stylesheet, gzip-co
   // Mailpit's address of a message in its UI is the same page.
   expect(await (await fetch(`http://${http}/view/AbC123`)).text()).toBe(html);
   expect((await fetch(`http://${http}/ui/nothing.js`)).status).toBe(404);
-});
+}, 60_000);
 
 test('with the relay: delivery attempts by outcome and the queue by state', async () => {
   const smarthost = await startServe({ args: ['--log', 'json'] });
