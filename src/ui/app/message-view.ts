@@ -223,7 +223,7 @@ function replyText(reply: Delivery['LastReply']): string {
 function Deliveries({ id }: { id: string }) {
   const { value, error } = useLoaded(() => getDeliveries(id), [id]);
   if (value === undefined) return html`<${Loading} error=${error} />`;
-  if (value === null || value.length === 0) return html`<p class="empty">Delivered locally: no copy of this message is relayed.</p>`;
+  if (value === null || value.length === 0) return html`<p class="empty">The server reports no relay delivery for this message.</p>`;
   return html`<table class="deliveries">
     <thead><tr><th>Recipient</th><th>State</th><th>Attempts</th><th>Last reply</th></tr></thead>
     <tbody>${value.map(
