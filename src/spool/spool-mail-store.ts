@@ -161,6 +161,8 @@ export class SpoolMailStore implements MailStore {
 
   #summary(e: Entry, key: string | null): MailSummary {
     const recipients = heldBy(e);
+    const store = this;
+    let headers: HeaderSummary | null = null;
     return {
       id: e.id,
       timeMs: e.timeMs,
@@ -168,7 +170,10 @@ export class SpoolMailStore implements MailStore {
       sender: addressKey(e.envelope.sender),
       recipients,
       size: e.size,
-      headers: this.#headers(e),
+      // Read from the stored message only when asked for: IMAP and POP3 list without them.
+      get headers() {
+        return (headers ??= store.#headers(e));
+      },
       flags: key !== null ? (e.mailboxes?.get(key) ?? UNREAD) : combined(e, recipients),
     };
   }

@@ -4,6 +4,7 @@
 // reads several addresses (issue 13 §2).
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
 import { requirePeers } from '../helpers/capabilities.ts';
@@ -244,4 +245,29 @@ print(json.dumps({'team_exists': team_exists, 'team_subjects': team_subjects, 'a
       await server.cleanup();
     }
   }, 60_000);
+});
+
+test('the connection caps count SMTP, POP3 and IMAP connections together', async () => {
+  const server = await startServe({ args: ['--imap', '127.0.0.1:0', '--pop3', '127.0.0.1:0', '--max-connections', '2', '--log', 'json'] });
+  try {
+    const listening = await listeningAddresses(server);
+    const greeting = (port: number) =>
+      new Promise<{ socket: Socket; line: string }>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1');
+        socket.once('error', reject);
+        socket.once('data', (data) => resolve({ socket, line: data.toString('latin1').trimEnd() }));
+      });
+    const smtp = await greeting(server.port);
+    const imap = await greeting(portOf(listening.imap[0]));
+    expect(smtp.line).toStartWith('220 ');
+    expect(imap.line).toStartWith('* OK ');
+    // Two are open, one per protocol: the third is refused whatever it speaks.
+    const pop3 = await greeting(portOf(listening.pop3[0]));
+    expect(pop3.line).toStartWith('-ERR ');
+    const imap2 = await greeting(portOf(listening.imap[0]));
+    expect(imap2.line).toStartWith('* BYE ');
+    for (const c of [smtp, imap, pop3, imap2]) c.socket.destroy();
+  } finally {
+    await server.cleanup();
+  }
 });
