@@ -25,11 +25,10 @@ import type { LoginDirectory } from '../auth/users.ts';
 import { loginKey } from '../auth/users.ts';
 import { decodeBase64 } from '../core/base-encoding.ts';
 import { decodeEncodedWords } from '../core/encoded-words.ts';
-import { entityHeaderFields } from '../core/imap/bodystructure.ts';
 import type { ChangeOutcome, FlagChange, ImapMailboxPort, ImapMessageData, LoadOutcome, MessageReads, OpenOutcome } from '../core/imap/mailbox-port.ts';
 import { imapResponses } from '../core/imap/responses.ts';
 import type { MailboxChange, MailboxMessage } from '../core/imap/selected-mailbox.ts';
-import { listMimeEntities, parseHeaderFields, parseMimeStructure, type MimeEntity } from '../core/mime-structure.ts';
+import { listMimeEntities, parseHeaderFields, parseMimeStructure, type HeaderField, type MimeEntity } from '../core/mime-structure.ts';
 import type { MailRemoval, MailStore, MailSummary } from '../spool/mail-store.ts';
 import type { LoginRecord, LoginStateStore } from '../spool/login-state.ts';
 
@@ -99,7 +98,10 @@ function messageData(uid: number, summary: MailSummary, bytes: Uint8Array | null
     return bytes;
   };
   const root = () => (structure ??= parseMimeStructure(have()));
-  const fields = () => parseHeaderFields(have(), root().headerStart, root().headerEnd);
+  let top: HeaderField[] | null = null;
+  // The header section alone needs no MIME parse: it is all header fields and a blank line.
+  const fields = () => (top ??= whole ? parseHeaderFields(have(), root().headerStart, root().headerEnd) : parseHeaderFields(have(), 0, have().length));
+  let byName: Map<string, string> | null = null;
   const full = () => {
     if (!whole) throw new Error('the message was loaded without its body');
     return have();
@@ -110,7 +112,14 @@ function messageData(uid: number, summary: MailSummary, bytes: Uint8Array | null
     size: summary.size,
     bytes: full,
     structure: () => (full(), root()),
-    headerFields: () => entityHeaderFields(have(), root()),
+    headerFields: () => {
+      if (byName === null) {
+        byName = new Map();
+        for (const f of fields()) if (!byName.has(f.name.toLowerCase())) byName.set(f.name.toLowerCase(), f.value);
+      }
+      const map = byName;
+      return { first: (name) => map.get(name) ?? null };
+    },
     headerValues: (name) => fields().filter((f) => f.name.toLowerCase() === name).map((f) => decodeEncodedWords(f.value)),
     headerText: () => fields().map((f) => `${f.name}: ${decodeEncodedWords(f.value)}`).join('\r\n'),
     bodyText: () =>

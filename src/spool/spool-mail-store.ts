@@ -160,21 +160,27 @@ export class SpoolMailStore implements MailStore {
   }
 
   #summary(e: Entry, key: string | null): MailSummary {
-    const recipients = heldBy(e);
     const store = this;
     let headers: HeaderSummary | null = null;
+    let recipients: string[] | null = null;
+    let flags: MailboxFlags | null = key !== null ? (e.mailboxes?.get(key) ?? UNREAD) : null;
+    // Headers, recipients and combined flags are worked out when asked for: IMAP and POP3 list
+    // without them, and a message may have a thousand recipients.
     return {
       id: e.id,
       timeMs: e.timeMs,
       cursor: { timeMs: e.timeMs, id: e.id },
       sender: addressKey(e.envelope.sender),
-      recipients,
+      get recipients() {
+        return (recipients ??= heldBy(e));
+      },
       size: e.size,
-      // Read from the stored message only when asked for: IMAP and POP3 list without them.
       get headers() {
         return (headers ??= store.#headers(e));
       },
-      flags: key !== null ? (e.mailboxes?.get(key) ?? UNREAD) : combined(e, recipients),
+      get flags() {
+        return (flags ??= combined(e, (recipients ??= heldBy(e))));
+      },
     };
   }
 

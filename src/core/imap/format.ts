@@ -12,6 +12,10 @@ const ENCODER = new TextEncoder();
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'] as const;
 // Longer quoted strings are legal, but a literal is cheaper to read past for the client.
 const MAX_QUOTED_OCTETS = 1024;
+/** ASCII without NUL, CR and LF: quotable as it stands (one octet per character). */
+const QUOTABLE_TEXT = /^[\x01-\x09\x0b\x0c\x0e-\x7f]*$/;
+/** Text parts joined into one chunk at a time, so a response of many messages is not one huge join. */
+const TEXT_PARTS_PER_CHUNK = 512;
 
 /** RFC 3501 §4.3: whether `bytes` may be sent as a quoted string (7-bit, no CR, LF or NUL). */
 function quotable(bytes: Uint8Array): boolean {
@@ -28,21 +32,24 @@ function isAtomText(text: string): boolean {
 /** Collects the chunks of one response: text as strings, octets as they are. */
 export class ResponseBuilder {
   readonly #chunks: (string | Uint8Array)[] = [];
-  #text = '';
+  /** Text since the last chunk, joined once when flushed: thousands of += on one string cost far more. */
+  readonly #text: string[] = [];
 
   /** Protocol text as is (atoms, numbers, parentheses, spaces). */
   raw(text: string): this {
-    this.#text += text;
+    this.#text.push(text);
+    if (this.#text.length >= TEXT_PARTS_PER_CHUNK) this.#flushText();
     return this;
   }
 
   /** RFC 3501 §4.3: a string, quoted if it can be, else a literal "{n}" CRLF octets. */
   string(value: string | Uint8Array): this {
+    if (typeof value === 'string' && value.length <= MAX_QUOTED_OCTETS && QUOTABLE_TEXT.test(value)) return this.raw(`"${value.replace(/["\\]/g, '\\$&')}"`);
     const bytes = typeof value === 'string' ? ENCODER.encode(value) : value;
     if (quotable(bytes)) {
       let quoted = '"';
       for (const b of bytes) quoted += b === 34 || b === 92 ? `\\${String.fromCharCode(b)}` : String.fromCharCode(b);
-      this.#text += `${quoted}"`;
+      this.#text.push(`${quoted}"`);
       return this;
     }
     return this.literal(bytes);
@@ -50,7 +57,7 @@ export class ResponseBuilder {
 
   /** RFC 3501 §4.3: always a literal (BODY[] data, whatever its bytes). */
   literal(bytes: Uint8Array): this {
-    this.#text += `{${bytes.length}}\r\n`;
+    this.#text.push(`{${bytes.length}}\r\n`);
     this.#flushText();
     if (bytes.length > 0) this.#chunks.push(bytes);
     return this;
@@ -78,9 +85,9 @@ export class ResponseBuilder {
   }
 
   #flushText(): void {
-    if (this.#text === '') return;
-    this.#chunks.push(this.#text);
-    this.#text = '';
+    if (this.#text.length === 0) return;
+    this.#chunks.push(this.#text.join(''));
+    this.#text.length = 0;
   }
 }
 

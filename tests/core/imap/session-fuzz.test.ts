@@ -179,4 +179,4 @@ test(`IMAP core fuzz: ${CASES} cases from seed ${SEED} never throw and keep the 
     }
     expect({ seed, problems }).toEqual({ seed, problems: [] });
   }
-});
+}, 60_000);
