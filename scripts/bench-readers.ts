@@ -93,9 +93,14 @@ async function startServer(name: ServerName, dir: string): Promise<Server> {
       const started = performance.now();
       const path = join(data, 'index.db');
       for (;;) {
-        const db = new Database(path, { readonly: true });
-        const n = (db.query('SELECT count(*) AS n FROM messages').get() as { n: number }).n;
-        db.close();
+        let n = 0;
+        try {
+          const db = new Database(path, { readonly: true });
+          n = (db.query('SELECT count(*) AS n FROM messages').get() as { n: number }).n;
+          db.close();
+        } catch {
+          // serve opens the index just after its listeners: not there yet, or being created
+        }
         if (n >= server.sent) return (performance.now() - started) / 1000;
         if (performance.now() - started > 600_000) throw new Error(`mailbox indexed ${n} of ${server.sent} messages in 10 minutes`);
         await Bun.sleep(100);

@@ -1,6 +1,6 @@
 /**
- * @module The server `mailbox serve` runs, as services: the spool, the mail index, then the
- * listeners, SMTP and POP3 and IMAP, then HTTP (later the delivery pool). startServer() starts them in order and hands them back.
+ * @module The server `mailbox serve` runs, as services: the spool (and the relay), the listeners
+ * (SMTP, POP3, IMAP), the mail index, then HTTP. startServer() starts them in order and hands them back.
  * Rule 1: a service finishes its work in drain() and lets go of everything in close(). Stopping
  *         drains every service at once, then closes them in the reverse order of their start,
  *         so the spool, started first, is closed last, after the last session that could commit.
@@ -130,22 +130,6 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
   if (relay) services.push(relay);
   const { records, tornBytes, damaged } = spool.recovery;
   log.info('spool-opened', { dir: config.dataDir, messages: spool.stats().messages, segments: spool.stats().segments, recovered: records, torn_bytes: tornBytes, damaged: damaged.length });
-  if (deps.index !== false) {
-    try {
-      mailIndex = await MailIndex.open({
-        path: createLayout(config.dataDir).indexPath,
-        spool,
-        log,
-        writer: 'worker',
-        now,
-        retention: { maxMessages: config.maxMessages ?? undefined, maxAgeMs: config.maxAgeMs ?? undefined },
-      });
-    } catch (error) {
-      await closeAll();
-      throw new SetupError(`cannot open the mail index: ${(error as Error).message}`, EXIT.osErr);
-    }
-    services.push(mailIndex);
-  }
 
   if (certificate) certificate.announce(log);
   if (config.authAny) log.warn('auth-any', { note: 'any AUTH credentials are accepted (development mode)' });
@@ -191,6 +175,24 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
       const failure = error instanceof BindError ? error : new BindError(where, (error as { code?: string }).code, { cause: error });
       throw new SetupError(`${failure.message}; change ${flag}`, EXIT.osErr);
     }
+  }
+  // Opened once the listeners are bound (a bind failure is then one line, as before it); what is
+  // committed before it is live is caught up from the spool.
+  if (deps.index !== false) {
+    try {
+      mailIndex = await MailIndex.open({
+        path: createLayout(config.dataDir).indexPath,
+        spool,
+        log,
+        writer: 'worker',
+        now,
+        retention: { maxMessages: config.maxMessages ?? undefined, maxAgeMs: config.maxAgeMs ?? undefined },
+      });
+    } catch (error) {
+      await closeAll();
+      throw new SetupError(`cannot open the mail index: ${(error as Error).message}`, EXIT.osErr);
+    }
+    services.push(mailIndex);
   }
   let http: HttpServer | null = null;
   const basicAuth = authenticator && !config.authAny ? new BasicAuth(authenticator, now, log) : null;

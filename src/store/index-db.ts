@@ -277,6 +277,24 @@ export class IndexDb {
     return out;
   }
 
+  /**
+   * Sets the envelope recipients (the inboxes) a message is held for, after some of its copies
+   * were deleted elsewhere (a POP3 or IMAP expunge); an empty list deletes the message.
+   */
+  setRecipients(id: string, recipients: readonly string[]): void {
+    if (recipients.length === 0) {
+      this.delete([id]);
+      return;
+    }
+    const row = this.#db.query('SELECT seq FROM messages WHERE id = ?1').get(id) as { seq: number } | null;
+    if (row === null) return;
+    this.#db.transaction(() => {
+      this.#db.query('UPDATE messages SET rcpts = ?1 WHERE seq = ?2').run(JSON.stringify(recipients), row.seq);
+      this.#db.query('DELETE FROM recipients WHERE seq = ?1').run(row.seq);
+      for (const rcpt of recipients) this.#insertRecipient.run(inboxKey(rcpt), row.seq);
+    })();
+  }
+
   /** Sets read state and tags (replacing them) of messages, in one transaction; returns how many exist. */
   setStates(states: readonly MessageState[]): number {
     const seqOf = this.#db.query('SELECT seq FROM messages WHERE id = ?1');

@@ -44,6 +44,8 @@ export type WriterRequest =
   | { readonly op: 'ingest'; readonly messages: readonly RawMessage[] }
   | { readonly op: 'begin' }
   | { readonly op: 'apply'; readonly states?: readonly MessageState[]; readonly deleted?: readonly string[] }
+  /** Copies deleted elsewhere (already journalled): the recipients each message is still held for. */
+  | { readonly op: 'held'; readonly messages: readonly { readonly id: string; readonly recipients: readonly string[] }[] }
   | { readonly op: 'reset' }
   | { readonly op: 'rebuilt' }
   | { readonly op: 'close' };
@@ -88,6 +90,11 @@ export class IndexWriter {
         return null;
       case 'apply':
         return { changed: this.#apply(request.states ?? [], request.deleted ?? []) };
+      case 'held':
+        this.#db.transaction(() => {
+          for (const m of request.messages) this.#db.setRecipients(m.id, m.recipients);
+        });
+        return null;
       case 'reset':
         this.#db.transaction(() => {
           this.#db.reset();

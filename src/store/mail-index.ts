@@ -26,7 +26,10 @@
  *         differs, a rebuild or a journalled change did not finish, or its newest message is not
  *         in the spool; else it is caught up from its recorded spool position. Nothing is loaded
  *         per message at open.
- * Rule 3: the writer runs off the accept path (index-client.ts): one ingest request per group
+ * Rule 3: copies deleted by the other readers (POP3, IMAP: through the spool's MailStore) reach
+ *         the index from the spool's onRemoved events, once journalled; a crash between the
+ *         two leaves such a copy listed until the next rebuild.
+ * Rule 4: the writer runs off the accept path (index-client.ts): one ingest request per group
  *         commit, sent after the commit's 250s are on their way.
  */
 import { mailboxKey } from '../core/address.ts';
@@ -88,6 +91,9 @@ export class MailIndex {
   readonly #retention: MailIndexOptions['retention'];
   readonly #now: () => number;
   #retentionTimer: ReturnType<typeof setInterval> | null = null;
+  /** Ids a change of this index is deleting: their removal events are its own. */
+  readonly #deleting = new Set<string>();
+  #stopRemovals: () => void = () => undefined;
 
   private constructor(options: MailIndexOptions, writer: WriterClient) {
     this.#spool = options.spool;
@@ -115,6 +121,8 @@ export class MailIndex {
     index.#reader = IndexDb.openReader(options.path);
     index.#lastSeq = index.#reader.lastSeq();
     const reason = options.rebuild === true ? 'asked for' : (opened.rebuild ?? index.#mismatch());
+    const opening = index;
+    index.#stopRemovals = options.spool.mailStore.onRemoved((removals) => opening.#removedElsewhere(removals.map((r) => r.id)));
     index.#feeding = index.#feed(reason, opened.position, options.progress ?? (() => undefined));
     const retention = options.retention;
     if (retention !== undefined && (retention.maxMessages !== undefined || retention.maxAgeMs !== undefined)) {
@@ -264,6 +272,7 @@ export class MailIndex {
     if (this.#closed) return;
     await this.drain();
     this.#closed = true;
+    this.#stopRemovals();
     await this.#feeding.catch(() => undefined);
     await this.#writer.close();
     this.#reader?.close();
@@ -366,8 +375,14 @@ export class MailIndex {
       // A failure from here on leaves the change counted as pending: the index is rebuilt at the
       // next start, whatever part of the journal write reached the disk.
       if (states.length > 0) await this.#spool.setMailboxState(states.map((s) => ({ id: s.id, mailbox: CATCHER_MAILBOX, flags: mailboxFlags(s.read, s.tags) })));
-      if (deleted.length > 0) await this.#spool.deleteLocal(deleted);
-      const reply = (await this.#writer.request({ op: 'apply', states, deleted })) as { changed: number };
+      let reply: { changed: number };
+      for (const id of deleted) this.#deleting.add(id);
+      try {
+        if (deleted.length > 0) await this.#spool.deleteLocal(deleted);
+        reply = (await this.#writer.request({ op: 'apply', states, deleted })) as { changed: number };
+      } finally {
+        for (const id of deleted) this.#deleting.delete(id);
+      }
       if (states.length > 0) this.#emit({ kind: 'updated', ids: states.map((s) => s.id) });
       if (deleted.length > 0) this.#emit({ kind: 'deleted', ids: deleted });
       return reply.changed;
@@ -375,6 +390,28 @@ export class MailIndex {
     const result = this.#changes.then(run, run);
     this.#changes = result.catch(() => undefined);
     return result;
+  }
+
+  /**
+   * Copies deleted by another reader (a POP3 DELE, an IMAP expunge), already durable in the
+   * journal: the index keeps each message for the local recipients left, or drops it.
+   */
+  #removedElsewhere(ids: readonly string[]): void {
+    if (this.#closed || this.#broken !== null) return;
+    const mine = ids.filter((id) => !this.#deleting.has(id) && this.db.has(id));
+    if (mine.length === 0) return;
+    const held = new Map(this.#spool.localMessagesById(mine, CATCHER_MAILBOX).map((m) => [m.id, m.localRecipients]));
+    const messages = [...new Set(mine)].map((id) => ({ id, recipients: held.get(id) ?? [] }));
+    const gone = messages.filter((m) => m.recipients.length === 0).map((m) => m.id);
+    const sent = this.#writer
+      .request({ op: 'held', messages })
+      .then(() => {
+        const kept = messages.filter((m) => m.recipients.length > 0).map((m) => m.id);
+        if (kept.length > 0) this.#emit({ kind: 'updated', ids: kept });
+        if (gone.length > 0) this.#emit({ kind: 'deleted', ids: gone });
+      })
+      .catch((error: unknown) => this.#fail(error as Error));
+    this.#changes = Promise.all([this.#changes, sent]);
   }
 
   #emit(change: IndexChange): void {

@@ -51,12 +51,20 @@ async function send(server: ServeHandle, tag: string): Promise<string | undefine
   return reply ? /^250 2\.0\.0 OK queued as (\S+)/.exec(reply)?.[1] : undefined;
 }
 
+/** The index once it holds `count` messages; serve opens it just after its listeners, so it may not exist yet. */
 async function waitIndexed(dataDir: string, count: number): Promise<Map<string, string>> {
   const deadline = Date.now() + 30_000;
-  let seen = indexed(dataDir);
+  const read = () => {
+    try {
+      return indexed(dataDir);
+    } catch {
+      return new Map<string, string>();
+    }
+  };
+  let seen = read();
   while (seen.size < count && Date.now() < deadline) {
     await Bun.sleep(50);
-    seen = indexed(dataDir);
+    seen = read();
   }
   return seen;
 }

@@ -56,7 +56,7 @@ test('drain waits for the open transaction while idle sessions end at once; clos
   const events: string[] = [];
   const server = await startServer(config, { now: Date.now, log: recordingLog(events) });
   expect(server.listeners.map((l) => l.port).every((p) => p > 0)).toBe(true);
-  // The spool, the mail index, then the two listeners.
+  // The spool, the two listeners, then the mail index.
   expect(server.services.length).toBe(4);
   expect(server.mailIndex).not.toBeNull();
 

@@ -102,6 +102,25 @@ describe('MailIndex', () => {
     expect(o.spool.get('relay')!.recipients.map((r) => r.state.kind)).toEqual(['pending', 'pending']);
   });
 
+  test('copies expunged by POP3 or IMAP (through the spool MailStore) leave the index: one inbox, then the message', async () => {
+    const o = await start(newDir());
+    const changes: IndexChange[] = [];
+    o.index.subscribe((c) => changes.push(c));
+    await commit(o.spool, 0, 2, ['bob@here.example', 'carol@here.example']);
+    await o.index.drain();
+    await o.spool.mailStore.expunge('bob@here.example', ['m0']);
+    await o.index.drain();
+    expect(o.index.db.get('m0')!.recipients).toEqual(['carol@here.example']);
+    expect(o.index.db.list({ inbox: 'bob@here.example', limit: 10, start: 0 }).messages.map((m) => m.id)).toEqual(['m1']);
+    await o.spool.mailStore.expunge('carol@here.example', ['m0']);
+    await o.index.drain();
+    expect(ids(o.index)).toEqual(['m1']);
+    expect(changes.slice(1)).toEqual([{ kind: 'updated', ids: ['m0'] }, { kind: 'deleted', ids: ['m0'] }]);
+    // The index's own deletions are counted once, not again from the spool's event.
+    expect(await o.index.delete(['m1'])).toBe(1);
+    expect(changes.at(-1)).toEqual({ kind: 'deleted', ids: ['m1'] });
+  });
+
   test('read state, tags and deletions are journalled: a rebuild from the spool gives them back', async () => {
     const dir = newDir();
     let o = await start(dir);
