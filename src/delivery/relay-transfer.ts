@@ -24,6 +24,12 @@ import type { TransferRecipient, TransferResult, TransferTask, WorkerSettings } 
 import type { Smarthost } from './relay-settings.ts';
 import { routeDomain, targetsOf } from './route.ts';
 
+/**
+ * Transactions queued on one session at most: the client core sends the next one's MAIL, RCPT
+ * and DATA with the end of the message before it (RFC 2920 §3.1), so a busy destination costs a
+ * round trip per message, not three, and the journal gets its outcomes in larger batches.
+ */
+export const TRANSACTIONS_PER_SESSION = 8;
 /** How long a session with nothing to carry stays open (Postfix's connection cache keeps 2 s). */
 const IDLE_MS = 5_000;
 /** A DNS answer is reused this long; then a fresh resolver asks again. */
@@ -46,15 +52,20 @@ interface Slot {
   readonly client: SmtpClient;
   /** "host[address]:port". */
   readonly relay: string;
-  busy: boolean;
-  /** Opened for this task (a failure on it is not a stale session's). */
-  fresh: boolean;
+  /** Transactions given to it and not finished (queued ones are pipelined, RFC 2920). */
+  inUse: number;
+}
+
+/** A task's hold on a session; `fresh` when it was opened for the task (its failure is no stale session's). */
+interface Use {
+  readonly slot: Slot;
+  readonly fresh: boolean;
 }
 
 interface Destination {
   readonly slots: Slot[];
   opening: number;
-  readonly waiters: { resolve: (slot: Slot | null) => void; reject: (failure: ClientFailure) => void }[];
+  readonly waiters: { resolve: () => void; reject: (failure: ClientFailure) => void }[];
   idleTimer: ReturnType<typeof setTimeout> | null;
 }
 
@@ -93,9 +104,9 @@ export class Transferer {
       failure: failure === null ? { kind: status.code >= 500 ? 'rejected' : 'connect', stage: 'connect', message: status.lines.join(' ') } : { kind: failure.kind, stage: failure.stage, message: failure.message },
       unreachable,
     });
-    let slot: Slot;
+    let use: Use;
     try {
-      slot = await this.#acquire(task);
+      use = await this.#acquire(task);
     } catch (error) {
       if (error instanceof NoRoute) return failAll(task.domain, error.status, null, false, error.nullMx);
       if (!(error instanceof ClientFailure)) throw error;
@@ -106,18 +117,19 @@ export class Transferer {
     try {
       stuffed = readStoredBody(task.segmentPath, task.bodyOffset, task.bodyLength);
     } catch (error) {
-      this.#release(task.destination, slot);
+      this.#release(task.destination, use.slot);
       const status = clientReplies.spoolUnreadable((error as Error).message);
-      return failAll(slot.relay, status, null, false);
+      return failAll(use.slot.relay, status, null, false);
     }
     for (let attempt = 0; ; attempt++) {
+      const { slot, fresh } = use;
       const outcome = await slot.client.send({ sender: task.sender, recipients: task.recipients.map((r) => r.recipient), stuffed, dsn: task.dsn });
-      const stale = !outcome.ok && !slot.fresh && attempt === 0 && outcome.failure.kind === 'connect' && outcome.recipients.length === 0;
+      const stale = !outcome.ok && !fresh && attempt === 0 && outcome.failure.kind === 'connect' && outcome.recipients.length === 0;
       if (stale) {
         // A kept session the server had closed meanwhile: one new connection, then the verdict.
         this.#release(task.destination, slot);
         try {
-          slot = await this.#acquire(task);
+          use = await this.#acquire(task);
         } catch (error) {
           if (!(error instanceof ClientFailure)) throw error;
           return failAll(task.domain, this.#statusFor(task, error), error, !error.permanent);
@@ -167,27 +179,27 @@ export class Transferer {
     return failure.status;
   }
 
-  async #acquire(task: TransferTask): Promise<Slot> {
+  /** A session for the task: an idle one, else a new one under the cap, else the least busy one. */
+  async #acquire(task: TransferTask): Promise<Use> {
     let dest = this.#destinations.get(task.destination);
     if (dest === undefined) {
       dest = { slots: [], opening: 0, waiters: [], idleTimer: null };
       this.#destinations.set(task.destination, dest);
     }
     for (;;) {
-      for (let i = dest.slots.length - 1; i >= 0; i--) if (dest.slots[i].client.closed && !dest.slots[i].busy) dest.slots.splice(i, 1);
-      const idle = dest.slots.find((s) => !s.busy);
-      if (idle !== undefined) {
-        idle.busy = true;
-        idle.fresh = false;
-        return idle;
-      }
+      for (let i = dest.slots.length - 1; i >= 0; i--) if (dest.slots[i].client.closed && dest.slots[i].inUse === 0) dest.slots.splice(i, 1);
+      const open = dest.slots.filter((s) => !s.client.closed);
+      const idle = open.find((s) => s.inUse === 0);
+      if (idle !== undefined) return this.#use(idle, false);
       if (dest.slots.length + dest.opening < this.#settings.concurrency) {
         dest.opening++;
         try {
           const opened = await this.#open(task);
-          const slot: Slot = { ...opened, busy: true, fresh: true };
+          const slot: Slot = { ...opened, inUse: 0 };
           dest.slots.push(slot);
-          return slot;
+          // Those waiting may queue on it now.
+          for (const w of dest.waiters.splice(0)) w.resolve();
+          return this.#use(slot, true);
         } catch (error) {
           // Rule 1: those waiting for this destination get the same answer, without a connection.
           if (error instanceof ClientFailure || error instanceof NoRoute) for (const w of dest.waiters.splice(0)) w.reject(error as ClientFailure);
@@ -196,31 +208,32 @@ export class Transferer {
           dest.opening--;
         }
       }
-      const handed = await new Promise<Slot | null>((resolve, reject) => dest.waiters.push({ resolve, reject }));
-      if (handed !== null) return handed;
+      const least = open.reduce<Slot | null>((best, s) => (s.inUse < TRANSACTIONS_PER_SESSION && (best === null || s.inUse < best.inUse) ? s : best), null);
+      if (least !== null) return this.#use(least, false);
+      await new Promise<void>((resolve, reject) => dest.waiters.push({ resolve, reject }));
     }
   }
 
+  #use(slot: Slot, fresh: boolean): Use {
+    slot.inUse++;
+    return { slot, fresh };
+  }
+
   #release(key: string, slot: Slot): void {
+    slot.inUse--;
     const dest = this.#destinations.get(key);
     if (dest === undefined) return;
-    const waiter = dest.waiters.shift();
-    if (slot.client.closed) {
+    if (slot.client.closed && slot.inUse === 0) {
       const at = dest.slots.indexOf(slot);
       if (at >= 0) dest.slots.splice(at, 1);
-      waiter?.resolve(null);
-      return;
     }
-    if (waiter !== undefined) {
-      slot.fresh = false;
-      waiter.resolve(slot);
-      return;
-    }
-    slot.busy = false;
-    if (dest.idleTimer === null) {
+    // A waiter looks again: a place on a session, or room for a new one, is free now.
+    const waiter = dest.waiters.shift();
+    if (waiter !== undefined) return waiter.resolve();
+    if (slot.inUse === 0 && dest.idleTimer === null) {
       dest.idleTimer = setTimeout(() => {
         dest.idleTimer = null;
-        const idle = dest.slots.filter((s) => !s.busy);
+        const idle = dest.slots.filter((s) => s.inUse === 0);
         for (const s of idle) dest.slots.splice(dest.slots.indexOf(s), 1);
         for (const s of idle) void s.client.quit();
         if (dest.slots.length === 0 && dest.waiters.length === 0 && dest.opening === 0) this.#destinations.delete(key);

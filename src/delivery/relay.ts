@@ -5,7 +5,7 @@
  * Rule 1: outcomes are written to the journal before they are acted on: the lease ends, and the
  *         recipient is retried or forgotten, only once complete() is durable.
  * Rule 2: per destination at most `concurrency` connections (the Worker's rule) and at most
- *         TASKS_PER_CONNECTION tasks each in flight. A destination that cannot be reached cools
+ *         TRANSACTIONS_PER_SESSION tasks each in flight. A destination that cannot be reached cools
  *         off: its tasks are deferred to the end of the cool-off without a connection.
  * Rule 3: a tick costs what it hands out: the queue's heap says what is due and when next.
  * Rule 4: one log line per attempt and recipient (delivered, deferred, bounced), like Postfix's
@@ -22,7 +22,7 @@ import type { DeliveryState } from '../spool/delivery-state.ts';
 import { buildDeliveryReport, reportCommit, statusOf, type ReportedRecipient } from './bounce.ts';
 import type { TransferResult, TransferTask, WorkerSettings } from './relay-protocol.ts';
 import { destinationKey, routeFor, type RelayRoute, type RelaySettings } from './relay-settings.ts';
-import { readStoredBody } from './relay-transfer.ts';
+import { readStoredBody, TRANSACTIONS_PER_SESSION } from './relay-transfer.ts';
 import { afterAttempt, afterCoolOff } from './retry.ts';
 
 /** The Workers, or a Transferer in this thread (tests): one task in, its result out. */
@@ -52,8 +52,7 @@ export interface RelayDeps {
   readonly returnLimitBytes: number;
 }
 
-/** Tasks in flight per allowed connection: the next waits on the Worker, ready to go. */
-const TASKS_PER_CONNECTION = 2;
+
 /** Messages leased at once at most; more wait in the queue, costing nothing. */
 const MAX_JOBS = 5_000;
 const LEASE_BATCH = 500;
@@ -198,7 +197,7 @@ export class Relay {
   }
 
   #pump(key: string, dest: Destination): void {
-    const cap = this.#settings.concurrency * TASKS_PER_CONNECTION;
+    const cap = this.#settings.concurrency * TRANSACTIONS_PER_SESSION;
     while (dest.inFlight < cap && dest.waiting.length > 0) {
       const { run, group } = dest.waiting.shift()!;
       dest.inFlight++;

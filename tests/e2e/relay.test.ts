@@ -13,7 +13,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { MAILBOX_BIN, cleanupServesAfterAll, makeTempDir, runPython, startServe, waitForLog, type ServeHandle, type TempDir } from './harness.ts';
 import { startBackground, type Background } from '../helpers/background.ts';
@@ -39,8 +39,14 @@ let sink: SmtpSinkHandle;
 let aio: AiosmtpdPeer;
 let faults: Background;
 let drops: Background;
-let silent: { server: Server; sockets: Set<Socket> };
+let silent: { stop(): Promise<void> };
 let relay: ServeHandle;
+/** Everything started, stopped after all even when a start failed half-way. */
+const running: { stop(): Promise<void> }[] = [];
+function started<T extends { stop(): Promise<void> }>(peer: T): T {
+  running.push(peer);
+  return peer;
+}
 
 /** A UDP DNS server that answers SERVFAIL to every question (RFC 1035 §4.1.1 RCODE 2). */
 async function startServfail(): Promise<UdpSocket> {
@@ -59,7 +65,7 @@ async function startFaultyHost(host: string, domain: string, rules: unknown[]): 
   const dir = join(tmp.path, `faults-${host}`);
   await mkdir(dir);
   await writeFile(join(dir, 'faults.json'), JSON.stringify({ rules }));
-  const proc = startBackground([MAILBOX_BIN, 'serve', '--listen', `${host}:25`, '--data', join(dir, 'data'), '--domain', domain, '--pop3', 'off', '--imap', 'off', '--http', 'off', '--faults', join(dir, 'faults.json'), '--log', 'json']);
+  const proc = started(startBackground([MAILBOX_BIN, 'serve', '--listen', `${host}:25`, '--data', join(dir, 'data'), '--domain', domain, '--pop3', 'off', '--imap', 'off', '--http', 'off', '--faults', join(dir, 'faults.json'), '--log', 'json']));
   // Not a greeting check: that would use up a connect fault.
   const deadline = Date.now() + 15_000;
   while (!proc.output().includes('"event":"listening"')) {
@@ -70,7 +76,7 @@ async function startFaultyHost(host: string, domain: string, rules: unknown[]): 
 }
 
 /** Accepts connections and never says a word. */
-async function startSilentHost(host: string) {
+async function startSilentHost(host: string): Promise<{ stop(): Promise<void> }> {
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
     sockets.add(socket);
@@ -81,7 +87,13 @@ async function startSilentHost(host: string) {
     server.once('error', fail);
     server.listen(25, host, () => ready());
   });
-  return { server, sockets };
+  return {
+    stop: () =>
+      new Promise<void>((done) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => done());
+      }),
+  };
 }
 
 const accepted = (host: Background) => host.output().split('\n').filter((l) => l.includes('"event":"accepted"'));
@@ -139,10 +151,10 @@ beforeAll(async () => {
       'mx-host=utf8.test,mx.sink.test,10',
       'dns-rr=null.test,15,000000',
       `server=/servfail.test/127.0.0.1#${servfail.address().port}`,
-    ]),
-    startSmtpSink({ address: SINK, port: 25, dumpDir: join(tmp.path, 'sink') }),
-    mkdir(join(tmp.path, 'aio')).then(() => startAiosmtpd({ dir: join(tmp.path, 'aio'), host: AIO, port: 25 })),
-    startSilentHost(SILENT),
+    ]).then(started),
+    startSmtpSink({ address: SINK, port: 25, dumpDir: join(tmp.path, 'sink') }).then(started),
+    mkdir(join(tmp.path, 'aio')).then(() => startAiosmtpd({ dir: join(tmp.path, 'aio'), host: AIO, port: 25 })).then(started),
+    startSilentHost(SILENT).then(started),
   ]);
   [faults, drops] = await Promise.all([
     startFaultyHost(FAULTS, 'flt.test', [
@@ -166,9 +178,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (unavailable) return;
   await relay?.cleanup();
-  await Promise.all([sink?.stop(), aio?.stop(), faults?.stop(), drops?.stop(), dns?.stop()]);
-  for (const s of silent?.sockets ?? []) s.destroy();
-  await new Promise<void>((done) => (silent ? silent.server.close(() => done()) : done()));
+  await Promise.all(running.map((p) => p.stop()));
   await new Promise<void>((done) => (servfail ? servfail.close(() => done()) : done()));
   await tmp?.remove();
 });
