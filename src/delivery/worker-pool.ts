@@ -1,7 +1,8 @@
 /**
  * @module The delivery Workers (`--workers N`): Bun Worker threads, each running relay-worker.ts.
- * Rule 1: a destination's tasks always go to the same worker (by a hash of its key), so its
- *         sessions are reused and its connection cap is kept in one place.
+ * Rule 1: a destination's tasks go to the workers in turn, and each worker keeps its share of
+ *         the destination's connection cap (10 over 4 workers: 3, 3, 2, 2), so one busy
+ *         destination uses every core while the cap still holds in all.
  * Rule 2: workers are started by a path string, never new URL(…, import.meta.url), which the
  *         --bytecode build breaks (BUN.md, Workers in a --compile binary).
  */
@@ -19,8 +20,14 @@ export class WorkerPool implements Transfers {
   readonly #workers: Worker[] = [];
   readonly #pending = new Map<number, Pending>();
   readonly #closed: Promise<void>[] = [];
+  /** The next worker in turn, per destination. */
+  readonly #turns = new Map<string, number>();
+  #settings: WorkerSettings;
 
   constructor(count: number, settings: WorkerSettings, onCrash: (error: string) => void) {
+    // A worker with no share of the cap would never get a connection: no more workers than the cap.
+    count = Math.max(1, Math.min(count, settings.concurrency));
+    this.#settings = settings;
     for (let i = 0; i < count; i++) {
       const worker = new Worker(workerPath('delivery/relay-worker.ts'));
       const closed = Promise.withResolvers<void>();
@@ -39,12 +46,15 @@ export class WorkerPool implements Transfers {
         closed.resolve();
       };
       this.#workers.push(worker);
-      this.#post(worker, { kind: 'settings', settings });
     }
+    this.update(settings);
   }
 
   run(task: TransferTask): Promise<TransferResult> {
-    const worker = this.#workers[Number(BigInt(Bun.hash(task.destination)) % BigInt(this.#workers.length))];
+    const turn = this.#turns.get(task.destination) ?? 0;
+    const worker = this.#workers[turn % this.#shares()];
+    this.#turns.set(task.destination, turn + 1);
+    if (this.#turns.size > 10_000) this.#turns.clear();
     return new Promise((resolve, reject) => {
       this.#pending.set(task.taskId, { resolve, reject });
       this.#post(worker, { kind: 'task', task });
@@ -52,7 +62,17 @@ export class WorkerPool implements Transfers {
   }
 
   update(settings: WorkerSettings): void {
-    for (const worker of this.#workers) this.#post(worker, { kind: 'settings', settings });
+    this.#settings = settings;
+    const n = this.#shares();
+    this.#workers.forEach((worker, i) => {
+      const share = i < n ? Math.floor(settings.concurrency / n) + (i < settings.concurrency % n ? 1 : 0) : 1;
+      this.#post(worker, { kind: 'settings', settings: { ...settings, concurrency: share } });
+    });
+  }
+
+  /** The workers that get tasks: as many as the cap can give a connection each. */
+  #shares(): number {
+    return Math.max(1, Math.min(this.#workers.length, this.#settings.concurrency));
   }
 
   async close(): Promise<void> {
