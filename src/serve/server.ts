@@ -185,6 +185,7 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
         spool,
         log,
         writer: 'worker',
+        background: true,
         now,
         retention: { maxMessages: config.maxMessages ?? undefined, maxAgeMs: config.maxAgeMs ?? undefined },
       });

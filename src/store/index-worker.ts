@@ -11,19 +11,12 @@ declare const self: Worker;
 /** nice 10: about a tenth of the CPU a nice-0 thread gets when both want it. */
 const INDEX_WORKER_NICE = 10;
 
-// Below the accept path: on Linux a thread has its own nice value, so when the CPUs are busy
-// the listeners' thread runs first and the index catches up once the burst is over.
-try {
-  setPriority(INDEX_WORKER_NICE);
-} catch {
-  // not allowed here (a container without the right): the worker runs at the process's priority
-}
-
 const writer = new IndexWriter();
 let queue: Promise<void> = Promise.resolve();
 
 self.onmessage = (event: MessageEvent<{ n: number; request: WriterRequest }>) => {
   const { n, request } = event.data;
+  if (request.op === 'open' && request.background === true) runInBackground();
   queue = queue.then(async () => {
     try {
       self.postMessage({ n, reply: await writer.handle(request) });
@@ -32,3 +25,15 @@ self.onmessage = (event: MessageEvent<{ n: number; request: WriterRequest }>) =>
     }
   });
 };
+
+/**
+ * Below the accept path: on Linux a thread has its own nice value, so when the CPUs are busy the
+ * listeners' thread runs first and the index catches up once the burst is over.
+ */
+function runInBackground(): void {
+  try {
+    setPriority(INDEX_WORKER_NICE);
+  } catch {
+    // not allowed here (a container without the right): the worker keeps the process's priority
+  }
+}

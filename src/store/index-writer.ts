@@ -40,7 +40,8 @@ export interface SpoolPosition {
 }
 
 export type WriterRequest =
-  | { readonly op: 'open'; readonly path: string }
+  /** `background`: the writer's thread yields the CPU to the accept path (serve, not reindex). */
+  | { readonly op: 'open'; readonly path: string; readonly background?: boolean }
   | { readonly op: 'ingest'; readonly messages: readonly RawMessage[] }
   | { readonly op: 'begin' }
   | { readonly op: 'apply'; readonly states?: readonly MessageState[]; readonly deleted?: readonly string[] }

@@ -53,8 +53,10 @@ export interface MailIndexOptions {
   readonly path: string;
   readonly spool: Spool;
   readonly log: Pick<Logger, 'info' | 'warn' | 'error'>;
-  /** 'worker' in serve; 'thread' runs the writer in this thread (tests, reindex). */
+  /** 'worker' (serve, reindex); 'thread' runs the writer in this thread (tests). */
   readonly writer: 'worker' | 'thread';
+  /** The Worker yields the CPU to the accept path (nice 10): serve's, not reindex's. */
+  readonly background?: boolean;
   /** Rebuild even when the index looks current (`mailbox reindex`). */
   readonly rebuild?: boolean;
   /** Told after each batch of a rebuild or catch-up: messages indexed so far. */
@@ -117,7 +119,7 @@ export class MailIndex {
           })
         : threadWriter();
     index = new MailIndex(options, writer);
-    const opened = (await writer.request({ op: 'open', path: options.path })) as OpenReply;
+    const opened = (await writer.request({ op: 'open', path: options.path, background: options.background === true })) as OpenReply;
     index.#reader = IndexDb.openReader(options.path);
     index.#lastSeq = index.#reader.lastSeq();
     const reason = options.rebuild === true ? 'asked for' : (opened.rebuild ?? index.#mismatch());
