@@ -17,8 +17,11 @@
  * Ratios printed: at 1k-s10-ka indexing on ÷ off (target ≥ 0.8) and ÷ MailDev (≥ 1.5); at 1k-s10
  * mailbox ÷ MailDev (≥ 10).
  *
- * usage: npm run bench:readers -- [--reps N] [--duration SECS] [--cells 1k-s10-ka,1k-s10]
- *                                  [--servers mailbox,mailbox-noidx,maildev]
+ * The query part (scripts/bench-readers-queries.ts) follows: p50 of list, searches and wait at
+ * 100,000 stored messages, MailDev beside.
+ *
+ * usage: npm run bench:readers -- [--part ingest,queries] [--reps N] [--duration SECS] [--cells 1k-s10-ka,1k-s10]
+ *                                  [--servers mailbox,mailbox-noidx,maildev] [--messages N] [--maildev-messages N] [--query-reps N]
  * Needs dist/mailbox (npm run build), smtp-source (Debian postfix) and node.
  */
 import { Database } from 'bun:sqlite';
@@ -27,6 +30,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { findFreePort, waitForGreeting } from '../tests/helpers/ports.ts';
+import { runQueryBench } from './bench-readers-queries.ts';
 
 const ROOT = resolve(import.meta.dir, '..');
 const MAILBOX_BIN = process.env.MAILBOX_BIN ?? join(ROOT, 'dist/mailbox');
@@ -41,6 +45,10 @@ const { values: args } = parseArgs({
     duration: { type: 'string', default: '5' },
     cells: { type: 'string', default: '1k-s10-ka,1k-s10' },
     servers: { type: 'string', default: SERVER_NAMES.join(',') },
+    part: { type: 'string', default: 'ingest,queries' },
+    messages: { type: 'string', default: '100000' },
+    'maildev-messages': { type: 'string', default: '10000' },
+    'query-reps': { type: 'string', default: '30' },
   },
 });
 const reps = Number(args.reps);
@@ -203,7 +211,13 @@ async function main(): Promise<void> {
   if (catchUp.length > 0) console.log(`mailbox's index caught up with the spool ${median(catchUp).toFixed(1)} s (median; max ${Math.max(...catchUp).toFixed(1)} s) after a run ended`);
 }
 
-main().catch((error: unknown) => {
+async function parts(): Promise<void> {
+  const chosen = args.part!.split(',');
+  if (chosen.includes('ingest')) await main();
+  if (chosen.includes('queries')) await runQueryBench({ messages: Number(args.messages), maildevMessages: Number(args['maildev-messages']), reps: Number(args['query-reps']) });
+}
+
+parts().catch((error: unknown) => {
   console.error(`bench:readers: ${(error as Error).message}`);
   process.exit(1);
 });
