@@ -135,10 +135,12 @@ test('the inbox switcher lists every envelope recipient and shows the message un
 }, 60_000);
 
 test("the HTML is sandboxed: its script never runs, the inline image shows, a remote image waits for the switch", async () => {
-  // Keyboard: Escape leaves the inbox switcher; the newest is the "unrelated" one, j moves to ours,
-  // Enter opens it.
+  // Keyboard: the inbox switcher gave the keys back (Escape would too); the newest is the
+  // "unrelated" one, j moves to ours, Enter opens it.
   await page.keyboard.press('Escape');
+  await page.locator('.item.selected[data-index="0"]').waitFor();
   await page.keyboard.press('j');
+  await page.locator('.item.selected[data-index="1"]').waitFor();
   await page.keyboard.press('Enter');
   await page.locator('.msg-subject', { hasText: SUBJECT }).waitFor();
   const iframe = page.locator('iframe.mail-html');

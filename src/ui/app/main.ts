@@ -219,7 +219,12 @@ function App() {
         <input ref=${searchRef} type="search" placeholder="Search: to:a@x.test subject:hello is:unread  ( / )" value=${draft}
           onInput=${(e: Event) => setDraft((e.target as HTMLInputElement).value)} aria-label="Search" />
       </form>
-      ${extended && html`<select aria-label="Inbox" value=${source.inbox ?? ''} onChange=${(e: Event) => go({ inbox: (e.target as HTMLSelectElement).value || null })}>
+      ${extended && html`<select aria-label="Inbox" value=${source.inbox ?? ''} onChange=${(e: Event) => {
+        const select = e.target as HTMLSelectElement;
+        // The keys go back to the list, as after a search.
+        select.blur();
+        go({ inbox: select.value || null });
+      }}>
         <option value="">All mail${page ? ` (${page.total})` : ''}</option>
         ${inboxes.map((i) => html`<option value=${i.Address}>${i.Address} (${i.Unread ? `${i.Unread} unread, ` : ''}${i.Total})</option>`)}
       </select>`}
