@@ -90,7 +90,7 @@ async function startServer(name: ServerName, dir: string): Promise<Server> {
     if (name === 'mailbox-noidx') env.MAILBOX_BENCH_INDEX = 'off';
   }
   const proc = Bun.spawn(argv, { env, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe' });
-  await waitForGreeting('127.0.0.1', port, { timeoutMs: 20_000, abort: () => (proc.exitCode !== null ? `${name} exited (${proc.exitCode})` : undefined) });
+  await waitForGreeting('127.0.0.1', port, { timeoutMs: 60_000, abort: () => (proc.exitCode !== null ? `${name} exited (${proc.exitCode})` : undefined) });
   const server: Server = {
     name,
     port,
