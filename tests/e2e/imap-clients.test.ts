@@ -271,3 +271,40 @@ test('the connection caps count SMTP, POP3 and IMAP connections together', async
     await server.cleanup();
   }
 });
+
+test('a deletion through the HTTP API reaches an idling IMAP session as EXPUNGE (RFC 3501 §7.4.1); the Mailpit read mark is not \\Seen', async () => {
+  const server = await startServe({ args: ['--imap', '127.0.0.1:0', '--pop3', 'off', '--http', '127.0.0.1:0', '--log', 'json'] });
+  const client = new ImapFlow({ host: '127.0.0.1', port: portOf((await listeningAddresses(server)).imap[0]), secure: false, doSTARTTLS: false, auth: { user: 'ida@x.test', pass: 'any' }, logger: false, emitLogs: false });
+  try {
+    const http = `http://${(await listeningAddresses(server)).http[0]}`;
+    await sendWithSmtplib(server, 'app@sender.test', ['ida@x.test'], 'Subject: one\r\n\r\nfirst\r\n');
+    await sendWithSmtplib(server, 'app@sender.test', ['ida@x.test'], 'Subject: two\r\n\r\nsecond\r\n');
+    const ids = async (): Promise<{ ID: string; Subject: string }[]> => {
+      for (let i = 0; i < 100; i++) {
+        const list = (await (await fetch(`${http}/api/v1/messages`)).json()) as { messages: { ID: string; Subject: string }[] };
+        if (list.messages.length === 2) return list.messages;
+        await Bun.sleep(50);
+      }
+      throw new Error('the API never listed both messages');
+    };
+    const messages = await ids();
+    await client.connect();
+    await client.mailboxOpen('INBOX');
+    // Read in the web UI: the API's read mark is not this login's \Seen.
+    expect((await fetch(`${http}/api/v1/messages`, { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ IDs: messages.map((m) => m.ID), Read: true }) })).status).toBe(200);
+    const flags = await client.fetchOne('1:2', { flags: true });
+    expect(flags && [...(flags.flags ?? [])]).not.toContain('\\Seen');
+    const expunged: number[] = [];
+    client.on('expunge', (data) => expunged.push(data.seq ?? -1));
+    void client.idle();
+    await Bun.sleep(100);
+    const one = messages.find((m) => m.Subject === 'one')!;
+    expect((await fetch(`${http}/api/v1/messages`, { method: 'DELETE', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ IDs: [one.ID] }) })).status).toBe(200);
+    const deadline = Date.now() + 10_000;
+    while (expunged.length === 0 && Date.now() < deadline) await Bun.sleep(10);
+    expect(expunged).toEqual([1]);
+  } finally {
+    await client.logout().catch(() => client.close());
+    await server.cleanup();
+  }
+});
