@@ -6,7 +6,7 @@
  *         leaves two copies and the later segment wins. The active segment is never touched.
  */
 import * as fs from 'node:fs';
-import type { DeliveryState } from './delivery-state.ts';
+import { isQueued, type DeliveryState } from './delivery-state.ts';
 import type { Entry, SegmentInfo } from './index.ts';
 import { readExactly, syncDirectory, syncDirectorySync, writeFully, type SpoolIo } from './journal.ts';
 import { FILE_MODE } from './layout.ts';
@@ -49,7 +49,7 @@ export interface RetentionLimits {
 
 /** Messages still waiting for relay are the queue's business, not retention's. */
 function isHeld(entry: Entry): boolean {
-  return entry.visible && entry.states.every((s) => s.kind !== 'pending' && s.kind !== 'deferred');
+  return entry.visible && !entry.states.some(isQueued);
 }
 
 /**

@@ -9,9 +9,14 @@
  *         twice, and its segment is pinned: compaction neither moves nor removes it.
  * Rule 3: complete() journals every outcome of a job, and commits any bounce message, in one
  *         group-commit batch; the lease ends once that batch is durable or has failed.
+ * Rule 4: an operator's action (`mailbox queue`: hold, release, retry, delete, bounce) is journal
+ *         records too, durable before it is reported. One that lands while a job is leased wins
+ *         over the job's outcome: a held recipient stays held (with the new attempt counted), a
+ *         deleted or bounced one stays so; only a delivery or a bounce ends a held recipient.
  */
 import type { Envelope, Recipient } from '../core/envelope.ts';
-import type { DeliveryState, StateRecord } from './delivery-state.ts';
+import type { Reply } from '../core/reply.ts';
+import { isFinished, isQueued, type DeliveryState, type StateRecord } from './delivery-state.ts';
 import { shapeOf, type Entry } from './index.ts';
 import type { CommitRequest } from './commit.ts';
 
@@ -52,7 +57,37 @@ export interface DeliveryQueue {
   nextDueMs(): number | null;
   /** Jobs leased now. */
   readonly leased: number;
+  /** Operator: keeps the queued recipients of `ids` from being relayed until released. */
+  hold(ids: readonly string[], nowMs: number): Promise<OperatorResult[]>;
+  /** Operator: held recipients are queued again, due at once. */
+  releaseHeld(ids: readonly string[], nowMs: number): Promise<OperatorResult[]>;
+  /** Operator: deferred recipients are due at once (a leased message is being tried already). */
+  retryNow(ids: readonly string[], nowMs: number): Promise<OperatorResult[]>;
+  /** Operator: queued recipients are deleted unsent, without a report. */
+  deleteQueued(ids: readonly string[], nowMs: number): Promise<OperatorResult[]>;
+  /** Operator: queued recipients are bounced with `reply`; `report` makes each sender's DSN. */
+  bounceQueued(ids: readonly string[], nowMs: number, reply: Reply, report: ReportMaker): Promise<OperatorResult[]>;
+  /**
+   * Told, once durable, of messages an operator made due now (retry, release): a relay forgets
+   * what it held against their destinations (cool-off) and looks at the queue again.
+   */
+  onWake(listener: (ids: readonly string[]) => void): void;
 }
+
+/** What an operator's action did to one message. */
+export interface OperatorResult {
+  readonly id: string;
+  /** 'done': `recipients` changed; 'unchanged': none was in a state it applies to; 'not-found'. */
+  readonly outcome: 'done' | 'unchanged' | 'not-found';
+  readonly recipients: number;
+}
+
+/** Builds the DSN for recipients an operator bounced: a commit for the spool, or null for none. */
+export type ReportMaker = (
+  message: { readonly id: string; readonly timeMs: number; readonly envelope: Envelope },
+  bounced: readonly { readonly rcptIndex: number; readonly reply: Reply; readonly lastReply?: Reply }[],
+  bytes: Uint8Array,
+) => CommitRequest | null;
 
 /** What the queue needs of the spool. */
 export interface QueueHost {
@@ -60,9 +95,24 @@ export interface QueueHost {
   segmentPath(seq: number): string;
   /** Appends the bounces and the state records, and resolves when their one batch is durable. */
   commitBatch(states: readonly StateRecord[], bounces: readonly CommitRequest[]): Promise<void>;
+  /** The message as stored, dot-unstuffed (for the reports of bounceQueued). */
+  readMessage(id: string): Promise<Uint8Array>;
 }
 
 const OUTCOME_KINDS: ReadonlySet<DeliveryState['kind']> = new Set(['delivered', 'deferred', 'bounced']);
+
+/**
+ * Rule 4: the state an attempt's outcome leaves when an operator acted during the attempt. The
+ * outcome as it is while the recipient is still pending or deferred; null to write nothing.
+ */
+function afterOperator(current: DeliveryState | undefined, outcome: DeliveryState): DeliveryState | null {
+  if (current === undefined || current.kind === 'pending' || current.kind === 'deferred') return outcome;
+  if (current.kind === 'held') {
+    if (outcome.kind !== 'deferred') return outcome;
+    return { kind: 'held', atMs: current.atMs, attempts: outcome.attempts, lastReply: outcome.lastReply };
+  }
+  return isFinished(current) ? null : outcome;
+}
 
 /** When a message's relay work is due, or null when it has none. */
 export function dueMs(entry: Entry): number | null {
@@ -90,6 +140,7 @@ export class RelayQueue implements DeliveryQueue {
   readonly #leases = new Map<string, Lease>();
   /** Leased jobs per segment sequence number. */
   readonly #pins = new Map<number, number>();
+  readonly #wake: ((ids: readonly string[]) => void)[] = [];
 
   constructor(host: QueueHost) {
     this.#host = host;
@@ -159,14 +210,106 @@ export class RelayQueue implements DeliveryQueue {
       if (!allowed.has(o.rcptIndex)) throw new Error(`spool: job ${job.id} has no recipient ${o.rcptIndex}`);
       if (!OUTCOME_KINDS.has(o.state.kind)) throw new Error(`spool: ${o.state.kind} is not an outcome of an attempt`);
     }
+    const entry = this.#host.entry(job.id);
+    const records: StateRecord[] = [];
+    for (const o of outcomes) {
+      const state = entry === undefined ? o.state : afterOperator(entry.states[o.rcptIndex], o.state);
+      if (state !== null) records.push({ id: job.id, rcpt: o.rcptIndex, state });
+    }
     try {
-      await this.#host.commitBatch(
-        outcomes.map((o) => ({ id: job.id, rcpt: o.rcptIndex, state: o.state })),
-        bounces,
-      );
+      await this.#host.commitBatch(records, bounces);
     } finally {
       this.#end(lease);
     }
+  }
+
+  hold(ids: readonly string[], nowMs: number): Promise<OperatorResult[]> {
+    return this.#operate(ids, (s) => {
+      if (s.kind === 'pending') return { kind: 'held', atMs: nowMs, attempts: 0 };
+      if (s.kind === 'deferred') return { kind: 'held', atMs: nowMs, attempts: s.attempts, lastReply: s.lastReply };
+      return null;
+    });
+  }
+
+  async releaseHeld(ids: readonly string[], nowMs: number): Promise<OperatorResult[]> {
+    const results = await this.#operate(ids, (s) => {
+      if (s.kind !== 'held') return null;
+      // Released mail is due at once; its attempts so far still count towards the next wait.
+      return s.attempts > 0 && s.lastReply !== undefined ? { kind: 'deferred', attempts: s.attempts, nextAttemptMs: nowMs, lastReply: s.lastReply } : { kind: 'pending' };
+    });
+    this.#woken(results);
+    return results;
+  }
+
+  async retryNow(ids: readonly string[], nowMs: number): Promise<OperatorResult[]> {
+    const results = await this.#operate(ids, (s, leased) => {
+      if (leased || s.kind !== 'deferred' || s.nextAttemptMs <= nowMs) return null;
+      return { ...s, nextAttemptMs: nowMs };
+    });
+    // Pending mail is due already; a relay still hears of it, to forget a cool-off.
+    this.#woken(results, ids.filter((id) => this.#host.entry(id)?.states.some((s) => s.kind === 'pending' || s.kind === 'deferred')));
+    return results;
+  }
+
+  deleteQueued(ids: readonly string[], nowMs: number): Promise<OperatorResult[]> {
+    return this.#operate(ids, (s) => (isQueued(s) ? { kind: 'deleted', atMs: nowMs } : null));
+  }
+
+  async bounceQueued(ids: readonly string[], nowMs: number, reply: Reply, report: ReportMaker): Promise<OperatorResult[]> {
+    const bounces: CommitRequest[] = [];
+    const plan = this.#plan(ids, (s) => (isQueued(s) ? { kind: 'bounced', atMs: nowMs, reply } : null));
+    for (const [id, changes] of plan.byId) {
+      const entry = this.#host.entry(id)!;
+      const bounced = changes.map(({ rcpt }) => {
+        const before = entry.states[rcpt];
+        const lastReply = before.kind === 'deferred' || before.kind === 'held' ? before.lastReply : undefined;
+        return lastReply ? { rcptIndex: rcpt, reply, lastReply } : { rcptIndex: rcpt, reply };
+      });
+      const dsn = report({ id, timeMs: entry.timeMs, envelope: entry.envelope }, bounced, await this.#host.readMessage(id));
+      if (dsn !== null) bounces.push(dsn);
+    }
+    await this.#host.commitBatch(plan.records, bounces);
+    return plan.results;
+  }
+
+  onWake(listener: (ids: readonly string[]) => void): void {
+    this.#wake.push(listener);
+  }
+
+  #woken(results: readonly OperatorResult[], also: readonly string[] = []): void {
+    const ids = [...new Set([...results.filter((r) => r.outcome === 'done').map((r) => r.id), ...also])];
+    if (ids.length === 0) return;
+    for (const listener of this.#wake) listener(ids);
+  }
+
+  /** The records an action writes: per recipient, the new state `change` gives (null: none). */
+  #plan(ids: readonly string[], change: (state: DeliveryState, leased: boolean) => DeliveryState | null) {
+    const results: OperatorResult[] = [];
+    const records: StateRecord[] = [];
+    const byId = new Map<string, { readonly rcpt: number }[]>();
+    for (const id of new Set(ids)) {
+      const entry = this.#host.entry(id);
+      if (!entry || !entry.live) {
+        results.push({ id, outcome: 'not-found', recipients: 0 });
+        continue;
+      }
+      const leased = this.#leases.has(id);
+      const mine: { id: string; rcpt: number; state: DeliveryState }[] = [];
+      entry.states.forEach((s, rcpt) => {
+        const next = change(s, leased);
+        if (next !== null) mine.push({ id, rcpt, state: next });
+      });
+      results.push({ id, outcome: mine.length > 0 ? 'done' : 'unchanged', recipients: mine.length });
+      if (mine.length > 0) byId.set(id, mine);
+      records.push(...mine);
+    }
+    return { results, records, byId };
+  }
+
+  async #operate(ids: readonly string[], change: (state: DeliveryState, leased: boolean) => DeliveryState | null): Promise<OperatorResult[]> {
+    const plan = this.#plan(ids, change);
+    if (plan.records.length > 0) await this.#host.commitBatch(plan.records, []);
+    return plan.results;
   }
 
   release(job: DeliveryJob): void {

@@ -19,6 +19,11 @@ export type DeliveryState =
   | { readonly kind: 'delivered'; readonly atMs: number; readonly reply?: Reply }
   | { readonly kind: 'deferred'; readonly attempts: number; readonly nextAttemptMs: number; readonly lastReply: Reply }
   | { readonly kind: 'bounced'; readonly atMs: number; readonly reply: Reply }
+  /**
+   * Kept from relaying by an operator (`mailbox queue hold`) until released, with what a
+   * release resumes from: the attempts so far and the last reply.
+   */
+  | { readonly kind: 'held'; readonly atMs: number; readonly attempts: number; readonly lastReply?: Reply }
   | { readonly kind: 'deleted'; readonly atMs: number };
 
 export type DeliveryStateKind = DeliveryState['kind'];
@@ -29,6 +34,11 @@ export const LOCAL: DeliveryState = Object.freeze({ kind: 'local' });
 /** Delivered, bounced or deleted: nothing more will happen to this delivery. */
 export function isFinished(state: DeliveryState): boolean {
   return state.kind === 'delivered' || state.kind === 'bounced' || state.kind === 'deleted';
+}
+
+/** Pending, deferred or held: the relay still owes this delivery an attempt. */
+export function isQueued(state: DeliveryState): boolean {
+  return state.kind === 'pending' || state.kind === 'deferred' || state.kind === 'held';
 }
 
 /** One journal record. `rcpt` null means every recipient of the message. */
@@ -99,6 +109,11 @@ export function parseDeliveryState(v: unknown): DeliveryState | null {
     }
     case 'deleted':
       return isNum(s.atMs) ? { kind: 'deleted', atMs: s.atMs } : null;
+    case 'held': {
+      const lastReply = s.lastReply === undefined ? undefined : parseReply(s.lastReply);
+      if (!isNum(s.atMs) || !isNum(s.attempts) || lastReply === null) return null;
+      return lastReply ? { kind: 'held', atMs: s.atMs, attempts: s.attempts, lastReply } : { kind: 'held', atMs: s.atMs, attempts: s.attempts };
+    }
     default:
       return null;
   }

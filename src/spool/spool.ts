@@ -26,7 +26,7 @@ import {
   writeSegmentCopy,
   type CompactionReport,
 } from './compaction.ts';
-import { formatLoginRecord, formatMailboxRecord, formatStateRecord, type DeliveryState, type StateRecord } from './delivery-state.ts';
+import { formatLoginRecord, formatMailboxRecord, formatStateRecord, isQueued, type DeliveryState, type StateRecord } from './delivery-state.ts';
 import { RelayQueue, type DeliveryQueue } from './delivery-queue.ts';
 import { headerSummary, SUMMARY_HEAD_BYTES, type HeaderSummary } from './header-summary.ts';
 import { SpoolIndex, type Entry, type ListQuery, type SegmentInfo, type StoredRecord } from './index.ts';
@@ -53,7 +53,7 @@ import { GroupCommit } from './writer.ts';
 
 export type { CompactionReport } from './compaction.ts';
 export type { DeliveryState } from './delivery-state.ts';
-export type { DeliveryJob, DeliveryQueue, Outcome } from './delivery-queue.ts';
+export type { DeliveryJob, DeliveryQueue, OperatorResult, Outcome, ReportMaker } from './delivery-queue.ts';
 export type { HeaderSummary } from './header-summary.ts';
 export type { CommitRequest, CommittedMessage, SessionFacts } from './commit.ts';
 export type { MailStore } from './mail-store.ts';
@@ -277,6 +277,7 @@ export class Spool {
       entry: (id) => this.#index.record(id),
       segmentPath: (seq) => this.#layout.segmentPath(seq),
       commitBatch: (states, bounces) => this.#commitBatch(states, bounces),
+      readMessage: (id) => this.readMessage(id),
     });
     this.#store = new SpoolMailStore({
       index: this.#index,
@@ -826,6 +827,16 @@ export class Spool {
   /** Listed messages, newest first; `since` is inclusive, `until` exclusive (epoch ms). */
   list(query?: ListQuery): MessageInfo[] {
     return this.#index.query(query).map((e) => this.#info(e));
+  }
+
+  /** Messages with a recipient the relay still owes an attempt (pending, deferred or held), oldest first. */
+  queued(): MessageInfo[] {
+    const out: MessageInfo[] = [];
+    this.#index.forEachInCommitOrder(-Infinity, (e) => {
+      if (e.live && e.states.some(isQueued)) out.push(this.#info(e));
+      return true;
+    });
+    return out;
   }
 
   /** Recipients still to relay: pending ones, and deferred ones due by `dueBy` (default: all). */
