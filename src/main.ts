@@ -9,6 +9,7 @@ import { colorsFor, paintError } from './cli/render.ts';
 import { versionLine } from './cli/version.ts';
 import { hostname } from 'node:os';
 import { basename } from 'node:path';
+import * as queue from './commands/queue.ts';
 import * as reindex from './commands/reindex.ts';
 import * as replay from './commands/replay.ts';
 import * as send from './commands/send.ts';
@@ -66,6 +67,7 @@ async function main(argv: string[]): Promise<number> {
   verify.register(cli, verify.systemDeps(env, now));
   replay.register(cli, replay.systemDeps(env, now));
   reindex.register(cli, { env, now, stdout: process.stdout, stderr: process.stderr });
+  queue.register(cli, { env, now, stdout: process.stdout, stderr: process.stderr });
   cli.help();
   // cac would print `mailbox/0.1.0 linux-x64 bun-v26.3.0` (a Node version), which cannot tell a
   // baseline or musl build from the default one: keep its -v/--version flag and help header, and

@@ -9,6 +9,7 @@ import type { CAC } from 'cac';
 import { addConnectionOptions } from '../cli/connection-options.ts';
 import { DEFAULT_SERVER, parseSendFlags } from './send/options.ts';
 import { runInteractive } from './send/interactive.ts';
+import { dropLocally } from './send/local-drop.ts';
 import { runSend, type SendDeps, type SendSummary } from './send/run.ts';
 
 export type { SendDeps, SendSummary } from './send/run.ts';
@@ -57,6 +58,12 @@ export function register(cli: CAC, deps: SendDeps): void {
     .example('printf "To: you@example.net\\nSubject: cron\\n\\nDone.\\n" | mailbox send -t -i')
     .action(async (recipients: string[], flags: Record<string, unknown>): Promise<SendSummary> => {
       const options = parseSendFlags(flags, recipients, deps.env ?? {});
+      // The sendmail link hands mail to the local serve, or to its spool while serve is stopped
+      // (send/local-drop.ts); --server or $MAILBOX_SERVER sends over SMTP instead.
+      if (options.sendmail && flags.server === undefined && !deps.env?.MAILBOX_SERVER && !options.mx && !options.dryRun) {
+        const dropped = await dropLocally(options, deps);
+        return { messageId: dropped.messageId, results: [] };
+      }
       return options.interactive ? runInteractive(options, deps) : runSend(options, deps);
     });
 }

@@ -57,7 +57,7 @@ export async function runServe(config: ServeConfig, deps: ServeDeps, reread?: ()
     }
     server?.reload(next);
   });
-  server = await startServer(config, { now: deps.now, log, metrics, index: deps.env.MAILBOX_BENCH_INDEX !== 'off' });
+  server = await startServer(config, { now: deps.now, env: deps.env, log, metrics, index: deps.env.MAILBOX_BENCH_INDEX !== 'off' });
 
   const signal = await signals.stop;
   log.info('stopping', { signal, open_sessions: server.connections });

@@ -52,6 +52,8 @@ export const clientReplies = {
 
   // What the caller asked cannot be done (no recipients, a malformed message, stopped as asked).
   notSendable: (what: string) => reply(554, '5.3.0', what),
+  // RFC 3463 X.0.0: an operator gave up on the delivery (`mailbox queue bounce`).
+  operatorBounced: (last: string | null) => reply(550, '5.0.0', last === null ? 'delivery given up by the operator' : `delivery given up by the operator; the last attempt got: ${last}`),
 } as const satisfies Record<string, (...args: never[]) => Reply>;
 
 export type ClientReplyName = keyof typeof clientReplies;

@@ -37,6 +37,8 @@ import { LoginMailboxes } from './login-mailboxes.ts';
 import { createPop3Host } from './pop3-host.ts';
 import { StoreMaildrops } from './pop3-maildrops.ts';
 import { createSessionHost } from './session-host.ts';
+import { controlSocketPath, listenControlSocket, type ControlSocket } from '../queue/control-socket.ts';
+import { handleQueueRequest, queueAdminContext } from '../queue/queue-admin.ts';
 
 /** One part of the running server. */
 export interface Service {
@@ -64,6 +66,8 @@ export interface Server {
 
 export interface ServerDeps {
   readonly now: () => number;
+  /** Where the control socket goes when the data directory's path is too long ($XDG_RUNTIME_DIR). */
+  readonly env?: Record<string, string | undefined>;
   readonly log: Logger;
   /** False leaves out the mail index (MAILBOX_BENCH_INDEX=off: benchmarks of the accept path only). */
   readonly index?: boolean;
@@ -221,6 +225,16 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
       throw error;
     }
   }
+  // `mailbox queue` and the sendmail link reach this serve here (src/queue/control-socket.ts).
+  const queueContext = queueAdminContext(config, spool, now);
+  let control: ControlSocket;
+  try {
+    control = await listenControlSocket(controlSocketPath(config.dataDir, deps.env ?? {}), config.dataDir, (request) => handleQueueRequest(queueContext, request), log);
+  } catch (error) {
+    await closeAll();
+    throw error instanceof SetupError ? error : new SetupError(`cannot open the control socket: ${(error as Error).message}`, EXIT.osErr);
+  }
+  services.push(control);
   const where = (kind: ListenTarget['kind'], protocol: Protocol = 'smtp') =>
     listeners.filter((l) => l.target.kind === kind && protocolOf.get(l) === protocol).map((l) => l.address);
   const some = (addresses: string[]) => (addresses.length > 0 ? addresses : undefined);
@@ -240,6 +254,7 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
     starttls: config.starttls && config.listen.length > 0 ? 'offered' : 'off',
     auth: config.authAny ? 'any' : users ? 'users' : 'off',
     trust: config.trust.networks.length > 0 ? config.trust.networks.map(formatCidr) : 'none',
+    control: control.path,
   });
 
   return {

@@ -56,8 +56,8 @@ test('drain waits for the open transaction while idle sessions end at once; clos
   const events: string[] = [];
   const server = await startServer(config, { now: Date.now, log: recordingLog(events) });
   expect(server.listeners.map((l) => l.port).every((p) => p > 0)).toBe(true);
-  // The spool, the two listeners, then the mail index.
-  expect(server.services.length).toBe(4);
+  // The spool, the two listeners, the mail index, then the control socket.
+  expect(server.services.length).toBe(5);
   expect(server.mailIndex).not.toBeNull();
 
   const busy = await client(server.listeners[0].port);
@@ -103,7 +103,8 @@ test('POP3 is a service beside SMTP: one set of connection caps for both, and dr
   const config = buildServeConfig({ listen: '127.0.0.1:0', pop3: '127.0.0.1:0', imap: 'off', http: 'off', maxConnections: '1', data, starttls: false, hostname: 'mx.test' }, {});
   const events: string[] = [];
   const server = await startServer(config, { now: Date.now, log: recordingLog(events) });
-  expect(server.services.length).toBe(4);
+  // The spool, the mail index, SMTP, POP3 and the control socket.
+  expect(server.services.length).toBe(5);
   const [smtpPort, pop3Port] = server.listeners.map((l) => l.port);
 
   const smtp = await client(smtpPort);
