@@ -103,7 +103,7 @@ test('POP3 is a service beside SMTP: one set of connection caps for both, and dr
   const config = buildServeConfig({ listen: '127.0.0.1:0', pop3: '127.0.0.1:0', imap: 'off', http: 'off', maxConnections: '1', data, starttls: false, hostname: 'mx.test' }, {});
   const events: string[] = [];
   const server = await startServer(config, { now: Date.now, log: recordingLog(events) });
-  // The spool, the mail index, SMTP, POP3 and the control socket.
+  // The spool, SMTP, POP3, the mail index and the control socket.
   expect(server.services.length).toBe(5);
   const [smtpPort, pop3Port] = server.listeners.map((l) => l.port);
 
