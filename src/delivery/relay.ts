@@ -111,6 +111,15 @@ export class Relay {
     this.#timer = setTimeout(() => this.tick(), 0);
   }
 
+  /**
+   * An operator asked for a retry (`mailbox queue retry`, `release`): destinations cooling off
+   * are tried again at once, as Postfix's flush forgets its dead destinations.
+   */
+  retryNow(): void {
+    for (const dest of this.#destinations.values()) dest.coolUntilMs = 0;
+    this.kick();
+  }
+
   /** SIGHUP: new routes, TLS policies and limits for the tasks not yet started. */
   reload(settings: RelaySettings): void {
     this.#settings = settings;

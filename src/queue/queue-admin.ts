@@ -6,6 +6,7 @@
  *         records); a bounce's report is built here (delivery/bounce.ts) and committed with it.
  */
 import type { ServeConfig } from '../config.ts';
+import { relayEnabled } from '../delivery/relay-settings.ts';
 import { clientReplies } from '../core/client-replies.ts';
 import { createIdGenerator } from '../ids.ts';
 import { normalizeDomain } from '../core/address.ts';
@@ -33,7 +34,7 @@ export function queueAdminContext(config: ServeConfig, spool: Spool, now: () => 
     spool,
     hostname: config.hostname,
     domains: config.domains,
-    relays: false,
+    relays: relayEnabled(config.relay),
     maxMessageBytes: config.limits.maxMessageBytes,
     bounceSizeLimitBytes: config.bounceSizeLimitBytes,
     now,

@@ -55,6 +55,7 @@ export function startRelay(config: ServeConfig, spool: Spool, log: Logger, now: 
   const route = settings.route === null ? 'mx (relay domains only)' : settings.route.kind === 'mx' ? 'mx' : settings.route.hosts.map((h) => h.label).join(' then ');
   log.info('relay', { route, routes: settings.routes.size || undefined, workers: settings.workers, concurrency: settings.concurrency, relay_domains: settings.relayDomains.length > 0 ? settings.relayDomains : undefined });
   relay.kick();
+  spool.deliveryQueue.onWake(() => relay.retryNow());
   return {
     kick: () => relay.kick(),
     knownNullMx: (domain) => relay.knownNullMx(domain),

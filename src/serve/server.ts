@@ -132,6 +132,16 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
   // Started after the spool and closed before it: its outcomes go to the journal.
   const relay: RelayService | null = relayEnabled(config.relay) ? startRelay(config, spool, log, now) : null;
   if (relay) services.push(relay);
+  // `mailbox queue` and the sendmail link reach this serve here (src/queue/control-socket.ts).
+  const queueContext = queueAdminContext(config, spool, now);
+  let control: ControlSocket;
+  try {
+    control = await listenControlSocket(controlSocketPath(config.dataDir, deps.env ?? {}), config.dataDir, (request) => handleQueueRequest(queueContext, request), log);
+  } catch (error) {
+    await closeAll();
+    throw error instanceof SetupError ? error : new SetupError(`cannot open the control socket: ${(error as Error).message}`, EXIT.osErr);
+  }
+  services.push(control);
   const { records, tornBytes, damaged } = spool.recovery;
   log.info('spool-opened', { dir: config.dataDir, messages: spool.stats().messages, segments: spool.stats().segments, recovered: records, torn_bytes: tornBytes, damaged: damaged.length });
 
@@ -225,16 +235,6 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
       throw error;
     }
   }
-  // `mailbox queue` and the sendmail link reach this serve here (src/queue/control-socket.ts).
-  const queueContext = queueAdminContext(config, spool, now);
-  let control: ControlSocket;
-  try {
-    control = await listenControlSocket(controlSocketPath(config.dataDir, deps.env ?? {}), config.dataDir, (request) => handleQueueRequest(queueContext, request), log);
-  } catch (error) {
-    await closeAll();
-    throw error instanceof SetupError ? error : new SetupError(`cannot open the control socket: ${(error as Error).message}`, EXIT.osErr);
-  }
-  services.push(control);
   const where = (kind: ListenTarget['kind'], protocol: Protocol = 'smtp') =>
     listeners.filter((l) => l.target.kind === kind && protocolOf.get(l) === protocol).map((l) => l.address);
   const some = (addresses: string[]) => (addresses.length > 0 ? addresses : undefined);
