@@ -57,6 +57,7 @@ test('100,000 due for a dead destination: only the cap of connections, the rest 
       return entries.get(id) as Entry | undefined;
     },
     segmentPath: () => '/nonexistent/segment',
+    readMessage: async () => new Uint8Array(0),
     commitBatch: async (states) => {
       for (const r of states) {
         const e = entries.get(r.id)!;
