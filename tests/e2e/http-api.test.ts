@@ -244,6 +244,31 @@ describe('wait and the stream', () => {
   });
 });
 
+describe("Mailpit's websocket", () => {
+  test('/api/events: stats on connect, then new with the summary after the commit; a foreign Origin is refused', async () => {
+    const ws = new WebSocket(`${base.replace('http:', 'ws:')}/api/events`);
+    const frames: { Type: string; Data: any }[] = [];
+    ws.onmessage = (event) => frames.push(JSON.parse(String(event.data)));
+    await new Promise((resolve, reject) => {
+      ws.onopen = resolve;
+      ws.onerror = reject;
+    });
+    while (frames.length === 0) await Bun.sleep(10);
+    expect(frames[0].Type).toBe('stats');
+    expect(Object.keys(frames[0].Data)).toEqual(['Total', 'Unread', 'Version']);
+    await sendAll([['ws@x.test', 'over the websocket']]);
+    const deadline = Date.now() + 10_000;
+    while (!frames.some((f) => f.Type === 'new') && Date.now() < deadline) await Bun.sleep(10);
+    const created = frames.find((f) => f.Type === 'new')!;
+    expect(created.Data.Subject).toBe('over the websocket');
+    const got = await fetch(`${base}/api/v1/message/${created.Data.ID}`);
+    expect(got.status).toBe(200);
+    ws.close();
+    const cross = await fetch(`${base}/api/events`, { headers: { Origin: 'http://attacker.example', Upgrade: 'websocket', Connection: 'Upgrade', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version': '13' } });
+    expect(cross.status).toBe(403);
+  });
+});
+
 describe('send and release through the relay', () => {
   test('with --relay to a second serve: send delivers locally, release queues for the relay and it arrives there', async () => {
     const far = await startServe({ args: ['--http', '127.0.0.1:0', '--log', 'json'] });
