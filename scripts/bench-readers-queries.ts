@@ -184,7 +184,10 @@ export async function runQueryBench(options: QueryBenchOptions): Promise<void> {
     const base = `http://127.0.0.1:${http}`;
     const started = performance.now();
     for (;;) {
-      const info = (await (await fetch(`${base}/api/v1/info`)).json()) as { Messages: number };
+      // HTTP starts after the SMTP listeners and the index: until then the connection is refused.
+      const info = (await fetch(`${base}/api/v1/info`)
+        .then((r) => r.json())
+        .catch(() => ({ Messages: -1 }))) as { Messages: number };
       if (info.Messages >= options.messages) break;
       if (performance.now() - started > 900_000) throw new Error(`mailbox indexed ${info.Messages} of ${options.messages} in 15 minutes`);
       await Bun.sleep(200);
