@@ -116,6 +116,20 @@ export class IndexWriter {
     }
   }
 
+  /**
+   * Opens (creating or migrating) the index and says whether it must be rebuilt. MailIndex runs
+   * this in its own thread first, so the file and its schema exist before its reader opens, with
+   * nothing to wait for; the writer's own open then finds them as they are.
+   */
+  static inspect(path: string): OpenReply {
+    const writer = new IndexWriter();
+    try {
+      return writer.#open(path);
+    } finally {
+      writer.#index?.close();
+    }
+  }
+
   #open(path: string): OpenReply {
     this.#index?.close();
     const boot = bootId();

@@ -40,7 +40,7 @@ import { CATCHER_MAILBOX, mailboxFlags } from '../spool/mailbox-state.ts';
 import type { LocalMessage, Spool, StoredSession } from '../spool/spool.ts';
 import { IndexDb, type IndexEnvelope, type MessageState, type SearchContext } from './index-db.ts';
 import { threadWriter, workerWriter, type WriterClient } from './index-client.ts';
-import type { IngestReply, OpenReply, RawMessage, SpoolPosition } from './index-writer.ts';
+import { IndexWriter, type IngestReply, type OpenReply, type RawMessage, type SpoolPosition } from './index-writer.ts';
 
 export type IndexChange =
   | { readonly kind: 'new'; readonly afterSeq: number; readonly lastSeq: number; readonly count: number }
@@ -119,8 +119,17 @@ export class MailIndex {
           })
         : threadWriter();
     index = new MailIndex(options, writer);
-    const opened = (await writer.request({ op: 'open', path: options.path, background: options.background === true })) as OpenReply;
-    index.#reader = IndexDb.openReader(options.path);
+    // Nothing here waits for the Worker (serve's start-up runs on without a turn of the event
+    // loop): the file is checked in this thread, and the writer's open goes first in its queue.
+    let opened: OpenReply;
+    try {
+      opened = IndexWriter.inspect(options.path);
+      index.#reader = IndexDb.openReader(options.path);
+    } catch (error) {
+      await writer.close().catch(() => undefined);
+      throw error;
+    }
+    writer.request({ op: 'open', path: options.path, background: options.background === true }).catch((error: unknown) => index.#fail(error as Error));
     index.#lastSeq = index.#reader.lastSeq();
     const reason = options.rebuild === true ? 'asked for' : (opened.rebuild ?? index.#mismatch());
     const opening = index;
