@@ -147,3 +147,36 @@ describe('serve running: over the control socket', () => {
     }
   });
 });
+
+describe('the sendmail link and the relay', () => {
+  test('mail for another domain handed to the link while serve is down is relayed once serve starts', async () => {
+    const sink = await startServe();
+    const dir = await makeTempDir('mailbox-queue-relay-');
+    try {
+      const relayConf = join(dir.path, 'mailbox.conf');
+      writeFileSync(relayConf, `data ${join(dir.path, 'data')}\nhostname mx.relay.test\ndomain mx.relay.test\nrelay smtp://127.0.0.1:${sink.port}?tls=insecure\n`);
+      const link = join(dir.path, 'sendmail');
+      symlinkSync(MAILBOX_BIN, link);
+      const r = await runCommand([link, '-i', '-f', 'cron@mx.relay.test', 'ops@far.test'], { stdin: 'Subject: relayed cron\n\nnightly\n', env: { MAILBOX_CONFIG: relayConf, MAILBOX_SERVER: '' } });
+      expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+      const queued = await runCommand([MAILBOX_BIN, 'queue', 'list', '--json', '--config', relayConf]);
+      expect((JSON.parse(queued.stdout) as Entry[]).map((e) => e.recipients.map((x) => [x.address, x.state]))).toEqual([[['ops@far.test', 'pending']]]);
+      const relay = await startServe({ dataDir: join(dir.path, 'data'), args: ['--config', relayConf] });
+      try {
+        const deadline = Date.now() + 30_000;
+        let arrived: { subject: string }[] = [];
+        while (arrived.length === 0 && Date.now() < deadline) {
+          const listed = await runCommand([MAILBOX_BIN, 'queue', 'list', '--local', '--json', '--data', sink.dataDir]);
+          arrived = JSON.parse(listed.stdout || '[]');
+          if (arrived.length === 0) await Bun.sleep(100);
+        }
+        expect(arrived.map((m) => m.subject)).toEqual(['relayed cron']);
+      } finally {
+        await relay.stop();
+      }
+    } finally {
+      await sink.stop();
+      await dir.remove();
+    }
+  }, 60_000);
+});
