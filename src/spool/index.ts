@@ -38,6 +38,10 @@ export interface StoredRecord {
 /** One stored message as the index holds it now: a snapshot (Rule 5). */
 export interface Entry extends StoredRecord {
   readonly states: readonly DeliveryState[];
+  /** Each recipient's address key (addressKey), by recipient index: shared, made once per distinct envelope. */
+  readonly recipientKeys: readonly string[];
+  /** The sender's address key. */
+  readonly senderKey: string;
   readonly bodyOffset: number;
   /** Mailbox state by mailbox key; null until a reader marks the message (most never are). */
   readonly mailboxes: ReadonlyMap<string, MailboxFlags> | null;
@@ -109,9 +113,9 @@ export function shapeOf(states: readonly DeliveryState[]): StatesShape {
 
 /** True when a recipient of `entry` with this address key still holds it. */
 export function hasUndeletedRecipient(entry: Entry, key: string): boolean {
-  const rcpts = entry.envelope.recipients;
-  for (let i = 0; i < rcpts.length; i++) {
-    if (!isDeleted(entry.states[i]) && addressKey(rcpts[i].mailbox) === key) return true;
+  const keys = entry.recipientKeys;
+  for (let i = 0; i < keys.length; i++) {
+    if (keys[i] === key && !isDeleted(entry.states[i])) return true;
   }
   return false;
 }
@@ -646,10 +650,13 @@ export class SpoolIndex {
     const bytes = this.#bytes[row];
     const bodyBytes = this.#bodyBytes[row];
     const bits = this.#bits[row];
+    const shared = this.#envelopes[this.#envelope[row]]!;
     return {
       id: this.#idOf(row),
       timeMs: this.#time[row],
-      envelope: this.#envelopes[this.#envelope[row]]!.envelope,
+      envelope: shared.envelope,
+      recipientKeys: shared.recipients,
+      senderKey: shared.sender,
       local: flags.local,
       states: this.#states.get(row) ?? flags.states,
       seq: this.#seq[row],

@@ -9,7 +9,7 @@
 import { dotUnstuff } from '../core/data.ts';
 import type { StateRecord } from './delivery-state.ts';
 import { headerSummary, type HeaderSummary } from './header-summary.ts';
-import { addressKey, hasUndeletedRecipient, queryKey, type Entry, type SpoolIndex } from './index.ts';
+import { hasUndeletedRecipient, queryKey, type Entry, type SpoolIndex } from './index.ts';
 import type { FlagChange, MailboxName, MailCursor, MailPage, MailQuery, MailRemoval, MailStore, MailSummary } from './mail-store.ts';
 import { mailboxFlags, UNREAD, type MailboxFlags, type MailboxRecord } from './mailbox-state.ts';
 
@@ -65,8 +65,8 @@ export class SpoolMailStore implements MailStore {
     const removals: MailRemoval[] = [];
     for (const r of records) {
       const e = this.#host.index.record(r.id);
-      const rcpt = r.rcpt === null || !e ? null : e.envelope.recipients[r.rcpt];
-      removals.push({ id: r.id, mailboxes: rcpt ? [addressKey(rcpt.mailbox)] : null });
+      const rcpt = r.rcpt === null || !e ? undefined : e.recipientKeys[r.rcpt];
+      removals.push({ id: r.id, mailboxes: rcpt !== undefined ? [rcpt] : null });
     }
     for (const listener of this.#removalListeners) listener(removals);
   }
@@ -131,8 +131,8 @@ export class SpoolMailStore implements MailStore {
         records.push({ id, rcpt: null, state: { kind: 'deleted', atMs } });
         continue;
       }
-      e.envelope.recipients.forEach((r, i) => {
-        if (e.states[i].kind !== 'deleted' && addressKey(r.mailbox) === key) records.push({ id, rcpt: i, state: { kind: 'deleted', atMs } });
+      e.recipientKeys.forEach((k, i) => {
+        if (k === key && e.states[i].kind !== 'deleted') records.push({ id, rcpt: i, state: { kind: 'deleted', atMs } });
       });
     }
     return records.length === 0 ? Promise.resolve() : this.#host.appendStates(records);
@@ -170,7 +170,7 @@ export class SpoolMailStore implements MailStore {
       id: e.id,
       timeMs: e.timeMs,
       cursor: { timeMs: e.timeMs, id: e.id },
-      sender: addressKey(e.envelope.sender),
+      sender: e.senderKey,
       get recipients() {
         return (recipients ??= heldBy(e));
       },
@@ -202,8 +202,8 @@ function holds(e: Entry, key: string | null): boolean {
 /** The mailboxes (address keys) that still hold the message, each once. */
 function heldBy(e: Entry): string[] {
   const out = new Set<string>();
-  e.envelope.recipients.forEach((r, i) => {
-    if (e.states[i].kind !== 'deleted') out.add(addressKey(r.mailbox));
+  e.recipientKeys.forEach((k, i) => {
+    if (e.states[i].kind !== 'deleted') out.add(k);
   });
   return [...out];
 }

@@ -166,6 +166,8 @@ describe('checkpoint', () => {
           envelope: env,
           local,
           states: [],
+          recipientKeys: ['box@server.example'],
+          senderKey: 'load@client.example',
           seq,
           offset: at,
           bytes: record.length,
