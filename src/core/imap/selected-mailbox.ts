@@ -8,6 +8,10 @@
  * Rule 2: the session says when EXPUNGE may be sent: never while a FETCH, STORE or SEARCH is
  *         answered, nor when no command is in progress (RFC 3501 §7.4.1); the UID forms of those
  *         commands may see them (RFC 3501 §6.4.8 names messages by UID).
+ * Rule 3: a session may idle for hours holding its view, so the view is two parallel arrays
+ *         (UIDs, and the flag arrays the store shares) in sequence order, searched by UID with a
+ *         binary search while the UIDs ascend (as the store lists them; appends only add higher
+ *         ones), and sets of the few UIDs that are ghosts or have flags to announce.
  */
 import { sequenceSetHas, type SequenceSet } from './parser.ts';
 
@@ -24,13 +28,10 @@ export type MailboxChange =
   | { readonly kind: 'expunged'; readonly uid: number }
   | { readonly kind: 'flags'; readonly uid: number; readonly flags: readonly string[] };
 
-interface Entry {
+/** An appended message the client has not been told about by EXISTS. */
+interface Pending {
   readonly uid: number;
   flags: readonly string[];
-  /** Expunged elsewhere, not yet announced: the number stays taken (RFC 2180 §4.1). */
-  ghost: boolean;
-  /** Its flags changed and the client has not been told. */
-  flagsChanged: boolean;
 }
 
 export type SequenceResolution = { readonly ok: true; readonly seqs: readonly number[] } | { readonly ok: false; readonly why: string };
@@ -42,75 +43,82 @@ function sameFlags(a: readonly string[], b: readonly string[]): boolean {
 }
 
 export class SelectedMailbox {
-  /** The messages in sequence order as the client knows them; entry i is number i + 1. */
-  readonly #view: Entry[];
+  /** The UIDs in sequence order as the client knows them; index i is number i + 1. */
+  readonly #uids: number[];
+  /** The flags of each message, by the same index. */
+  readonly #flags: (readonly string[])[];
+  /** Whether #uids ascends, so a UID is found by binary search. */
+  #ascending = true;
+  /** Expunged elsewhere, not yet announced: the number stays taken (RFC 2180 §4.1). */
+  readonly #ghosts = new Set<number>();
+  /** Messages whose flags changed and the client has not been told. */
+  readonly #changed = new Set<number>();
   /** Appended messages the client has not been told about by EXISTS. */
-  readonly #pending: Entry[] = [];
-  readonly #byUid = new Map<number, Entry>();
-  /** Entries whose flagsChanged is set, so updates() need not scan a large mailbox for none. */
-  readonly #changed = new Set<Entry>();
+  readonly #pending: Pending[] = [];
 
   constructor(messages: readonly MailboxMessage[]) {
-    this.#view = messages.map((m) => ({ uid: m.uid, flags: m.flags, ghost: false, flagsChanged: false }));
-    for (const e of this.#view) this.#byUid.set(e.uid, e);
+    this.#uids = new Array<number>(messages.length);
+    this.#flags = new Array<readonly string[]>(messages.length);
+    for (let i = 0; i < messages.length; i++) {
+      this.#uids[i] = messages[i].uid;
+      this.#flags[i] = messages[i].flags;
+      if (i > 0 && messages[i].uid <= messages[i - 1].uid) this.#ascending = false;
+    }
   }
 
   /** The EXISTS count the client knows. */
   get exists(): number {
-    return this.#view.length;
+    return this.#uids.length;
   }
 
   /** The UID of message `seq`, or null outside 1..exists. */
   uidAt(seq: number): number | null {
-    return this.#view[seq - 1]?.uid ?? null;
+    return this.#uids[seq - 1] ?? null;
   }
 
   /** The flags of message `seq` as last stored, or null outside 1..exists. */
   flagsAt(seq: number): readonly string[] | null {
-    return this.#view[seq - 1]?.flags ?? null;
+    return this.#flags[seq - 1] ?? null;
   }
 
   /** The number of the message with this UID, or null when the client does not know it. */
   seqOf(uid: number): number | null {
-    const i = this.#view.findIndex((e) => e.uid === uid);
+    const i = this.#indexOf(uid);
     return i < 0 ? null : i + 1;
   }
 
   /** Whether message `seq` was expunged elsewhere and is kept only until that can be said. */
   isExpunged(seq: number): boolean {
-    return this.#view[seq - 1]?.ghost ?? false;
+    const uid = this.#uids[seq - 1];
+    return uid !== undefined && this.#ghosts.has(uid);
   }
 
   /** Records a change the store reports; the client hears of it at the next updates(). */
   apply(change: MailboxChange): void {
     switch (change.kind) {
       case 'appended': {
-        if (this.#byUid.has(change.uid)) return;
-        const entry: Entry = { uid: change.uid, flags: change.flags, ghost: false, flagsChanged: false };
-        this.#pending.push(entry);
-        this.#byUid.set(change.uid, entry);
+        if (this.#liveIndex(change.uid) >= 0 || this.#pendingIndex(change.uid) >= 0) return;
+        this.#pending.push({ uid: change.uid, flags: change.flags });
         return;
       }
       case 'expunged': {
-        const entry = this.#byUid.get(change.uid);
-        if (!entry) return;
-        this.#byUid.delete(change.uid);
-        const p = this.#pending.indexOf(entry);
+        const p = this.#pendingIndex(change.uid);
         // A message never announced can go without a word.
         if (p >= 0) this.#pending.splice(p, 1);
-        else entry.ghost = true;
-        entry.flagsChanged = false;
-        this.#changed.delete(entry);
+        else if (this.#liveIndex(change.uid) >= 0) this.#ghosts.add(change.uid);
+        this.#changed.delete(change.uid);
         return;
       }
       case 'flags': {
-        const entry = this.#byUid.get(change.uid);
-        if (!entry || entry.ghost || sameFlags(entry.flags, change.flags)) return;
-        entry.flags = change.flags;
-        if (!this.#pending.includes(entry)) {
-          entry.flagsChanged = true;
-          this.#changed.add(entry);
+        const p = this.#pendingIndex(change.uid);
+        if (p >= 0) {
+          if (!sameFlags(this.#pending[p].flags, change.flags)) this.#pending[p].flags = change.flags;
+          return;
         }
+        const i = this.#liveIndex(change.uid);
+        if (i < 0 || sameFlags(this.#flags[i], change.flags)) return;
+        this.#flags[i] = change.flags;
+        this.#changed.add(change.uid);
         return;
       }
       default: {
@@ -125,11 +133,14 @@ export class SelectedMailbox {
    * 3501 §6.4.6 .SILENT): recorded without a later untagged FETCH.
    */
   storedHere(uid: number, flags: readonly string[]): void {
-    const entry = this.#byUid.get(uid);
-    if (!entry) return;
-    entry.flags = flags;
-    entry.flagsChanged = false;
-    this.#changed.delete(entry);
+    const p = this.#pendingIndex(uid);
+    if (p >= 0) this.#pending[p].flags = flags;
+    else {
+      const i = this.#liveIndex(uid);
+      if (i < 0) return;
+      this.#flags[i] = flags;
+    }
+    this.#changed.delete(uid);
   }
 
   /**
@@ -139,24 +150,30 @@ export class SelectedMailbox {
    */
   updates(allowExpunge: boolean): string[] {
     const out: string[] = [];
-    if (allowExpunge) {
-      for (let i = this.#view.length - 1; i >= 0; i--) {
-        if (!this.#view[i].ghost) continue;
+    if (allowExpunge && this.#ghosts.size > 0) {
+      for (let i = this.#uids.length - 1; i >= 0; i--) {
+        if (!this.#ghosts.has(this.#uids[i])) continue;
         out.push(`* ${i + 1} EXPUNGE\r\n`);
-        this.#view.splice(i, 1);
+        this.#ghosts.delete(this.#uids[i]);
+        this.#uids.splice(i, 1);
+        this.#flags.splice(i, 1);
       }
     }
     if (this.#pending.length > 0) {
-      this.#view.push(...this.#pending);
+      for (const p of this.#pending) {
+        const last = this.#uids.length === 0 ? 0 : this.#uids[this.#uids.length - 1];
+        if (p.uid <= last) this.#ascending = false;
+        this.#uids.push(p.uid);
+        this.#flags.push(p.flags);
+      }
       this.#pending.length = 0;
-      out.push(`* ${this.#view.length} EXISTS\r\n`);
+      out.push(`* ${this.#uids.length} EXISTS\r\n`);
     }
     if (this.#changed.size > 0) {
-      this.#view.forEach((e, i) => {
-        if (!e.flagsChanged) return;
-        e.flagsChanged = false;
-        out.push(`* ${i + 1} FETCH (UID ${e.uid} FLAGS (${e.flags.join(' ')}))\r\n`);
-      });
+      for (let i = 0; i < this.#uids.length; i++) {
+        const uid = this.#uids[i];
+        if (this.#changed.has(uid)) out.push(`* ${i + 1} FETCH (UID ${uid} FLAGS (${this.#flags[i].join(' ')}))\r\n`);
+      }
       this.#changed.clear();
     }
     return out;
@@ -170,19 +187,19 @@ export class SelectedMailbox {
   resolve(set: SequenceSet, byUid: boolean, savedUids: ReadonlySet<number> | null): SequenceResolution {
     const seqs: number[] = [];
     if (set.kind === 'saved') {
-      this.#view.forEach((e, i) => {
-        if (savedUids?.has(e.uid)) seqs.push(i + 1);
+      this.#uids.forEach((uid, i) => {
+        if (savedUids?.has(uid)) seqs.push(i + 1);
       });
       return { ok: true, seqs };
     }
     if (byUid) {
-      const largest = this.#view.length === 0 ? 0 : this.#view[this.#view.length - 1].uid;
-      this.#view.forEach((e, i) => {
-        if (sequenceSetHas(set, e.uid, largest)) seqs.push(i + 1);
+      const largest = this.#uids.length === 0 ? 0 : this.#uids[this.#uids.length - 1];
+      this.#uids.forEach((uid, i) => {
+        if (sequenceSetHas(set, uid, largest)) seqs.push(i + 1);
       });
       return { ok: true, seqs };
     }
-    const exists = this.#view.length;
+    const exists = this.#uids.length;
     for (const r of set.ranges) {
       for (const bound of [r.from, r.to]) {
         if (bound === '*' ? exists === 0 : bound > exists) return { ok: false, why: exists === 0 ? 'the mailbox is empty' : `message numbers go up to ${exists}` };
@@ -190,5 +207,30 @@ export class SelectedMailbox {
     }
     for (let n = 1; n <= exists; n++) if (sequenceSetHas(set, n, exists)) seqs.push(n);
     return { ok: true, seqs };
+  }
+
+  /** The index of `uid` in the view, ghost or not, or -1. */
+  #indexOf(uid: number): number {
+    const uids = this.#uids;
+    if (!this.#ascending) return uids.indexOf(uid);
+    let lo = 0;
+    let hi = uids.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (uids[mid] < uid) lo = mid + 1;
+      else if (uids[mid] > uid) hi = mid - 1;
+      else return mid;
+    }
+    return -1;
+  }
+
+  /** The index of `uid` in the view when it is not a ghost, or -1. */
+  #liveIndex(uid: number): number {
+    const i = this.#indexOf(uid);
+    return i >= 0 && !this.#ghosts.has(uid) ? i : -1;
+  }
+
+  #pendingIndex(uid: number): number {
+    return this.#pending.findIndex((p) => p.uid === uid);
   }
 }
