@@ -48,6 +48,29 @@ describe('untagged updates (RFC 3501 §7.4.1)', () => {
   });
 });
 
+describe('finding a message by UID', () => {
+  test('a long view: every UID, a missing one, and flags stored here and elsewhere', () => {
+    const uids = Array.from({ length: 1000 }, (_, i) => 3 * i + 1);
+    const m = box(...uids);
+    expect(uids.every((uid, i) => m.seqOf(uid) === i + 1)).toBe(true);
+    expect([m.seqOf(2), m.seqOf(0), m.seqOf(3000)]).toEqual([null, null, null]);
+    m.storedHere(301, ['\\Seen']);
+    m.apply({ kind: 'flags', uid: 2998, flags: ['\\Flagged'] });
+    m.apply({ kind: 'flags', uid: 2, flags: ['\\Flagged'] });
+    expect(m.updates(true)).toEqual(['* 1000 FETCH (UID 2998 FLAGS (\\Flagged))\r\n']);
+    expect([m.flagsAt(101), m.flagsAt(1000)]).toEqual([['\\Seen'], ['\\Flagged']]);
+  });
+
+  test('UIDs a store gives out of order are still found', () => {
+    const m = box(30, 10, 20);
+    expect([m.seqOf(10), m.seqOf(20), m.seqOf(30)]).toEqual([2, 3, 1]);
+    m.apply({ kind: 'expunged', uid: 10 });
+    m.apply({ kind: 'appended', uid: 5, flags: [] });
+    expect(m.updates(true)).toEqual(['* 2 EXPUNGE\r\n', '* 3 EXISTS\r\n']);
+    expect([m.seqOf(30), m.seqOf(20), m.seqOf(5), m.seqOf(10)]).toEqual([1, 2, 3, null]);
+  });
+});
+
 describe('sequence sets (RFC 3501 §6.4.8, §9)', () => {
   const m = box(3, 7, 9, 15);
   test.each([
