@@ -6,7 +6,7 @@
 import type { HttpServer } from './http-server.ts';
 import type { MailSource } from './mail-source.ts';
 import { WaitRegistry } from './mail-wait.ts';
-import { mailboxRoutes, type FaultControl, type SessionRecord } from './mailbox-api.ts';
+import { mailboxRoutes, type FaultControl, type MailboxApiDeps, type SessionRecord } from './mailbox-api.ts';
 import { mailpitRoutes, type MailpitApiDeps } from './mailpit-api.ts';
 import { MailpitEvents } from './mailpit-events.ts';
 
@@ -17,6 +17,7 @@ export const DEFAULT_MAX_WEBSOCKETS = 1000;
 
 export interface MailApiDeps extends MailpitApiDeps {
   readonly session: (id: string) => Promise<SessionRecord | null>;
+  readonly deliveries?: MailboxApiDeps['deliveries'];
   readonly faults: FaultControl;
   readonly maxWaiters?: number;
   readonly maxWebSockets?: number;
@@ -34,7 +35,7 @@ export function installMailApi(http: HttpServer, mail: MailSource, deps: Omit<Ma
   const events = new MailpitEvents(mail, deps.version, deps.maxWebSockets ?? DEFAULT_MAX_WEBSOCKETS);
   http.addRoutes(mailpitRoutes({ ...deps, mail }));
   http.addRoutes(events.routes());
-  http.addRoutes(mailboxRoutes({ mail, now: deps.now, waits, session: deps.session, faults: deps.faults, version: deps.version }));
+  http.addRoutes(mailboxRoutes({ mail, now: deps.now, waits, session: deps.session, deliveries: deps.deliveries, faults: deps.faults, version: deps.version }));
   return {
     waits,
     events,

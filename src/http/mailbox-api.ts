@@ -57,11 +57,26 @@ export interface FaultControl {
   replace(json: unknown, by: string): string | null;
 }
 
+/** One relayed copy of a message: its recipient's state in the relay queue. */
+export interface DeliveryRecord {
+  readonly address: string;
+  /** pending, deferred, held, delivered or bounced (deleted when an operator removed it). */
+  readonly state: string;
+  readonly attempts?: number;
+  readonly nextAttemptMs?: number;
+  /** The last reply (deferred, held) or the final one (delivered, bounced). */
+  readonly reply?: string;
+  /** When the state was reached, for a final state. */
+  readonly atMs?: number;
+}
+
 export interface MailboxApiDeps {
   readonly mail: MailSource;
   readonly now: () => number;
   readonly waits: WaitRegistry;
   readonly session: (id: string) => Promise<SessionRecord | null>;
+  /** The relayed copies of a message (undefined: no such message); null when serve does not relay. */
+  readonly deliveries?: ((id: string) => readonly DeliveryRecord[] | undefined) | null;
   readonly faults: FaultControl;
   readonly version: string;
 }
@@ -229,6 +244,24 @@ export function mailboxRoutes(deps: MailboxApiDeps): HttpRoute[] {
     });
   };
 
+  // The spool, not the index, answers: a message whose every copy was relayed is not indexed.
+  const deliveries = ({ params }: HttpContext) => {
+    if (!ID_PATTERN.test(params.id)) throw jsonError(400, `bad message id ${JSON.stringify(params.id)}`);
+    if (!deps.deliveries) throw jsonError(404, 'serve does not relay (no --relay): every copy of a message stays local');
+    const records = deps.deliveries(params.id);
+    if (records === undefined) throw jsonError(404, `no message ${params.id}`);
+    return jsonResponse(
+      records.map((d) => ({
+        Rcpt: d.address,
+        State: d.state,
+        Attempts: d.attempts ?? null,
+        NextAttempt: d.nextAttemptMs === undefined ? null : formatTime(d.nextAttemptMs),
+        LastReply: d.reply ?? null,
+        At: d.atMs === undefined ? null : formatTime(d.atMs),
+      })),
+    );
+  };
+
   const getFaults = () => jsonResponse(deps.faults.source);
 
   const putFaults = async ({ request, client, user }: HttpContext) => {
@@ -259,6 +292,7 @@ export function mailboxRoutes(deps: MailboxApiDeps): HttpRoute[] {
     { method: 'DELETE', path: `${PREFIX}/inboxes/:address/messages`, handler: deleteInbox },
     { method: 'GET', path: `${PREFIX}/message/:id`, handler: message },
     { method: 'GET', path: `${PREFIX}/message/:id/session`, handler: session },
+    { method: 'GET', path: `${PREFIX}/message/:id/deliveries`, handler: deliveries },
     { method: 'GET', path: `${PREFIX}/faults`, handler: getFaults },
     { method: 'PUT', path: `${PREFIX}/faults`, handler: putFaults },
     { method: 'DELETE', path: `${PREFIX}/faults`, handler: deleteFaults },

@@ -22,6 +22,7 @@ export const DOCUMENTED_ROUTES = [
   'DELETE /inboxes/{address}/messages',
   'GET /message/{id}',
   'GET /message/{id}/session',
+  'GET /message/{id}/deliveries',
   'GET /faults',
   'PUT /faults',
   'DELETE /faults',
@@ -91,6 +92,13 @@ export function openApiDocument(version: string): Record<string, unknown> {
           responses: { 200: json(ref('Session'), 'The session (or, with format=smtp, application/octet-stream)'), 404: error('No such message') },
         },
       },
+      '/message/{id}/deliveries': {
+        get: {
+          summary: "Where each relayed copy of the message stands: the relay queue's state of every recipient that is not local",
+          parameters: [idParam],
+          responses: { 200: json({ type: 'array', items: ref('Delivery') }, 'One entry per relayed recipient'), 400: error('A bad id'), 404: error('No such message, or serve does not relay') },
+        },
+      },
       '/faults': {
         get: { summary: 'The scripted fault rules in force (the --faults format)', responses: { 200: json(ref('Faults'), 'The rules') } },
         put: { summary: 'Replaces the rules in force (counters start again)', requestBody: { required: true, content: { 'application/json': { schema: ref('Faults') } } }, responses: { 200: json(ref('Faults'), 'The rules now in force'), 400: error('Not a faults document') } },
@@ -134,6 +142,17 @@ export function openApiDocument(version: string): Record<string, unknown> {
         Session: {
           type: 'object',
           properties: { ID: { type: 'string' }, ReceivedAt: { type: 'string' }, ClientAddress: { type: ['string', 'null'] }, Helo: { type: ['string', 'null'] }, TLS: { type: ['string', 'null'] }, AuthUser: { type: ['string', 'null'] }, MailFrom: { type: 'string' }, RcptTo: { type: 'array', items: { type: 'string' } }, Size: { type: 'integer' }, Replay: { type: 'string' } },
+        },
+        Delivery: {
+          type: 'object',
+          properties: {
+            Rcpt: { type: 'string' },
+            State: { enum: ['pending', 'deferred', 'held', 'delivered', 'bounced', 'deleted'] },
+            Attempts: { type: ['integer', 'null'] },
+            NextAttempt: { type: ['string', 'null'], format: 'date-time' },
+            LastReply: { type: ['string', 'null'], description: 'The last reply (deferred, held) or the final one (delivered, bounced)' },
+            At: { type: ['string', 'null'], format: 'date-time' },
+          },
         },
         Faults: { type: 'object', properties: { rules: { type: 'array', items: { type: 'object' } } }, description: 'The format of serve --faults FILE (README, Scripted faults).' },
       },

@@ -17,10 +17,11 @@ import { EXIT, SetupError } from '../exit-status.ts';
 import type { BasicAuth } from '../http/basic-auth.ts';
 import { HttpServer, type HttpContext, type HttpRoute } from '../http/http-server.ts';
 import { installMailApi, type MailApi } from '../http/mail-api.ts';
-import type { SessionRecord } from '../http/mailbox-api.ts';
+import type { DeliveryRecord, SessionRecord } from '../http/mailbox-api.ts';
 import { MAX_JSON_BODY_BYTES } from '../http/mailpit-api.ts';
 import { createIdGenerator } from '../ids.ts';
 import type { Logger } from '../log.ts';
+import { queueEntry } from '../queue/queue-admin.ts';
 import { createLayout } from '../spool/layout.ts';
 import { formatRecord, formatSegmentHeader } from '../spool/segment-format.ts';
 import { MessageNotFoundError, type Spool } from '../spool/spool.ts';
@@ -124,8 +125,16 @@ function mailApi(http: HttpServer, index: MailIndex, config: ServeConfig, deps: 
         }
       : null,
     session: (id) => sessionOf(spool, id, config.hostname),
+    deliveries: deps.relay === null ? null : (id) => relayedCopies(spool, id),
     faults: deps.faults,
   });
+}
+
+/** The relay queue's view of a message's recipients that are not local; undefined when the spool has no such message. */
+function relayedCopies(spool: Spool, id: string): DeliveryRecord[] | undefined {
+  const info = spool.get(id);
+  if (info === undefined) return undefined;
+  return queueEntry(info).recipients.filter((r) => r.state !== 'local');
 }
 
 /** The session that carried a message: its envelope and our Received header, and the record as a segment. */

@@ -101,4 +101,22 @@ test('with the relay: delivery attempts by outcome and the queue by state', asyn
   expect(sample(text, 'mailbox_queue_recipients{state="deferred"}')).toBe(1);
   expect(sample(text, 'mailbox_queue_recipients{state="pending"}')).toBe(0);
   for (const leak of ['remote.test', 'dead.test']) expect(text).not.toContain(leak);
+
+  // The same two copies as the web UI's Delivery tab reads them.
+  const idOf = (event: string) => JSON.parse(logs.split('\n').find((l) => l.includes(`"event":"${event}"`))!).id as string;
+  const deliveries = async (id: string) => {
+    const response = await fetch(`http://${http}/api/mailbox/v1/message/${id}/deliveries`);
+    expect(response.status).toBe(200);
+    return (await response.json()) as { Rcpt: string; State: string; Attempts: number | null; NextAttempt: string | null; LastReply: string | null }[];
+  };
+  const [delivered] = await deliveries(idOf('delivered'));
+  expect(delivered).toMatchObject({ Rcpt: 'b@remote.test', State: 'delivered' });
+  expect(delivered.LastReply).toStartWith('250');
+  const stuck = await deliveries(idOf('deferred'));
+  expect(stuck).toHaveLength(1);
+  expect(stuck[0]).toMatchObject({ Rcpt: 'c@dead.test', State: 'deferred' });
+  expect(stuck[0].Attempts).toBeGreaterThanOrEqual(1);
+  expect(Date.parse(stuck[0].NextAttempt!)).toBeGreaterThan(Date.now());
+  expect(stuck[0].LastReply).toMatch(/^4\d\d /);
+  expect((await fetch(`http://${http}/api/mailbox/v1/message/NoSuchId/deliveries`)).status).toBe(404);
 }, 60_000);

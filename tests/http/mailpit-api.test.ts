@@ -372,3 +372,28 @@ describe('the rest of Mailpit\'s routes', () => {
     expect(t.log.filter((l) => l.event === 'http-error').length).toBe(before + 1);
   });
 });
+
+describe('deliveries of the relay', () => {
+  test('without a relay the route answers 404 with a reason; with one, each relayed recipient as the queue sees it', async () => {
+    const plain = startApi();
+    try {
+      const response = await fetch(`${plain.base}/api/mailbox/v1/message/AbC123/deliveries`);
+      expect(response.status).toBe(404);
+      expect(((await response.json()) as { error: string }).error).toContain('does not relay');
+    } finally {
+      await plain.close();
+    }
+    const relaying = startApi({
+      deliveries: (id) => (id === 'AbC123' ? [{ address: 'b@remote.test', state: 'deferred', attempts: 2, nextAttemptMs: Date.UTC(2030, 0, 1), reply: '451 4.3.0 try later' }] : undefined),
+    });
+    try {
+      const ok = await fetch(`${relaying.base}/api/mailbox/v1/message/AbC123/deliveries`);
+      expect(ok.status).toBe(200);
+      expect(await ok.json()).toEqual([{ Rcpt: 'b@remote.test', State: 'deferred', Attempts: 2, NextAttempt: '2030-01-01T00:00:00.000Z', LastReply: '451 4.3.0 try later', At: null }]);
+      expect((await fetch(`${relaying.base}/api/mailbox/v1/message/Other1/deliveries`)).status).toBe(404);
+      expect((await fetch(`${relaying.base}/api/mailbox/v1/message/bad%20id/deliveries`)).status).toBe(400);
+    } finally {
+      await relaying.close();
+    }
+  });
+});
