@@ -19,7 +19,8 @@ export function formatTime(ms: number): string {
 
 const NO_ADDRESS: IndexAddress = Object.freeze({ Name: '', Address: '' });
 
-export function summaryJson(m: IndexedMessage): Record<string, unknown> {
+/** The fields MessageSummary and Message share, in Mailpit's order: who, to whom, which. */
+function addressedJson(m: IndexedMessage): Record<string, unknown> {
   return {
     ID: m.id,
     MessageID: m.messageId,
@@ -29,6 +30,12 @@ export function summaryJson(m: IndexedMessage): Record<string, unknown> {
     Cc: m.cc,
     Bcc: m.bcc,
     ReplyTo: m.replyTo,
+  };
+}
+
+export function summaryJson(m: IndexedMessage): Record<string, unknown> {
+  return {
+    ...addressedJson(m),
     Subject: m.subject,
     Created: formatTime(m.receivedMs),
     Username: m.authUser ?? '',
@@ -203,14 +210,7 @@ export function messageJson(m: IndexedMessage, parsed: ParsedMessage): Record<st
   const headers = headersJson(parsed);
   const { inline, attachments } = attachmentLists(parsed);
   return {
-    ID: m.id,
-    MessageID: m.messageId,
-    Read: m.read,
-    From: m.from ?? NO_ADDRESS,
-    To: m.to,
-    Cc: m.cc,
-    Bcc: m.bcc,
-    ReplyTo: m.replyTo,
+    ...addressedJson(m),
     ReturnPath: m.returnPath !== '' ? m.returnPath : m.mailFrom !== '' ? m.mailFrom : (m.from?.Address ?? ''),
     Subject: m.subject,
     ListUnsubscribe: listUnsubscribe(headers),

@@ -6,7 +6,7 @@
  */
 import { afterAll, expect } from 'bun:test';
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Subprocess } from 'bun';
@@ -364,4 +364,30 @@ export function runPython(code: string, args: string[] = [], options: RunOptions
 /** Runs swaks with `args` (e.g. ['--server', '127.0.0.1:2525', '--to', 'a@b.test']). */
 export function runSwaks(args: string[], options: RunOptions = {}): Promise<RunResult> {
   return runCommand(['swaks', ...args], options);
+}
+
+/**
+ * fetchmail fetching every message of `user` (any password: catch-all mode) over POP3 or IMAP
+ * into an MDA that appends to a file; resolves to that file's text. fetchmail adds its own
+ * Received line and hands the MDA LF line ends.
+ */
+export async function fetchmailAll(protocol: 'pop3' | 'imap', port: number, user: string): Promise<string> {
+  await using home = await makeTempDir();
+  const mbox = join(home.path, 'mbox');
+  const rc = join(home.path, 'fetchmailrc');
+  await writeFile(
+    rc,
+    [
+      'set no syslog',
+      `poll 127.0.0.1 protocol ${protocol} port ${port} no dns auth password`,
+      `  user "${user}" there with password "x" is "${process.env.USER ?? 'root'}" here`,
+      "  options fetchall sslproto ''",
+      `  mda "/bin/sh -c 'cat >> ${mbox}'"`,
+      '',
+    ].join('\n'),
+    { mode: 0o600 },
+  );
+  const r = await runCommand(['fetchmail', '-f', rc, '--nodetach', '--nosyslog'], { env: { HOME: home.path, FETCHMAILHOME: home.path }, timeoutMs: 60_000 });
+  expect({ code: r.code, out: r.stdout + r.stderr }).toMatchObject({ code: 0 });
+  return readFile(mbox, 'utf8');
 }

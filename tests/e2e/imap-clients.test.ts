@@ -3,12 +3,12 @@
 // and each login's state kept apart: two users, two sessions of one user, a users-file name that
 // reads several addresses (issue 13 §2).
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
 import { requirePeers } from '../helpers/capabilities.ts';
-import { MAILBOX_BIN, cleanupServesAfterAll, listeningAddresses, makeTempDir, portOf, runCommand, runPython, sendWithSmtplib, startServe, type ServeHandle } from './harness.ts';
+import { MAILBOX_BIN, cleanupServesAfterAll, fetchmailAll, listeningAddresses, makeTempDir, portOf, runCommand, runPython, sendWithSmtplib, startServe, type ServeHandle } from './harness.ts';
 
 cleanupServesAfterAll();
 
@@ -85,25 +85,8 @@ describe('catch-all mode on loopback', () => {
   });
 
   test('fetchmail over IMAP retrieves into a local MDA, then flags \\Deleted and expunges', async () => {
-    await using home = await makeTempDir();
-    const mbox = join(home.path, 'mbox');
-    const rc = join(home.path, 'fetchmailrc');
-    writeFileSync(
-      rc,
-      [
-        'set no syslog',
-        `poll 127.0.0.1 protocol imap port ${server.imap} no dns auth password`,
-        `  user "erin@x.test" there with password "x" is "${process.env.USER ?? 'root'}" here`,
-        "  options fetchall sslproto ''",
-        `  mda "/bin/sh -c 'cat >> ${mbox}'"`,
-        '',
-      ].join('\n'),
-    );
-    chmodSync(rc, 0o600);
-    const r = await runCommand(['fetchmail', '-f', rc, '--nodetach', '--nosyslog'], { env: { HOME: home.path, FETCHMAILHOME: home.path }, timeoutMs: 60_000 });
-    expect({ code: r.code, out: r.stdout + r.stderr }).toMatchObject({ code: 0 });
-    // fetchmail adds its own Received line and hands the MDA LF line ends.
-    expect(readFileSync(mbox, 'utf8')).toContain(`\n${PLAIN.replaceAll('\r\n', '\n')}`);
+    const delivered = await fetchmailAll('imap', server.imap, 'erin@x.test');
+    expect(delivered).toContain(`\n${PLAIN.replaceAll('\r\n', '\n')}`);
     const after = await imaplib(server.imap, `m = login('erin@x.test')\nprint(json.dumps({'exists': m.select('INBOX')[1][0].decode()}))`);
     expect(after.exists).toBe('0');
     expect(server.logs()).toContain('"event":"imap-expunged","user":"erin@x.test"');

@@ -2,12 +2,11 @@
 // real clients: Python's poplib, curl pop3:// and pop3s://, and fetchmail into a local MDA. Mail
 // goes in over SMTP with smtplib; every address is a maildrop.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { requirePeers } from '../helpers/capabilities.ts';
-import { MAILBOX_BIN, cleanupServesAfterAll, makeTempDir, runCommand, listeningAddresses, portOf, runPython, sendWithSmtplib, startServe, type ServeHandle, type TempDir } from './harness.ts';
+import { MAILBOX_BIN, cleanupServesAfterAll, fetchmailAll, makeTempDir, runCommand, listeningAddresses, portOf, runPython, sendWithSmtplib, startServe, type ServeHandle, type TempDir } from './harness.ts';
 
 cleanupServesAfterAll();
 
@@ -231,25 +230,7 @@ print(json.dumps({'first_uid': first_uid, 'quit': quit_reply, 'bob': bob, 'carol
     expect(out.carol.uidl).toEqual([out.first_uid]);
     expect(server.logs()).toContain(`"event":"pop3-expunged","user":"bob@x.test","client":"127.0.0.1","ids":["${out.first_uid}"]`);
 
-    await using home = await makeTempDir();
-    const mbox = join(home.path, 'mbox');
-    const rc = join(home.path, 'fetchmailrc');
-    writeFileSync(
-      rc,
-      [
-        'set no syslog',
-        `poll 127.0.0.1 protocol pop3 port ${server.pop3} no dns auth password`,
-        `  user "carol@x.test" there with password "x" is "${process.env.USER ?? 'root'}" here`,
-        "  options fetchall sslproto ''",
-        `  mda "/bin/sh -c 'cat >> ${mbox}'"`,
-        '',
-      ].join('\n'),
-    );
-    chmodSync(rc, 0o600);
-    const r = await runCommand(['fetchmail', '-f', rc, '--nodetach', '--nosyslog'], { env: { HOME: home.path, FETCHMAILHOME: home.path }, timeoutMs: 60_000 });
-    expect({ code: r.code, out: r.stdout + r.stderr }).toMatchObject({ code: 0 });
-    // fetchmail adds its own Received line and hands the MDA LF line ends.
-    const delivered = readFileSync(mbox, 'utf8');
+    const delivered = await fetchmailAll('pop3', server.pop3, 'carol@x.test');
     expect(delivered).toContain(`\n${MESSAGE.replaceAll('\r\n', '\n')}`);
     const after = await poplib(server, `c = login('carol@x.test')\nprint(json.dumps({'stat': c.stat()}))\nc.quit()`);
     expect(after.stat).toEqual([0, 0]);
