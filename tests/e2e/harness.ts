@@ -389,5 +389,6 @@ export async function fetchmailAll(protocol: 'pop3' | 'imap', port: number, user
   );
   const r = await runCommand(['fetchmail', '-f', rc, '--nodetach', '--nosyslog'], { env: { HOME: home.path, FETCHMAILHOME: home.path }, timeoutMs: 60_000 });
   expect({ code: r.code, out: r.stdout + r.stderr }).toMatchObject({ code: 0 });
-  return readFile(mbox, 'utf8');
+  // Read before the directory goes (await using removes it as the function returns).
+  return await readFile(mbox, 'utf8');
 }
