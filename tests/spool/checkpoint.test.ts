@@ -1,6 +1,6 @@
 // The index checkpoint: a start reads and checksums only the records written after it, and it
 // is trusted only for the files it describes.
-import { afterEach, describe, expect, test } from 'bun:test';
+import { describe, expect, test } from 'bun:test';
 import * as fs from 'node:fs';
 import { dotStuff } from '../../src/core/data.ts';
 import { encodeChunk } from '../../src/spool/checkpoint.ts';
@@ -8,34 +8,13 @@ import type { Entry } from '../../src/spool/index.ts';
 import { nodeIo, type SpoolIo } from '../../src/spool/journal.ts';
 import { createLayout } from '../../src/spool/layout.ts';
 import { formatRecord, formatSegmentHeader } from '../../src/spool/segment-format.ts';
-import { openSpool, type Spool, type SpoolOptions } from '../../src/spool/spool.ts';
-import { envelope, memoryLog, messageFor, removeDir, request, tempDir } from './fixtures/messages.ts';
+import { spoolsPerTest } from './fixtures/spools.ts';
+import { envelope, memoryLog, messageFor, request } from './fixtures/messages.ts';
 
-const dirs: string[] = [];
-const opened: Spool[] = [];
-afterEach(async () => {
-  for (const s of opened.splice(0)) await s.close();
-  for (const d of dirs.splice(0)) removeDir(d);
-});
 
 const T0 = 1_700_000_000_000;
 
-async function open(dir: string, extra: Partial<SpoolOptions> = {}): Promise<Spool> {
-  const s = await openSpool({ dir, hostname: 'mx.test', now: () => T0, log: memoryLog(), ...extra });
-  opened.push(s);
-  return s;
-}
-
-async function close(s: Spool): Promise<void> {
-  opened.splice(opened.indexOf(s), 1);
-  await s.close();
-}
-
-function newDir(): string {
-  const d = tempDir();
-  dirs.push(d);
-  return d;
-}
+const { open, close, newDir } = spoolsPerTest(() => T0);
 
 /** An io that counts the bytes start-up's scan reads from segment files. */
 function countingIo(): SpoolIo & { readonly bytes: () => number } {

@@ -1,40 +1,20 @@
 // The relay's port on the spool: due-time order, leases that live in memory and pin their
 // segment, and outcomes (with bounces) journalled in one group-commit batch.
-import { afterEach, describe, expect, test } from 'bun:test';
+import { describe, expect, test } from 'bun:test';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { reply } from '../../src/core/reply.ts';
 import { readExactly, nodeIo, type SpoolIo } from '../../src/spool/journal.ts';
-import { openSpool, type Spool, type SpoolOptions } from '../../src/spool/spool.ts';
+import type { Spool } from '../../src/spool/spool.ts';
 import { dotStuff } from '../../src/core/data.ts';
-import { envelope, memoryLog, messageFor, removeDir, request, tempDir } from './fixtures/messages.ts';
+import { spoolsPerTest } from './fixtures/spools.ts';
+import { envelope, messageFor, request } from './fixtures/messages.ts';
 
-const dirs: string[] = [];
-const opened: Spool[] = [];
-afterEach(async () => {
-  for (const s of opened.splice(0)) await s.close();
-  for (const d of dirs.splice(0)) removeDir(d);
-});
 
 const T0 = 1_700_000_000_000;
 const clock = { now: T0 };
 
-async function open(dir: string, extra: Partial<SpoolOptions> = {}): Promise<Spool> {
-  const s = await openSpool({ dir, hostname: 'mx.test', now: () => clock.now, log: memoryLog(), ...extra });
-  opened.push(s);
-  return s;
-}
-
-async function close(s: Spool): Promise<void> {
-  opened.splice(opened.indexOf(s), 1);
-  await s.close();
-}
-
-function newDir(): string {
-  const d = tempDir();
-  dirs.push(d);
-  return d;
-}
+const { open, close, newDir } = spoolsPerTest(() => clock.now);
 
 /** A message to relay: two remote recipients and one local. */
 const relayed = (id: string, timeMs = T0) =>

@@ -1,37 +1,17 @@
 // The readers' port on the spool's in-memory index: mailboxes are envelope recipients, listing
 // runs in commit order with a cursor, and mailbox state (read, tags) and expunges are journalled,
 // so they survive a reopen.
-import { afterEach, describe, expect, test } from 'bun:test';
+import { describe, expect, test } from 'bun:test';
 import { dotStuff } from '../../src/core/data.ts';
 import type { HeaderSummary } from '../../src/spool/header-summary.ts';
-import { openSpool, type CommittedMessage, type Spool, type SpoolOptions } from '../../src/spool/spool.ts';
-import { envelope, memoryLog, removeDir, request, tempDir } from './fixtures/messages.ts';
+import type { CommittedMessage, Spool } from '../../src/spool/spool.ts';
+import { spoolsPerTest } from './fixtures/spools.ts';
+import { envelope, request } from './fixtures/messages.ts';
 
-const dirs: string[] = [];
-const opened: Spool[] = [];
-afterEach(async () => {
-  for (const s of opened.splice(0)) await s.close();
-  for (const d of dirs.splice(0)) removeDir(d);
-});
 
 const T0 = 1_700_000_000_000;
 
-async function open(dir: string, extra: Partial<SpoolOptions> = {}): Promise<Spool> {
-  const s = await openSpool({ dir, hostname: 'mx.test', now: () => T0 + 1_000, log: memoryLog(), ...extra });
-  opened.push(s);
-  return s;
-}
-
-async function close(s: Spool): Promise<void> {
-  opened.splice(opened.indexOf(s), 1);
-  await s.close();
-}
-
-function newDir(): string {
-  const d = tempDir();
-  dirs.push(d);
-  return d;
-}
+const { open, close, newDir } = spoolsPerTest(() => T0 + 1_000);
 
 function mail(subject: string, extra = ''): Uint8Array {
   return Buffer.from(
