@@ -80,7 +80,7 @@ function requestFor(command: string, ids: readonly string[], flags: QueueFlags):
 export async function runQueue(command: string, ids: readonly string[], flags: QueueFlags, deps: QueueDeps): Promise<number> {
   const request = requestFor(command, ids, flags);
   const config = buildServeConfig({ config: flags.config, data: flags.data, starttls: true }, deps.env);
-  const { response } = await queueRequest(config, request, { env: deps.env, now: deps.now });
+  const { response } = await queueRequest(config, request, { holder: 'queue', env: deps.env, now: deps.now });
   if (!response.ok) throw new InputError(response.error, response.exit as ExitCode);
   const paint = colorsFor(deps.stdout, deps.env);
   const now = deps.now();

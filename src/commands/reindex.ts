@@ -35,7 +35,7 @@ export function register(cli: CAC, deps: ReindexDeps): void {
 export async function runReindex(dataDir: string, deps: ReindexDeps): Promise<void> {
   const warnings: string[] = [];
   const log = { info() {}, warn: (msg: string) => void warnings.push(msg), error: (msg: string) => void warnings.push(msg) };
-  const spool = await openSpool({ dir: dataDir, hostname: 'reindex', now: deps.now, log }).catch((error: unknown) => {
+  const spool = await openSpool({ dir: dataDir, hostname: 'reindex', now: deps.now, log, holder: 'reindex' }).catch((error: unknown) => {
     if (error instanceof SpoolLockedError) throw new SetupError(`${error.message}; stop serve, then run reindex again`, EXIT.tempFail);
     throw error;
   });

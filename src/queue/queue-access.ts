@@ -2,16 +2,19 @@
  * @module How `mailbox queue` and the sendmail link reach the spool: through a running serve's
  * control socket, or, when no serve answers there, on the spool itself under its lock.
  * Rule: never both at once. The lock decides: while serve runs it holds the lock and answers on
- *       its socket; while this process holds the lock, a serve that starts stops with "in use".
+ *       its socket; while this process holds the lock, a serve that starts waits for it to let go
+ *       (src/spool/lock.ts), so the lock is held only for the one request.
  */
 import type { ServeConfig } from '../config.ts';
 import { EXIT, SetupError } from '../exit-status.ts';
 import { SpoolLockedError } from '../spool/lock.ts';
-import { openSpool } from '../spool/spool.ts';
+import { openSpool, type LockHolder } from '../spool/spool.ts';
 import { controlSocketPath, requestControl, type ControlResponse } from './control-socket.ts';
 import { handleQueueRequest, queueAdminContext } from './queue-admin.ts';
 
 export interface QueueAccessDeps {
+  /** Which command asks: the spool's lock file names it, for a serve that starts meanwhile. */
+  readonly holder: Extract<LockHolder, 'queue' | 'sendmail'>;
   readonly env: Record<string, string | undefined>;
   readonly now: () => number;
   /**
@@ -47,7 +50,7 @@ export async function queueRequest(config: ServeConfig, request: Record<string, 
 async function onSpool(config: ServeConfig, request: Record<string, unknown>, deps: QueueAccessDeps): Promise<ControlResponse> {
   const warnings: string[] = [];
   const log = { info() {}, warn: (msg: string) => void warnings.push(msg), error: (msg: string) => void warnings.push(msg) };
-  const spool = await openSpool({ dir: config.dataDir, hostname: config.hostname, now: deps.now, log });
+  const spool = await openSpool({ dir: config.dataDir, hostname: config.hostname, now: deps.now, log, holder: deps.holder });
   try {
     return await handleQueueRequest(queueAdminContext(config, spool, deps.now), request);
   } finally {

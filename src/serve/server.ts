@@ -16,7 +16,7 @@ import type { ServeConfig } from '../config.ts';
 import { EXIT, SetupError } from '../exit-status.ts';
 import type { Logger } from '../log.ts';
 import { addressKey } from '../spool/index.ts';
-import { SpoolLockedError } from '../spool/lock.ts';
+import { SpoolLockedError, waitForBriefHolder } from '../spool/lock.ts';
 import { createLayout } from '../spool/layout.ts';
 import { openSpool, type Spool } from '../spool/spool.ts';
 import { MailIndex } from '../store/mail-index.ts';
@@ -73,9 +73,14 @@ export interface ServerDeps {
   readonly index?: boolean;
   /** The counters `log` feeds (its sink); with --http they are served at /metrics. */
   readonly metrics?: ServeMetrics;
+  /** How long start-up waits for a command holding the spool's lock; default LOCK_WAIT_MS. */
+  readonly lockWaitMs?: number;
 }
 
 const COMPACT_EVERY_MS = 60_000;
+/** A command (`mailbox queue`, the sendmail link's drop) holds the spool's lock for well under this. */
+export const LOCK_WAIT_MS = 5_000;
+const LOCK_RETRY_MS = 100;
 
 type Protocol = 'smtp' | 'pop3' | 'imap';
 
@@ -105,25 +110,35 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
   let mailIndex: MailIndex | null = null;
   // Told of every commit, so that sessions idling on an INBOX hear of new mail.
   const mailboxes = new LoginMailboxes({ store: () => spool.mailStore, states: () => spool.loginStates, directory: () => directory, now });
-  const spool = await openSpool({
-    dir: config.dataDir,
-    hostname: config.hostname,
+  const layout = createLayout(config.dataDir);
+  const openServeSpool = () =>
+    openSpool({
+      dir: config.dataDir,
+      hostname: config.hostname,
+      now,
+      log: {
+        info: (msg, fields) => log.info(msg, fields),
+        warn: (msg, fields) => log.warn(msg, fields),
+        error: (msg, fields) => log.error(msg, fields),
+      },
+      // With the mail index, retention runs there (local mail only, through the journal).
+      maxMessages: deps.index === false ? (config.maxMessages ?? undefined) : undefined,
+      maxAgeMs: deps.index === false ? (config.maxAgeMs ?? undefined) : undefined,
+      onCommit: (message) => {
+        mailboxes.committed(message.id, message.envelope.recipients.map((r) => addressKey(r.mailbox)));
+        mailIndex?.committed(message);
+        if (!message.envelope.recipients.every((r) => r.local)) relay?.kick();
+      },
+    });
+  // `mailbox queue` or the sendmail link may hold the spool for a moment: serve waits for it.
+  // Two servers on one spool would corrupt it; the second one stops here, as with a port in use.
+  const spool = await waitForBriefHolder(config.dataDir, layout.lockPath, openServeSpool, {
+    waitMs: deps.lockWaitMs ?? LOCK_WAIT_MS,
+    retryMs: LOCK_RETRY_MS,
     now,
-    log: {
-      info: (msg, fields) => log.info(msg, fields),
-      warn: (msg, fields) => log.warn(msg, fields),
-      error: (msg, fields) => log.error(msg, fields),
-    },
-    // With the mail index, retention runs there (local mail only, through the journal).
-    maxMessages: deps.index === false ? (config.maxMessages ?? undefined) : undefined,
-    maxAgeMs: deps.index === false ? (config.maxAgeMs ?? undefined) : undefined,
-    onCommit: (message) => {
-      mailboxes.committed(message.id, message.envelope.recipients.map((r) => addressKey(r.mailbox)));
-      mailIndex?.committed(message);
-      if (!message.envelope.recipients.every((r) => r.local)) relay?.kick();
-    },
+    sleep: (ms) => Bun.sleep(ms),
+    onWait: (error) => log.warn('spool-busy', { holder: error.holder ?? undefined, pid: error.pid, waitMs: deps.lockWaitMs ?? LOCK_WAIT_MS }),
   }).catch((error: unknown) => {
-    // Two servers on one spool would corrupt it; the second one stops here, as with a port in use.
     throw error instanceof SpoolLockedError ? new SetupError(error.message, EXIT.osErr) : error;
   });
   services.push(spoolService(spool, log));
@@ -195,7 +210,7 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
   if (deps.index !== false) {
     try {
       mailIndex = await MailIndex.open({
-        path: createLayout(config.dataDir).indexPath,
+        path: layout.indexPath,
         spool,
         log,
         writer: 'worker',

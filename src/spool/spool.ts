@@ -36,7 +36,7 @@ import type { MailboxFlags, MailboxRecord } from './mailbox-state.ts';
 import { SpoolMailStore } from './spool-mail-store.ts';
 import { AppendFile, nodeIo, readExactly, syncDirectory, writeFully, type SpoolIo } from './journal.ts';
 import { createLayout, FILE_MODE, type SpoolLayout } from './layout.ts';
-import { acquireLock, releaseLock } from './lock.ts';
+import { acquireLock, releaseLock, type LockHolder } from './lock.ts';
 import {
   prepareDirectories,
   quarantine,
@@ -60,7 +60,7 @@ export type { MailStore } from './mail-store.ts';
 export type { ListQuery } from './index.ts';
 export type { SpoolIo } from './journal.ts';
 export type { DamagedRecord, RecoveryReport, SpoolLog } from './recovery.ts';
-export { SpoolLockedError } from './lock.ts';
+export { SpoolLockedError, type LockHolder } from './lock.ts';
 
 export interface SpoolOptions {
   readonly dir: string;
@@ -78,6 +78,8 @@ export interface SpoolOptions {
   readonly io?: SpoolIo;
   /** The pid written in the lock file; default process.pid. */
   readonly pid?: number;
+  /** What this process is, written in the lock file beside the pid; default serve. */
+  readonly holder?: LockHolder;
   /**
    * Records made durable (or scanned at start-up) beyond the checkpoint before the next
    * checkpoint chunk is written; default 10,000. Start-up reads at most about this many records.
@@ -318,7 +320,7 @@ export class Spool {
     const layout = createLayout(opts.dir);
     const pid = opts.pid ?? process.pid;
     prepareDirectories(layout);
-    acquireLock(layout.dir, layout.lockPath, pid);
+    acquireLock(layout.dir, layout.lockPath, pid, opts.holder);
     try {
       const spool = new Spool(opts, layout, pid);
       await spool.#recover();

@@ -226,7 +226,7 @@ describe('mailbox serve operations', () => {
     const first = await startServe();
     const r = await runCommand([MAILBOX_BIN, 'serve', '--pop3', 'off', '--imap', 'off', '--http', 'off', '--listen', '127.0.0.1:0', '--data', first.dataDir], { timeoutMs: 15_000 });
     expect(r.code).toBe(71);
-    expect(r.stderr.trim()).toMatch(/^mailbox: the spool .* is in use by process \d+/);
+    expect(r.stderr.trim()).toMatch(/^mailbox: the spool .* is in use by mailbox serve \(process \d+\)/);
     expect(r.stderr.trim().split('\n').length).toBe(1);
     await first.cleanup();
   });

@@ -1,7 +1,7 @@
 // The server as services: drain() waits for the transaction under way, close() releases the
 // spool last; a start that fails closes what had started.
 import { afterAll, expect, test } from 'bun:test';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +9,7 @@ import { buildServeConfig } from '../../src/config.ts';
 import { SetupError } from '../../src/exit-status.ts';
 import type { Logger } from '../../src/log.ts';
 import { startServer } from '../../src/serve/server.ts';
+import { createLayout } from '../../src/spool/layout.ts';
 import { openSpool } from '../../src/spool/spool.ts';
 import { openSocket } from '../helpers/ports.ts';
 
@@ -124,4 +125,26 @@ test('POP3 is a service beside SMTP: one set of connection caps for both, and dr
   await pop3.closed;
   expect(server.connections).toBe(0);
   await server.close();
+});
+
+test('a start while `mailbox queue` holds the spool waits for it; one held past the wait is one SetupError naming it', async () => {
+  const data = tempDir();
+  const config = buildServeConfig({ listen: '127.0.0.1:0', pop3: 'off', imap: 'off', http: 'off', data, starttls: false }, {});
+  const { lockPath } = createLayout(data);
+  // This process stands for the command: its pid is alive, and the file says what it is.
+  writeFileSync(lockPath, `${process.pid} queue\n`);
+  const events: string[] = [];
+  const starting = startServer(config, { now: Date.now, log: recordingLog(events) });
+  while (!events.includes('spool-busy')) await Bun.sleep(5);
+  rmSync(lockPath);
+  const server = await starting;
+  expect(server.listeners[0].port).toBeGreaterThan(0);
+  await server.close();
+
+  writeFileSync(lockPath, `${process.pid} sendmail\n`);
+  let caught: unknown;
+  await startServer(config, { now: Date.now, log: recordingLog([]), lockWaitMs: 200 }).catch((error: unknown) => (caught = error));
+  expect(caught).toBeInstanceOf(SetupError);
+  expect((caught as Error).message).toStartWith(`the spool ${data} is still in use by the sendmail link (process ${process.pid}) after `);
+  rmSync(lockPath);
 });

@@ -195,7 +195,7 @@ describe('the lock', () => {
     await dead.exited;
     fs.writeFileSync(createLayout(dir).lockPath, `${dead.pid}\n`);
     const again = await spoolIn(dir);
-    expect(fs.readFileSync(createLayout(dir).lockPath, 'utf8').trim()).toBe(String(process.pid));
+    expect(fs.readFileSync(createLayout(dir).lockPath, 'utf8').trim()).toBe(`${process.pid} serve`);
     await closeSpool(again);
     expect(fs.existsSync(createLayout(dir).lockPath)).toBe(false);
   });

@@ -42,7 +42,7 @@ export async function dropLocally(options: SendOptions, deps: SendDeps): Promise
       ...(options.dsn ? { dsn: options.dsn } : {}),
     },
   };
-  const { response, via } = await queueRequest(config, request, { env, now: deps.now, waitMs: LOCK_WAIT_MS });
+  const { response, via } = await queueRequest(config, request, { holder: 'sendmail', env, now: deps.now, waitMs: LOCK_WAIT_MS });
   if (!response.ok) throw new InputError(response.error, response.exit as ExitCode);
   const { id } = response.result as { id: string };
   if (options.verbose) deps.stderr.write(`queued as ${id} (${via === 'serve' ? 'by the running serve' : `in the spool ${config.dataDir}; serve delivers it when it starts`})\n`);
