@@ -93,8 +93,6 @@ export interface ServeConfig {
   readonly maxAgeMs: number | null;
   /** --bounce-size-limit: a bounce returns the message whole (RET=FULL) up to this size, its header above it. */
   readonly bounceSizeLimitBytes: number;
-  /** --delay-warning: a sender whose NOTIFY allows it is told once after this long deferred; null is off. */
-  readonly delayWarningMs: number | null;
   readonly log: 'text' | 'json';
   readonly logFile: string | null;
   readonly shutdownTimeoutMs: number;
@@ -272,7 +270,6 @@ export function buildServeConfig(options: RawOptions, env: Record<string, string
     maxMessages: one('max-messages'),
     maxAge: one('max-age'),
     bounceSizeLimit: one('bounce-size-limit'),
-    delayWarning: one('delay-warning'),
     log: one('log'),
     shutdownTimeout: one('shutdown-timeout'),
     maxConnections: one('max-connections'),
@@ -317,7 +314,6 @@ export function buildServeConfig(options: RawOptions, env: Record<string, string
     maxMessages: get.maxMessages ? parseCount(get.maxMessages, '--max-messages', 1) : null,
     maxAgeMs: get.maxAge ? parseDuration(get.maxAge, '--max-age') : null,
     bounceSizeLimitBytes: get.bounceSizeLimit ? parseSize(get.bounceSizeLimit, '--bounce-size-limit') : DEFAULT_RETURN_LIMIT_BYTES,
-    delayWarningMs: get.delayWarning ? parseDuration(get.delayWarning, '--delay-warning') : null,
     log,
     logFile: one('log-file') ?? null,
     shutdownTimeoutMs: get.shutdownTimeout ? parseDuration(get.shutdownTimeout, '--shutdown-timeout') : 30_000,
@@ -359,6 +355,7 @@ function buildRelaySettings(
       retryMax: one('retry-max'),
       lifetime: one('queue-lifetime'),
       maxHops: one('max-hops'),
+      delayWarning: one('delay-warning'),
     },
     { duration: parseDuration, count: parseCount },
     Math.max(1, Math.min(4, cores)),

@@ -57,6 +57,8 @@ export interface RelaySettings {
   readonly retryMaxMs: number;
   readonly lifetimeMs: number;
   readonly maxHops: number;
+  /** --delay-warning: a sender whose NOTIFY allows it hears once of a recipient deferred this long; null: off. */
+  readonly delayWarningMs: number | null;
 }
 
 export const RELAY_DEFAULTS = Object.freeze({
@@ -122,6 +124,7 @@ export interface RelayTexts {
   readonly retryMax?: string;
   readonly lifetime?: string;
   readonly maxHops?: string;
+  readonly delayWarning?: string;
 }
 
 export interface Parsers {
@@ -187,6 +190,7 @@ export function parseRelaySettings(texts: RelayTexts, parse: Parsers, defaultWor
     retryMaxMs: texts.retryMax ? parse.duration(texts.retryMax, '--retry-max') : RELAY_DEFAULTS.retryMaxMs,
     lifetimeMs: texts.lifetime ? parse.duration(texts.lifetime, '--queue-lifetime') : RELAY_DEFAULTS.lifetimeMs,
     maxHops: texts.maxHops ? parse.count(texts.maxHops, '--max-hops', 1) : RELAY_DEFAULTS.maxHops,
+    delayWarningMs: texts.delayWarning ? parse.duration(texts.delayWarning, '--delay-warning') : null,
   });
 }
 

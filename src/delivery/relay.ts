@@ -19,7 +19,7 @@ import { describeReply, type Reply } from '../core/reply.ts';
 import type { CommitRequest } from '../spool/commit.ts';
 import type { DeliveryJob, DeliveryQueue, Outcome } from '../spool/delivery-queue.ts';
 import type { DeliveryState } from '../spool/delivery-state.ts';
-import { buildDeliveryReport, reportCommit, statusOf, type ReportedRecipient } from './bounce.ts';
+import { buildDeliveryReport, reportCommit, statusOf, wantsReport, type ReportedRecipient } from './bounce.ts';
 import type { TransferResult, TransferTask, WorkerSettings } from './relay-protocol.ts';
 import { destinationKey, routeFor, type RelayRoute, type RelaySettings } from './relay-settings.ts';
 import { readStoredBody, TRANSACTIONS_PER_SESSION } from './relay-transfer.ts';
@@ -278,9 +278,10 @@ export class Relay {
     this.#settled(run);
   }
 
-  #record(run: Running, rcptIndex: number, state: DeliveryState, now: number, how: { relay: string; tls?: string; note?: string; reply: Reply; remote: boolean }): void {
-    run.outcomes.push({ rcptIndex, state });
+  #record(run: Running, rcptIndex: number, outcome: DeliveryState, now: number, how: { relay: string; tls?: string; note?: string; reply: Reply; remote: boolean }): void {
     const recipient = run.job.envelope.recipients[rcptIndex];
+    const state = this.#delayWarning(run, rcptIndex, outcome, now, how);
+    run.outcomes.push({ rcptIndex, state });
     const event = state.kind === 'delivered' ? 'delivered' : state.kind === 'bounced' ? 'bounced' : 'deferred';
     const fields = {
       id: run.job.id,
@@ -298,6 +299,29 @@ export class Relay {
     if (state.kind === 'bounced') {
       run.reported.push({ rcptIndex, action: 'failed', reply: how.reply, remoteMta: how.remote ? how.relay : undefined, lastAttemptMs: now });
     }
+  }
+
+  /**
+   * --delay-warning: a recipient still deferred that long after arrival is reported "delayed" to
+   * the sender once (RFC 3464 §2.3.3), in the same commit as the deferral that marks it warned.
+   * As Postfix does, no NOTIFY counts as one that allows DELAY (RFC 3461 §4.1 leaves it to the
+   * MTA); NOTIFY=NEVER, a NOTIFY without DELAY and the null sender get none (wantsReport).
+   */
+  #delayWarning(run: Running, rcptIndex: number, state: DeliveryState, now: number, how: { relay: string; reply: Reply; remote: boolean }): DeliveryState {
+    const after = this.#settings.delayWarningMs;
+    if (after === null || state.kind !== 'deferred' || state.warned || now - run.arrivedMs < after) return state;
+    const { envelope } = run.job;
+    if (!wantsReport(envelope, envelope.recipients[rcptIndex], 'delayed')) return state;
+    run.reported.push({
+      rcptIndex,
+      action: 'delayed',
+      reply: how.reply,
+      remoteMta: how.remote ? how.relay : undefined,
+      // A destination cooling off was not tried this time.
+      lastAttemptMs: how.relay === 'none' ? undefined : now,
+      willRetryUntilMs: run.arrivedMs + this.#settings.lifetimeMs,
+    });
+    return { ...state, warned: true };
   }
 
   #settled(run: Running): void {
@@ -359,7 +383,7 @@ export class Relay {
     });
     if (report === null) return [];
     const id = this.#deps.newId();
-    this.#deps.log.info('report', { id, original: job.id, to: formatMailbox(report.to), recipients: report.reported.length });
+    this.#deps.log.info('report', { id, original: job.id, to: formatMailbox(report.to), recipients: report.reported.length, action: [...new Set(run.reported.filter((r) => report.reported.includes(r.rcptIndex)).map((r) => r.action))].join(',') });
     return [reportCommit(report, { id, timeMs: now, local: this.#deps.isLocal(report.to) })];
   }
 }

@@ -23,6 +23,11 @@ export function retryDelayMs(schedule: RetrySchedule, attempts: number): number 
   return Math.min(schedule.retryMaxMs, schedule.retryAfterMs * 2 ** doublings);
 }
 
+/** A deferral keeps the mark of a delay warning already sent, so a sender hears of it once. */
+function deferred(before: DeliveryState, next: Extract<DeliveryState, { kind: 'deferred' }>): DeliveryState {
+  return before.kind === 'deferred' && before.warned ? { ...next, warned: true } : next;
+}
+
 /** Whether a state is one an attempt acts on (the queue hands out pending and deferred ones). */
 function attemptsOf(state: DeliveryState): number {
   return state.kind === 'deferred' ? state.attempts : 0;
@@ -38,7 +43,7 @@ export function afterAttempt(state: DeliveryState, verdict: { readonly reply: Re
   const attempts = attemptsOf(state) + 1;
   const next = nowMs + retryDelayMs(schedule, attempts);
   if (next - arrivedMs > schedule.lifetimeMs) return { kind: 'bounced', atMs: nowMs, reply: clientReplies.expired(verdict.reply) };
-  return { kind: 'deferred', attempts, nextAttemptMs: next, lastReply: verdict.reply };
+  return deferred(state, { kind: 'deferred', attempts, nextAttemptMs: next, lastReply: verdict.reply });
 }
 
 /**
@@ -47,5 +52,5 @@ export function afterAttempt(state: DeliveryState, verdict: { readonly reply: Re
  */
 export function afterCoolOff(state: DeliveryState, lastReply: Reply, untilMs: number, arrivedMs: number, nowMs: number, schedule: RetrySchedule): DeliveryState {
   if (untilMs - arrivedMs > schedule.lifetimeMs) return { kind: 'bounced', atMs: nowMs, reply: clientReplies.expired(lastReply) };
-  return { kind: 'deferred', attempts: attemptsOf(state), nextAttemptMs: untilMs, lastReply };
+  return deferred(state, { kind: 'deferred', attempts: attemptsOf(state), nextAttemptMs: untilMs, lastReply });
 }

@@ -17,7 +17,8 @@ export type DeliveryState =
   /** Held in a local mailbox (catch-all and local domains): kept until deleted. */
   | { readonly kind: 'local' }
   | { readonly kind: 'delivered'; readonly atMs: number; readonly reply?: Reply }
-  | { readonly kind: 'deferred'; readonly attempts: number; readonly nextAttemptMs: number; readonly lastReply: Reply }
+  /** `warned`: the sender has been sent the one "delayed" report for it (--delay-warning). */
+  | { readonly kind: 'deferred'; readonly attempts: number; readonly nextAttemptMs: number; readonly lastReply: Reply; readonly warned?: true }
   | { readonly kind: 'bounced'; readonly atMs: number; readonly reply: Reply }
   /**
    * Kept from relaying by an operator (`mailbox queue hold`) until released, with what a
@@ -100,8 +101,9 @@ export function parseDeliveryState(v: unknown): DeliveryState | null {
     }
     case 'deferred': {
       const lastReply = parseReply(s.lastReply);
-      if (!isNum(s.attempts) || !isNum(s.nextAttemptMs) || !lastReply) return null;
-      return { kind: 'deferred', attempts: s.attempts, nextAttemptMs: s.nextAttemptMs, lastReply };
+      if (!isNum(s.attempts) || !isNum(s.nextAttemptMs) || !lastReply || (s.warned !== undefined && s.warned !== true)) return null;
+      const deferred = { kind: 'deferred', attempts: s.attempts, nextAttemptMs: s.nextAttemptMs, lastReply } as const;
+      return s.warned ? { ...deferred, warned: true } : deferred;
     }
     case 'bounced': {
       const reply = parseReply(s.reply);

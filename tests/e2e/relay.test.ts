@@ -12,11 +12,12 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { MAILBOX_BIN, cleanupServesAfterAll, makeTempDir, runPython, startServe, waitForLog, type ServeHandle, type TempDir } from './harness.ts';
-import { startBackground, type Background } from '../helpers/background.ts';
+import { cleanupServesAfterAll, makeTempDir, runPython, startServe, waitForLog, type ServeHandle, type TempDir } from './harness.ts';
+import { acceptedLines, randomLoopbackNet, startFaultyHost } from './relay-peers.ts';
+import type { Background } from '../helpers/background.ts';
 import { smtpSinkUnavailableReason, startSmtpSink, type SmtpSinkHandle } from '../helpers/postfix.ts';
 import { parseWithPython, startAiosmtpd, type AiosmtpdPeer } from '../helpers/send-peers.ts';
 import { startDnsmasq, verifyPeersUnavailableReason, type DnsmasqHandle } from '../helpers/verify-peers.ts';
@@ -25,7 +26,7 @@ const unavailable = verifyPeersUnavailableReason() ?? smtpSinkUnavailableReason(
 cleanupServesAfterAll();
 
 /** 127.x.y.0/24 of this run, so that a concurrent run never shares port 25 of an address. */
-const NET = `127.${2 + Math.floor(Math.random() * 250)}.${2 + Math.floor(Math.random() * 250)}`;
+const NET = randomLoopbackNet();
 const SINK = `${NET}.1`;
 const AIO = `${NET}.2`;
 const FAULTS = `${NET}.3`;
@@ -60,21 +61,6 @@ async function startServfail(): Promise<UdpSocket> {
   return socket;
 }
 
-/** `mailbox serve --faults` as a mail host on HOST:25. */
-async function startFaultyHost(host: string, domain: string, rules: unknown[]): Promise<Background> {
-  const dir = join(tmp.path, `faults-${host}`);
-  await mkdir(dir);
-  await writeFile(join(dir, 'faults.json'), JSON.stringify({ rules }));
-  const proc = started(startBackground([MAILBOX_BIN, 'serve', '--listen', `${host}:25`, '--data', join(dir, 'data'), '--domain', domain, '--pop3', 'off', '--imap', 'off', '--http', 'off', '--faults', join(dir, 'faults.json'), '--log', 'json']));
-  // Not a greeting check: that would use up a connect fault.
-  const deadline = Date.now() + 15_000;
-  while (!proc.output().includes('"event":"listening"')) {
-    if (proc.proc.exitCode !== null || Date.now() > deadline) throw new Error(`mailbox serve --faults on ${host}:25 did not start: ${proc.output()}`);
-    await Bun.sleep(20);
-  }
-  return proc;
-}
-
 /** Accepts connections and never says a word. */
 async function startSilentHost(host: string): Promise<{ stop(): Promise<void> }> {
   const sockets = new Set<Socket>();
@@ -96,7 +82,6 @@ async function startSilentHost(host: string): Promise<{ stop(): Promise<void> }>
   };
 }
 
-const accepted = (host: Background) => host.output().split('\n').filter((l) => l.includes('"event":"accepted"'));
 
 /** One message with smtplib; returns what RCPT answered to each recipient that was refused. */
 async function send(sender: string, recipients: string[], message: string, utf8 = false): Promise<Record<string, [number, string]>> {
@@ -157,14 +142,14 @@ beforeAll(async () => {
     startSilentHost(SILENT).then(started),
   ]);
   [faults, drops] = await Promise.all([
-    startFaultyHost(FAULTS, 'flt.test', [
+    startFaultyHost(join(tmp.path, 'faults-flt'), FAULTS, 'flt.test', [
       { stage: 'rcpt', address: 'grey@flt.test', reply: '450 4.2.0 Greylisted, try again later', times: 1 },
       { stage: 'rcpt', address: 'nobody@flt.test', reply: '550 5.1.1 No such user here' },
-    ]),
-    startFaultyHost(DROPS, 'drop.test', [
+    ]).then(started),
+    startFaultyHost(join(tmp.path, 'faults-drop'), DROPS, 'drop.test', [
       { stage: 'connect', reply: '421 4.3.2 Too busy', times: 1 },
       { stage: 'data', drop: { afterBytes: 50 }, times: 1 },
-    ]),
+    ]).then(started),
   ]);
   relay = await startServe({
     args: [
@@ -213,9 +198,9 @@ describe.skipIf(unavailable !== undefined)('serve --relay mx', () => {
     expect(bounced.dsn).toBe('5.1.1');
     await waitForLine('delivered', 'grey@flt.test');
     await waitForLine('delivered', 'ok@flt.test');
-    const copies = accepted(faults);
+    const copies = acceptedLines(faults);
     // The first attempt carried ok@ (grey@ deferred, nobody@ refused); the retry carried grey@ alone.
-    const recipients = copies.map((l) => JSON.parse(l).to).flat().sort();
+    const recipients = copies.map((l) => l.to).flat().sort();
     expect(recipients).toEqual(['grey@flt.test', 'ok@flt.test']);
     // The report: from <> to the sender, multipart/report with every RFC 3464 field.
     const deadline = Date.now() + 20_000;
@@ -243,7 +228,7 @@ describe.skipIf(unavailable !== undefined)('serve --relay mx', () => {
     const tries = lines('deferred', 'x@drop.test');
     expect(tries.length).toBe(2);
     expect(tries.map((t) => t.dsn)).toEqual(['4.3.2', '4.4.2']);
-    expect(accepted(drops).length).toBe(1);
+    expect(acceptedLines(drops).length).toBe(1);
   }, 30_000);
 
   test('NXDOMAIN bounces with 5.1.2; a null MX bounces with 5.1.10, and RCPT then answers 556 without waiting on DNS', async () => {
