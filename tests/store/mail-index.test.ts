@@ -80,6 +80,25 @@ describe('MailIndex', () => {
     expect(Buffer.from((await o.index.readMessage('m0'))!).toString()).toBe(Buffer.from(mail(0)).toString());
   });
 
+  test('group commits made while the writer works go to it together, in commit order, each message once', async () => {
+    const o = await start(newDir());
+    const changes: IndexChange[] = [];
+    o.index.subscribe((c) => changes.push(c));
+    const commits: Promise<void>[] = [];
+    for (let g = 0; g < 8; g++) {
+      commits.push(commit(o.spool, g * 3, g * 3 + 3));
+      await Bun.sleep(0);
+    }
+    await Promise.all(commits);
+    await o.index.drain();
+    const added = changes.filter((c) => c.kind === 'new');
+    expect(added.reduce((n, c) => n + c.count, 0)).toBe(24);
+    expect(added.length).toBeLessThanOrEqual(8);
+    // Each request takes up where the one before ended.
+    for (let i = 1; i < added.length; i++) expect(added[i].afterSeq).toBe(added[i - 1].lastSeq);
+    expect(ids(o.index)).toEqual(Array.from({ length: 24 }, (_, i) => `m${23 - i}`));
+  });
+
   test('a waiter whose signal aborts is rejected with its reason and hears nothing more', async () => {
     const o = await start(newDir());
     const controller = new AbortController();
