@@ -117,10 +117,14 @@ describe('serve running: over the control socket', () => {
       // The cron message committed while serve was down is there now.
       const local = (await json(['list', '--local'])) as { subject: string }[];
       expect(local.map((m) => m.subject)).toContain('cron: backup');
-      // A second sendmail goes through the running serve.
-      const r = await runCommand([join(tmp.path, 'sendmail'), '-i', 'ops@mx.queue.test'], { stdin: 'Subject: while running\n\nhello\n', env: { MAILBOX_CONFIG: conf, MAILBOX_SERVER: '' } });
+      // A second sendmail goes through the running serve. Without -f or From, the sender is the
+      // user at the config file's hostname, not at this machine's name.
+      const r = await runCommand([join(tmp.path, 'sendmail'), '-i', 'ops@mx.queue.test'], { stdin: 'Subject: while running\n\nhello\n', env: { MAILBOX_CONFIG: conf, MAILBOX_SERVER: '', USER: 'backup' } });
       expect(r.code).toBe(0);
-      expect(((await json(['list', '--local', '--to', 'ops@mx.queue.test'])) as { subject: string }[]).map((m) => m.subject)).toEqual(['while running']);
+      const running = (await json(['list', '--local', '--to', 'ops@mx.queue.test'])) as { subject: string; sender: string; id: string }[];
+      expect(running.map((m) => [m.sender, m.subject])).toEqual([['backup@mx.queue.test', 'while running']]);
+      const header = await runCommand([MAILBOX_BIN, 'queue', 'show', running[0].id, '--raw', '--config', conf]);
+      expect(header.stdout).toMatch(/^From: backup@mx\.queue\.test\r$/m);
 
       const released = await queue(['release', 'qpending']);
       expect(released.stdout).toBe('qpending: 2 recipients released\n1 message released\n');

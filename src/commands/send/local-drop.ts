@@ -30,8 +30,10 @@ export function localServeConfigFile(env: Record<string, string | undefined>): s
 /** Hands the message to the local serve (or its spool); resolves with its spool id. */
 export async function dropLocally(options: SendOptions, deps: SendDeps): Promise<{ id: string; via: 'serve' | 'spool'; messageId: string }> {
   const env = deps.env ?? {};
-  const submission = await buildSubmission(options, submissionIo(deps));
   const config = buildServeConfig({ config: localServeConfigFile(env), starttls: true }, env);
+  // A sender nobody gave is the user at serve's host name (its config's `hostname`, else this
+  // machine's name), as Postfix's sendmail takes myorigin, which is myhostname by default.
+  const submission = await buildSubmission(options, { ...submissionIo(deps), hostname: () => config.hostname });
   const request = {
     op: 'submit',
     submission: {
