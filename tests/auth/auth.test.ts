@@ -76,6 +76,36 @@ describe('throttle', () => {
     t.failed('c', 2000);
     expect(t.tracked).toBe(2);
   });
+
+  test('a failure moves its address to the back: the least recently failing address is forgotten first', () => {
+    const t = new AuthThrottle({ maxFailures: 2, windowMs: 1000, lockMs: 5000, maxTracked: 3 });
+    t.failed('a', 0);
+    t.failed('b', 1);
+    t.failed('c', 2);
+    expect(t.failed('a', 3)).toBe(true);
+    // d pushes one out: b, whose last failure is the oldest, not a, which was tracked first.
+    t.failed('d', 4);
+    expect(t.tracked).toBe(3);
+    expect(t.locked('a', 5)).toBe(true);
+    expect(t.failed('c', 6)).toBe(true);
+    // b starts again from nothing: its failure at 1 was forgotten, so this one alone does not lock.
+    expect(t.failed('b', 7)).toBe(false);
+  });
+
+  test('many distinct clients: memory stays at maxTracked, and a lock holds until that many others fail after it', () => {
+    const maxTracked = 100;
+    const t = new AuthThrottle({ maxFailures: 3, windowMs: 60_000, lockMs: 60_000, maxTracked });
+    for (let i = 0; i < 3; i++) t.failed('203.0.113.9', i);
+    let most = 0;
+    for (let i = 0; i < 5_000; i++) {
+      t.failed(`2001:db8::${i.toString(16)}`, 10 + i / 100);
+      most = Math.max(most, t.tracked);
+      if (i === maxTracked - 2) expect(t.locked('203.0.113.9', 20)).toBe(true);
+    }
+    expect(most).toBe(maxTracked);
+    expect(t.tracked).toBe(maxTracked);
+    expect(t.locked('203.0.113.9', 1_000)).toBe(false);
+  });
 });
 
 describe('networks', () => {
