@@ -11,7 +11,7 @@ import { statSync } from 'node:fs';
 import packageJson from '../../package.json' with { type: 'json' };
 import { isLoopbackHost } from '../auth/networks.ts';
 import type { ServeConfig } from '../config.ts';
-import { parseReceived } from '../core/envelope.ts';
+import { parseReceived, type ReceivedTrace } from '../core/envelope.ts';
 import { mailboxKey } from '../core/address.ts';
 import { EXIT, SetupError } from '../exit-status.ts';
 import type { BasicAuth } from '../http/basic-auth.ts';
@@ -23,7 +23,6 @@ import { createIdGenerator } from '../ids.ts';
 import type { Logger } from '../log.ts';
 import { queueEntry } from '../queue/queue-admin.ts';
 import { createLayout } from '../spool/layout.ts';
-import { formatRecord, formatSegmentHeader } from '../spool/segment-format.ts';
 import { MessageNotFoundError, type Spool } from '../spool/spool.ts';
 import type { MailIndex } from '../store/mail-index.ts';
 import type { TlsMaterial } from '../tls/certificates.ts';
@@ -124,7 +123,7 @@ function mailApi(http: HttpServer, index: MailIndex, config: ServeConfig, deps: 
           },
         }
       : null,
-    session: (id) => sessionOf(spool, id, config.hostname),
+    session: (id) => sessionOf(spool, id),
     deliveries: deps.relay === null ? null : (id) => relayedCopies(spool, id),
     faults: deps.faults,
   });
@@ -137,10 +136,38 @@ function relayedCopies(spool: Spool, id: string): DeliveryRecord[] | undefined {
   return queueEntry(info).recipients.filter((r) => r.state !== 'local');
 }
 
-/** The session that carried a message: its envelope and our Received header, and the record as a segment. */
-async function sessionOf(spool: Spool, id: string, hostname: string): Promise<SessionRecord | null> {
-  const info = spool.get(id);
-  if (info === undefined) return null;
+/**
+ * The SMTP session that carried a message, from its spool record (Spool.session()): client
+ * address, HELO name and TLS version from the record's NOOP fields, the AUTH user from its
+ * envelope, and the record as a replayable segment. A record written before those fields has
+ * none; for it, what our Received header (the message's first field) says stands in.
+ */
+export async function sessionOf(spool: Spool, id: string): Promise<SessionRecord | null> {
+  const stored = await spool.session(id);
+  if (stored === undefined) return null;
+  let { clientAddress, heloName, tls } = stored;
+  if (clientAddress === null && heloName === null) {
+    const trace = await receivedTrace(spool, id);
+    // The header names the cipher suite after the version ("TLSv1.3 TLS_AES_256_GCM_SHA384").
+    if (trace !== null) ({ clientAddress, heloName, tls } = { ...trace, tls: trace.tls?.split(' ')[0] ?? null });
+  }
+  const envelope = stored.envelope;
+  return {
+    id,
+    receivedMs: stored.timeMs,
+    clientAddress,
+    helo: heloName,
+    tls,
+    authUser: envelope.authUser,
+    mailFrom: envelope.sender === null ? '' : mailboxKey(envelope.sender),
+    recipients: envelope.recipients.map((r) => mailboxKey(r.mailbox)),
+    size: stored.size,
+    replayable: stored.replayable,
+  };
+}
+
+/** Our Received header at the top of a stored message, read back; null when there is none (or the message went). */
+async function receivedTrace(spool: Spool, id: string): Promise<ReceivedTrace | null> {
   let stuffed: Uint8Array;
   try {
     stuffed = await spool.readRaw(id);
@@ -148,24 +175,8 @@ async function sessionOf(spool: Spool, id: string, hostname: string): Promise<Se
     if (error instanceof MessageNotFoundError) return null;
     throw error;
   }
-  // Our Received header is the first field: it names the HELO, the client and the TLS in force.
-  const headEnd = Math.min(stuffed.length, 2048);
-  const head = new TextDecoder().decode(stuffed.subarray(0, headEnd));
-  const trace = parseReceived(head.slice(0, head.search(/\r\n(?![ \t])/) + 2 || head.length));
-  const record = formatRecord({ id, timeMs: info.timeMs, envelope: info.envelope, stuffed, local: info.envelope.recipients.map((r) => r.local) });
-  const segment = new Uint8Array(Buffer.concat([formatSegmentHeader(hostname), record]));
-  return {
-    id,
-    receivedMs: info.timeMs,
-    clientAddress: trace?.clientAddress ?? null,
-    helo: trace?.heloName ?? null,
-    tls: trace?.tls ?? null,
-    authUser: info.envelope.authUser,
-    mailFrom: info.envelope.sender === null ? '' : mailboxKey(info.envelope.sender),
-    recipients: info.envelope.recipients.map((r) => mailboxKey(r.mailbox)),
-    size: info.size,
-    replayable: segment,
-  };
+  const head = new TextDecoder().decode(stuffed.subarray(0, Math.min(stuffed.length, 2048)));
+  return parseReceived(head.slice(0, head.search(/\r\n(?![ \t])/) + 2 || head.length));
 }
 
 function fileBytes(path: string): number {
