@@ -10,9 +10,10 @@
  */
 import { Database, type Statement } from 'bun:sqlite';
 import { closeSync, openSync } from 'node:fs';
-import PostalMime, { type Address, type Email } from 'postal-mime';
+import PostalMime, { type Address } from 'postal-mime';
 import { cleanText, searchDateToMs, type SearchFlag, type SearchQuery, type SearchTerm } from '../core/mailpit-search.ts';
 import { htmlToText } from '../core/html-text.ts';
+import { parseSimpleMessage, type MessageParts } from './simple-message.ts';
 
 /** Bump when the schema or what is derived into it changes: an older file is rebuilt. */
 export const INDEX_SCHEMA_VERSION = 1;
@@ -697,16 +698,24 @@ export function zoneOffset(timeZone: string): ((wallClockMs: number) => number) 
 }
 
 /**
- * Decodes a message with postal-mime into what the index stores. `bytes` is the message as stored,
- * dot-unstuffed; malformed mail still yields a summary.
+ * Decodes a message into what the index stores: a simple one by parseSimpleMessage, any other
+ * with postal-mime. `bytes` is the message as stored, dot-unstuffed; malformed mail still yields
+ * a summary.
  */
 export async function summarizeMessage(bytes: Uint8Array, envelope: IndexEnvelope): Promise<MessageSummary> {
-  let email: Email;
-  try {
-    email = await PostalMime.parse(bytes, { attachmentEncoding: 'arraybuffer' });
-  } catch {
-    email = { headers: [], headerLines: [], attachments: [] };
+  let email = parseSimpleMessage(bytes);
+  if (email === null) {
+    try {
+      email = await PostalMime.parse(bytes, { attachmentEncoding: 'arraybuffer' });
+    } catch {
+      email = { attachments: [] };
+    }
   }
+  return summaryOf(email, bytes.length, envelope);
+}
+
+/** The summary of a parsed message (postal-mime's or parseSimpleMessage's) of `size` octets. */
+export function summaryOf(email: MessageParts, size: number, envelope: IndexEnvelope): MessageSummary {
   const from = flatten(email.from === undefined ? [] : [email.from])[0] ?? null;
   const to = flatten(email.to ?? []);
   const cc = flatten(email.cc ?? []);
@@ -741,7 +750,7 @@ export async function summarizeMessage(bytes: Uint8Array, envelope: IndexEnvelop
     from, to, cc, bcc, replyTo, returnPath, subject,
     messageId: (email.messageId ?? '').trim().replace(/^<(.*)>$/, '$1'),
     dateMs: dateMs === null || Number.isNaN(dateMs) ? null : dateMs,
-    size: bytes.length,
+    size,
     attachments,
     inline,
     snippet: snippetOf(text !== '' ? text : htmlText),
