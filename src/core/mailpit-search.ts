@@ -167,12 +167,8 @@ export function splitArgs(query: string): string[] {
  * `<>",;()` become spaces, U+FEFF too, whitespace collapses, and the result is lower-cased.
  */
 export function cleanText(text: string): string {
-  return text
-    .replace(/[\r\n\t<>",;()\uFEFF]/g, ' ')
-    .split(/\s+/)
-    .filter((w) => w !== '')
-    .join(' ')
-    .toLowerCase();
+  // One pass: \s holds \r, \n, \t and U+FEFF, and trim() strips what \s matches.
+  return text.replace(/[\s<>",;()]+/g, ' ').trim().toLowerCase();
 }
 
 /** `N[.N][ ][k|kb|m|mb]` (case-insensitive) in bytes; 0, junk or another unit is null. */

@@ -769,7 +769,20 @@ function flatten(list: readonly Address[]): IndexAddress[] {
 
 /** Whitespace collapsed, at most SNIPPET_CHARS characters, "..." when cut (as Mailpit shows). */
 export function snippetOf(text: string): string {
-  const flat = text.replace(/[\s\u00a0]+/g, ' ').trim();
-  const chars = [...flat];
-  return chars.length <= SNIPPET_CHARS ? flat : `${chars.slice(0, SNIPPET_CHARS).join('').trimEnd()}...`;
+  // Only the start is shown: a prefix is flattened, unless its flattened form is too short to
+  // be sure of (whitespace runs collapse), when the whole text is.
+  const head = text.length > SNIPPET_SCAN ? text.slice(0, SNIPPET_SCAN) : text;
+  const flat = head.replace(/[\s\u00a0]+/g, ' ').trim();
+  // Counted in code points, as [...flat] would.
+  let cut = 0;
+  for (let n = 0; n < SNIPPET_CHARS && cut < flat.length; n++) {
+    const c = flat.charCodeAt(cut);
+    const d = cut + 1 < flat.length ? flat.charCodeAt(cut + 1) : 0;
+    cut += c >= 0xd800 && c <= 0xdbff && d >= 0xdc00 && d <= 0xdfff ? 2 : 1;
+  }
+  if (cut >= flat.length) return head === text ? flat : snippetOf(text.replace(/[\s\u00a0]+/g, ' '));
+  return `${flat.slice(0, cut).trimEnd()}...`;
 }
+
+/** UTF-16 units of a text snippetOf flattens first: room for SNIPPET_CHARS characters and much whitespace. */
+const SNIPPET_SCAN = 4096;

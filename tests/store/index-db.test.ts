@@ -132,6 +132,10 @@ test('postal-mime summary: addresses, envelope-only Bcc, decoded subject, counts
 test('snippets are cut at 250 characters', () => {
   expect(snippetOf('a '.repeat(300)).length).toBe(249 + 3);
   expect(snippetOf(' x\n\ty ')).toBe('x y');
+  // Characters, not UTF-16 units; whitespace runs collapse even where they fill the first pages.
+  expect(snippetOf('😀'.repeat(300))).toBe(`${'😀'.repeat(250)}...`);
+  expect(snippetOf(`${' \r\n'.repeat(3000)}word ${'b'.repeat(10_000)}`)).toBe(`word ${'b'.repeat(245)}...`);
+  expect(snippetOf(`${'\u00a0'.repeat(5000)}short`)).toBe('short');
 });
 
 test('list: newest first by commit order, exact totals, paging, inboxes from the envelope', async () => {
