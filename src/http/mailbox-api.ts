@@ -27,6 +27,8 @@ export const DEFAULT_WAIT_S = 30;
 export const MAX_WAIT_S = 300;
 /** Messages a stream replays per look at the index. */
 const STREAM_BATCH = 200;
+/** Ids a stream's `deleted` event names at most (a larger deletion is told in several). */
+const STREAM_DELETED_IDS = 1000;
 /** A comment line keeps an idle stream (and proxies before it) open. */
 const STREAM_PING_MS = 15_000;
 const ID_PATTERN = /^[A-Za-z0-9]{1,64}$/;
@@ -147,9 +149,31 @@ export function mailboxRoutes(deps: MailboxApiDeps): HttpRoute[] {
             if (batch.length < STREAM_BATCH) break;
           }
         };
+        // A read mark or tags changed on messages the stream has reported (or that came before its
+        // cursor) and that pass its filter; those past it are pump()'s, as they are now. No id line: a resume
+        // replays new messages only, so the cursor stays the last new one's.
+        const updated = (ids: readonly string[]) => {
+          let later = false;
+          for (const id of ids) {
+            const m = mail.db.get(id);
+            if (m === null) continue;
+            if (m.seq > sent) later = true;
+            else if (matches(mail, filter, m)) send(`event: updated\ndata: ${JSON.stringify({ Type: 'updated', Data: waitJson(m) })}\n\n`);
+          }
+          // One past the cursor may match the filter now (a tag it asks for was set): it is new here.
+          if (later) pump();
+        };
+        // A deleted message can no longer be matched against the filter: every deletion is told.
+        const deleted = (ids: readonly string[]) => {
+          for (let i = 0; i < ids.length; i += STREAM_DELETED_IDS) {
+            send(`event: deleted\ndata: ${JSON.stringify({ Type: 'deleted', Data: { IDs: ids.slice(i, i + STREAM_DELETED_IDS) } })}\n\n`);
+          }
+        };
         // Subscribed before the replay, so nothing indexed meanwhile is missed.
         const unsubscribe = mail.subscribe((change) => {
           if (change.kind === 'new') pump();
+          else if (change.kind === 'updated') updated(change.ids);
+          else if (change.kind === 'deleted') deleted(change.ids);
         });
         const ping = setInterval(() => send(': ping\n\n'), STREAM_PING_MS);
         stop = () => {
@@ -299,6 +323,12 @@ export function mailboxRoutes(deps: MailboxApiDeps): HttpRoute[] {
     { method: 'GET', path: `${PREFIX}/openapi.json`, handler: openapi },
     { method: 'GET', path: `${PREFIX}/*`, handler: notFound },
   ];
+}
+
+/** Whether a message the index holds passes a stream's filter (its query and recipients). */
+function matches(mail: MailSource, filter: WaitFilter, m: IndexedMessage): boolean {
+  if (filter.query.terms.length === 0 && filter.recipients.length === 0) return true;
+  return matchesAfter(mail, filter, m.seq - 1, 1)[0]?.seq === m.seq;
 }
 
 /** A wait or stream result: the Mailpit summary with its cursor and envelope recipients. */

@@ -64,7 +64,10 @@ export function openApiDocument(version: string): Record<string, unknown> {
       '/events': {
         get: {
           summary: 'A resumable Server-Sent Events stream of matching messages',
-          description: 'Replays every match after the cursor (or Last-Event-ID), then streams new ones. Each event is "event: new", "id: <cursor>", data {"Type":"new","Data":WaitMessage}.',
+          description:
+            'Replays every match after the cursor (or Last-Event-ID), then streams new ones: "event: new", "id: <cursor>", data {"Type":"new","Data":WaitMessage}. ' +
+            'Live changes follow as they are journalled, without an id (a resume replays new messages only): "event: updated", data {"Type":"updated","Data":WaitMessage} when the read mark or the tags of a message the stream has passed change (only for messages its query and rcpt match); ' +
+            '"event: deleted", data {"Type":"deleted","Data":{"IDs":[…]}} for every deletion (at most 1,000 ids an event), whatever the filter, since a deleted message matches nothing any more.',
           parameters: [cursorParam, queryParam, rcptParam, { name: 'Last-Event-ID', in: 'header', schema: { type: 'string' } }],
           responses: { 200: { description: 'The stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }, 400: error('A bad cursor or recipient'), 503: error('Too many waits and streams are open') },
         },
@@ -120,6 +123,8 @@ export function openApiDocument(version: string): Record<string, unknown> {
             From: ref('Address'),
             To: { type: 'array', items: ref('Address') },
             Created: { type: 'string', format: 'date-time' },
+            Read: { type: 'boolean' },
+            Tags: { type: 'array', items: { type: 'string' } },
             Cursor: { type: 'string' },
             MailFrom: { type: 'string' },
             RcptTo: { type: 'array', items: { type: 'string' } },

@@ -223,6 +223,55 @@ describe('wait and the stream', () => {
     expect(text).not.toContain('sse two');
   }, 60_000);
 
+  test('the SSE stream tells of read marks, tags and deletions as they are journalled, for the messages its filter passes', async () => {
+    await sendAll([['change@x.test', 'change one'], ['change@x.test', 'change two'], ['other@x.test', 'change other']]);
+    const one = await waitFor('subject:"change one"');
+    const two = await waitFor('subject:"change two"');
+    const other = await waitFor('subject:"change other"');
+    const events: { event: string; id?: string; data: { Type: string; Data: Record<string, any> } }[] = [];
+    const controller = new AbortController();
+    const reading = (async () => {
+      const r = await fetch(`${base}/api/mailbox/v1/events?rcpt=change@x.test`, { signal: controller.signal });
+      const decoder = new TextDecoder();
+      let buffer = '';
+      for await (const chunk of r.body!) {
+        buffer += decoder.decode(chunk, { stream: true });
+        let end: number;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const data = /^data: (.*)$/m.exec(block)?.[1];
+          if (data) events.push({ event: /^event: (.*)$/m.exec(block)?.[1] ?? 'message', id: /^id: (.*)$/m.exec(block)?.[1], data: JSON.parse(data) });
+        }
+      }
+    })().catch((e: Error) => {
+      if (e.name !== 'AbortError') throw e;
+    });
+    const until = async (done: () => boolean) => {
+      for (let i = 0; i < 500 && !done(); i++) await Bun.sleep(20);
+    };
+    await until(() => events.length >= 2);
+    expect(events.map((e) => [e.event, e.data.Data.Subject])).toEqual([
+      ['new', 'change one'],
+      ['new', 'change two'],
+    ]);
+    const put = (body: unknown) => fetch(`${base}/api/v1/messages`, { method: 'PUT', body: JSON.stringify(body) });
+    expect((await put({ IDs: [other.ID], Read: true })).status).toBe(200);
+    expect((await put({ IDs: [one.ID], Read: true })).status).toBe(200);
+    expect((await fetch(`${base}/api/v1/tags`, { method: 'PUT', body: JSON.stringify({ IDs: [two.ID], Tags: ['urgent'] }) })).status).toBe(200);
+    expect((await fetch(`${base}/api/v1/messages`, { method: 'DELETE', body: JSON.stringify({ IDs: [two.ID, other.ID] }) })).status).toBe(200);
+    await until(() => events.length >= 5);
+    controller.abort();
+    await reading;
+    // The other inbox's read mark is not this stream's; its deletion is (a deleted message matches nothing any more).
+    expect(events.slice(2).map((e) => [e.event, e.id, e.data.Type, e.data.Data.ID ?? e.data.Data.IDs, e.data.Data.Read, e.data.Data.Tags])).toEqual([
+      ['updated', undefined, 'updated', one.ID, true, []],
+      ['updated', undefined, 'updated', two.ID, false, ['urgent']],
+      ['deleted', undefined, 'deleted', [two.ID, other.ID], undefined, undefined],
+    ]);
+    expect(events.length).toBe(5);
+  });
+
   test('the message, not marked read, with envelope, links and codes; the session and its replayable segment', async () => {
     await sendAll([['links@x.test', 'links and codes', `${MULTIPART}\r\n`, MULTIPART_BODY]]);
     const m = await waitFor('rcpt:links@x.test');

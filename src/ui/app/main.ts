@@ -108,8 +108,8 @@ function App() {
             retry = setTimeout(() => (connect(), changed()), 2000);
           };
           events.onmessage = changed;
-          // Named events (new, and any the server adds), besides unnamed ones.
-        for (const type of ['new', 'update', 'delete', 'truncate', 'prune', 'stats']) events.addEventListener(type, changed);
+          // Named events (new, updated, deleted, and any the server adds), besides unnamed ones.
+        for (const type of ['new', 'updated', 'deleted', 'truncate', 'prune', 'stats']) events.addEventListener(type, changed);
         },
         () => {
           if (closed) return;
