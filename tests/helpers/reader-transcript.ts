@@ -11,7 +11,7 @@
  * `@ peer-closes` and `@ shutdown`.
  * The client side is fed whole, line by line, or byte by byte; the output must not differ.
  */
-import { concatBytes, feedInMode, unescape, type FeedMode } from './server-transcript.ts';
+import { concatBytes, feedInMode, TranscriptTurns, unescape, type FeedMode } from './server-transcript.ts';
 
 export type ReaderStep =
   | { kind: 'send'; bytes: Uint8Array }
@@ -106,14 +106,14 @@ export function runReaderTranscript<Event, Step extends SessionStep<Event>>(step
   const described: string[] = [];
   let closed = false;
   let tlsAsked = false;
-  let buffered = '';
+  const turns = new TranscriptTurns((bytes) => feedInMode(bytes, mode, (piece) => run.absorb(session.receive(piece, run.now))));
   const run = {
     now: 1_000_000,
     absorb(step: Step): void {
       const bytes = typeof step.out === 'string' ? ENCODER.encode(step.out) : step.out;
       if (protocol.silentAfterClose && closed && bytes.length > 0) throw new Error('output after the session closed');
       chunks.push(bytes);
-      buffered += protocol.decoder.decode(bytes);
+      turns.received(protocol.decoder.decode(bytes));
       if (step.close) closed = true;
       if (step.startTls) tlsAsked = true;
       for (const event of step.events) {
@@ -124,28 +124,15 @@ export function runReaderTranscript<Event, Step extends SessionStep<Event>>(step
       }
     },
   };
-  const feed = (bytes: Uint8Array): void => feedInMode(bytes, mode, (piece) => run.absorb(session.receive(piece, run.now)));
 
   run.absorb(session.greet(run.now));
   const mismatches: string[] = [];
-  let pendingSend: Uint8Array[] = [];
-  const flushSends = () => {
-    if (pendingSend.length === 0) return;
-    const all = concatBytes(pendingSend);
-    pendingSend = [];
-    feed(all);
-  };
-  const takeLine = (): string | null => {
-    const end = buffered.indexOf('\r\n');
-    if (end < 0) return null;
-    const line = buffered.slice(0, end);
-    buffered = buffered.slice(end + 2);
-    return line;
-  };
+  const flushSends = () => turns.flush();
+  const takeLine = () => turns.takeLine();
   for (const step of steps) {
     switch (step.kind) {
       case 'send':
-        pendingSend.push(step.bytes);
+        turns.send(step.bytes);
         break;
       case 'expect': {
         flushSends();
@@ -200,6 +187,6 @@ export function runReaderTranscript<Event, Step extends SessionStep<Event>>(step
   flushSends();
   let extra: string | null;
   while ((extra = takeLine()) !== null) mismatches.push(`unexpected output "${extra}"`);
-  if (buffered !== '') mismatches.push(`output without CRLF at the end: ${JSON.stringify(buffered)}`);
+  if (turns.unterminated !== '') mismatches.push(`output without CRLF at the end: ${JSON.stringify(turns.unterminated)}`);
   return { mismatches, output: concatBytes(chunks), events: allEvents };
 }

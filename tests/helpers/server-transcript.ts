@@ -49,6 +49,50 @@ export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
   return all;
 }
 
+/**
+ * The two buffers of a transcript run: the client's lines, held until the next expectation and
+ * then fed in one write (as a pipelining client sends them), and the server's output, taken one
+ * CRLF-ended line at a time.
+ */
+export class TranscriptTurns {
+  readonly #feed: (bytes: Uint8Array) => void;
+  #pending: Uint8Array[] = [];
+  #output = '';
+
+  constructor(feed: (bytes: Uint8Array) => void) {
+    this.#feed = feed;
+  }
+
+  send(bytes: Uint8Array): void {
+    this.#pending.push(bytes);
+  }
+
+  /** Feeds what the client has sent since the last flush. */
+  flush(): void {
+    if (this.#pending.length === 0) return;
+    const all = concatBytes(this.#pending);
+    this.#pending = [];
+    this.#feed(all);
+  }
+
+  received(text: string): void {
+    this.#output += text;
+  }
+
+  takeLine(): string | null {
+    const end = this.#output.indexOf('\r\n');
+    if (end < 0) return null;
+    const line = this.#output.slice(0, end);
+    this.#output = this.#output.slice(end + 2);
+    return line;
+  }
+
+  /** Output after the last CRLF. */
+  get unterminated(): string {
+    return this.#output;
+  }
+}
+
 type Step =
   | { kind: 'send'; bytes: Uint8Array }
   | { kind: 'expect'; line: string; lineNo: number }
@@ -178,11 +222,11 @@ export function runServerTranscript(text: string, mode: FeedMode, overrides: Tra
   let failNext = false;
   let closed = false;
   let tlsAsked = false;
-  let buffered = '';
+  const turns = new TranscriptTurns((bytes) => feedInMode(bytes, mode, (piece) => absorb(session.receive(piece, now))));
 
   const absorb = (step: { out: string; events: readonly { kind: string }[]; close: boolean; delayMs: number }): void => {
     if (step.delayMs > 0) delays++;
-    buffered += step.out;
+    turns.received(step.out);
     if (step.close) closed = true;
     if ((step as { startTls?: boolean }).startTls) tlsAsked = true;
     for (const event of step.events) {
@@ -201,29 +245,19 @@ export function runServerTranscript(text: string, mode: FeedMode, overrides: Tra
       absorb(session.resolve(m.requestId, outcome, now));
     }
   };
-  const feed = (bytes: Uint8Array): void => feedInMode(bytes, mode, (piece) => absorb(session.receive(piece, now)));
 
   absorb(session.greet(now));
   const mismatches: string[] = [];
-  let pendingSend: Uint8Array[] = [];
-  const flushSends = () => {
-    if (pendingSend.length === 0) return;
-    const all = concatBytes(pendingSend);
-    pendingSend = [];
-    feed(all);
-  };
+  const flushSends = () => turns.flush();
   const takeLine = (): string | null => {
-    const end = buffered.indexOf('\r\n');
-    if (end < 0) return null;
-    const line = buffered.slice(0, end);
-    buffered = buffered.slice(end + 2);
-    output.push(line);
+    const line = turns.takeLine();
+    if (line !== null) output.push(line);
     return line;
   };
   for (const step of steps) {
     switch (step.kind) {
       case 'send':
-        pendingSend.push(step.bytes);
+        turns.send(step.bytes);
         break;
       case 'expect': {
         flushSends();
