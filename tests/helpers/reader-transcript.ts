@@ -11,7 +11,7 @@
  * `@ peer-closes` and `@ shutdown`.
  * The client side is fed whole, line by line, or byte by byte; the output must not differ.
  */
-import { concatBytes, feedInMode, TranscriptTurns, unescape, type FeedMode } from './server-transcript.ts';
+import { concatBytes, feedInMode, parseTranscriptLines, TranscriptTurns, type FeedMode } from './server-transcript.ts';
 
 export type ReaderStep =
   | { kind: 'send'; bytes: Uint8Array }
@@ -21,28 +21,17 @@ export type ReaderStep =
 
 /** Splits a transcript into steps; `setting` takes each `% NAME ARGS` line (and throws on an unknown one). */
 export function parseReaderTranscript(text: string, setting: (name: string, args: string[], lineNo: number) => void): { title: string; steps: ReaderStep[] } {
-  const steps: ReaderStep[] = [];
-  let title = '';
-  text.split('\n').forEach((raw, index) => {
-    const line = raw.replace(/\r$/, '');
-    const lineNo = index + 1;
-    if (line.startsWith('#')) {
-      if (!title) title = line.slice(1).trim();
-      return;
-    }
-    if (line.trim() === '') return;
-    if (line.startsWith('C: ') || line === 'C:') steps.push({ kind: 'send', bytes: unescape(line.slice(3)) });
-    else if (line.startsWith('S: ')) steps.push({ kind: 'expect', line: line.slice(3), lineNo });
-    else if (line.startsWith('= ')) steps.push({ kind: 'event', text: line.slice(2), lineNo });
-    else if (line.startsWith('@ ')) {
+  return parseTranscriptLines(text, (line, lineNo): ReaderStep | null => {
+    if (line.startsWith('= ')) return { kind: 'event', text: line.slice(2), lineNo };
+    if (line.startsWith('@ ')) {
       const [name, ...args] = line.slice(2).trim().split(' ');
-      steps.push({ kind: 'directive', name, args, lineNo });
-    } else if (line.startsWith('% ')) {
-      const [name, ...args] = line.slice(2).split(' ');
-      setting(name, args, lineNo);
-    } else throw new Error(`line ${lineNo}: cannot read "${line}"`);
+      return { kind: 'directive', name, args, lineNo };
+    }
+    if (!line.startsWith('% ')) throw new Error(`line ${lineNo}: cannot read "${line}"`);
+    const [name, ...args] = line.slice(2).split(' ');
+    setting(name, args, lineNo);
+    return null;
   });
-  return { title, steps };
 }
 
 /** What Pop3Session and ImapSession have in common, as a run drives them. */
@@ -127,23 +116,21 @@ export function runReaderTranscript<Event, Step extends SessionStep<Event>>(step
 
   run.absorb(session.greet(run.now));
   const mismatches: string[] = [];
-  const flushSends = () => turns.flush();
-  const takeLine = () => turns.takeLine();
   for (const step of steps) {
     switch (step.kind) {
       case 'send':
         turns.send(step.bytes);
         break;
       case 'expect': {
-        flushSends();
-        const actual = takeLine();
+        turns.flush();
+        const actual = turns.takeLine();
         if (protocol.multiLineBlocks && step.line.endsWith(' ...')) {
           if (actual === null || !actual.startsWith(step.line.slice(0, -4))) {
             mismatches.push(`line ${step.lineNo}: expected "${step.line}", got "${actual}"`);
             break;
           }
-          let body = takeLine();
-          while (body !== null && body !== '.') body = takeLine();
+          let body = turns.takeLine();
+          while (body !== null && body !== '.') body = turns.takeLine();
           if (body === null) mismatches.push(`line ${step.lineNo}: the multi-line response never ended`);
           break;
         }
@@ -152,13 +139,13 @@ export function runReaderTranscript<Event, Step extends SessionStep<Event>>(step
         break;
       }
       case 'event': {
-        flushSends();
+        turns.flush();
         const got = described.shift();
         if (got !== step.text) mismatches.push(`line ${step.lineNo}: expected event "${step.text}", got ${got === undefined ? 'none' : `"${got}"`}`);
         break;
       }
       case 'directive':
-        flushSends();
+        turns.flush();
         switch (step.name) {
           case 'tls':
             if (!tlsAsked) mismatches.push(`line ${step.lineNo}: the session did not ask for TLS`);
@@ -184,9 +171,9 @@ export function runReaderTranscript<Event, Step extends SessionStep<Event>>(step
         break;
     }
   }
-  flushSends();
+  turns.flush();
   let extra: string | null;
-  while ((extra = takeLine()) !== null) mismatches.push(`unexpected output "${extra}"`);
+  while ((extra = turns.takeLine()) !== null) mismatches.push(`unexpected output "${extra}"`);
   if (turns.unterminated !== '') mismatches.push(`output without CRLF at the end: ${JSON.stringify(turns.unterminated)}`);
   return { mismatches, output: concatBytes(chunks), events: allEvents };
 }

@@ -135,9 +135,15 @@ export function unescape(text: string): Uint8Array {
   return new Uint8Array(bytes);
 }
 
-export function parseServerTranscript(text: string): { title: string; steps: Step[]; config: TranscriptOverrides } {
-  const steps: Step[] = [];
-  const config: { -readonly [K in keyof TranscriptOverrides]: TranscriptOverrides[K] } = {};
+type LineStep = { kind: 'send'; bytes: Uint8Array } | { kind: 'expect'; line: string; lineNo: number };
+
+/**
+ * The lines every server-side transcript has: `#` comments (the first one is the title), blank
+ * lines, `C: text` to send and `S: line` to expect. Each other line goes to `other`, which returns
+ * its step, null for a line that makes none (a setting), or throws.
+ */
+export function parseTranscriptLines<Other>(text: string, other: (line: string, lineNo: number) => Other | null): { title: string; steps: (LineStep | Other)[] } {
+  const steps: (LineStep | Other)[] = [];
   let title = '';
   text.split('\n').forEach((raw, index) => {
     const line = raw.replace(/\r$/, '');
@@ -149,27 +155,38 @@ export function parseServerTranscript(text: string): { title: string; steps: Ste
     if (line.trim() === '') return;
     if (line.startsWith('C: ') || line === 'C:') steps.push({ kind: 'send', bytes: unescape(line.slice(3)) });
     else if (line.startsWith('S: ')) steps.push({ kind: 'expect', line: line.slice(3), lineNo });
-    else if (line === '@ idle') steps.push({ kind: 'idle' });
-    else if (line === '@ commit-fails') steps.push({ kind: 'commit-fails' });
-    else if (line === '@ closed') steps.push({ kind: 'closed', lineNo });
-    else if (line === '@ tls') steps.push({ kind: 'tls', lineNo });
-    else if (line === '@ delayed' || line === '@ undelayed') steps.push({ kind: 'delayed', delayed: line === '@ delayed', lineNo });
-    else if (line.startsWith('% ')) {
-      const [name, value = ''] = line.slice(2).split(' ');
-      if (name === 'tls') config.tls = value as 'starttls' | 'implicit';
-      else if (name === 'auth') config.auth = { mechanisms: value.split(',') as ('PLAIN' | 'LOGIN')[], allowInsecure: config.auth?.allowInsecure ?? false };
-      else if (name === 'insecure-auth') config.auth = { mechanisms: config.auth?.mechanisms ?? ['PLAIN', 'LOGIN'], allowInsecure: true };
-      else if (name === 'require-tls') config.requireTls = true;
-      else if (name === 'relay') config.relay = true;
-      else if (name === 'trusted') config.trusted = true;
-      else if (name === 'domains') config.localDomains = new Set(value.split(','));
-      else if (name === 'postmaster') config.postmaster = { local: value.slice(0, value.lastIndexOf('@')), domain: value.slice(value.lastIndexOf('@') + 1) };
-      else if (name === 'max-size') config.limits = { ...config.limits, maxMessageBytes: Number(value) };
-      else if (name === 'max-recipients') config.limits = { ...config.limits, maxRecipients: Number(value) };
-      else if (name === 'recipient-overshoot') config.limits = { ...config.limits, recipientOvershoot: Number(value) };
-      else if (name === 'max-errors') config.limits = { ...config.limits, maxErrors: Number(value) };
-      else throw new Error(`line ${lineNo}: unknown setting "${name}"`);
-    } else throw new Error(`line ${lineNo}: cannot read "${line}"`);
+    else {
+      const step = other(line, lineNo);
+      if (step !== null) steps.push(step);
+    }
+  });
+  return { title, steps };
+}
+
+export function parseServerTranscript(text: string): { title: string; steps: Step[]; config: TranscriptOverrides } {
+  const config: { -readonly [K in keyof TranscriptOverrides]: TranscriptOverrides[K] } = {};
+  const { title, steps } = parseTranscriptLines(text, (line, lineNo): Step | null => {
+    if (line === '@ idle') return { kind: 'idle' };
+    if (line === '@ commit-fails') return { kind: 'commit-fails' };
+    if (line === '@ closed') return { kind: 'closed', lineNo };
+    if (line === '@ tls') return { kind: 'tls', lineNo };
+    if (line === '@ delayed' || line === '@ undelayed') return { kind: 'delayed', delayed: line === '@ delayed', lineNo };
+    if (!line.startsWith('% ')) throw new Error(`line ${lineNo}: cannot read "${line}"`);
+    const [name, value = ''] = line.slice(2).split(' ');
+    if (name === 'tls') config.tls = value as 'starttls' | 'implicit';
+    else if (name === 'auth') config.auth = { mechanisms: value.split(',') as ('PLAIN' | 'LOGIN')[], allowInsecure: config.auth?.allowInsecure ?? false };
+    else if (name === 'insecure-auth') config.auth = { mechanisms: config.auth?.mechanisms ?? ['PLAIN', 'LOGIN'], allowInsecure: true };
+    else if (name === 'require-tls') config.requireTls = true;
+    else if (name === 'relay') config.relay = true;
+    else if (name === 'trusted') config.trusted = true;
+    else if (name === 'domains') config.localDomains = new Set(value.split(','));
+    else if (name === 'postmaster') config.postmaster = { local: value.slice(0, value.lastIndexOf('@')), domain: value.slice(value.lastIndexOf('@') + 1) };
+    else if (name === 'max-size') config.limits = { ...config.limits, maxMessageBytes: Number(value) };
+    else if (name === 'max-recipients') config.limits = { ...config.limits, maxRecipients: Number(value) };
+    else if (name === 'recipient-overshoot') config.limits = { ...config.limits, recipientOvershoot: Number(value) };
+    else if (name === 'max-errors') config.limits = { ...config.limits, maxErrors: Number(value) };
+    else throw new Error(`line ${lineNo}: unknown setting "${name}"`);
+    return null;
   });
   return { title, steps, config };
 }
