@@ -14,6 +14,7 @@ import { SmtpError } from '../core/errors.ts';
 import { describeReply, type Reply } from '../core/reply.ts';
 import { buildDeliveryReport, reportCommit } from '../delivery/bounce.ts';
 import { EXIT, InputError } from '../exit-status.ts';
+import type { CopyState } from '../spool/copy-state.ts';
 import type { DeliveryState } from '../spool/delivery-state.ts';
 import type { MailCursor } from '../spool/mail-store.ts';
 import type { MessageInfo, OperatorResult, ReportMaker, Spool } from '../spool/spool.ts';
@@ -45,7 +46,8 @@ export function queueAdminContext(config: ServeConfig, spool: Spool, now: () => 
 /** One recipient's state as `mailbox queue list` shows it. */
 export interface RecipientView {
   readonly address: string;
-  readonly state: DeliveryState['kind'];
+  /** The transport state of a relayed copy, 'local' for one held locally, 'deleted' once removed. */
+  readonly state: DeliveryState['kind'] | 'local' | 'deleted';
   readonly attempts?: number;
   readonly nextAttemptMs?: number;
   /** The last reply (deferred, held) or the final one (delivered, bounced). */
@@ -90,7 +92,7 @@ export interface ActionSummary {
   readonly results: readonly OperatorResult[];
 }
 
-function view(state: DeliveryState, address: string): RecipientView {
+function view(state: CopyState, address: string): RecipientView {
   switch (state.kind) {
     case 'deferred':
       return { address, state: state.kind, attempts: state.attempts, nextAttemptMs: state.nextAttemptMs, reply: describeReply(state.lastReply) };
@@ -100,8 +102,8 @@ function view(state: DeliveryState, address: string): RecipientView {
       return { address, state: state.kind, atMs: state.atMs, ...(state.reply ? { reply: describeReply(state.reply) } : {}) };
     case 'bounced':
       return { address, state: state.kind, atMs: state.atMs, reply: describeReply(state.reply) };
-    case 'deleted':
-      return { address, state: state.kind, atMs: state.atMs };
+    case 'removed':
+      return { address, state: 'deleted', atMs: state.atMs };
     default:
       return { address, state: state.kind };
   }

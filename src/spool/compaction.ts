@@ -6,10 +6,12 @@
  *         leaves two copies and the later segment wins. The active segment is never touched.
  */
 import * as fs from 'node:fs';
-import { isQueued, type DeliveryState } from './delivery-state.ts';
+import { transportState, type CopyState } from './copy-state.ts';
+import { isQueued, type StateRecord } from './delivery-state.ts';
 import type { Entry, SegmentInfo } from './index.ts';
 import { readExactly, syncDirectory, syncDirectorySync, writeFully, type SpoolIo } from './journal.ts';
 import { FILE_MODE } from './layout.ts';
+import type { RemovalRecord } from './mailbox-state.ts';
 import type { DamagedRecord } from './recovery.ts';
 import { checkRecord } from './segment-format.ts';
 
@@ -122,22 +124,29 @@ export function packRecords<T extends { readonly bytes: number }>(records: reado
   return groups;
 }
 
-/** The journal lines that reproduce the current state of every tracked record. */
-export function planJournalSnapshot(entries: Iterable<Entry>): { id: string; rcpt: number | null; state: DeliveryState }[] {
-  const out: { id: string; rcpt: number | null; state: DeliveryState }[] = [];
+/** The journal records that reproduce the current copy states of every tracked record. */
+export function planJournalSnapshot(entries: Iterable<Entry>): { states: StateRecord[]; removals: RemovalRecord[] } {
+  const states: StateRecord[] = [];
+  const removals: RemovalRecord[] = [];
   for (const e of entries) {
     if (!e.visible) {
-      // Deleted for every recipient: one line says so.
-      out.push({ id: e.id, rcpt: null, state: e.states[0] });
+      // Removed for every recipient: one record says so.
+      removals.push({ id: e.id, rcpt: null, atMs: removedAt(e.states[0]) });
       continue;
     }
     for (let i = 0; i < e.states.length; i++) {
+      const s = e.states[i];
       const initial = e.local[i] ? 'local' : 'pending';
-      if (e.states[i].kind !== initial) out.push({ id: e.id, rcpt: i, state: e.states[i] });
+      if (s.kind === initial) continue;
+      const state = transportState(s);
+      if (state !== null) states.push({ id: e.id, rcpt: i, state });
+      else if (s.kind === 'removed') removals.push({ id: e.id, rcpt: i, atMs: s.atMs });
     }
   }
-  return out;
+  return { states, removals };
 }
+
+const removedAt = (s: CopyState | undefined): number => (s?.kind === 'removed' ? s.atMs : 0);
 
 /** Yield to the event loop this often while copying, so sessions keep being served. */
 const COPY_SLICE_BYTES = 4 << 20;

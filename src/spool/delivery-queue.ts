@@ -12,11 +12,14 @@
  * Rule 4: an operator's action (`mailbox queue`: hold, release, retry, delete, bounce) is journal
  *         records too, durable before it is reported. One that lands while a job is leased wins
  *         over the job's outcome: a held recipient stays held (with the new attempt counted), a
- *         deleted or bounced one stays so; only a delivery or a bounce ends a held recipient.
+ *         bounced one stays so, and a removed copy (`delete`: a removal record) has no state to
+ *         change; only a delivery or a bounce ends a held recipient.
  */
 import type { Envelope, Recipient } from '../core/envelope.ts';
 import type { Reply } from '../core/reply.ts';
-import { isFinished, isQueued, type DeliveryState, type StateRecord } from './delivery-state.ts';
+import { isSettled, transportState, type CopyState } from './copy-state.ts';
+import { isQueued, type DeliveryState, type StateRecord } from './delivery-state.ts';
+import type { RemovalRecord } from './mailbox-state.ts';
 import { shapeOf, type Entry } from './index.ts';
 import type { CommitRequest } from './commit.ts';
 
@@ -63,7 +66,7 @@ export interface DeliveryQueue {
   releaseHeld(ids: readonly string[], nowMs: number): Promise<OperatorResult[]>;
   /** Operator: deferred recipients are due at once (a leased message is being tried already). */
   retryNow(ids: readonly string[], nowMs: number): Promise<OperatorResult[]>;
-  /** Operator: queued recipients are deleted unsent, without a report. */
+  /** Operator: queued recipients' copies are removed unsent, without a report. */
   deleteQueued(ids: readonly string[], nowMs: number): Promise<OperatorResult[]>;
   /** Operator: queued recipients are bounced with `reply`; `report` makes each sender's DSN. */
   bounceQueued(ids: readonly string[], nowMs: number, reply: Reply, report: ReportMaker): Promise<OperatorResult[]>;
@@ -93,8 +96,8 @@ export type ReportMaker = (
 export interface QueueHost {
   entry(id: string): Entry | undefined;
   segmentPath(seq: number): string;
-  /** Appends the bounces and the state records, and resolves when their one batch is durable. */
-  commitBatch(states: readonly StateRecord[], bounces: readonly CommitRequest[]): Promise<void>;
+  /** Appends the bounces, the state records and the removals, and resolves when their one batch is durable. */
+  commitBatch(states: readonly StateRecord[], bounces: readonly CommitRequest[], removals?: readonly RemovalRecord[]): Promise<void>;
   /** The message as stored, dot-unstuffed (for the reports of bounceQueued). */
   readMessage(id: string): Promise<Uint8Array>;
 }
@@ -105,13 +108,13 @@ const OUTCOME_KINDS: ReadonlySet<DeliveryState['kind']> = new Set(['delivered', 
  * Rule 4: the state an attempt's outcome leaves when an operator acted during the attempt. The
  * outcome as it is while the recipient is still pending or deferred; null to write nothing.
  */
-function afterOperator(current: DeliveryState | undefined, outcome: DeliveryState): DeliveryState | null {
+function afterOperator(current: CopyState | undefined, outcome: DeliveryState): DeliveryState | null {
   if (current === undefined || current.kind === 'pending' || current.kind === 'deferred') return outcome;
   if (current.kind === 'held') {
     if (outcome.kind !== 'deferred') return outcome;
     return { kind: 'held', atMs: current.atMs, attempts: outcome.attempts, lastReply: outcome.lastReply };
   }
-  return isFinished(current) ? null : outcome;
+  return isSettled(current) || current.kind === 'local' ? null : outcome;
 }
 
 /** When a message's relay work is due, or null when it has none. */
@@ -124,6 +127,12 @@ export function dueMs(entry: Entry): number | null {
   }
   return due;
 }
+
+/** What an operator's action makes of a relayed recipient's copy: removes it. */
+const REMOVE = Symbol('remove');
+
+/** An operator's action on one relayed recipient: its new state, REMOVE, or null to leave it. */
+type Change = (state: DeliveryState, leased: boolean) => DeliveryState | typeof REMOVE | null;
 
 interface Lease {
   readonly job: DeliveryJob;
@@ -252,7 +261,7 @@ export class RelayQueue implements DeliveryQueue {
   }
 
   deleteQueued(ids: readonly string[], nowMs: number): Promise<OperatorResult[]> {
-    return this.#operate(ids, (s) => (isQueued(s) ? { kind: 'deleted', atMs: nowMs } : null));
+    return this.#operate(ids, (s) => (isQueued(s) ? REMOVE : null), nowMs);
   }
 
   async bounceQueued(ids: readonly string[], nowMs: number, reply: Reply, report: ReportMaker): Promise<OperatorResult[]> {
@@ -282,10 +291,14 @@ export class RelayQueue implements DeliveryQueue {
     for (const listener of this.#wake) listener(ids);
   }
 
-  /** The records an action writes: per recipient, the new state `change` gives (null: none). */
-  #plan(ids: readonly string[], change: (state: DeliveryState, leased: boolean) => DeliveryState | null) {
+  /**
+   * The records an action writes: per relayed recipient, the new state `change` gives, or its
+   * removal (at `nowMs`), or null for none.
+   */
+  #plan(ids: readonly string[], change: Change, nowMs = 0) {
     const results: OperatorResult[] = [];
     const records: StateRecord[] = [];
+    const removals: RemovalRecord[] = [];
     const byId = new Map<string, { readonly rcpt: number }[]>();
     for (const id of new Set(ids)) {
       const entry = this.#host.entry(id);
@@ -294,21 +307,24 @@ export class RelayQueue implements DeliveryQueue {
         continue;
       }
       const leased = this.#leases.has(id);
-      const mine: { id: string; rcpt: number; state: DeliveryState }[] = [];
-      entry.states.forEach((s, rcpt) => {
-        const next = change(s, leased);
-        if (next !== null) mine.push({ id, rcpt, state: next });
+      const mine: { readonly rcpt: number }[] = [];
+      entry.states.forEach((copy, rcpt) => {
+        const s = transportState(copy);
+        const next = s === null ? null : change(s, leased);
+        if (next === null) return;
+        mine.push({ rcpt });
+        if (next === REMOVE) removals.push({ id, rcpt, atMs: nowMs });
+        else records.push({ id, rcpt, state: next });
       });
       results.push({ id, outcome: mine.length > 0 ? 'done' : 'unchanged', recipients: mine.length });
       if (mine.length > 0) byId.set(id, mine);
-      records.push(...mine);
     }
-    return { results, records, byId };
+    return { results, records, removals, byId };
   }
 
-  async #operate(ids: readonly string[], change: (state: DeliveryState, leased: boolean) => DeliveryState | null): Promise<OperatorResult[]> {
-    const plan = this.#plan(ids, change);
-    if (plan.records.length > 0) await this.#host.commitBatch(plan.records, []);
+  async #operate(ids: readonly string[], change: Change, nowMs?: number): Promise<OperatorResult[]> {
+    const plan = this.#plan(ids, change, nowMs);
+    if (plan.records.length + plan.removals.length > 0) await this.#host.commitBatch(plan.records, [], plan.removals);
     return plan.results;
   }
 

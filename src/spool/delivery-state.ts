@@ -4,18 +4,21 @@
  *         a record without a recipient index applies to every recipient of the message.
  * Rule 2: a journal line is "<crc32 hex of the JSON> <JSON>\n"; one that fails its checksum or
  *         does not parse is never applied.
- * Rule 3: these are transport states (and the spool's own 'deleted'); what readers do to a
- *         message in a mailbox is journalled as mailbox-state.ts records, framed the same way.
+ * Rule 3: these are transport states, for recipients the relay owes a delivery. A recipient held
+ *         in a local mailbox has none, and what readers, retention and operators do to copies
+ *         (read, tags, removal) is journalled as mailbox-state.ts and login-state.ts records,
+ *         framed the same way.
+ * Rule 4: journals written before Rule 3 say "deleted" and "local" in delivery records: a
+ *         "deleted" line reads as a removal, a "local" one (never written but for a recipient
+ *         its record already holds locally) as nothing to apply.
  */
 import type { Reply } from '../core/reply.ts';
 import { loginRecordJson, parseLoginRecord, type LoginRecord } from './login-state.ts';
-import { mailboxRecordJson, parseMailboxRecord, type MailboxRecord } from './mailbox-state.ts';
+import { mailboxRecordJson, parseMailboxRecord, parseRemovalRecord, removalRecordJson, type MailboxRecord, type RemovalRecord } from './mailbox-state.ts';
 
 /** A delivery is one recipient of one message (STYLE convention 2: message ≠ delivery). */
 export type DeliveryState =
   | { readonly kind: 'pending' }
-  /** Held in a local mailbox (catch-all and local domains): kept until deleted. */
-  | { readonly kind: 'local' }
   | { readonly kind: 'delivered'; readonly atMs: number; readonly reply?: Reply }
   /** `warned`: the sender has been sent the one "delayed" report for it (--delay-warning). */
   | { readonly kind: 'deferred'; readonly attempts: number; readonly nextAttemptMs: number; readonly lastReply: Reply; readonly warned?: true }
@@ -24,21 +27,14 @@ export type DeliveryState =
    * Kept from relaying by an operator (`mailbox queue hold`) until released, with what a
    * release resumes from: the attempts so far and the last reply.
    */
-  | { readonly kind: 'held'; readonly atMs: number; readonly attempts: number; readonly lastReply?: Reply }
-  | { readonly kind: 'deleted'; readonly atMs: number };
+  | { readonly kind: 'held'; readonly atMs: number; readonly attempts: number; readonly lastReply?: Reply };
 
 export type DeliveryStateKind = DeliveryState['kind'];
 
 export const PENDING: DeliveryState = Object.freeze({ kind: 'pending' });
-export const LOCAL: DeliveryState = Object.freeze({ kind: 'local' });
-
-/** Delivered, bounced or deleted: nothing more will happen to this delivery. */
-export function isFinished(state: DeliveryState): boolean {
-  return state.kind === 'delivered' || state.kind === 'bounced' || state.kind === 'deleted';
-}
 
 /** Pending, deferred or held: the relay still owes this delivery an attempt. */
-export function isQueued(state: DeliveryState): boolean {
+export function isQueued(state: { readonly kind: string }): boolean {
   return state.kind === 'pending' || state.kind === 'deferred' || state.kind === 'held';
 }
 
@@ -57,6 +53,11 @@ export function formatStateRecord(record: StateRecord): Buffer {
 /** Serialises one mailbox-state record as a journal line. */
 export function formatMailboxRecord(record: MailboxRecord): Buffer {
   return frameJournalLine(mailboxRecordJson(record));
+}
+
+/** Serialises one removal record as a journal line. */
+export function formatRemovalRecord(record: RemovalRecord): Buffer {
+  return frameJournalLine(removalRecordJson(record));
 }
 
 /** Serialises one login-state record as a journal line. */
@@ -91,8 +92,6 @@ export function parseDeliveryState(v: unknown): DeliveryState | null {
   switch (s.kind) {
     case 'pending':
       return PENDING;
-    case 'local':
-      return LOCAL;
     case 'delivered': {
       if (!isNum(s.atMs)) return null;
       const reply = s.reply === undefined ? undefined : parseReply(s.reply);
@@ -109,8 +108,6 @@ export function parseDeliveryState(v: unknown): DeliveryState | null {
       const reply = parseReply(s.reply);
       return isNum(s.atMs) && reply ? { kind: 'bounced', atMs: s.atMs, reply } : null;
     }
-    case 'deleted':
-      return isNum(s.atMs) ? { kind: 'deleted', atMs: s.atMs } : null;
     case 'held': {
       const lastReply = s.lastReply === undefined ? undefined : parseReply(s.lastReply);
       if (!isNum(s.atMs) || !isNum(s.attempts) || lastReply === null) return null;
@@ -124,7 +121,10 @@ export function parseDeliveryState(v: unknown): DeliveryState | null {
 export type JournalLine =
   | { readonly kind: 'record'; readonly record: StateRecord }
   | { readonly kind: 'mailbox'; readonly record: MailboxRecord }
+  | { readonly kind: 'removal'; readonly record: RemovalRecord }
   | { readonly kind: 'login'; readonly record: LoginRecord }
+  /** An old "local" line (Rule 4): read, and nothing to apply. */
+  | { readonly kind: 'local' }
   | { readonly kind: 'bad'; readonly reason: string };
 
 /** Parses one journal line (without its "\n"). */
@@ -145,15 +145,31 @@ export function parseStateLine(line: Buffer): JournalLine {
     const record = parseMailboxRecord(o);
     return record ? { kind: 'mailbox', record } : { kind: 'bad', reason: 'the journal line is not a mailbox record' };
   }
+  if (typeof o === 'object' && o !== null && 'rm' in o) {
+    const record = parseRemovalRecord(o);
+    return record ? { kind: 'removal', record } : { kind: 'bad', reason: 'the journal line is not a removal record' };
+  }
   if (typeof o === 'object' && o !== null && 'l' in o) {
     const record = parseLoginRecord(o);
     return record ? { kind: 'login', record } : { kind: 'bad', reason: 'the journal line is not a login record' };
   }
   const id = o?.id;
   const rcpt = o?.r;
-  const state = parseDeliveryState(o?.s);
-  if (typeof id !== 'string' || !(rcpt === null || (Number.isInteger(rcpt) && (rcpt as number) >= 0)) || !state) {
+  if (typeof id !== 'string' || !(rcpt === null || (Number.isInteger(rcpt) && (rcpt as number) >= 0))) {
     return { kind: 'bad', reason: 'the journal line is not a state record' };
   }
+  const old = oldStateLine(id, rcpt as number | null, o.s);
+  if (old !== null) return old;
+  const state = parseDeliveryState(o.s);
+  if (!state) return { kind: 'bad', reason: 'the journal line is not a state record' };
   return { kind: 'record', record: { id, rcpt: rcpt as number | null, state } };
+}
+
+/** Rule 4: a delivery record of a journal written before removals had records of their own. */
+function oldStateLine(id: string, rcpt: number | null, s: unknown): JournalLine | null {
+  if (typeof s !== 'object' || s === null) return null;
+  const { kind, atMs } = s as Record<string, unknown>;
+  if (kind === 'local') return { kind: 'local' };
+  if (kind === 'deleted' && isNum(atMs)) return { kind: 'removal', record: { id, rcpt, atMs } };
+  return null;
 }

@@ -2,7 +2,7 @@
  * @module Derived lookups (id, recipient, sender, time) and each segment's live and dead bytes.
  * Rule 1: rebuilt from the segments and the journal at open; nothing here is written to disk.
  * Rule 2: a record is tracked until its bytes are gone, so a deletion outlives a journal snapshot.
- * Rule 3: deletion is final; a message is listed while some recipient of it is not deleted.
+ * Rule 3: removal is final; a message is listed while the copy of some recipient of it is not removed.
  * Rule 4: addresses match without regard to case (as Mailpit's search does).
  * Rule 5: records are rows of typed-array columns (time, segment, offsets, lengths, size, an
  *         envelope number, a flags number, bits), ids are bytes in one arena, equal envelopes are
@@ -15,7 +15,8 @@
 import type { Envelope } from '../core/envelope.ts';
 import { mailboxKey, type Mailbox } from '../core/address.ts';
 import type { Chunk } from './checkpoint.ts';
-import { isFinished, type DeliveryState } from './delivery-state.ts';
+import { isRemoved, isSettled, removedAt, type CopyState } from './copy-state.ts';
+import type { DeliveryState } from './delivery-state.ts';
 import { hashOf, IdTable } from './id-table.ts';
 import { Interner } from './interner.ts';
 import type { MailboxFlags } from './mailbox-state.ts';
@@ -25,7 +26,7 @@ export interface StoredRecord {
   readonly id: string;
   readonly timeMs: number;
   readonly envelope: Envelope;
-  /** Initial states come from these flags (local mailbox or relay); kept for journal snapshots. */
+  /** Initial copy states come from these flags (local mailbox or relay); kept for journal snapshots. */
   readonly local: readonly boolean[];
   readonly seq: number;
   readonly offset: number;
@@ -37,7 +38,8 @@ export interface StoredRecord {
 
 /** One stored message as the index holds it now: a snapshot (Rule 5). */
 export interface Entry extends StoredRecord {
-  readonly states: readonly DeliveryState[];
+  /** Each recipient's copy, by recipient index: its transport state, 'local' or 'removed'. */
+  readonly states: readonly CopyState[];
   /** Each recipient's address key (addressKey), by recipient index: shared, made once per distinct envelope. */
   readonly recipientKeys: readonly string[];
   /** The sender's address key. */
@@ -45,9 +47,9 @@ export interface Entry extends StoredRecord {
   readonly bodyOffset: number;
   /** Mailbox state by mailbox key; null until a reader marks the message (most never are). */
   readonly mailboxes: ReadonlyMap<string, MailboxFlags> | null;
-  /** Some delivery is not finished: the record must be kept. */
+  /** Some copy is not settled (a local one kept, a relayed one queued): the record must be kept. */
   readonly live: boolean;
-  /** Listed by get() and list(): on disk and not deleted. */
+  /** Listed by get() and list(): on disk and some copy not removed. */
   readonly visible: boolean;
 }
 
@@ -86,8 +88,6 @@ export function queryKey(address: string): string {
   return trimmed.replace(/^<(.*)>$/, '$1').toLowerCase();
 }
 
-const isDeleted = (s: DeliveryState) => s.kind === 'deleted';
-
 /** What a states array says of its message; computed once per array (they are shared and replaced, not changed). */
 export interface StatesShape {
   readonly live: boolean;
@@ -96,14 +96,14 @@ export interface StatesShape {
   readonly relay: boolean;
 }
 
-const shapes = new WeakMap<readonly DeliveryState[], StatesShape>();
+const shapes = new WeakMap<readonly CopyState[], StatesShape>();
 
-export function shapeOf(states: readonly DeliveryState[]): StatesShape {
+export function shapeOf(states: readonly CopyState[]): StatesShape {
   let shape = shapes.get(states);
   if (shape === undefined) {
     shape = {
-      live: !states.every(isFinished),
-      visible: !states.every(isDeleted),
+      live: !states.every(isSettled),
+      visible: !states.every(isRemoved),
       relay: states.some((s) => s.kind === 'pending' || s.kind === 'deferred'),
     };
     shapes.set(states, shape);
@@ -115,7 +115,7 @@ export function shapeOf(states: readonly DeliveryState[]): StatesShape {
 export function hasUndeletedRecipient(entry: Entry, key: string): boolean {
   const keys = entry.recipientKeys;
   for (let i = 0; i < keys.length; i++) {
-    if (keys[i] === key && !isDeleted(entry.states[i])) return true;
+    if (keys[i] === key && !isRemoved(entry.states[i])) return true;
   }
   return false;
 }
@@ -211,7 +211,7 @@ interface SharedEnvelope {
 /** One distinct set of initial flags, with the states it gives. */
 interface SharedFlags {
   readonly local: readonly boolean[];
-  readonly states: readonly DeliveryState[];
+  readonly states: readonly CopyState[];
   readonly relay: boolean;
 }
 
@@ -244,7 +244,7 @@ export class SpoolIndex {
   #arena = Buffer.alloc(0);
   #arenaUsed = 0;
   /** States of the rows whose states differ from their flags' initial ones. */
-  #states = new Map<number, readonly DeliveryState[]>();
+  #states = new Map<number, readonly CopyState[]>();
   #mailboxes = new Map<number, ReadonlyMap<string, MailboxFlags>>();
   /** Bumped by each renumbering: an iteration over rows stops being valid. */
   #generation = 0;
@@ -449,7 +449,7 @@ export class SpoolIndex {
     into(this.#envelope, column(4));
     into(this.#flag, column(5));
     this.#seq.fill(seq, first, first + n);
-    // Initial states (local or pending) are never finished nor deleted.
+    // Initial states (local or pending) are never settled nor removed.
     this.#bits.fill(TRACKED | LIVE | VISIBLE, first, first + n);
     const envelope = this.#envelope;
     const flag = this.#flag;
@@ -502,13 +502,26 @@ export class SpoolIndex {
     }
   }
 
-  /** Applies one journal record; returns false when the message is not tracked. */
+  /**
+   * Applies one delivery record to the relayed copies it names (a local or removed copy has no
+   * transport state to change); returns false when the message is not tracked.
+   */
   applyState(id: string, rcpt: number | null, state: DeliveryState): boolean {
+    return this.#change(id, rcpt, (s) => (s.kind === 'local' || s.kind === 'removed' ? s : state));
+  }
+
+  /** Applies one removal record (final, Rule 3); returns false when the message is not tracked. */
+  applyRemoval(id: string, rcpt: number | null, atMs: number): boolean {
+    const removed = removedAt(atMs);
+    return this.#change(id, rcpt, (s) => (s.kind === 'removed' ? s : removed));
+  }
+
+  #change(id: string, rcpt: number | null, change: (s: CopyState) => CopyState): boolean {
     const row = this.#rowOf(id);
     if (row < 0) return false;
     const states = this.#statesOf(row);
     if (rcpt !== null && rcpt >= states.length) return false;
-    const next = states.map((s, i) => ((rcpt === null || rcpt === i) && !isDeleted(s) ? state : s));
+    const next = states.map((s, i) => (rcpt === null || rcpt === i ? change(s) : s));
     this.#states.set(row, next);
     const shape = shapeOf(next);
     const bits = this.#bits[row];
@@ -671,7 +684,7 @@ export class SpoolIndex {
     };
   }
 
-  #statesOf(row: number): readonly DeliveryState[] {
+  #statesOf(row: number): readonly CopyState[] {
     return this.#states.get(row) ?? this.#flags[this.#flag[row]].states;
   }
 
@@ -683,7 +696,7 @@ export class SpoolIndex {
   #holdsRecipient(row: number, env: SharedEnvelope, key: string): boolean {
     const states = this.#statesOf(row);
     for (let i = 0; i < env.recipients.length; i++) {
-      if (env.recipients[i] === key && !isDeleted(states[i])) return true;
+      if (env.recipients[i] === key && !isRemoved(states[i])) return true;
     }
     return false;
   }
@@ -739,7 +752,7 @@ export class SpoolIndex {
     this.#size[row] = size;
     this.#envelope[row] = env;
     this.#flag[row] = flag;
-    // Initial states (local or pending) are never finished nor deleted.
+    // Initial states (local or pending) are never settled nor removed.
     this.#bits[row] = TRACKED | LIVE;
     this.#tracked++;
     this.#envelopes[env]!.references++;

@@ -11,7 +11,8 @@
 import type { Mailbox } from '../core/address.ts';
 import type { Parameter } from '../core/command.ts';
 import type { Envelope } from '../core/envelope.ts';
-import { LOCAL, PENDING, type DeliveryState } from './delivery-state.ts';
+import { LOCAL_COPY, type CopyState } from './copy-state.ts';
+import { PENDING } from './delivery-state.ts';
 
 const ENVELOPES_KEPT = 1024;
 const STRINGS_KEPT = 4096;
@@ -19,10 +20,10 @@ const FLAGS_KEPT = 256;
 
 const NO_PARAMS: readonly Parameter[] = Object.freeze([]);
 
-/** Per-recipient local flags and the states they start from ('local' or 'pending'). */
+/** Per-recipient local flags and the copy states they start from ('local' or 'pending'). */
 export interface InitialFlags {
   readonly local: readonly boolean[];
-  readonly states: readonly DeliveryState[];
+  readonly states: readonly CopyState[];
 }
 
 export class Interner {
@@ -50,7 +51,7 @@ export class Interner {
     if (shared === undefined) {
       shared = Object.freeze({
         local: Object.freeze([...local]),
-        states: Object.freeze(local.map((l) => (l ? LOCAL : PENDING))),
+        states: Object.freeze(local.map((l) => (l ? LOCAL_COPY : PENDING))),
       });
       remember(this.#flags, key, shared, FLAGS_KEPT);
     }

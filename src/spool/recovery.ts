@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseStateLine, type StateRecord } from './delivery-state.ts';
 import type { LoginRecord } from './login-state.ts';
-import type { MailboxRecord } from './mailbox-state.ts';
+import type { MailboxRecord, RemovalRecord } from './mailbox-state.ts';
 import { DIR_MODE, FILE_MODE, isTmpName, parseSegmentName, type SpoolLayout } from './layout.ts';
 import { findNextRecord, parseRecordAt, parseSegmentHeader, type EnvelopeCache, type ParsedRecord } from './segment-format.ts';
 import type { CoveredSegment } from './checkpoint.ts';
@@ -348,6 +348,8 @@ export interface RecoveredJournal {
   readonly records: readonly StateRecord[];
   /** Mailbox-state records, in journal order (independent of the delivery states). */
   readonly mailbox: readonly MailboxRecord[];
+  /** Removals, in journal order (final, so independent of the delivery states too). */
+  readonly removals: readonly RemovalRecord[];
   /** Login-state records, in journal order. */
   readonly logins: readonly LoginRecord[];
   /** Valid bytes (the file is cut to this length). */
@@ -359,10 +361,11 @@ export interface RecoveredJournal {
 /** Reads the state journal: applies good lines in order, cuts a torn last line, quarantines bad ones. */
 export function recoverJournal(ctx: RecoveryContext, report: RecoveryReport): RecoveredJournal {
   const file = ctx.layout.journalPath;
-  if (!fs.existsSync(file)) return { records: [], mailbox: [], logins: [], bytes: 0, damaged: false };
+  if (!fs.existsSync(file)) return { records: [], mailbox: [], removals: [], logins: [], bytes: 0, damaged: false };
   const bytes = fs.readFileSync(file);
   const records: StateRecord[] = [];
   const mailbox: MailboxRecord[] = [];
+  const removals: RemovalRecord[] = [];
   const logins: LoginRecord[] = [];
   let damaged = false;
   let pos = 0;
@@ -372,16 +375,18 @@ export function recoverJournal(ctx: RecoveryContext, report: RecoveryReport): Re
       report.tornBytes += bytes.length - pos;
       ctx.log.warn('spool: cut a torn line at the end of the state journal', { file, offset: pos, bytes: bytes.length - pos });
       cutFile(file, pos);
-      return { records, mailbox, logins, bytes: pos, damaged };
+      return { records, mailbox, removals, logins, bytes: pos, damaged };
     }
     const line = parseStateLine(bytes.subarray(pos, nl));
     if (line.kind === 'record') {
       records.push(line.record);
     } else if (line.kind === 'mailbox') {
       mailbox.push(line.record);
+    } else if (line.kind === 'removal') {
+      removals.push(line.record);
     } else if (line.kind === 'login') {
       logins.push(line.record);
-    } else {
+    } else if (line.kind === 'bad') {
       const quarantined = quarantine(ctx, { file, offset: pos, bytes: bytes.subarray(pos, nl + 1), reason: line.reason });
       report.damaged.push({ file, offset: pos, bytes: nl + 1 - pos, reason: line.reason, quarantined });
       ctx.log.error('spool: damaged journal line set aside', { file, offset: pos, reason: line.reason, quarantined });
@@ -389,5 +394,5 @@ export function recoverJournal(ctx: RecoveryContext, report: RecoveryReport): Re
     }
     pos = nl + 1;
   }
-  return { records, mailbox, logins, bytes: bytes.length, damaged };
+  return { records, mailbox, removals, logins, bytes: bytes.length, damaged };
 }

@@ -1,24 +1,24 @@
 /**
  * @module The MailStore port on the spool's in-memory index (until the readers' on-disk index).
  * Rule 1: membership is the index's: a message is in a mailbox while a recipient with that
- *         address holds it (not deleted); expunging deletes those recipients' copies.
+ *         address holds it (its copy not removed); expunging removes those recipients' copies.
  * Rule 2: header summaries are read from the stored message (its first bytes) when asked for,
  *         and the most recently used are kept; the spool hands over those it computed at commit.
- * Rule 3: mailbox state is journalled (mailbox-state.ts) before it shows.
+ * Rule 3: mailbox state and removals are journalled (mailbox-state.ts) before they show.
  */
 import { dotUnstuff } from '../core/data.ts';
-import type { StateRecord } from './delivery-state.ts';
 import { headerSummary, type HeaderSummary } from './header-summary.ts';
 import { hasUndeletedRecipient, queryKey, type Entry, type SpoolIndex } from './index.ts';
 import type { FlagChange, MailboxName, MailCursor, MailPage, MailQuery, MailRemoval, MailStore, MailSummary } from './mail-store.ts';
-import { mailboxFlags, UNREAD, type MailboxFlags, type MailboxRecord } from './mailbox-state.ts';
+import { isRemoved } from './copy-state.ts';
+import { mailboxFlags, UNREAD, type MailboxFlags, type MailboxRecord, type RemovalRecord } from './mailbox-state.ts';
 
 export interface StoreHost {
   readonly index: SpoolIndex;
   /** The first `bytes` bytes of the stored (dot-stuffed) message. */
   readHead(entry: Entry, bytes: number): Uint8Array;
   readMessage(id: string): Promise<Uint8Array>;
-  appendStates(records: readonly StateRecord[]): Promise<void>;
+  appendRemovals(records: readonly RemovalRecord[]): Promise<void>;
   appendMailbox(records: readonly MailboxRecord[]): Promise<void>;
   now(): number;
 }
@@ -59,8 +59,8 @@ export class SpoolMailStore implements MailStore {
     return () => void this.#removalListeners.delete(listener);
   }
 
-  /** The spool made these deletions durable (StateRecords of kind 'deleted'): the listeners hear of them. */
-  removed(records: readonly StateRecord[]): void {
+  /** The spool made these removals durable: the listeners hear of them. */
+  removed(records: readonly RemovalRecord[]): void {
     if (this.#removalListeners.size === 0 || records.length === 0) return;
     const removals: MailRemoval[] = [];
     for (const r of records) {
@@ -123,19 +123,19 @@ export class SpoolMailStore implements MailStore {
   expunge(mailbox: MailboxName, ids: readonly string[]): Promise<void> {
     const key = mailbox === null ? null : queryKey(mailbox);
     const atMs = this.#host.now();
-    const records: StateRecord[] = [];
+    const records: RemovalRecord[] = [];
     for (const id of ids) {
       const e = this.#host.index.get(id);
       if (!e || !holds(e, key)) continue;
       if (key === null) {
-        records.push({ id, rcpt: null, state: { kind: 'deleted', atMs } });
+        records.push({ id, rcpt: null, atMs });
         continue;
       }
       e.recipientKeys.forEach((k, i) => {
-        if (k === key && e.states[i].kind !== 'deleted') records.push({ id, rcpt: i, state: { kind: 'deleted', atMs } });
+        if (k === key && !isRemoved(e.states[i])) records.push({ id, rcpt: i, atMs });
       });
     }
-    return records.length === 0 ? Promise.resolve() : this.#host.appendStates(records);
+    return records.length === 0 ? Promise.resolve() : this.#host.appendRemovals(records);
   }
 
   #page(mailbox: MailboxName, cursor: MailCursor | null, limit: number, query: MailQuery | null): MailPage {
@@ -203,7 +203,7 @@ function holds(e: Entry, key: string | null): boolean {
 function heldBy(e: Entry): string[] {
   const out = new Set<string>();
   e.recipientKeys.forEach((k, i) => {
-    if (e.states[i].kind !== 'deleted') out.add(k);
+    if (!isRemoved(e.states[i])) out.add(k);
   });
   return [...out];
 }

@@ -26,13 +26,14 @@ import {
   writeSegmentCopy,
   type CompactionReport,
 } from './compaction.ts';
-import { formatLoginRecord, formatMailboxRecord, formatStateRecord, isQueued, type DeliveryState, type StateRecord } from './delivery-state.ts';
+import type { CopyState } from './copy-state.ts';
+import { formatLoginRecord, formatMailboxRecord, formatRemovalRecord, formatStateRecord, isQueued, type DeliveryState, type StateRecord } from './delivery-state.ts';
 import { RelayQueue, type DeliveryQueue } from './delivery-queue.ts';
 import { headerSummary, SUMMARY_HEAD_BYTES, type HeaderSummary } from './header-summary.ts';
 import { SpoolIndex, type Entry, type ListQuery, type SegmentInfo, type StoredRecord } from './index.ts';
 import type { MailStore } from './mail-store.ts';
 import { LoginStates, type LoginRecord, type LoginStateStore } from './login-state.ts';
-import type { MailboxFlags, MailboxRecord } from './mailbox-state.ts';
+import type { MailboxFlags, MailboxRecord, RemovalRecord } from './mailbox-state.ts';
 import { SpoolMailStore } from './spool-mail-store.ts';
 import { AppendFile, nodeIo, readExactly, syncDirectory, writeFully, type SpoolIo } from './journal.ts';
 import { createLayout, FILE_MODE, type SpoolLayout } from './layout.ts';
@@ -52,6 +53,7 @@ import { formatRecord, formatSegmentHeader, parseRecordSession, stuffingDots } f
 import { GroupCommit } from './writer.ts';
 
 export type { CompactionReport } from './compaction.ts';
+export type { CopyState } from './copy-state.ts';
 export type { DeliveryState } from './delivery-state.ts';
 export type { DeliveryJob, DeliveryQueue, OperatorResult, Outcome, ReportMaker } from './delivery-queue.ts';
 export type { HeaderSummary } from './header-summary.ts';
@@ -93,7 +95,8 @@ export interface RecipientInfo {
   readonly mailbox: Mailbox;
   /** "local@domain" as given in RCPT. */
   readonly address: string;
-  readonly state: DeliveryState;
+  /** Its transport state when relayed, 'local' when held in a local mailbox, or 'removed'. */
+  readonly state: CopyState;
 }
 
 export interface MessageInfo {
@@ -131,14 +134,14 @@ export interface LocalMessage {
   readonly id: string;
   readonly timeMs: number;
   readonly envelope: Envelope;
-  /** The recipients ("local@domain") whose copy is held locally and not deleted, each once. */
+  /** The recipients ("local@domain") whose copy is held locally and not removed, each once. */
   readonly localRecipients: readonly string[];
   /** The mailbox state journalled under the key asked for, or null when none was. */
   readonly state: MailboxFlags | null;
 }
 
-/** The addresses ("local@domain") of the recipients in state 'local', each once, in envelope order. */
-export function localAddresses(envelope: Envelope, states: readonly DeliveryState[]): string[] {
+/** The addresses ("local@domain") of the recipients whose copy is 'local', each once, in envelope order. */
+export function localAddresses(envelope: Envelope, states: readonly CopyState[]): string[] {
   const out: string[] = [];
   envelope.recipients.forEach((r, i) => {
     if (states[i]?.kind !== 'local') return;
@@ -184,6 +187,7 @@ type Durable =
   | { readonly kind: 'message'; readonly record: StoredRecord; readonly headers: HeaderSummary }
   | { readonly kind: 'state'; readonly record: StateRecord }
   | { readonly kind: 'mailbox'; readonly record: MailboxRecord }
+  | { readonly kind: 'removal'; readonly record: RemovalRecord }
   /** Login records were applied when written; the batch only waits for them to be durable. */
   | { readonly kind: 'logins' };
 
@@ -278,14 +282,14 @@ export class Spool {
     this.#queue = new RelayQueue({
       entry: (id) => this.#index.record(id),
       segmentPath: (seq) => this.#layout.segmentPath(seq),
-      commitBatch: (states, bounces) => this.#commitBatch(states, bounces),
+      commitBatch: (states, bounces, removals) => this.#commitBatch(states, bounces, removals),
       readMessage: (id) => this.readMessage(id),
     });
     this.#store = new SpoolMailStore({
       index: this.#index,
       readHead: (entry, bytes) => readExactly(this.#readFd(entry.seq), entry.bodyOffset, Math.min(bytes, entry.bodyBytes)),
       readMessage: (id) => this.readMessage(id),
-      appendStates: (records) => this.#appendStates(records),
+      appendRemovals: (records) => this.#appendRemovals(records),
       appendMailbox: (records) => this.#appendMailbox(records),
       now: opts.now,
     });
@@ -346,9 +350,10 @@ export class Spool {
     this.#index.finishLoad();
     report.records += this.#checkpointed;
     for (const r of journal.records) this.#index.applyState(r.id, r.rcpt, r.state);
+    for (const r of journal.removals) this.#index.applyRemoval(r.id, r.rcpt, r.atMs);
     for (const r of journal.mailbox) this.#index.applyMailbox(r.id, r.mailbox, r.flags);
     for (const r of journal.logins) this.#logins.apply(r);
-    this.#journalLines = journal.records.length + journal.mailbox.length + journal.logins.length;
+    this.#journalLines = journal.records.length + journal.removals.length + journal.mailbox.length + journal.logins.length;
     for (const e of this.#index.relayEntries()) this.#queue.note(e);
     // A segment a checkpoint names may be gone; its number is still never given out again.
     this.#lastSeq = Math.max(0, ...scanned.map((s) => s.seq), ...chunks.map((c) => c.seq));
@@ -619,32 +624,33 @@ export class Spool {
     }
   }
 
-  /** Journals a new state for one recipient; resolves once durable. */
+  /** Journals a new delivery state for one relayed recipient; resolves once durable. */
   setState(id: string, rcptIndex: number, state: DeliveryState): Promise<void> {
     const entry = this.#index.record(id);
     if (!entry) return Promise.reject(new MessageNotFoundError(id));
     if (!Number.isInteger(rcptIndex) || rcptIndex < 0 || rcptIndex >= entry.states.length) {
       return Promise.reject(new Error(`spool: message ${id} has no recipient ${rcptIndex}`));
     }
+    if (entry.local[rcptIndex]) return Promise.reject(new Error(`spool: recipient ${rcptIndex} of message ${id} is held locally, not relayed`));
     return this.#appendStates([{ id, rcpt: rcptIndex, state }]);
   }
 
   /**
-   * Journals the deletion of the local copies of messages: every recipient held in a local
+   * Journals the removal of the local copies of messages: every recipient held in a local
    * mailbox. Recipients queued for relay keep their state (only the queue operations change
    * them). Unknown ids are ignored; resolves once durable.
    */
   deleteLocal(ids: readonly string[]): Promise<void> {
     const atMs = this.#opts.now();
-    const records: StateRecord[] = [];
+    const records: RemovalRecord[] = [];
     for (const id of ids) {
       const e = this.#index.get(id);
       if (!e) continue;
       e.states.forEach((state, i) => {
-        if (state.kind === 'local') records.push({ id, rcpt: i, state: { kind: 'deleted', atMs } });
+        if (state.kind === 'local') records.push({ id, rcpt: i, atMs });
       });
     }
-    return records.length === 0 ? Promise.resolve() : this.#appendStates(records);
+    return records.length === 0 ? Promise.resolve() : this.#appendRemovals(records);
   }
 
   /** Journals mailbox state (read, tags) for messages the spool lists; resolves once durable. */
@@ -682,20 +688,27 @@ export class Spool {
     return out;
   }
 
-  /** Journals the deletion of whole messages (unknown ids are ignored); resolves once durable. */
+  /** Journals the removal of whole messages (unknown ids are ignored); resolves once durable. */
   delete(ids: readonly string[]): Promise<void> {
     const atMs = this.#opts.now();
-    const records: StateRecord[] = [];
+    const records: RemovalRecord[] = [];
     for (const id of ids) {
-      if (this.#index.has(id)) records.push({ id, rcpt: null, state: { kind: 'deleted', atMs } });
+      if (this.#index.has(id)) records.push({ id, rcpt: null, atMs });
     }
-    return records.length === 0 ? Promise.resolve() : this.#appendStates(records);
+    return records.length === 0 ? Promise.resolve() : this.#appendRemovals(records);
   }
 
   #appendStates(records: readonly StateRecord[]): Promise<void> {
     return this.#appendJournal(
       records.map(formatStateRecord),
       records.map((record) => ({ kind: 'state', record })),
+    );
+  }
+
+  #appendRemovals(records: readonly RemovalRecord[]): Promise<void> {
+    return this.#appendJournal(
+      records.map(formatRemovalRecord),
+      records.map((record) => ({ kind: 'removal', record })),
     );
   }
 
@@ -733,9 +746,9 @@ export class Spool {
     return done;
   }
 
-  /** The bounces and the states of one finished delivery attempt, in one group-commit batch. */
-  #commitBatch(states: readonly StateRecord[], bounces: readonly CommitRequest[]): Promise<void> {
-    for (const r of states) {
+  /** The bounces, states and removals of one finished delivery attempt or operator action, in one group-commit batch. */
+  #commitBatch(states: readonly StateRecord[], bounces: readonly CommitRequest[], removals: readonly RemovalRecord[] = []): Promise<void> {
+    for (const r of [...states, ...removals]) {
       const entry = this.#index.record(r.id);
       if (!entry) return Promise.reject(new MessageNotFoundError(r.id));
       if (r.rcpt !== null && r.rcpt >= entry.states.length) return Promise.reject(new Error(`spool: message ${r.id} has no recipient ${r.rcpt}`));
@@ -743,11 +756,12 @@ export class Spool {
     // Every write happens in this turn of the event loop, so they all join one batch.
     const done = bounces.map((b) => this.commit(b));
     if (states.length > 0) done.push(this.#appendStates(states));
+    if (removals.length > 0) done.push(this.#appendRemovals(removals));
     return Promise.all(done).then(() => undefined);
   }
 
   #onDurable(items: readonly Durable[]): void {
-    const deleted: StateRecord[] = [];
+    const removed: RemovalRecord[] = [];
     for (const item of items) {
       if (item.kind === 'message') {
         const r = item.record;
@@ -760,12 +774,14 @@ export class Spool {
         if (this.#index.applyState(item.record.id, item.record.rcpt, item.record.state)) {
           this.#queue.note(this.#index.record(item.record.id)!);
         }
-        if (item.record.state.kind === 'deleted') deleted.push(item.record);
+      } else if (item.kind === 'removal') {
+        this.#index.applyRemoval(item.record.id, item.record.rcpt, item.record.atMs);
+        removed.push(item.record);
       } else if (item.kind === 'mailbox') {
         this.#index.applyMailbox(item.record.id, item.record.mailbox, item.record.flags);
       }
     }
-    this.#store.removed(deleted);
+    this.#store.removed(removed);
     if (this.#retired.length > 0) this.#closeRetired();
     this.#scheduleCheckpoint();
     if (this.#failing !== null) {
@@ -1064,7 +1080,8 @@ export class Spool {
   #journalWorthSnapshot(): boolean {
     const journal = this.#journal;
     if (!journal || journal.bytes < JOURNAL_SNAPSHOT_MIN_BYTES) return false;
-    return (planJournalSnapshot(this.#index.records()).length + this.#logins.size) * 2 < this.#journalLines;
+    const { states, removals } = planJournalSnapshot(this.#index.records());
+    return (states.length + removals.length + this.#logins.size) * 2 < this.#journalLines;
   }
 
   /**
@@ -1075,7 +1092,7 @@ export class Spool {
   #snapshotJournal(): boolean {
     const journal = this.#journal;
     if (!journal || journal.dirty || this.#writer.involves(journal)) return false;
-    const lines = planJournalSnapshot(this.#index.records());
+    const { states, removals } = planJournalSnapshot(this.#index.records());
     const mailbox: MailboxRecord[] = [];
     for (const e of this.#index.records()) {
       if (e.visible && e.mailboxes) for (const [box, flags] of e.mailboxes) mailbox.push({ id: e.id, mailbox: box, flags });
@@ -1083,7 +1100,12 @@ export class Spool {
     // A login's state of a message goes with the message; its mailbox record (next UID) stays.
     const kept = (id: string) => this.#index.record(id)?.visible === true;
     const logins = this.#logins.snapshot(kept);
-    const bytes = Buffer.concat([...lines.map((l) => formatStateRecord(l)), ...mailbox.map(formatMailboxRecord), ...logins.map(formatLoginRecord)]);
+    const bytes = Buffer.concat([
+      ...states.map(formatStateRecord),
+      ...removals.map(formatRemovalRecord),
+      ...mailbox.map(formatMailboxRecord),
+      ...logins.map(formatLoginRecord),
+    ]);
     try {
       writeJournalSnapshotSync(this.#layout.journalTmpPath, this.#layout.journalPath, this.#layout.journalDir, bytes);
     } catch (err) {
@@ -1093,7 +1115,7 @@ export class Spool {
     }
     journal.close();
     this.#journal = AppendFile.openExisting(this.#layout.journalPath, bytes.length, this.#io);
-    this.#journalLines = lines.length + mailbox.length + logins.length;
+    this.#journalLines = states.length + removals.length + mailbox.length + logins.length;
     this.#logins.prune(kept);
     return true;
   }

@@ -41,7 +41,7 @@ describe('checkpoint', () => {
     for (let i = 0; i < 20; i++) await s.commit(request(`m${i}`, { timeMs: T0 + i }));
     const relay = envelope('a@b.example', ['x@far.example']);
     await s.commit(request('r', { envelope: { ...relay, recipients: relay.recipients.map((r) => ({ ...r, local: false })) }, localRecipients: [false], timeMs: T0 + 50 }));
-    await s.setState('m3', 0, { kind: 'delivered', atMs: T0 });
+    await s.mailStore.expunge('rcpt@server.example', ['m3']);
     await s.mailStore.setFlags('rcpt@server.example', ['m4'], { read: true });
     const before = s.list().map((m) => ({ ...m }));
     await close(s);
@@ -54,9 +54,11 @@ describe('checkpoint', () => {
     expect(io.bytes()).toBeLessThan(tail / 10);
     expect(again.recovery.records).toBe(21);
     expect(again.list()).toEqual(before);
+    expect(again.get('m3')).toBeUndefined();
     expect(again.mailStore.get('rcpt@server.example', 'm4')?.flags.read).toBe(true);
     expect(again.deliveryQueue.lease(T0 + 100, 5).map((j) => j.id)).toEqual(['r']);
     for (let i = 0; i < 20; i++) {
+      if (i === 3) continue;
       expect(Buffer.from(await again.readMessage(`m${i}`)).equals(Buffer.from(messageFor(`m${i}`)))).toBe(true);
     }
   });

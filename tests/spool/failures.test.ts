@@ -89,8 +89,8 @@ describe('spool failures', () => {
     const errors = errorLines(log);
     expect(errors).toHaveLength(1);
     expect(errors[0].msg).toContain('removed');
-    // Delivery state cannot be journalled into the unlinked journal either.
-    const stateErr = await refusal(spool.setState('m1', 0, { kind: 'deleted', atMs: 1 }));
+    // A removal cannot be journalled into the unlinked journal either.
+    const stateErr = await refusal(spool.deleteLocal(['m1']));
     expect(stateErr.reply.code).toBe(451);
   });
 

@@ -67,13 +67,13 @@ describe('index', () => {
     expect(ids({ recipient: 'bob@two.example', since: T0 + 60_000, limit: 2 })).toBe('fd');
   });
 
-  test('a recipient whose copy is deleted no longer finds it; the others still do', async () => {
-    await spool.setState('b', 1, { kind: 'deleted', atMs: T0 });
+  test('a recipient whose copy is removed no longer finds it; the others still do', async () => {
+    await spool.mailStore.expunge('bob@two.example', ['b']);
     expect(ids({ recipient: 'bob@two.example' })).toBe('fda');
     expect(ids({ recipient: 'carol@two.example' })).toBe('cb');
-    // Deletion is final: a later state does not bring the copy back.
-    await spool.setState('b', 1, { kind: 'local' });
-    expect(spool.get('b')?.recipients[1].state.kind).toBe('deleted');
+    // Removal is final, and a copy held locally has no delivery state to set.
+    await expect(spool.setState('b', 1, { kind: 'pending' })).rejects.toThrow(/held locally/);
+    expect(spool.get('b')?.recipients[1].state.kind).toBe('removed');
     await spool.delete(['b']);
     expect(ids()).toBe('fdeca');
     expect(ids({ recipient: 'carol@two.example' })).toBe('c');

@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'bun:test';
-import { LOCAL, PENDING } from '../../src/spool/delivery-state.ts';
+import { LOCAL_COPY } from '../../src/spool/copy-state.ts';
+import { PENDING } from '../../src/spool/delivery-state.ts';
 import { Interner } from '../../src/spool/interner.ts';
 import { envelope } from './fixtures/messages.ts';
 
@@ -37,9 +38,9 @@ describe('interner', () => {
   test('flags and their initial states are shared between equal flags', () => {
     const interner = new Interner();
     const one = interner.flags([true, false]);
-    expect(one).toEqual({ local: [true, false], states: [LOCAL, PENDING] });
+    expect(one).toEqual({ local: [true, false], states: [LOCAL_COPY, PENDING] });
     expect(interner.flags([true, false])).toBe(one);
-    expect(interner.flags([false, true]).states).toEqual([PENDING, LOCAL]);
+    expect(interner.flags([false, true]).states).toEqual([PENDING, LOCAL_COPY]);
     expect(Object.isFrozen(one.states)).toBe(true);
   });
 });

@@ -106,7 +106,7 @@ test('delete removes the queued recipients unsent; the local copy stays, and the
     { id: 'local-only', outcome: 'unchanged', recipients: 0 },
   ]);
   const again = await reopen(s, dir);
-  expect(kinds(again, 'd')).toEqual(['deleted', 'deleted', 'local']);
+  expect(kinds(again, 'd')).toEqual(['removed', 'removed', 'local']);
   expect(again.queued()).toEqual([]);
   expect(again.deliveryQueue.nextDueMs()).toBeNull();
 });
@@ -153,6 +153,6 @@ test('an action during an attempt wins: held stays held (the attempt counted), d
     { kind: 'delivered', atMs: T0 },
     { kind: 'local' },
   ]);
-  expect(kinds(s, 'x')).toEqual(['deleted', 'deleted', 'local']);
+  expect(kinds(s, 'x')).toEqual(['removed', 'removed', 'local']);
   expect(q.nextDueMs()).toBeNull();
 });

@@ -117,7 +117,7 @@ describe('MailIndex', () => {
     expect(o.index.db.get('mixed')!.recipients).toEqual(['bob@here.example']);
     expect(await o.index.delete(null)).toBe(1);
     expect(ids(o.index)).toEqual([]);
-    expect(o.spool.get('mixed')!.recipients.map((r) => r.state.kind)).toEqual(['deleted', 'pending']);
+    expect(o.spool.get('mixed')!.recipients.map((r) => r.state.kind)).toEqual(['removed', 'pending']);
     expect(o.spool.get('relay')!.recipients.map((r) => r.state.kind)).toEqual(['pending', 'pending']);
   });
 
@@ -241,7 +241,7 @@ describe('MailIndex', () => {
     // Now is T0 + 60 s: mixed and m0..m3 are older than 59,996 ms; only m3, m4 and m5 are among the newest three.
     expect(await o.index.applyRetention()).toBe(5);
     expect(ids(o.index)).toEqual(['m5', 'm4']);
-    expect(o.spool.get('mixed')!.recipients.map((r) => r.state.kind)).toEqual(['deleted', 'pending']);
+    expect(o.spool.get('mixed')!.recipients.map((r) => r.state.kind)).toEqual(['removed', 'pending']);
     expect(o.spool.get('m0')).toBeUndefined();
     expect(o.log.lines.find((l) => l.msg === 'retention-deleted')?.fields?.messages).toBe(5);
   });
