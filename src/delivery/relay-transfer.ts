@@ -54,6 +54,8 @@ interface Slot {
   readonly relay: string;
   /** Transactions given to it and not finished (queued ones are pipelined, RFC 2920). */
   inUse: number;
+  /** The settings it was opened under (update() counts them): older ones take no new task. */
+  readonly generation: number;
 }
 
 /** A task's hold on a session; `fresh` when it was opened for the task (its failure is no stale session's). */
@@ -83,15 +85,25 @@ export class Transferer {
   readonly #destinations = new Map<string, Destination>();
   #resolver: DnsResolver | null = null;
   #resolverMadeMs = 0;
+  #generation = 0;
 
   constructor(settings: WorkerSettings) {
     this.#settings = settings;
   }
 
-  /** New settings (SIGHUP): sessions already open are kept; new ones follow the new settings. */
+  /**
+   * New settings (SIGHUP): sessions opened before finish what they carry and take nothing new (a
+   * kept session may break the new TLS policy or route); idle ones are closed now.
+   */
   update(settings: WorkerSettings): void {
     this.#settings = settings;
     this.#resolver = null;
+    this.#generation++;
+    for (const dest of this.#destinations.values()) {
+      const idle = dest.slots.filter((s) => s.inUse === 0);
+      for (const s of idle) dest.slots.splice(dest.slots.indexOf(s), 1);
+      for (const s of idle) void s.client.quit();
+    }
   }
 
   async run(task: TransferTask): Promise<TransferResult> {
@@ -188,14 +200,14 @@ export class Transferer {
     }
     for (;;) {
       for (let i = dest.slots.length - 1; i >= 0; i--) if (dest.slots[i].client.closed && dest.slots[i].inUse === 0) dest.slots.splice(i, 1);
-      const open = dest.slots.filter((s) => !s.client.closed);
+      const open = dest.slots.filter((s) => !s.client.closed && s.generation === this.#generation);
       const idle = open.find((s) => s.inUse === 0);
       if (idle !== undefined) return this.#use(idle, false);
       if (dest.slots.length + dest.opening < this.#settings.concurrency) {
         dest.opening++;
         try {
           const opened = await this.#open(task);
-          const slot: Slot = { ...opened, inUse: 0 };
+          const slot: Slot = { ...opened, inUse: 0, generation: this.#generation };
           dest.slots.push(slot);
           // Those waiting may queue on it now.
           for (const w of dest.waiters.splice(0)) w.resolve();
@@ -223,9 +235,10 @@ export class Transferer {
     slot.inUse--;
     const dest = this.#destinations.get(key);
     if (dest === undefined) return;
-    if (slot.client.closed && slot.inUse === 0) {
+    if ((slot.client.closed || slot.generation !== this.#generation) && slot.inUse === 0) {
       const at = dest.slots.indexOf(slot);
       if (at >= 0) dest.slots.splice(at, 1);
+      if (!slot.client.closed) void slot.client.quit();
     }
     // A waiter looks again: a place on a session, or room for a new one, is free now.
     const waiter = dest.waiters.shift();

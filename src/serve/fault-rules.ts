@@ -34,7 +34,7 @@ export function readFaultPlan(file: string): FaultPlan {
 
 /** The rules in force; the session host asks it at every stage of every session. */
 export class FaultRules {
-  readonly #file: string | null;
+  #file: string | null;
   readonly #log: Logger;
   readonly #now: () => number;
   #plan: FaultPlan;
@@ -69,13 +69,23 @@ export class FaultRules {
     return null;
   }
 
-  /** SIGHUP: the file again, with fresh counters; a bad file leaves the old rules in force. */
-  reload(): void {
-    if (this.#file === null) return;
+  /**
+   * SIGHUP: the file again (`file`, when the config file read again names one, or none), with
+   * fresh counters; a bad file leaves the old rules, and the old file, in force.
+   */
+  reload(file: string | null = this.#file): void {
+    if (file === null) {
+      if (this.#file !== null) this.#log.info('faults-reloaded', { rules: 0, note: 'no faults file any more' });
+      this.#file = null;
+      this.#plan = new FaultPlan([]);
+      this.#source = { rules: [] };
+      return;
+    }
     try {
-      this.#plan = readFaultPlan(this.#file);
-      this.#source = JSON.parse(readFileSync(this.#file, 'utf8'));
-      this.#log.info('faults-reloaded', { file: this.#file, rules: this.#plan.rules.length });
+      this.#plan = readFaultPlan(file);
+      this.#source = JSON.parse(readFileSync(file, 'utf8'));
+      this.#file = file;
+      this.#log.info('faults-reloaded', { file, rules: this.#plan.rules.length });
     } catch (error) {
       this.#log.error('faults-reload-failed', { error: (error as Error).message, kept: `the ${this.#plan.rules.length} rules read before` });
     }

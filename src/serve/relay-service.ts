@@ -2,7 +2,8 @@
  * @module The relay as a service of `mailbox serve`: the delivery Workers (delivery/worker-pool.ts)
  * and the main-thread scheduler (delivery/relay.ts) over the spool's DeliveryQueue.
  * Rule: SIGHUP gives it the config file's relay settings again (routes, --relay, --tls-policy,
- *       timeouts, retry schedule, concurrency, cool-off); --workers and --relay-domain need a restart.
+ *       timeouts, retry schedule, concurrency, cool-off, delay warning); --workers, --relay-domain,
+ *       --relay-recipients and --max-hops need a restart.
  */
 import { normalizeDomain, type Mailbox } from '../core/address.ts';
 import type { ServeConfig } from '../config.ts';

@@ -293,7 +293,7 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
           log.error('users-reload-failed', { file: config.usersFile, error: (error as Error).message, kept: 'the users read before' });
         }
       }
-      faults.reload();
+      faults.reload(next === undefined ? undefined : next.faultsFile);
     },
     close: closeAll,
   };

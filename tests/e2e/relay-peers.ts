@@ -13,11 +13,11 @@ export function randomLoopbackNet(): string {
   return `127.${2 + Math.floor(Math.random() * 250)}.${2 + Math.floor(Math.random() * 250)}`;
 }
 
-/** `mailbox serve --faults` as a mail host on HOST:25, its data and rules under `dir`. */
-export async function startFaultyHost(dir: string, host: string, domain: string, rules: unknown[], extraArgs: string[] = []): Promise<Background> {
+/** `mailbox serve --faults` as a mail host on HOST:25, its data and rules under `dir`; a null domain: catch-all. */
+export async function startFaultyHost(dir: string, host: string, domain: string | null, rules: unknown[], extraArgs: string[] = []): Promise<Background> {
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'faults.json'), JSON.stringify({ rules }));
-  const proc = startBackground([MAILBOX_BIN, 'serve', '--listen', `${host}:25`, '--data', join(dir, 'data'), '--domain', domain, '--pop3', 'off', '--imap', 'off', '--http', 'off', '--faults', join(dir, 'faults.json'), '--log', 'json', ...extraArgs]);
+  const proc = startBackground([MAILBOX_BIN, 'serve', '--listen', `${host}:25`, '--data', join(dir, 'data'), ...(domain === null ? [] : ['--domain', domain]), '--pop3', 'off', '--imap', 'off', '--http', 'off', '--faults', join(dir, 'faults.json'), '--log', 'json', ...extraArgs]);
   // Not a greeting check: that would use up a connect fault.
   const deadline = Date.now() + 15_000;
   while (!proc.output().includes('"event":"listening"')) {
@@ -28,6 +28,16 @@ export async function startFaultyHost(dir: string, host: string, domain: string,
     await Bun.sleep(20);
   }
   return proc;
+}
+
+/**
+ * The "accepted" log lines of a `mailbox serve --log json`, once there are `atLeast` of them (or
+ * after 10 s): the host's log can trail the reply the relay has already logged.
+ */
+export async function waitForAccepted(host: Background, atLeast: number): Promise<Record<string, unknown>[]> {
+  const deadline = Date.now() + 10_000;
+  while (acceptedLines(host).length < atLeast && Date.now() < deadline) await Bun.sleep(50);
+  return acceptedLines(host);
 }
 
 /** The "accepted" log lines of a `mailbox serve --log json`. */

@@ -16,7 +16,7 @@ import { mkdir } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { cleanupServesAfterAll, makeTempDir, runPython, startServe, waitForLog, type ServeHandle, type TempDir } from './harness.ts';
-import { acceptedLines, randomLoopbackNet, startFaultyHost } from './relay-peers.ts';
+import { randomLoopbackNet, startFaultyHost, waitForAccepted } from './relay-peers.ts';
 import type { Background } from '../helpers/background.ts';
 import { smtpSinkUnavailableReason, startSmtpSink, type SmtpSinkHandle } from '../helpers/postfix.ts';
 import { parseWithPython, startAiosmtpd, type AiosmtpdPeer } from '../helpers/send-peers.ts';
@@ -198,7 +198,7 @@ describe.skipIf(unavailable !== undefined)('serve --relay mx', () => {
     expect(bounced.dsn).toBe('5.1.1');
     await waitForLine('delivered', 'grey@flt.test');
     await waitForLine('delivered', 'ok@flt.test');
-    const copies = acceptedLines(faults);
+    const copies = await waitForAccepted(faults, 2);
     // The first attempt carried ok@ (grey@ deferred, nobody@ refused); the retry carried grey@ alone.
     const recipients = copies.map((l) => l.to).flat().sort();
     expect(recipients).toEqual(['grey@flt.test', 'ok@flt.test']);
@@ -228,7 +228,7 @@ describe.skipIf(unavailable !== undefined)('serve --relay mx', () => {
     const tries = lines('deferred', 'x@drop.test');
     expect(tries.length).toBe(2);
     expect(tries.map((t) => t.dsn)).toEqual(['4.3.2', '4.4.2']);
-    expect(acceptedLines(drops).length).toBe(1);
+    expect((await waitForAccepted(drops, 1)).length).toBe(1);
   }, 30_000);
 
   test('NXDOMAIN bounces with 5.1.2; a null MX bounces with 5.1.10, and RCPT then answers 556 without waiting on DNS', async () => {
