@@ -7,7 +7,8 @@
  * 450 then success; 550 on one of three; a 421 greeting and a connection dropped mid-DATA, then
  * exactly one copy; NXDOMAIN 5.1.2 and null MX 5.1.10 bounced (and RCPT 556 once the null MX is
  * known); SERVFAIL deferred; TLS required and not offered deferred; SMTPUTF8 towards a server
- * without it bounced 5.6.7; a receiver that never answers deferred, then expired with 4.4.7; the
+ * without it bounced 5.6.7; 8-bit mail towards one without 8BITMIME (smtp-sink -8) converted to
+ * quoted-printable, and bounced 5.6.3 when DKIM-signed; a receiver that never answers deferred, then expired with 4.4.7; the
  * report reaches the sender as multipart/report with every RFC 3464 field.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
@@ -32,11 +33,13 @@ const AIO = `${NET}.2`;
 const FAULTS = `${NET}.3`;
 const SILENT = `${NET}.4`;
 const DROPS = `${NET}.5`;
+const SEVEN = `${NET}.6`;
 
 let tmp: TempDir;
 let dns: DnsmasqHandle;
 let servfail: UdpSocket;
 let sink: SmtpSinkHandle;
+let seven: SmtpSinkHandle;
 let aio: AiosmtpdPeer;
 let faults: Background;
 let drops: Background;
@@ -124,7 +127,7 @@ beforeAll(async () => {
   if (unavailable) return;
   tmp = await makeTempDir('mailbox-relay-');
   servfail = await startServfail();
-  [dns, sink, aio, silent] = await Promise.all([
+  [dns, sink, aio, silent, seven] = await Promise.all([
     startDnsmasq([
       'mx-host=sink.test,mx.sink.test,10', `host-record=mx.sink.test,${SINK}`,
       // aio.test has no MX: its A record is its implicit MX (RFC 5321 §5.1).
@@ -134,12 +137,15 @@ beforeAll(async () => {
       'mx-host=silent.test,mx.silent.test,10', `host-record=mx.silent.test,${SILENT}`,
       'mx-host=tls.test,mx.sink.test,10',
       'mx-host=utf8.test,mx.sink.test,10',
+      'mx-host=seven.test,mx.seven.test,10', `host-record=mx.seven.test,${SEVEN}`,
       'dns-rr=null.test,15,000000',
       `server=/servfail.test/127.0.0.1#${servfail.address().port}`,
     ]).then(started),
     startSmtpSink({ address: SINK, port: 25, dumpDir: join(tmp.path, 'sink') }).then(started),
     mkdir(join(tmp.path, 'aio')).then(() => startAiosmtpd({ dir: join(tmp.path, 'aio'), host: AIO, port: 25 })).then(started),
     startSilentHost(SILENT).then(started),
+    // smtp-sink -8: a server that does not announce 8BITMIME (nor SMTPUTF8).
+    startSmtpSink({ address: SEVEN, port: 25, dumpDir: join(tmp.path, 'seven'), extraArgs: ['-8'] }).then(started),
   ]);
   [faults, drops] = await Promise.all([
     startFaultyHost(join(tmp.path, 'faults-flt'), FAULTS, 'flt.test', [
@@ -252,6 +258,39 @@ describe.skipIf(unavailable !== undefined)('serve --relay mx', () => {
   test('SMTPUTF8 mail towards a server without SMTPUTF8 bounces with 5.6.7', async () => {
     expect(await send('sender@aio.test', ['jörg@utf8.test'], message('Umlaut'), true)).toEqual({});
     expect((await waitForLine('bounced', 'jörg@utf8.test')).dsn).toBe('5.6.7');
+  }, 30_000);
+
+  test('8-bit mail towards a server without 8BITMIME arrives as quoted-printable, the same text once decoded; DKIM-signed 8-bit mail bounces with 5.6.3', async () => {
+    const body = 'Grüße aus Köln, naïve café.\r\n..a line that starts with a dot\r\nÉnde: ½ € ✓\r\n';
+    const head = 'From: sender@aio.test\r\nTo: friends\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n';
+    const sent = await runPython(
+      `import smtplib, sys
+with smtplib.SMTP('127.0.0.1', int(sys.argv[1])) as s:
+    s.sendmail('sender@aio.test', ['eight@seven.test'], (sys.argv[2] + 'Subject: Eight\\r\\n\\r\\n' + sys.argv[3]).encode(), mail_options=['BODY=8BITMIME'])
+    s.sendmail('sender@aio.test', ['signed@seven.test'], ('DKIM-Signature: v=1; a=rsa-sha256; d=aio.test; s=k; h=from; bh=x; b=y\\r\\n' + sys.argv[2] + 'Subject: Signed\\r\\n\\r\\n' + sys.argv[3]).encode(), mail_options=['BODY=8BITMIME'])`,
+      [String(relay.port), head, body],
+    );
+    expect(sent.stderr).toBe('');
+    await waitForLine('delivered', 'eight@seven.test');
+    const [dump] = await seven.completeDumps(1);
+    const raw = await Bun.file(dump).bytes();
+    expect(raw.some((b) => b >= 0x80)).toBe(false);
+    expect(Buffer.from(raw).toString('latin1')).not.toMatch(/^X-Mail-Args: .*BODY=8BITMIME/m);
+    const read = await runPython(
+      `import email, email.policy, sys, json
+msg = email.message_from_bytes(open(sys.argv[1], 'rb').read(), policy=email.policy.default)
+print(json.dumps({'cte': msg['Content-Transfer-Encoding'], 'subject': msg['Subject'], 'body': msg.get_payload(decode=True).decode('utf-8'), 'defects': [type(d).__name__ for d in msg.defects]}))`,
+      [dump],
+    );
+    expect(read.stderr).toBe('');
+    const decoded = JSON.parse(read.stdout);
+    expect([decoded.cte, decoded.subject, decoded.defects]).toEqual(['quoted-printable', 'Eight', []]);
+    // smtp-sink ends its dump with an empty line of its own.
+    expect(decoded.body.replace(/\r?\n$/, '').replaceAll('\r\n', '\n')).toBe(body.replaceAll('\r\n', '\n'));
+    const bounced = await waitForLine('bounced', 'signed@seven.test');
+    expect(bounced.dsn).toBe('5.6.3');
+    expect(String(bounced.reply)).toContain('DKIM');
+    expect((await seven.dumps()).length).toBe(1);
   }, 30_000);
 
   test('a receiver that never answers is deferred, then expires with 4.4.7 and the last reply', async () => {
