@@ -18,8 +18,21 @@ import type { CopyState } from '../spool/copy-state.ts';
 import type { DeliveryState } from '../spool/delivery-state.ts';
 import type { MailCursor } from '../spool/mail-store.ts';
 import type { MessageInfo, OperatorResult, ReportMaker, Spool } from '../spool/spool.ts';
+import type { DsnOptions } from '../core/outgoing.ts';
+import { commitLocalMessage, isLocalAddress, type Destinations } from '../serve/local-submission.ts';
 import type { ControlResponse } from './control-socket.ts';
-import { commitLocalSubmission, isLocalAddress, type Destinations, type LocalSubmission } from './local-submission.ts';
+
+/** What the sendmail link hands in: JSON-safe, as it travels over the control socket. */
+export interface LocalSubmission {
+  /** "local@domain", or "" for the null sender. */
+  readonly sender: string;
+  readonly recipients: readonly string[];
+  /** The message, base64. */
+  readonly message: string;
+  /** The login name of the user who handed it in (the Received line names it). */
+  readonly user: string;
+  readonly dsn?: DsnOptions;
+}
 
 export interface QueueAdminContext extends Destinations {
   readonly spool: Spool;
@@ -216,7 +229,9 @@ export async function handleQueueRequest(ctx: QueueAdminContext, request: Record
     }
     case 'submit': {
       try {
-        return { ok: true, result: { id: await commitLocalSubmission(ctx.spool, ctx, req.submission, ctx) } };
+        const sub = req.submission;
+        const message = { sender: sub.sender === '' ? null : sub.sender, recipients: sub.recipients, bytes: Buffer.from(sub.message, 'base64'), origin: { kind: 'login' as const, user: sub.user }, dsn: sub.dsn };
+        return { ok: true, result: { id: (await commitLocalMessage(ctx.spool, ctx, message, ctx)).id } };
       } catch (error) {
         if (error instanceof InputError) return fail(error.message, error.code);
         // The spool's own refusals (disk full: 452 4.3.1) are temporary.

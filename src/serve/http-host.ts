@@ -28,7 +28,7 @@ import type { MailIndex } from '../store/mail-index.ts';
 import type { TlsMaterial } from '../tls/certificates.ts';
 import { BindError } from '../transport/tcp-server.ts';
 import type { FaultRules } from './fault-rules.ts';
-import { localSubmitter } from './local-submit.ts';
+import { localSubmitter } from './local-submission.ts';
 import type { RelayService } from './relay-service.ts';
 
 export interface HttpHostDeps {
@@ -96,7 +96,8 @@ function mailApi(http: HttpServer, index: MailIndex, config: ServeConfig, deps: 
     if (change.kind === 'deleted') deleted += change.ids.length;
   });
   const relayRoutes = deps.relay !== null && (config.relay.route !== null || config.relay.routes.size > 0);
-  const submit = localSubmitter({ config, spool, log, now, newId: createIdGenerator(now), relay: relayRoutes ? deps.relay : null });
+  const dest = { hostname: config.hostname, domains: config.domains, relays: relayRoutes, maxMessageBytes: config.limits.maxMessageBytes };
+  const submit = localSubmitter({ dest, spool, log, now, newId: createIdGenerator(now), relay: relayRoutes ? deps.relay : null });
   const indexPath = createLayout(config.dataDir).indexPath;
   return installMailApi(http, index, {
     version: packageJson.version,
@@ -110,7 +111,7 @@ function mailApi(http: HttpServer, index: MailIndex, config: ServeConfig, deps: 
     },
     // The same rule as SMTP: trusted networks relay, and so do authenticated users.
     mayRelay: (context: HttpContext) => context.user !== null || deps.trusted(context.client),
-    submit: (s) => submit({ ...s, protocol: 'HTTP' }),
+    submit: (s) => submit({ sender: s.from, recipients: s.recipients, bytes: s.bytes, origin: { kind: 'client', client: s.client, protocol: 'HTTP', user: s.user } }),
     relay: relayRoutes
       ? {
           describe: config.relay.route === null ? 'routes' : config.relay.route.kind === 'mx' ? 'MX' : config.relay.route.hosts.map((h) => h.label).join(', '),
@@ -119,7 +120,7 @@ function mailApi(http: HttpServer, index: MailIndex, config: ServeConfig, deps: 
             const bytes = await index.readMessage(id);
             const m = index.db.get(id);
             if (bytes === undefined || m === null) throw new Error(`no message ${id}`);
-            await submit({ from: m.mailFrom, recipients: to, bytes, user: context.user, client: context.client, protocol: 'HTTP', relayAll: true });
+            await submit({ sender: m.mailFrom, recipients: to, bytes, origin: { kind: 'client', client: context.client, protocol: 'HTTP', user: context.user }, relayAll: true });
           },
         }
       : null,
