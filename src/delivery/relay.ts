@@ -7,7 +7,11 @@
  * Rule 2: per destination at most `concurrency` connections (the Worker's rule) and at most
  *         TRANSACTIONS_PER_SESSION tasks each in flight. A destination that cannot be reached cools
  *         off: its tasks are deferred to the end of the cool-off without a connection.
- * Rule 3: a tick costs what it hands out: the queue's heap says what is due and when next.
+ * Rule 3: a tick costs what it hands out: the queue's heap says what is due and when next. It
+ *         leases at most LEASE_BATCH messages and goes on in the next turn of the event loop, so
+ *         a queue falling due at once (`mailbox queue retry --all`) has its first tasks with the
+ *         workers at once, and results and new mail are served in between. Kicks in one turn
+ *         (new mail, finished jobs) make one tick.
  * Rule 4: one log line per attempt and recipient (delivered, deferred, bounced), like Postfix's
  *         smtp lines: id, to, relay, delay, dsn, reply.
  */
@@ -55,7 +59,8 @@ export interface RelayDeps {
 
 /** Messages leased at once at most; more wait in the queue, costing nothing. */
 const MAX_JOBS = 5_000;
-const LEASE_BATCH = 500;
+/** Messages leased in one turn of the event loop at most (Rule 3). */
+const LEASE_BATCH = 250;
 /** How long a known null MX makes RCPT refuse without asking DNS. */
 const NULL_MX_MEMORY_MS = 3_600_000;
 /** setTimeout's longest delay. */
@@ -91,6 +96,8 @@ export class Relay {
   #jobs = 0;
   #taskIds = 0;
   #timer: ReturnType<typeof setTimeout> | null = null;
+  /** A tick is due in the next turn (kick): later kicks in this turn add nothing. */
+  #kicked = false;
   #closing = false;
   #idle = Promise.withResolvers<void>();
 
@@ -106,9 +113,12 @@ export class Relay {
 
   /** New mail, or a retry asked for: look at the queue now. */
   kick(): void {
-    if (this.#closing) return;
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => this.tick(), 0);
+    if (this.#closing || this.#kicked) return;
+    this.#kicked = true;
+    setImmediate(() => {
+      this.#kicked = false;
+      this.tick();
+    });
   }
 
   /**
@@ -134,15 +144,16 @@ export class Relay {
 
   /** Leases what is due and starts it; then sleeps until the next due time. */
   tick(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
-    if (this.#closing) return;
+    if (this.#closing || this.#jobs >= MAX_JOBS) return;
     const now = this.#deps.now();
-    while (this.#jobs < MAX_JOBS) {
-      const jobs = this.#deps.queue.lease(now, Math.min(LEASE_BATCH, MAX_JOBS - this.#jobs));
-      if (jobs.length === 0) break;
-      for (const job of jobs) this.#start(job, now);
-    }
-    this.#sleep(now);
+    const max = Math.min(LEASE_BATCH, MAX_JOBS - this.#jobs);
+    const jobs = this.#deps.queue.lease(now, max);
+    for (const job of jobs) this.#start(job, now);
+    // Rule 3: more may be due; the next slice in the next turn.
+    if (jobs.length === max) this.kick();
+    else this.#sleep(now);
   }
 
   /** Takes no new work and waits for the jobs under way. */
