@@ -72,13 +72,20 @@ export interface TransferResult {
   readonly tls: string | null;
 }
 
+/** What became of one task: its result, or a failure to run it (a bug: the lease is given back). */
+export type TaskOutcome =
+  | { readonly kind: 'result'; readonly result: TransferResult }
+  | { readonly kind: 'failed'; readonly taskId: number; readonly error: string };
+
+/**
+ * Tasks go out, and their outcomes come back, in batches: those of one turn of the sender's event
+ * loop in one message, so a busy relay wakes the other thread once per turn, not once per message.
+ */
 export type MainToWorker =
   | { readonly kind: 'settings'; readonly settings: WorkerSettings }
-  | { readonly kind: 'task'; readonly task: TransferTask }
+  | { readonly kind: 'tasks'; readonly tasks: readonly TransferTask[] }
   | { readonly kind: 'close' };
 
 export type WorkerToMain =
-  | { readonly kind: 'result'; readonly result: TransferResult }
-  /** A task the worker could not run (a bug): the main thread gives its lease back. */
-  | { readonly kind: 'failed'; readonly taskId: number; readonly error: string }
+  | { readonly kind: 'outcomes'; readonly outcomes: readonly TaskOutcome[] }
   | { readonly kind: 'closed' };

@@ -3,13 +3,26 @@
  * entry points, so the compiled binary carries it). It owns its outbound connections; the main
  * thread owns the spool, and sends tasks that name where a message's bytes are.
  */
-import type { MainToWorker, WorkerToMain } from './relay-protocol.ts';
+import type { MainToWorker, TaskOutcome, WorkerToMain } from './relay-protocol.ts';
 import { Transferer } from './relay-transfer.ts';
 
 declare const self: Worker;
 
 let transferer: Transferer | null = null;
 const post = (message: WorkerToMain) => self.postMessage(message);
+
+/** Outcomes of this turn, posted together once its I/O is handled (relay-protocol.ts). */
+let outcomes: TaskOutcome[] = [];
+function report(outcome: TaskOutcome): void {
+  if (outcomes.length === 0) {
+    setImmediate(() => {
+      const batch = outcomes;
+      outcomes = [];
+      post({ kind: 'outcomes', outcomes: batch });
+    });
+  }
+  outcomes.push(outcome);
+}
 
 self.onmessage = (event: MessageEvent<MainToWorker>) => {
   const message = event.data;
@@ -18,11 +31,13 @@ self.onmessage = (event: MessageEvent<MainToWorker>) => {
       if (transferer === null) transferer = new Transferer(message.settings);
       else transferer.update(message.settings);
       return;
-    case 'task':
-      transferer!.run(message.task).then(
-        (result) => post({ kind: 'result', result }),
-        (error: unknown) => post({ kind: 'failed', taskId: message.task.taskId, error: error instanceof Error ? error.message : String(error) }),
-      );
+    case 'tasks':
+      for (const task of message.tasks) {
+        transferer!.run(task).then(
+          (result) => report({ kind: 'result', result }),
+          (error: unknown) => report({ kind: 'failed', taskId: task.taskId, error: error instanceof Error ? error.message : String(error) }),
+        );
+      }
       return;
     case 'close':
       void (transferer?.close() ?? Promise.resolve()).then(() => post({ kind: 'closed' }));

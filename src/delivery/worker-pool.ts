@@ -5,6 +5,7 @@
  *         destination uses every core while the cap still holds in all.
  * Rule 2: workers are started by a path string, never new URL(…, import.meta.url), which the
  *         --bytecode build breaks (BUN.md, Workers in a --compile binary).
+ * Rule 3: the tasks given in one turn go to each worker in one message (relay-protocol.ts).
  */
 import { workerPath } from '../worker-path.ts';
 import type { MainToWorker, TransferResult, TransferTask, WorkerSettings, WorkerToMain } from './relay-protocol.ts';
@@ -22,6 +23,8 @@ export class WorkerPool implements Transfers {
   readonly #closed: Promise<void>[] = [];
   /** The next worker in turn, per destination. */
   readonly #turns = new Map<string, number>();
+  /** Per worker, the tasks of this turn not yet posted (Rule 3). */
+  readonly #outgoing = new Map<Worker, TransferTask[]>();
   #settings: WorkerSettings;
 
   constructor(count: number, settings: WorkerSettings, onCrash: (error: string) => void) {
@@ -35,11 +38,13 @@ export class WorkerPool implements Transfers {
       worker.onmessage = (event: MessageEvent<WorkerToMain>) => {
         const message = event.data;
         if (message.kind === 'closed') return closed.resolve();
-        const taskId = message.kind === 'result' ? message.result.taskId : message.taskId;
-        const pending = this.#pending.get(taskId);
-        this.#pending.delete(taskId);
-        if (message.kind === 'result') pending?.resolve(message.result);
-        else pending?.reject(new Error(message.error));
+        for (const outcome of message.outcomes) {
+          const taskId = outcome.kind === 'result' ? outcome.result.taskId : outcome.taskId;
+          const pending = this.#pending.get(taskId);
+          this.#pending.delete(taskId);
+          if (outcome.kind === 'result') pending?.resolve(outcome.result);
+          else pending?.reject(new Error(outcome.error));
+        }
       };
       worker.onerror = (event) => {
         onCrash(event.message);
@@ -57,7 +62,7 @@ export class WorkerPool implements Transfers {
     if (this.#turns.size > 10_000) this.#turns.clear();
     return new Promise((resolve, reject) => {
       this.#pending.set(task.taskId, { resolve, reject });
-      this.#post(worker, { kind: 'task', task });
+      this.#send(worker, task);
     });
   }
 
@@ -82,6 +87,17 @@ export class WorkerPool implements Transfers {
     for (const worker of this.#workers) worker.terminate();
     for (const p of this.#pending.values()) p.reject(new Error('the delivery workers stopped'));
     this.#pending.clear();
+  }
+
+  #send(worker: Worker, task: TransferTask): void {
+    const batch = this.#outgoing.get(worker);
+    if (batch !== undefined) return void batch.push(task);
+    this.#outgoing.set(worker, [task]);
+    queueMicrotask(() => {
+      const tasks = this.#outgoing.get(worker)!;
+      this.#outgoing.delete(worker);
+      this.#post(worker, { kind: 'tasks', tasks });
+    });
   }
 
   #post(worker: Worker, message: MainToWorker): void {
