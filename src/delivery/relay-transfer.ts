@@ -9,6 +9,10 @@
  *         with QUIT after IDLE_MS. A kept session that turns out dead before any reply is
  *         replaced once by a new connection, so a stale session never defers a message.
  * Rule 3: MX hosts at this host's own preference or worse are skipped (RFC 5321 §5.1).
+ * Rule 4: a segment file read for one task stays open for the next (SegmentReader): a busy
+ *         destination costs a read per message, not an open, a read and a close. The spool never
+ *         writes a segment's bytes anew under its name (compaction copies into a new one), so an
+ *         open file always holds what a task names; one unused for SEGMENT_IDLE_MS is closed.
  */
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { ClientFailure, type ClientStage } from '../core/errors.ts';
@@ -32,6 +36,9 @@ import { routeDomain, targetsOf } from './route.ts';
 export const TRANSACTIONS_PER_SESSION = 8;
 /** How long a session with nothing to carry stays open (Postfix's connection cache keeps 2 s). */
 const IDLE_MS = 5_000;
+/** A segment file unused this long is closed (Rule 4); at most MAX_OPEN_SEGMENTS stay open. */
+const SEGMENT_IDLE_MS = 2_000;
+const MAX_OPEN_SEGMENTS = 16;
 /** A DNS answer is reused this long; then a fresh resolver asks again. */
 const DNS_REUSE_MS = 60_000;
 /** RFC 5321 §4.5.3.2, and a connect timeout. */
@@ -86,6 +93,7 @@ export class Transferer {
   #resolver: DnsResolver | null = null;
   #resolverMadeMs = 0;
   #generation = 0;
+  readonly #segments = new SegmentReader();
 
   constructor(settings: WorkerSettings) {
     this.#settings = settings;
@@ -127,7 +135,7 @@ export class Transferer {
     }
     let stuffed: Uint8Array;
     try {
-      stuffed = readStoredBody(task.segmentPath, task.bodyOffset, task.bodyLength);
+      stuffed = this.#segments.read(task.segmentPath, task.bodyOffset, task.bodyLength);
     } catch (error) {
       this.#release(task.destination, use.slot);
       const status = clientReplies.spoolUnreadable((error as Error).message);
@@ -174,6 +182,7 @@ export class Transferer {
 
   /** QUIT on every open session. */
   async close(): Promise<void> {
+    this.#segments.close();
     const all: SmtpClient[] = [];
     for (const d of this.#destinations.values()) {
       if (d.idleTimer) clearTimeout(d.idleTimer);
@@ -326,16 +335,63 @@ function systemDns() {
 export function readStoredBody(segmentPath: string, offset: number, length: number): Uint8Array {
   const fd = openSync(segmentPath, 'r');
   try {
-    const bytes = Buffer.allocUnsafe(length);
-    let at = 0;
-    while (at < bytes.length) {
-      const n = readSync(fd, bytes, at, bytes.length - at, offset + at);
-      if (n === 0) throw new Error(`${segmentPath} ends before the message does`);
-      at += n;
-    }
-    return bytes;
+    return readAt(fd, segmentPath, offset, length);
   } finally {
     closeSync(fd);
+  }
+}
+
+function readAt(fd: number, segmentPath: string, offset: number, length: number): Uint8Array {
+  const bytes = Buffer.allocUnsafe(length);
+  let at = 0;
+  while (at < bytes.length) {
+    const n = readSync(fd, bytes, at, bytes.length - at, offset + at);
+    if (n === 0) throw new Error(`${segmentPath} ends before the message does`);
+    at += n;
+  }
+  return bytes;
+}
+
+/** Rule 4: segment files kept open between tasks, closed when unused for SEGMENT_IDLE_MS. */
+class SegmentReader {
+  readonly #open = new Map<string, { readonly fd: number; usedMs: number }>();
+  #sweep: ReturnType<typeof setInterval> | null = null;
+
+  read(segmentPath: string, offset: number, length: number): Uint8Array {
+    let file = this.#open.get(segmentPath);
+    if (file === undefined) {
+      if (this.#open.size >= MAX_OPEN_SEGMENTS) this.#closeOne(this.#open.keys().next().value!);
+      file = { fd: openSync(segmentPath, 'r'), usedMs: 0 };
+      this.#open.set(segmentPath, file);
+      this.#sweep ??= setInterval(() => this.#closeIdle(), SEGMENT_IDLE_MS).unref();
+    }
+    file.usedMs = performance.now();
+    try {
+      return readAt(file.fd, segmentPath, offset, length);
+    } catch (error) {
+      this.#closeOne(segmentPath);
+      throw error;
+    }
+  }
+
+  close(): void {
+    for (const path of [...this.#open.keys()]) this.#closeOne(path);
+  }
+
+  #closeIdle(): void {
+    const before = performance.now() - SEGMENT_IDLE_MS;
+    for (const [path, file] of [...this.#open]) if (file.usedMs < before) this.#closeOne(path);
+  }
+
+  #closeOne(path: string): void {
+    const file = this.#open.get(path);
+    if (file === undefined) return;
+    this.#open.delete(path);
+    closeSync(file.fd);
+    if (this.#open.size === 0 && this.#sweep !== null) {
+      clearInterval(this.#sweep);
+      this.#sweep = null;
+    }
   }
 }
 
