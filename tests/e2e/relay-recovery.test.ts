@@ -66,7 +66,11 @@ print(json.dumps(done))`,
 async function arrivals(dir: string): Promise<Map<string, number>> {
   const counts = new Map<string, number>();
   for (const name of await readdir(dir)) {
-    const text = await readFile(join(dir, name), 'latin1');
+    // smtp-sink removes the dump of a transaction that did not end (a SIGKILL mid-DATA).
+    const text = await readFile(join(dir, name), 'latin1').catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return '';
+      throw error;
+    });
     for (const m of text.matchAll(/^Message-ID: <([^>]+)>/gim)) counts.set(m[1], (counts.get(m[1]) ?? 0) + 1);
   }
   return counts;
