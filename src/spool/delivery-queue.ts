@@ -233,7 +233,7 @@ export class RelayQueue implements DeliveryQueue {
   }
 
   hold(ids: readonly string[], nowMs: number): Promise<OperatorResult[]> {
-    return this.#operate(ids, (s) => {
+    return this.#operate(ids, nowMs, (s) => {
       if (s.kind === 'pending') return { kind: 'held', atMs: nowMs, attempts: 0 };
       if (s.kind === 'deferred') return { kind: 'held', atMs: nowMs, attempts: s.attempts, lastReply: s.lastReply };
       return null;
@@ -241,7 +241,7 @@ export class RelayQueue implements DeliveryQueue {
   }
 
   async releaseHeld(ids: readonly string[], nowMs: number): Promise<OperatorResult[]> {
-    const results = await this.#operate(ids, (s) => {
+    const results = await this.#operate(ids, nowMs, (s) => {
       if (s.kind !== 'held') return null;
       // Released mail is due at once; its attempts so far still count towards the next wait.
       return s.attempts > 0 && s.lastReply !== undefined ? { kind: 'deferred', attempts: s.attempts, nextAttemptMs: nowMs, lastReply: s.lastReply } : { kind: 'pending' };
@@ -251,7 +251,7 @@ export class RelayQueue implements DeliveryQueue {
   }
 
   async retryNow(ids: readonly string[], nowMs: number): Promise<OperatorResult[]> {
-    const results = await this.#operate(ids, (s, leased) => {
+    const results = await this.#operate(ids, nowMs, (s, leased) => {
       if (leased || s.kind !== 'deferred' || s.nextAttemptMs <= nowMs) return null;
       return { ...s, nextAttemptMs: nowMs };
     });
@@ -261,12 +261,12 @@ export class RelayQueue implements DeliveryQueue {
   }
 
   deleteQueued(ids: readonly string[], nowMs: number): Promise<OperatorResult[]> {
-    return this.#operate(ids, (s) => (isQueued(s) ? REMOVE : null), nowMs);
+    return this.#operate(ids, nowMs, (s) => (isQueued(s) ? REMOVE : null));
   }
 
   async bounceQueued(ids: readonly string[], nowMs: number, reply: Reply, report: ReportMaker): Promise<OperatorResult[]> {
     const bounces: CommitRequest[] = [];
-    const plan = this.#plan(ids, (s) => (isQueued(s) ? { kind: 'bounced', atMs: nowMs, reply } : null));
+    const plan = this.#plan(ids, nowMs, (s) => (isQueued(s) ? { kind: 'bounced', atMs: nowMs, reply } : null));
     for (const [id, changes] of plan.byId) {
       const entry = this.#host.entry(id)!;
       const bounced = changes.map(({ rcpt }) => {
@@ -295,7 +295,7 @@ export class RelayQueue implements DeliveryQueue {
    * The records an action writes: per relayed recipient, the new state `change` gives, or its
    * removal (at `nowMs`), or null for none.
    */
-  #plan(ids: readonly string[], change: Change, nowMs = 0) {
+  #plan(ids: readonly string[], nowMs: number, change: Change) {
     const results: OperatorResult[] = [];
     const records: StateRecord[] = [];
     const removals: RemovalRecord[] = [];
@@ -322,8 +322,8 @@ export class RelayQueue implements DeliveryQueue {
     return { results, records, removals, byId };
   }
 
-  async #operate(ids: readonly string[], change: Change, nowMs?: number): Promise<OperatorResult[]> {
-    const plan = this.#plan(ids, change, nowMs);
+  async #operate(ids: readonly string[], nowMs: number, change: Change): Promise<OperatorResult[]> {
+    const plan = this.#plan(ids, nowMs, change);
     if (plan.records.length + plan.removals.length > 0) await this.#host.commitBatch(plan.records, [], plan.removals);
     return plan.results;
   }

@@ -12,7 +12,7 @@
  *   'updated' and 'deleted' name ids; 'reset' means every cursor starts over (a rebuild began).
  * - `setRead`, `setTags`, `renameTag`, `deleteTag`, `delete`, `deleteSearch`: each resolves once
  *   the change is in the journal (durable, as mailbox-state records under CATCHER_MAILBOX or as
- *   'deleted' states of the local recipients) and then in the index. Changes run one at a time.
+ *   removals of the local recipients' copies) and then in the index. Changes run one at a time.
  * - `readMessage(id)`: the bytes of an indexed message, from the spool; `session(id)`: the SMTP
  *   session that carried it (client address, HELO name, TLS version, AUTH user, and the record
  *   as a replayable segment).
