@@ -186,6 +186,8 @@ const TRACKED = 1;
 const LIVE = 2;
 const VISIBLE = 4;
 
+/** How much a column or the id arena grows when full (amortised appends, at most a half unused). */
+const GROWTH = 1.5;
 /** Rows at first, and the fewest dropped rows that make a renumbering worth it. */
 const MIN_ROWS = 1024;
 const MIN_DEAD_TO_RENUMBER = 65_536;
@@ -257,11 +259,11 @@ export class SpoolIndex {
   readonly #ids = new IdTable((row) => this.#holdsProbe(row));
 
   /**
-   * Lookup lists, appended to and cleaned lazily: a row that moved, was dropped or hidden stays
-   * until a sweep, and readers skip it.
-   */
-  readonly #bySegment = new Map<number, RowList>();
-  /** Envelope numbers by address key: a row is found by sender or recipient through its envelope's list. */
+   * Lookup lists, appended to and cleaned lazily: a row that was dropped or hidden stays until a
+   * sweep, and readers skip it. A segment's rows are found by a scan of the seq column
+   * (compaction asks, seldom): a list per segment would cost 4 bytes a record.
+   *
+   * Envelope numbers by address key: a row is found by sender or recipient through its envelope's list. */
   readonly #byRecipient = new Map<string, Set<number>>();
   readonly #bySender = new Map<string, Set<number>>();
   /** Visible rows by time, ascending (ties in the order they were added). */
@@ -291,15 +293,16 @@ export class SpoolIndex {
 
   removeSegment(seq: number): void {
     this.#segments.delete(seq);
-    this.#bySegment.delete(seq);
   }
 
   /** Entries stored in one segment, in file order. */
   entriesIn(seq: number): Entry[] {
-    const list = this.#bySegment.get(seq);
-    if (!list) return [];
-    list.rewrite((row) => ((this.#bits[row] & TRACKED) !== 0 && this.#seq[row] === seq ? row : -1));
-    const rows = [...list.data.subarray(0, list.length)].sort((a, b) => this.#offset[a] - this.#offset[b]);
+    const rows: number[] = [];
+    const column = this.#seq;
+    const bits = this.#bits;
+    for (let row = 0; row < this.#rows; row++) if (column[row] === seq && (bits[row] & TRACKED) !== 0) rows.push(row);
+    // Rows of a segment are in file order unless some were moved into it out of order.
+    rows.sort((a, b) => this.#offset[a] - this.#offset[b]);
     return rows.map((row) => this.#entry(row));
   }
 
@@ -343,9 +346,13 @@ export class SpoolIndex {
     return this.#currentRow(entry) >= 0;
   }
 
-  /** Room for `records` more records without growing the columns. */
-  reserve(records: number): void {
-    this.#ensure(this.#rows + records);
+  /** Room for `records` more records, with `idBytes` bytes of ids, without growing the columns or the arena. */
+  reserve(records: number, idBytes = 0): void {
+    // Exact, with a little room for what is committed next: a million rows are not rounded up to
+    // a power of two (that could cost half again).
+    const rows = this.#rows + records;
+    if (rows > this.#capacity) this.#resize(Math.max(MIN_ROWS, rows + (records >> 5)));
+    this.#ensureArena(idBytes + (idBytes >> 5));
     this.#ids.reserve(records);
     this.#byTime.reserve(this.#byTime.length + records);
   }
@@ -460,7 +467,6 @@ export class SpoolIndex {
     this.#rows += n;
     this.#tracked += n;
     this.#visible += n;
-    this.#listFor(this.#bySegment, seq).pushRange(first, n);
     this.#byTime.pushRange(first, n);
     this.#timeUnsorted = true;
     if (envelopes.length === 1) {
@@ -487,7 +493,6 @@ export class SpoolIndex {
 
   /** Ends a bulk load: puts the time list in order (ties in the order rows were added). */
   finishLoad(): void {
-    for (const list of this.#bySegment.values()) list.trim();
     for (const shared of this.#envelopes) shared?.visible.trim();
     if (!this.#timeUnsorted) return;
     this.#timeUnsorted = false;
@@ -578,7 +583,6 @@ export class SpoolIndex {
         to.liveBytes += bytes;
       }
     }
-    this.#listFor(this.#bySegment, seq).push(row);
     this.#seq[row] = seq;
     this.#offset[row] = offset;
   }
@@ -756,7 +760,6 @@ export class SpoolIndex {
     this.#bits[row] = TRACKED | LIVE;
     this.#tracked++;
     this.#envelopes[env]!.references++;
-    this.#listFor(this.#bySegment, seq).push(row);
     const seg = this.#segments.get(seq);
     if (seg) {
       seg.records++;
@@ -837,12 +840,6 @@ export class SpoolIndex {
     return lo;
   }
 
-  #listFor<K>(map: Map<K, RowList>, key: K): RowList {
-    let list = map.get(key);
-    if (list === undefined) map.set(key, (list = new RowList()));
-    return list;
-  }
-
   /** The number of an envelope equal to `envelope`, holding a reference for the caller. */
   #envelopeNumber(envelope: Envelope): number {
     // Every field is a string, boolean, integer or null, so equal JSON means equal envelopes.
@@ -878,9 +875,7 @@ export class SpoolIndex {
 
   #ensure(rows: number): void {
     if (rows <= this.#capacity) return;
-    let capacity = Math.max(MIN_ROWS, this.#capacity);
-    while (capacity < rows) capacity *= 2;
-    this.#resize(capacity);
+    this.#resize(Math.max(MIN_ROWS, rows, Math.ceil(this.#capacity * GROWTH)));
   }
 
   #resize(capacity: number): void {
@@ -907,8 +902,7 @@ export class SpoolIndex {
   #ensureArena(more: number): void {
     const need = this.#arenaUsed + more + 1;
     if (need <= this.#arena.length) return;
-    let size = Math.max(64 * 1024, this.#arena.length);
-    while (size < need) size *= 2;
+    const size = Math.max(64 * 1024, need, Math.ceil(this.#arena.length * GROWTH));
     const next = Buffer.allocUnsafeSlow(size);
     this.#arena.copy(next, 0, 0, this.#arenaUsed);
     this.#arena = next;
@@ -949,7 +943,6 @@ export class SpoolIndex {
     this.#ids.renumber(moved);
     const remap = (r: number) => moved[r];
     this.#byTime.rewrite(remap);
-    for (const list of this.#bySegment.values()) list.rewrite(remap);
     for (const shared of this.#envelopes) shared?.visible.rewrite(remap);
     this.#states = new Map([...this.#states].map(([row, states]) => [moved[row], states]));
     this.#mailboxes = new Map([...this.#mailboxes].map(([row, flags]) => [moved[row], flags]));

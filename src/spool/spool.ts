@@ -345,7 +345,10 @@ export class Spool {
     const chunks = this.#readCheckpoint();
     const scanned = recoverSegments(ctx, report, chainChunks(chunks));
     const journal = recoverJournal(ctx, report);
-    this.#index.reserve(chunks.reduce((n, c) => n + c.count, 0) + scanned.reduce((n, s) => n + s.records.length, 0));
+    this.#index.reserve(
+      chunks.reduce((n, c) => n + c.count, 0) + scanned.reduce((n, s) => n + s.records.length, 0),
+      chunks.reduce((n, c) => n + c.idBytes.length + 1, 0) + scanned.reduce((n, s) => s.records.reduce((m, r) => m + r.id.length, n), 0),
+    );
     for (const seg of scanned) this.#track(seg);
     this.#index.finishLoad();
     report.records += this.#checkpointed;
