@@ -49,7 +49,12 @@ export type PostfixMode =
   /** Accept, queue, then relay every message over SMTP to `relayTo`. */
   | 'relay'
   /** Accept and queue, then keep every message in the hold queue (inspect it with messages()). */
-  | 'hold';
+  | 'hold'
+  /**
+   * Accept mail for `maildirRecipients` only, and deliver it with virtual(8) to one Maildir per
+   * recipient: `maildir/DOMAIN/LOCAL/new/` under the instance's dir (handle.maildir), as nobody.
+   */
+  | 'maildir';
 
 export interface StartPostfixOptions {
   /** Loopback address of the smtpd listener (default 127.0.0.1; any 127.0.0.x works). */
@@ -59,6 +64,8 @@ export interface StartPostfixOptions {
   mode?: PostfixMode;
   /** 'relay' mode: next hop as HOST:PORT, e.g. "127.0.0.1:2525" (no MX lookup). */
   relayTo?: string;
+  /** 'maildir' mode: the addresses ("local@domain") it takes mail for; others get 550. */
+  maildirRecipients?: string[];
   /** Also listen on ADDRESS:25 (default false). */
   port25?: boolean;
   /**
@@ -84,6 +91,8 @@ export interface PostfixHandle {
   dir: string;
   configDir: string;
   queueDir: string;
+  /** 'maildir' mode: the base of the Maildirs (DOMAIN/LOCAL/ under it). */
+  maildir?: string;
   /** PID of this instance's master(8) process, or undefined when it is not running. */
   masterPid(): number | undefined;
   /** This instance's log (maillog_file). */
@@ -119,6 +128,31 @@ export async function startPostfix(options: StartPostfixOptions = {}): Promise<P
   await chown(dataDir, postfixUser.uid, postfixUser.gid);
 
   const transport = mode === 'relay' ? `smtp:[${options.relayTo!.replace(/:(\d+)$/, ']:$1')}` : 'discard';
+  let maildir: string | undefined;
+  const maildirCf: Record<string, string> = {};
+  if (mode === 'maildir') {
+    const recipients = options.maildirRecipients ?? [];
+    if (recipients.length === 0 || !recipients.every((r) => /^[^@\s]+@[^@\s]+$/.test(r))) throw new Error("mode 'maildir' needs maildirRecipients: local@domain addresses");
+    const domains = [...new Set(recipients.map((r) => r.slice(r.indexOf('@') + 1)))];
+    const nobody = lookupUser('nobody');
+    if (nobody === undefined) throw new Error("mode 'maildir' delivers as nobody, and there is no such user");
+    maildir = join(dir, 'maildir');
+    await mkdir(maildir, { mode: 0o755 });
+    await chown(maildir, nobody.uid, nobody.gid);
+    Object.assign(maildirCf, {
+      virtual_transport: 'virtual',
+      virtual_mailbox_domains: domains.join(' '),
+      virtual_mailbox_base: maildir,
+      // "DOMAIN/LOCAL/": the trailing slash makes it a Maildir (virtual(8) takes no regexp substitution here).
+      virtual_mailbox_maps: 'texthash:$config_directory/virtual-mailboxes',
+      virtual_uid_maps: `static:${nobody.uid}`,
+      virtual_gid_maps: `static:${nobody.gid}`,
+      // A Maildir file holds one message: message_size_limit is its limit (0: none of its own).
+      virtual_mailbox_limit: '0',
+      // Header rewriting is for local submitters; the relay's mail is to arrive as it was sent.
+      local_header_rewrite_clients: '',
+    });
+  }
   const main: Record<string, string> = {
     compatibility_level: '3.6',
     config_directory: configDir,
@@ -145,6 +179,7 @@ export async function startPostfix(options: StartPostfixOptions = {}): Promise<P
     default_transport: transport,
     relay_transport: transport,
     virtual_transport: transport,
+    ...maildirCf,
     // Relay mode talks to a test server on a loopback port: no DNS and no TLS.
     smtp_dns_support_level: 'disabled',
     smtp_tls_security_level: 'none',
@@ -165,7 +200,11 @@ export async function startPostfix(options: StartPostfixOptions = {}): Promise<P
   }
   await writeFile(join(configDir, 'main.cf'), `${Object.entries(main).map(([k, v]) => `${k} = ${v}`).join('\n')}\n`);
   await writeFile(join(configDir, 'master.cf'), `${[...services, ...MASTER_CF_SERVICES].join('\n')}\n`);
-  for (const [path, text] of Object.entries(options.configFiles ?? {})) {
+  const configFiles = { ...options.configFiles };
+  if (mode === 'maildir') {
+    configFiles['virtual-mailboxes'] = options.maildirRecipients!.map((r) => `${r} ${r.slice(r.indexOf('@') + 1)}/${r.slice(0, r.indexOf('@'))}/\n`).join('');
+  }
+  for (const [path, text] of Object.entries(configFiles)) {
     if (path.startsWith('/') || path.split('/').includes('..')) throw new Error(`configFiles: ${path} is not inside the config dir`);
     await mkdir(dirname(join(configDir, path)), { recursive: true });
     await writeFile(join(configDir, path), text);
@@ -178,6 +217,7 @@ export async function startPostfix(options: StartPostfixOptions = {}): Promise<P
     dir,
     configDir,
     queueDir,
+    maildir,
     masterPid: () => readMasterPid(queueDir),
     logs: () => readFile(logFile, 'utf8').catch(() => ''),
     messages: async (queue = 'hold') => listQueue(join(queueDir, queue)),
@@ -236,6 +276,7 @@ const MASTER_CF_SERVICES = [
   'error      unix  - - n -     - error',
   'retry      unix  - - n -     - error',
   'discard    unix  - - n -     - discard',
+  'virtual    unix  - n n -     - virtual',
   'smtp       unix  - - n -     - smtp',
   'relay      unix  - - n -     - smtp',
   'anvil      unix  - - n -     1 anvil',
