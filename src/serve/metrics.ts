@@ -1,7 +1,8 @@
 /**
  * @module What `/metrics` reports. Counters are fed by the Logger's event sink, so each one counts
  * exactly the log lines of its events (accepted, rejected, not-stored, refused…); gauges (open
- * sessions, the spool, the relay queue) are read from the running services when scraped.
+ * sessions, the spool, the relay queue) are read from the running services when scraped, from
+ * what they already keep: a scrape walks no spool.
  * Rule: labels come from small fixed sets (protocol, reply class, SMTP verb, outcome), never from
  * an address, a message or any other value a client chooses, so cardinality stays bounded.
  */
@@ -9,18 +10,20 @@ import { VERBS } from '../core/command.ts';
 import { PROMETHEUS_CONTENT_TYPE, formatPrometheus, type MetricFamily, type Sample } from '../core/prometheus.ts';
 import type { HttpRoute } from '../http/http-server.ts';
 import type { EventSink, Fields } from '../log.ts';
+import type { QueuedKind } from '../spool/spool.ts';
 
 /** What the gauges read at scrape time. */
 export interface MetricsSources {
   /** Sessions opened since start and open now, per listener protocol. */
   sessions(): readonly { readonly protocol: string; readonly opened: number; readonly open: number }[];
   spool(): { readonly messages: number; readonly bytes: number; readonly oldestMs: number | null };
-  /** Recipients waiting for the relay, by delivery state (pending, deferred). */
-  queue(): Readonly<Record<string, number>>;
+  /** Recipients the relay still owes an attempt, by state: counters the spool keeps, not a walk. */
+  queue(): Readonly<Record<QueuedKind, number>>;
   now(): number;
 }
 
 const PROTOCOLS = new Set(['smtp', 'pop3', 'imap']);
+const QUEUED_KINDS: readonly QueuedKind[] = ['pending', 'deferred', 'held'];
 const SMTP_VERBS: ReadonlySet<string> = new Set(VERBS);
 /** Delivery attempt outcomes, as the relay logs them: one line per attempt and recipient. */
 const DELIVERY_OUTCOMES = new Set(['delivered', 'deferred', 'bounced']);
@@ -141,9 +144,9 @@ export class ServeMetrics {
       },
       {
         name: 'mailbox_queue_recipients',
-        help: 'Recipients waiting for the relay, by delivery state.',
+        help: 'Recipients the relay still owes an attempt, by state (pending, deferred, held by the operator).',
         type: 'gauge',
-        samples: ['pending', 'deferred'].map((state) => ({ labels: { state }, value: queue[state] ?? 0 })),
+        samples: QUEUED_KINDS.map((state) => ({ labels: { state }, value: queue[state] })),
       },
     ];
     const counters = [this.#messages, this.#acceptedBytes, this.#rejections, this.#refused, this.#tlsFailed, this.#auth, this.#deliveries, this.#errors].map((c) => c.family());

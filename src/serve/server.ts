@@ -236,11 +236,7 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
           metricsRoute(deps.metrics, {
             sessions: () => sessionsByProtocol(listeners.map((l) => ({ protocol: protocolOf.get(l) ?? 'smtp', opened: l.opened, open: l.connections }))),
             spool: () => spool.stats(),
-            queue: () => {
-              const states: Record<string, number> = {};
-              for (const d of spool.deliveries()) states[d.state.kind] = (states[d.state.kind] ?? 0) + 1;
-              return states;
-            },
+            queue: () => spool.queueCounts(),
             now,
           }),
         ]);

@@ -215,7 +215,12 @@ interface SharedFlags {
   readonly local: readonly boolean[];
   readonly states: readonly CopyState[];
   readonly relay: boolean;
+  /** Copies to relay among the initial states (each one pending). */
+  readonly pending: number;
 }
+
+/** The transport states of a copy the relay still owes an attempt, counted by the index. */
+export type QueuedKind = 'pending' | 'deferred' | 'held';
 
 export class SpoolIndex {
   readonly #segments = new Map<number, SegmentInfo>();
@@ -272,6 +277,8 @@ export class SpoolIndex {
   #timeUnsorted = false;
   #stale = 0;
   #visible = 0;
+  /** Tracked copies per queued state, kept as rows come, change and go: nothing walks the rows to count them. */
+  readonly #queued: Record<QueuedKind, number> = { pending: 0, deferred: 0, held: 0 };
 
   // ---- segments
 
@@ -376,6 +383,7 @@ export class SpoolIndex {
     const env = this.#envelopeNumber(record.envelope);
     this.#fill(row, record.timeMs, record.seq, record.offset, record.bytes, record.bodyBytes, record.size, env, flag);
     this.#releaseEnvelope(env);
+    this.#queued.pending += this.#flags[flag].pending;
     return this.#flags[flag].relay;
   }
 
@@ -460,10 +468,13 @@ export class SpoolIndex {
     this.#bits.fill(TRACKED | LIVE | VISIBLE, first, first + n);
     const envelope = this.#envelope;
     const flag = this.#flag;
+    let pending = 0;
     for (let row = first; row < first + n; row++) {
       envelope[row] = envelopes[envelope[row]];
       flag[row] = flags[flag[row]];
+      pending += this.#flags[flag[row]].pending;
     }
+    this.#queued.pending += pending;
     this.#rows += n;
     this.#tracked += n;
     this.#visible += n;
@@ -527,6 +538,8 @@ export class SpoolIndex {
     const states = this.#statesOf(row);
     if (rcpt !== null && rcpt >= states.length) return false;
     const next = states.map((s, i) => (rcpt === null || rcpt === i ? change(s) : s));
+    this.#countQueued(states, -1);
+    this.#countQueued(next, 1);
     this.#states.set(row, next);
     const shape = shapeOf(next);
     const bits = this.#bits[row];
@@ -588,6 +601,11 @@ export class SpoolIndex {
   }
 
   // ---- visible messages
+
+  /** Copies the relay still owes an attempt, by state (all deferred ones, due or not). */
+  queuedCounts(): Readonly<Record<QueuedKind, number>> {
+    return { ...this.#queued };
+  }
 
   get visibleCount(): number {
     return this.#visible;
@@ -785,11 +803,18 @@ export class SpoolIndex {
       }
     }
     if ((bits & VISIBLE) !== 0) this.#hide(row);
+    if ((bits & TRACKED) !== 0) this.#countQueued(this.#statesOf(row), -1);
     this.#bits[row] = 0;
     this.#tracked--;
     this.#states.delete(row);
     this.#mailboxes.delete(row);
     this.#releaseEnvelope(this.#envelope[row]);
+  }
+
+  #countQueued(states: readonly CopyState[], by: 1 | -1): void {
+    for (const state of states) {
+      if (state.kind === 'pending' || state.kind === 'deferred' || state.kind === 'held') this.#queued[state.kind] += by;
+    }
   }
 
   #releaseEnvelope(n: number): void {
@@ -867,7 +892,7 @@ export class SpoolIndex {
     if (n === undefined) {
       const { local: shared, states } = this.#interner.flags(local);
       n = this.#flags.length;
-      this.#flags.push({ local: shared, states, relay: shapeOf(states).relay });
+      this.#flags.push({ local: shared, states, relay: shapeOf(states).relay, pending: states.filter((st) => st.kind === 'pending').length });
       this.#flagNumbers.set(key, n);
     }
     return n;

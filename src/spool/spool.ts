@@ -30,7 +30,7 @@ import type { CopyState } from './copy-state.ts';
 import { formatLoginRecord, formatMailboxRecord, formatRemovalRecord, formatStateRecord, isQueued, type DeliveryState, type StateRecord } from './delivery-state.ts';
 import { RelayQueue, type DeliveryQueue } from './delivery-queue.ts';
 import { headerSummary, SUMMARY_HEAD_BYTES, type HeaderSummary } from './header-summary.ts';
-import { SpoolIndex, type Entry, type ListQuery, type SegmentInfo, type StoredRecord } from './index.ts';
+import { SpoolIndex, type Entry, type ListQuery, type QueuedKind, type SegmentInfo, type StoredRecord } from './index.ts';
 import type { MailStore } from './mail-store.ts';
 import { LoginStates, type LoginRecord, type LoginStateStore } from './login-state.ts';
 import type { MailboxFlags, MailboxRecord, RemovalRecord } from './mailbox-state.ts';
@@ -59,7 +59,7 @@ export type { DeliveryJob, DeliveryQueue, OperatorResult, Outcome, ReportMaker }
 export type { HeaderSummary } from './header-summary.ts';
 export type { CommitRequest, CommittedMessage, SessionFacts } from './commit.ts';
 export type { MailStore } from './mail-store.ts';
-export type { ListQuery } from './index.ts';
+export type { ListQuery, QueuedKind } from './index.ts';
 export type { SpoolIo } from './journal.ts';
 export type { DamagedRecord, RecoveryReport, SpoolLog } from './recovery.ts';
 export { SpoolLockedError, type LockHolder } from './lock.ts';
@@ -858,6 +858,11 @@ export class Spool {
       return true;
     });
     return out;
+  }
+
+  /** Recipients the relay still owes an attempt, by state; kept by the index, so this walks nothing. */
+  queueCounts(): Readonly<Record<QueuedKind, number>> {
+    return this.#index.queuedCounts();
   }
 
   /** Recipients still to relay: pending ones, and deferred ones due by `dueBy` (default: all). */

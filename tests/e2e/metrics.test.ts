@@ -2,7 +2,7 @@
 // dialogue, then a scrape whose counters match the log lines and whose gauges match the spool.
 // Also: the web UI is inside the binary (GET / and its files, gzip-compressed, under the UI's CSP).
 import { expect, test } from 'bun:test';
-import { cleanupServesAfterAll, listeningAddresses, sendWithSmtplib, smtpDialogue, startServe, waitForLog } from './harness.ts';
+import { MAILBOX_BIN, cleanupServesAfterAll, listeningAddresses, runCommand, sendWithSmtplib, smtpDialogue, startServe, waitForLog } from './harness.ts';
 import { requirePeers } from '../helpers/capabilities.ts';
 import { findFreePort } from '../helpers/ports.ts';
 
@@ -119,4 +119,11 @@ test('with the relay: delivery attempts by outcome and the queue by state', asyn
   expect(Date.parse(stuck[0].NextAttempt!)).toBeGreaterThan(Date.now());
   expect(stuck[0].LastReply).toMatch(/^4\d\d /);
   expect((await fetch(`http://${http}/api/mailbox/v1/message/NoSuchId/deliveries`)).status).toBe(404);
+
+  // The operator holds it (`mailbox queue hold`, over the control socket): the gauge says held.
+  const held = await runCommand([MAILBOX_BIN, 'queue', 'hold', idOf('deferred'), '--data', server.dataDir]);
+  expect({ code: held.code, stderr: held.stderr }).toEqual({ code: 0, stderr: '' });
+  text = await (await fetch(`http://${http}/metrics`)).text();
+  expect(sample(text, 'mailbox_queue_recipients{state="held"}')).toBe(1);
+  expect(sample(text, 'mailbox_queue_recipients{state="deferred"}')).toBe(0);
 }, 60_000);

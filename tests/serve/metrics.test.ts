@@ -9,7 +9,7 @@ import { join } from 'node:path';
 const sources = (over: Partial<MetricsSources> = {}): MetricsSources => ({
   sessions: () => sessionsByProtocol([]),
   spool: () => ({ messages: 0, bytes: 0, oldestMs: null }),
-  queue: () => ({}),
+  queue: () => ({ pending: 0, deferred: 0, held: 0 }),
   now: () => 10_000,
   ...over,
 });
@@ -76,7 +76,7 @@ test('gauges are read from the sources when scraped', () => {
           { protocol: 'imap', opened: 1, open: 1 },
         ]),
       spool: () => ({ messages: 7, bytes: 4096, oldestMs: 4_000 }),
-      queue: () => ({ pending: 3, deferred: 2 }),
+      queue: () => ({ pending: 3, deferred: 2, held: 1 }),
     }),
   );
   expect(sample(text, 'mailbox_sessions_total{protocol="smtp"}')).toBe(7);
@@ -88,6 +88,7 @@ test('gauges are read from the sources when scraped', () => {
   expect(sample(text, 'mailbox_spool_oldest_message_age_seconds')).toBe(6);
   expect(sample(text, 'mailbox_queue_recipients{state="pending"}')).toBe(3);
   expect(sample(text, 'mailbox_queue_recipients{state="deferred"}')).toBe(2);
+  expect(sample(text, 'mailbox_queue_recipients{state="held"}')).toBe(1);
   // Counters that saw no event yet are still there at 0, so rate() has a start.
   expect(sample(text, 'mailbox_smtp_messages_total{result="accepted",class="2xx"}')).toBe(0);
   expect(sample(text, 'mailbox_spool_oldest_message_age_seconds')).toBeGreaterThan(0);

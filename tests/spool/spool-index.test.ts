@@ -106,4 +106,22 @@ describe('SpoolIndex', () => {
     expect(index.isCurrent(kept)).toBe(false);
     expect(index.record('s3-10')?.seq).toBe(4);
   }, 60_000);
+
+  test('the queued counts: a later copy of an id replaces the earlier one, a dropped row takes its copies along', () => {
+    const index = new SpoolIndex();
+    for (let seq = 1; seq <= 2; seq++) index.addSegment({ seq, name: `s${seq}`, bytes: 0, headerBytes: 10 });
+    const relayed = (id: string, seq: number, offset: number): StoredRecord => ({ ...record(id, 1, seq, offset), local: [false, true] });
+    index.addChunk(1, chunkOf(1, [relayed('a', 1, 10), relayed('b', 1, 110)], true));
+    index.addRecord(relayed('c', 1, 210));
+    index.finishLoad();
+    expect(index.queuedCounts()).toEqual({ pending: 3, deferred: 0, held: 0 });
+    index.applyState('a', 0, { kind: 'held', atMs: T0, attempts: 0 });
+    // A later copy of a and b, as a compaction that stopped before its unlink leaves them.
+    index.addChunk(2, chunkOf(2, [relayed('a', 2, 10)], true));
+    index.addRecord(relayed('b', 2, 110));
+    expect(index.queuedCounts()).toEqual({ pending: 3, deferred: 0, held: 0 });
+    index.applyState('a', 0, { kind: 'held', atMs: T0, attempts: 0 });
+    index.dropRecord(index.record('c')!);
+    expect(index.queuedCounts()).toEqual({ pending: 1, deferred: 0, held: 1 });
+  });
 });
