@@ -32,6 +32,8 @@ export const clientReplies = {
   eightBitNotConvertible: (why: string) => reply(554, '5.6.3', `the server does not offer 8BITMIME and the message cannot be converted to 7-bit: ${why}`),
   // RFC 6531 §3.2 and §3.6.5: a non-ASCII address needs SMTPUTF8.
   smtpUtf8Needed: () => reply(553, '5.6.7', 'the addresses are not ASCII and the server does not offer SMTPUTF8 (RFC 6531)'),
+  // RFC 6532 §3 and RFC 6533 §3 (X.6.9): UTF-8 header fields need SMTPUTF8 on every hop.
+  utf8HeaderNeedsSmtpUtf8: () => reply(554, '5.6.9', 'the message has UTF-8 header fields (SMTPUTF8) and the server does not offer SMTPUTF8 (RFC 6532)'),
   // RFC 3461 §4 and RFC 3463 X.3.3: a feature that was asked for is not offered.
   dsnNotOffered: () => reply(554, '5.3.3', 'delivery status notifications were asked for and the server does not offer DSN (RFC 3461)'),
 

@@ -79,6 +79,11 @@ export interface TransactionEnvelope<R extends Mailbox | OutgoingRecipient = Mai
   readonly recipients: readonly R[];
   /** RET and ENVID, and the NOTIFY of recipients that give none of their own. */
   readonly dsn?: DsnOptions;
+  /**
+   * The message came with SMTPUTF8 (a spool record's envelope): its header fields may be UTF-8
+   * (RFC 6532), and then it goes only with SMTPUTF8.
+   */
+  readonly smtpUtf8?: boolean;
 }
 
 /**

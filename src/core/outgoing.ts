@@ -50,6 +50,8 @@ export interface OutgoingInput {
   readonly sender: Mailbox | null;
   readonly recipients: readonly (Mailbox | OutgoingRecipient)[];
   readonly dsn?: DsnOptions;
+  /** The message came with SMTPUTF8: UTF-8 in its header fields needs SMTPUTF8 again (RFC 6532). */
+  readonly smtpUtf8?: boolean;
   /** Either message bytes (CRLF-normalised and dot-stuffed here) or bytes already stuffed. */
   readonly message?: Uint8Array;
   readonly stuffed?: Uint8Array;
@@ -139,6 +141,18 @@ function formatRcptParams(params: RecipientParams | undefined, dsn: DsnOptions):
 
 const param = (params: readonly Parameter[], name: string) => params.find((p) => p.name.toUpperCase() === name)?.value ?? null;
 
+/** Whether the header block (up to the first empty line) holds an octet above 127. */
+function headerHasEightBit(bytes: Uint8Array): boolean {
+  let lineStart = true;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i];
+    if (b >= 0x80) return true;
+    if (lineStart && (b === 13 || b === 10)) return false;
+    lineStart = b === 10;
+  }
+  return false;
+}
+
 /** RFC 3461 §4.3-4.4 as recorded in MAIL: RET and ENVID (ENVID xtext-decoded). */
 export function recordedDsn(mailParams: readonly Parameter[]): DsnOptions | undefined {
   const ret = param(mailParams, 'RET')?.toUpperCase();
@@ -167,10 +181,15 @@ export function prepareOutgoing(tx: OutgoingInput, ext: PeerExtensions, policy: 
   const refuse = (kind: FailureKind, stage: ClientStage, status: Reply): Preparation => ({ ok: false, kind, stage, status });
   if (tx.recipients.length === 0) return refuse('internal', 'rcpt', clientReplies.notSendable('a transaction needs at least one recipient'));
   const recipients = tx.recipients.map(outgoingRecipient);
-  const utf8 = needsSmtpUtf8(tx.sender) || recipients.some((r) => needsSmtpUtf8(r.mailbox));
+  const utf8Addresses = needsSmtpUtf8(tx.sender) || recipients.some((r) => needsSmtpUtf8(r.mailbox));
   // RFC 6531 §3.2: a non-ASCII address may only go to a server that offers SMTPUTF8.
-  if (utf8 && !ext.has('SMTPUTF8')) return refuse('rejected', 'mail', clientReplies.smtpUtf8Needed());
+  if (utf8Addresses && !ext.has('SMTPUTF8')) return refuse('rejected', 'mail', clientReplies.smtpUtf8Needed());
   let stuffed = tx.stuffed ?? dotStuff(tx.message ?? new Uint8Array(0));
+  // RFC 6532 §3 and RFC 6531 §3.2: UTF-8 header fields of an SMTPUTF8 message need SMTPUTF8 again
+  // (and it is asked for only then); without it the message is refused with RFC 6533's X.6.9.
+  const utf8Header = tx.smtpUtf8 === true && headerHasEightBit(stuffed);
+  if (utf8Header && !ext.has('SMTPUTF8')) return refuse('rejected', 'mail', clientReplies.utf8HeaderNeedsSmtpUtf8());
+  const utf8 = utf8Addresses || utf8Header;
   let size = unstuffedSize(stuffed);
   // Only a caller's bug gets here: the spool checks every record before it is replayed.
   if (size < 0) {

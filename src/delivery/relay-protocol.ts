@@ -37,6 +37,8 @@ export interface TransferTask {
   readonly sender: Mailbox | null;
   readonly recipients: readonly { readonly rcptIndex: number; readonly recipient: OutgoingRecipient }[];
   readonly dsn?: DsnOptions;
+  /** The message came with SMTPUTF8 (its header fields may be UTF-8). */
+  readonly smtpUtf8: boolean;
   /** The destination key (relay-settings.ts destinationKey): connections are capped per key. */
   readonly destination: string;
   /** The recipient domain (for MX routes, the one domain of every recipient). */

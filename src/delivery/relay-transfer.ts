@@ -143,7 +143,7 @@ export class Transferer {
     }
     for (let attempt = 0; ; attempt++) {
       const { slot, fresh } = use;
-      const outcome = await slot.client.send({ sender: task.sender, recipients: task.recipients.map((r) => r.recipient), stuffed, dsn: task.dsn });
+      const outcome = await slot.client.send({ sender: task.sender, recipients: task.recipients.map((r) => r.recipient), stuffed, dsn: task.dsn, smtpUtf8: task.smtpUtf8 });
       const stale = !outcome.ok && !fresh && attempt === 0 && outcome.failure.kind === 'connect' && outcome.recipients.length === 0;
       if (stale) {
         // A kept session the server had closed meanwhile: one new connection, then the verdict.

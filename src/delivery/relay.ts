@@ -245,6 +245,7 @@ export class Relay {
       sender: envelope.sender,
       recipients: group.recipients.map((r) => ({ rcptIndex: r.rcptIndex, recipient: recordedRecipient(r.recipient) })),
       dsn: recordedDsn(envelope.mailParams),
+      smtpUtf8: envelope.utf8,
       destination: group.key,
       domain: group.domain,
       route: group.route,

@@ -52,6 +52,20 @@ test('what no policy can strip is refused with its catalogue reply', () => {
   expect(!never.ok && never.status.lines[0]).toContain('NOTIFY=NEVER');
 });
 
+test('an SMTPUTF8 message with UTF-8 header fields goes with SMTPUTF8, or is refused with 5.6.9 (RFC 6532, RFC 6533)', () => {
+  const headed = { sender: mailbox('a@example.org'), recipients: [mailbox('b@example.net')], smtpUtf8: true, message: ENCODER.encode('Subject: Grüße\r\n\r\nbody\r\n') };
+  const refused = prepareOutgoing(headed, ext('8BITMIME'), 'relay');
+  expect(!refused.ok && [refused.status.code, refused.status.enhanced]).toEqual([554, '5.6.9']);
+  const sent = prepareOutgoing(headed, ext('8BITMIME', 'SMTPUTF8'), 'relay');
+  expect(sent.ok && sent.prepared.mailParams).toBe(' BODY=8BITMIME SMTPUTF8');
+  // ASCII header fields need no SMTPUTF8 (RFC 6531 §3.2: asked for only when needed), whatever the body holds.
+  const asciiHeader = prepareOutgoing({ ...headed, message: ENCODER.encode('Subject: x\r\n\r\nGrüße\r\n') }, ext('8BITMIME'), 'relay');
+  expect(asciiHeader.ok && asciiHeader.prepared.mailParams).toBe(' BODY=8BITMIME');
+  // Without SMTPUTF8 on the way in, 8-bit header octets are not UTF-8 by promise: the 8-bit rules apply.
+  const legacy = prepareOutgoing({ ...headed, smtpUtf8: false }, ext('8BITMIME'), 'relay');
+  expect(legacy.ok && legacy.prepared.mailParams).toBe(' BODY=8BITMIME');
+});
+
 test('sizes and 8-bit detection', () => {
   expect([unstuffedSize(ENCODER.encode('..a\r\nb\r\n')), unstuffedSize(ENCODER.encode('a\n')), unstuffedSize(ENCODER.encode('.\r\n'))]).toEqual([7, -1, -1]);
   expect([hasEightBit(ENCODER.encode('plain ascii text, long enough for words')), hasEightBit(ENCODER.encode('ascii then é'))]).toEqual([false, true]);

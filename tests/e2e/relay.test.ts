@@ -7,7 +7,7 @@
  * 450 then success; 550 on one of three; a 421 greeting and a connection dropped mid-DATA, then
  * exactly one copy; NXDOMAIN 5.1.2 and null MX 5.1.10 bounced (and RCPT 556 once the null MX is
  * known); SERVFAIL deferred; TLS required and not offered deferred; SMTPUTF8 towards a server
- * without it bounced 5.6.7; 8-bit mail towards one without 8BITMIME (smtp-sink -8) converted to
+ * without it bounced 5.6.7 (a UTF-8 address) or 5.6.9 (UTF-8 header fields); 8-bit mail towards one without 8BITMIME (smtp-sink -8) converted to
  * quoted-printable, and bounced 5.6.3 when DKIM-signed; a receiver that never answers deferred, then expired with 4.4.7; the
  * report reaches the sender as multipart/report with every RFC 3464 field.
  */
@@ -255,9 +255,13 @@ describe.skipIf(unavailable !== undefined)('serve --relay mx', () => {
     expect(lines('bounced', 's@servfail.test').length + lines('delivered', 't@tls.test').length).toBe(0);
   }, 30_000);
 
-  test('SMTPUTF8 mail towards a server without SMTPUTF8 bounces with 5.6.7', async () => {
+  test('SMTPUTF8 mail towards a server without SMTPUTF8 bounces: 5.6.7 for a UTF-8 address, 5.6.9 for UTF-8 header fields', async () => {
     expect(await send('sender@aio.test', ['jörg@utf8.test'], message('Umlaut'), true)).toEqual({});
     expect((await waitForLine('bounced', 'jörg@utf8.test')).dsn).toBe('5.6.7');
+    expect(await send('sender@aio.test', ['header@utf8.test'], message('Grüße aus Köln'), true)).toEqual({});
+    const headers = await waitForLine('bounced', 'header@utf8.test');
+    expect(headers.dsn).toBe('5.6.9');
+    expect(String(headers.reply)).toContain('SMTPUTF8');
   }, 30_000);
 
   test('8-bit mail towards a server without 8BITMIME arrives as quoted-printable, the same text once decoded; DKIM-signed 8-bit mail bounces with 5.6.3', async () => {
