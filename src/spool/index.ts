@@ -654,6 +654,16 @@ export class SpoolIndex {
     return out;
   }
 
+  /** The time of the oldest visible record, or null: found without making entries (a scrape asks). */
+  oldestVisibleMs(): number | null {
+    const list = this.#byTime;
+    for (let i = 0; i < list.length; i++) {
+      const row = list.data[i];
+      if ((this.#bits[row] & VISIBLE) !== 0) return this.#time[row];
+    }
+    return null;
+  }
+
   /**
    * Visible messages in commit order (time, then id) from the first at or after `timeMs`, while
    * `take` returns true. Equal times are ordered by id here, whatever order they arrived in.

@@ -956,11 +956,7 @@ export class Spool {
     let bytes = this.#journal?.bytes ?? 0;
     const segments = this.#index.segments();
     for (const s of segments) bytes += s.bytes;
-    let oldestMs: number | null = null;
-    this.#index.forEachInCommitOrder(-Infinity, (e) => {
-      oldestMs = e.timeMs;
-      return false;
-    });
+    const oldestMs = this.#index.oldestVisibleMs();
     return {
       messages: this.#index.visibleCount,
       segments: segments.length,

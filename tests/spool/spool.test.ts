@@ -185,6 +185,22 @@ describe('round trip', () => {
   });
 });
 
+describe('stats', () => {
+  test("the oldest message's time: ties in one millisecond, then the next once the oldest are deleted", async () => {
+    const s = await spoolIn(newDir());
+    expect(s.stats().oldestMs).toBeNull();
+    await s.commit(request('late', { timeMs: 3_000 }));
+    for (const id of ['b', 'a']) await s.commit(request(id, { timeMs: 1_000 }));
+    await s.commit(request('middle', { timeMs: 2_000 }));
+    expect(s.stats().oldestMs).toBe(1_000);
+    await s.delete(['a', 'b']);
+    expect(s.stats().oldestMs).toBe(2_000);
+    await s.delete(['middle', 'late']);
+    expect(s.stats().oldestMs).toBeNull();
+    await closeSpool(s);
+  });
+});
+
 describe('the lock', () => {
   test('a second open of one spool fails clearly; a stale lock is taken over', async () => {
     const dir = newDir();
