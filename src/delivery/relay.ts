@@ -59,6 +59,8 @@ export interface RelayDeps {
 
 /** Messages leased at once at most; more wait in the queue, costing nothing. */
 const MAX_JOBS = 5_000;
+/** Operator wakes closer together than this are one retry (retryNow). */
+const WAKE_BURST_MS = 2_000;
 /** Messages leased in one turn of the event loop at most (Rule 3). */
 const LEASE_BATCH = 250;
 /** How long a known null MX makes RCPT refuse without asking DNS. */
@@ -85,6 +87,8 @@ interface Destination {
   inFlight: number;
   readonly waiting: { readonly run: Running; readonly group: Group }[];
   coolUntilMs: number;
+  /** When the cool-off began. */
+  coolSinceMs: number;
   lastReply: Reply | null;
 }
 
@@ -98,6 +102,9 @@ export class Relay {
   #timer: ReturnType<typeof setTimeout> | null = null;
   /** A tick is due in the next turn (kick): later kicks in this turn add nothing. */
   #kicked = false;
+  /** When the operator's retry now under way began, and its last wake (retryNow). */
+  #retrySinceMs = -Infinity;
+  #lastWakeMs = -Infinity;
   #closing = false;
   #idle = Promise.withResolvers<void>();
 
@@ -123,10 +130,16 @@ export class Relay {
 
   /**
    * An operator asked for a retry (`mailbox queue retry`, `release`): destinations cooling off
-   * are tried again at once, as Postfix's flush forgets its dead destinations.
+   * are tried again at once, as Postfix's flush forgets its dead destinations. A large retry
+   * wakes the relay once per slice it writes (delivery-queue.ts Rule 5); wakes less than
+   * WAKE_BURST_MS apart are one retry, which forgets the cool-offs begun before it, not one found
+   * while it is written (a dead destination still costs the cap in connections once).
    */
   retryNow(): void {
-    for (const dest of this.#destinations.values()) dest.coolUntilMs = 0;
+    const now = this.#deps.now();
+    if (now - this.#lastWakeMs > WAKE_BURST_MS) this.#retrySinceMs = now;
+    this.#lastWakeMs = now;
+    for (const dest of this.#destinations.values()) if (dest.coolSinceMs <= this.#retrySinceMs) dest.coolUntilMs = 0;
     this.kick();
   }
 
@@ -210,7 +223,7 @@ export class Relay {
   #destination(key: string): Destination {
     let dest = this.#destinations.get(key);
     if (dest === undefined) {
-      dest = { inFlight: 0, waiting: [], coolUntilMs: 0, lastReply: null };
+      dest = { inFlight: 0, waiting: [], coolUntilMs: 0, coolSinceMs: 0, lastReply: null };
       this.#destinations.set(key, dest);
     }
     return dest;
@@ -259,6 +272,7 @@ export class Relay {
     if (result.nullMx) this.#nullMx.set(group.domain, now + NULL_MX_MEMORY_MS);
     if (result.unreachable) {
       dest.coolUntilMs = now + this.#settings.coolOffMs;
+      dest.coolSinceMs = now;
       dest.lastReply = result.recipients[0]?.reply ?? null;
       this.#deps.log.warn('relay-cool-off', { destination: key, until: new Date(dest.coolUntilMs).toISOString(), waiting: dest.waiting.length, reply: dest.lastReply ? describeReply(dest.lastReply) : undefined });
       // Rule 2: what waits for it is deferred now, without a connection.

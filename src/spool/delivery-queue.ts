@@ -14,6 +14,9 @@
  *         over the job's outcome: a held recipient stays held (with the new attempt counted), a
  *         bounced one stays so, and a removed copy (`delete`: a removal record) has no state to
  *         change; only a delivery or a bounce ends a held recipient.
+ * Rule 5: `retry` of many messages (`--all`) is written OPERATOR_SLICE messages at a time, each
+ *         slice durable and woken (onWake) before the next: a relay starts on the first slice
+ *         while the rest are written, instead of after the last.
  */
 import type { Envelope, Recipient } from '../core/envelope.ts';
 import type { Reply } from '../core/reply.ts';
@@ -134,6 +137,9 @@ const REMOVE = Symbol('remove');
 /** An operator's action on one relayed recipient: its new state, REMOVE, or null to leave it. */
 type Change = (state: DeliveryState, leased: boolean) => DeliveryState | typeof REMOVE | null;
 
+/** Messages of one `retry` written and woken together (Rule 5). */
+const OPERATOR_SLICE = 1_000;
+
 interface Lease {
   readonly job: DeliveryJob;
   readonly seq: number;
@@ -251,12 +257,19 @@ export class RelayQueue implements DeliveryQueue {
   }
 
   async retryNow(ids: readonly string[], nowMs: number): Promise<OperatorResult[]> {
-    const results = await this.#operate(ids, nowMs, (s, leased) => {
-      if (leased || s.kind !== 'deferred' || s.nextAttemptMs <= nowMs) return null;
-      return { ...s, nextAttemptMs: nowMs };
-    });
-    // Pending mail is due already; a relay still hears of it, to forget a cool-off.
-    this.#woken(results, ids.filter((id) => this.#host.entry(id)?.states.some((s) => s.kind === 'pending' || s.kind === 'deferred')));
+    const results: OperatorResult[] = [];
+    const unique = [...new Set(ids)];
+    // Rule 5: a slice at a time, each durable and told to the relay before the next is planned.
+    for (let at = 0; at < unique.length; at += OPERATOR_SLICE) {
+      const slice = unique.slice(at, at + OPERATOR_SLICE);
+      const done = await this.#operate(slice, nowMs, (s, leased) => {
+        if (leased || s.kind !== 'deferred' || s.nextAttemptMs <= nowMs) return null;
+        return { ...s, nextAttemptMs: nowMs };
+      });
+      // Pending mail is due already; a relay still hears of it, to forget a cool-off.
+      this.#woken(done, slice.filter((id) => this.#host.entry(id)?.states.some((s) => s.kind === 'pending' || s.kind === 'deferred')));
+      results.push(...done);
+    }
     return results;
   }
 

@@ -97,6 +97,29 @@ test('retry now: deferred recipients are due at once; a leased message is left t
   expect(again.get('d2')!.recipients[0].state).toMatchObject({ kind: 'deferred', nextAttemptMs: T0 + HOUR });
 });
 
+test('retry of many: written a slice of 1,000 at a time, each durable and woken before the next is planned', async () => {
+  const { s } = await open();
+  const ids = Array.from({ length: 2_500 }, (_, i) => `m${String(i).padStart(4, '0')}`);
+  await Promise.all(ids.map((id) => s.commit(relayed(id))));
+  const q = s.deliveryQueue;
+  const jobs = q.lease(T0, ids.length);
+  const state = { kind: 'deferred' as const, attempts: 1, nextAttemptMs: T0 + HOUR, lastReply: later };
+  await Promise.all(jobs.map((job) => q.complete(job, [{ rcptIndex: 0, state }, { rcptIndex: 1, state }])));
+  const nextOf = (id: string) => (s.get(id)!.recipients[0].state as { nextAttemptMs: number }).nextAttemptMs;
+  const woken: { ids: number; due: number; secondSliceDue: boolean }[] = [];
+  // At each wake, what the relay would see: the woken slice due already, the next slice not yet.
+  q.onWake((w) => woken.push({ ids: w.length, due: w.filter((id) => nextOf(id) === T0 + 5).length, secondSliceDue: nextOf(ids[1_000]) === T0 + 5 }));
+  const results = await q.retryNow([...ids, ids[0]], T0 + 5);
+  expect(results.length).toBe(2_500);
+  expect(results.every((r) => r.outcome === 'done')).toBe(true);
+  expect(woken).toEqual([
+    { ids: 1_000, due: 1_000, secondSliceDue: false },
+    { ids: 1_000, due: 1_000, secondSliceDue: true },
+    { ids: 500, due: 500, secondSliceDue: true },
+  ]);
+  expect(q.lease(T0 + 5, 3_000).length).toBe(2_500);
+});
+
 test('delete removes the queued recipients unsent; the local copy stays, and the message leaves the queue', async () => {
   const { s, dir } = await open();
   await deferred(s, 'd');
