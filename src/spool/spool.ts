@@ -330,7 +330,12 @@ export class Spool {
       await spool.#recover();
       // A large start leaves the mapped checkpoint and the columns' earlier sizes as garbage:
       // collected now (tens of ms at a million records), it does not sit in the RSS until later.
-      if (spool.#checkpointed >= LARGE_START_RECORDS) Bun.gc(true);
+      // After a turn of the event loop: the collector scans the stack conservatively, and a stale
+      // pointer to the map left there by the load would keep the whole file mapped.
+      if (spool.#checkpointed >= LARGE_START_RECORDS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        Bun.gc(true);
+      }
       return spool;
     } catch (err) {
       releaseLock(layout.lockPath, pid);
