@@ -2,9 +2,11 @@
  * Fills a spool quickly through the spool writer (no SMTP), then measures how long `mailbox serve`
  * takes to start on it and its RSS once it greets.
  * Usage: npm run bench:startup -- --dir DIR [--messages 1000000] [--size 1024]
- *          [--in-flight 2000] [--no-fill] [--starts 3] [--bin dist/mailbox]
+ *          [--in-flight 2000] [--no-fill] [--starts 3] [--bin dist/mailbox] [--index-wait SECONDS]
  * Start-up is timed from spawn to the 220 greeting (wall clock, and the CPU time serve used, which
- * a busy machine distorts less), and reported with the spool-opened log line.
+ * a busy machine distorts less), and reported with the spool-opened log line. With --index-wait,
+ * each start then waits (up to SECONDS) for the mail index to catch up with the spool (its
+ * index-ready or index-rebuilt line) and reports serve's RSS then, and the most it reached on the way.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -20,7 +22,7 @@ const option = (name: string, fallback: string) => {
 };
 const dir = option('--dir', '');
 if (dir === '') {
-  console.error('usage: spool-fill.ts --dir DIR [--messages N] [--size BYTES] [--in-flight N] [--no-fill] [--starts N] [--bin PATH]');
+  console.error('usage: spool-fill.ts --dir DIR [--messages N] [--size BYTES] [--in-flight N] [--no-fill] [--starts N] [--bin PATH] [--index-wait SECONDS]');
   process.exit(2);
 }
 const messages = Number(option('--messages', '1000000'));
@@ -28,6 +30,7 @@ const size = Number(option('--size', '1024'));
 const inFlight = Number(option('--in-flight', '2000'));
 const starts = Number(option('--starts', '3'));
 const bin = path.resolve(option('--bin', path.join(import.meta.dir, '../dist/mailbox')));
+const indexWaitS = Number(option('--index-wait', '0'));
 
 const quiet = { info() {}, warn() {}, error: (m: string, f?: unknown) => console.error(m, f) };
 const envelope: Envelope = {
@@ -75,15 +78,44 @@ for (let i = 0; i < starts; i++) {
     stdout: 'ignore',
     stderr: 'pipe',
   });
+  let log = '';
+  const reading = (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of proc.stderr) log += decoder.decode(chunk, { stream: true });
+  })();
   await waitForGreeting('127.0.0.1', port, { timeoutMs: 120_000, abort: () => (proc.exitCode === null ? undefined : `serve exited ${proc.exitCode}`) });
   const ms = performance.now() - t0;
-  const status = fs.readFileSync(`/proc/${proc.pid}/status`, 'utf8');
-  const rss = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
-  // utime + stime in clock ticks (100 per second on Linux): CPU spent, whatever else runs.
-  const stat = fs.readFileSync(`/proc/${proc.pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  const cpuMs = (Number(stat[11]) + Number(stat[12])) * 10;
+  const rss = rssMiB(proc.pid);
+  const cpuMs = cpuMsOf(proc.pid);
+  let indexed = '';
+  if (indexWaitS > 0) {
+    let peak = rss;
+    const until = performance.now() + indexWaitS * 1000;
+    const caughtUp = () => log.split('\n').find((l) => /"event":"index-(ready|rebuilt)"/.test(l));
+    while (caughtUp() === undefined && performance.now() < until && proc.exitCode === null) {
+      await Bun.sleep(250);
+      peak = Math.max(peak, rssMiB(proc.pid));
+    }
+    const line = caughtUp();
+    indexed =
+      line === undefined
+        ? `\n  the index had not caught up after ${indexWaitS} s: RSS ${rssMiB(proc.pid).toFixed(0)} MiB, at most ${peak.toFixed(0)} MiB`
+        : `\n  index caught up after ${((performance.now() - t0) / 1000).toFixed(1)} s (${cpuMsOf(proc.pid)} ms CPU): RSS ${rssMiB(proc.pid).toFixed(0)} MiB, at most ${peak.toFixed(0)} MiB; ${line}`;
+  }
   proc.kill('SIGTERM');
   await proc.exited;
-  const opened = (await new Response(proc.stderr).text()).split('\n').find((l) => l.includes('spool-opened')) ?? '';
-  console.log(`start ${i + 1}: greeting after ${ms.toFixed(0)} ms (${cpuMs} ms CPU), RSS ${(rss / 1024).toFixed(0)} MiB; ${opened}`);
+  await reading;
+  const opened = log.split('\n').find((l) => l.includes('spool-opened')) ?? '';
+  console.log(`start ${i + 1}: greeting after ${ms.toFixed(0)} ms (${cpuMs} ms CPU), RSS ${rss.toFixed(0)} MiB; ${opened}${indexed}`);
+}
+
+function rssMiB(pid: number): number {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
+}
+
+/** utime + stime in clock ticks (100 per second on Linux): CPU spent, whatever else runs. */
+function cpuMsOf(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(stat[11]) + Number(stat[12])) * 10;
 }

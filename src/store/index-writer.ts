@@ -49,6 +49,8 @@ export type WriterRequest =
   | { readonly op: 'held'; readonly messages: readonly { readonly id: string; readonly recipients: readonly string[] }[] }
   | { readonly op: 'reset' }
   | { readonly op: 'rebuilt' }
+  /** After a long rebuild or catch-up: SQLite's caches and this thread's garbage go back to the system. */
+  | { readonly op: 'trim' }
   | { readonly op: 'close' };
 
 export interface OpenReply {
@@ -107,6 +109,10 @@ export class IndexWriter {
       case 'rebuilt':
         this.#db.setMeta(REBUILDING, null);
         this.#db.optimize();
+        return null;
+      case 'trim':
+        this.#db.releaseMemory();
+        Bun.gc(true);
         return null;
       case 'close':
         if (this.#index !== null) this.#index.transaction(() => this.#index?.setMeta(OPEN_IN_BOOT, null), true);

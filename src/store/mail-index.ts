@@ -71,6 +71,8 @@ export interface MailIndexOptions {
 const RETENTION_EVERY_MS = 60_000;
 /** Messages read from the spool per request during a rebuild or catch-up. */
 const FEED_BATCH = 256;
+/** A rebuild or catch-up of at least this many messages ends by trimming both threads' memory. */
+const TRIM_AFTER_MESSAGES = 10_000;
 /** A catch-up starts this far before the recorded position, in case commit order and (time, id) order differ. */
 const CATCH_UP_SLACK_MS = 2000;
 /** The most committed messages one live ingest request carries (their bytes are held until it is answered). */
@@ -341,6 +343,11 @@ export class MailIndex {
       }
       if (this.#closed) return;
       if (rebuild !== null) await this.#writer.request({ op: 'rebuilt' });
+      if (done >= TRIM_AFTER_MESSAGES) {
+        // What decoding and reading that many messages left behind would otherwise stay in serve's RSS.
+        await this.#writer.request({ op: 'trim' });
+        Bun.gc(true);
+      }
       this.#log.info(rebuild !== null ? 'index-rebuilt' : 'index-ready', { indexed: done, messages: this.db.stats().total, ms: Math.round(performance.now() - started) });
     } catch (error) {
       if (!this.#closed) this.#fail(error as Error);
