@@ -154,8 +154,8 @@ function select(ctx: QueueAdminContext, req: { ids?: readonly string[]; domain?:
   const given = [req.ids !== undefined && req.ids.length > 0, req.domain !== undefined, req.all === true].filter(Boolean).length;
   if (given !== 1) return 'name the messages: IDs, --domain DOMAIN or --all (one of them)';
   if (req.ids && req.ids.length > 0) return [...req.ids];
+  if (req.all) return ctx.spool.queuedIds();
   const queued = ctx.spool.queued();
-  if (req.all) return queued.map((m) => m.id);
   const domain = normalizeDomain(req.domain!);
   return queued.filter((m) => m.recipients.some((r) => r.state.kind !== 'local' && normalizeDomain(r.mailbox.domain) === domain)).map((m) => m.id);
 }

@@ -855,6 +855,16 @@ export class Spool {
     return this.#index.query(query).map((e) => this.#info(e));
   }
 
+  /** The ids of queued() alone, without building each message's view (`queue retry --all`). */
+  queuedIds(): string[] {
+    const out: string[] = [];
+    this.#index.forEachInCommitOrder(-Infinity, (e) => {
+      if (e.live && e.states.some(isQueued)) out.push(e.id);
+      return true;
+    });
+    return out;
+  }
+
   /** Messages with a recipient the relay still owes an attempt (pending, deferred or held), oldest first. */
   queued(): MessageInfo[] {
     const out: MessageInfo[] = [];
