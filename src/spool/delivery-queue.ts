@@ -115,9 +115,14 @@ function afterOperator(current: CopyState | undefined, outcome: DeliveryState): 
   if (current === undefined || current.kind === 'pending' || current.kind === 'deferred') return outcome;
   if (current.kind === 'held') {
     if (outcome.kind !== 'deferred') return outcome;
-    return { kind: 'held', atMs: current.atMs, attempts: outcome.attempts, lastReply: outcome.lastReply };
+    return warnedAs(current.warned ? current : outcome, { kind: 'held', atMs: current.atMs, attempts: outcome.attempts, lastReply: outcome.lastReply });
   }
   return isSettled(current) || current.kind === 'local' ? null : outcome;
+}
+
+/** A hold, a release or an attempt keeps the mark of a delay warning sent (the sender hears of it once). */
+function warnedAs<T extends DeliveryState & { kind: 'held' | 'deferred' }>(before: DeliveryState, next: T): T {
+  return (before.kind === 'deferred' || before.kind === 'held') && before.warned ? { ...next, warned: true } : next;
 }
 
 /** When a message's relay work is due, or null when it has none. */
@@ -241,7 +246,7 @@ export class RelayQueue implements DeliveryQueue {
   hold(ids: readonly string[], nowMs: number): Promise<OperatorResult[]> {
     return this.#operate(ids, nowMs, (s) => {
       if (s.kind === 'pending') return { kind: 'held', atMs: nowMs, attempts: 0 };
-      if (s.kind === 'deferred') return { kind: 'held', atMs: nowMs, attempts: s.attempts, lastReply: s.lastReply };
+      if (s.kind === 'deferred') return warnedAs(s, { kind: 'held', atMs: nowMs, attempts: s.attempts, lastReply: s.lastReply });
       return null;
     });
   }
@@ -250,7 +255,7 @@ export class RelayQueue implements DeliveryQueue {
     const results = await this.#operate(ids, nowMs, (s) => {
       if (s.kind !== 'held') return null;
       // Released mail is due at once; its attempts so far still count towards the next wait.
-      return s.attempts > 0 && s.lastReply !== undefined ? { kind: 'deferred', attempts: s.attempts, nextAttemptMs: nowMs, lastReply: s.lastReply } : { kind: 'pending' };
+      return s.attempts > 0 && s.lastReply !== undefined ? warnedAs(s, { kind: 'deferred', attempts: s.attempts, nextAttemptMs: nowMs, lastReply: s.lastReply }) : { kind: 'pending' };
     });
     this.#woken(results);
     return results;

@@ -27,7 +27,7 @@ export type DeliveryState =
    * Kept from relaying by an operator (`mailbox queue hold`) until released, with what a
    * release resumes from: the attempts so far and the last reply.
    */
-  | { readonly kind: 'held'; readonly atMs: number; readonly attempts: number; readonly lastReply?: Reply };
+  | { readonly kind: 'held'; readonly atMs: number; readonly attempts: number; readonly lastReply?: Reply; readonly warned?: true };
 
 export type DeliveryStateKind = DeliveryState['kind'];
 
@@ -110,8 +110,9 @@ export function parseDeliveryState(v: unknown): DeliveryState | null {
     }
     case 'held': {
       const lastReply = s.lastReply === undefined ? undefined : parseReply(s.lastReply);
-      if (!isNum(s.atMs) || !isNum(s.attempts) || lastReply === null) return null;
-      return lastReply ? { kind: 'held', atMs: s.atMs, attempts: s.attempts, lastReply } : { kind: 'held', atMs: s.atMs, attempts: s.attempts };
+      if (!isNum(s.atMs) || !isNum(s.attempts) || lastReply === null || (s.warned !== undefined && s.warned !== true)) return null;
+      const held = lastReply ? { kind: 'held', atMs: s.atMs, attempts: s.attempts, lastReply } as const : { kind: 'held', atMs: s.atMs, attempts: s.attempts } as const;
+      return s.warned ? { ...held, warned: true } : held;
     }
     default:
       return null;

@@ -77,6 +77,23 @@ test('hold keeps queued recipients from the relay, durably; release makes them d
   expect(again.deliveryQueue.lease(clock.now, 10).map((j) => j.id).sort()).toEqual(['d', 'p']);
 });
 
+test('a delay warning already sent stays marked through hold, a reopen and release (the sender hears of it once)', async () => {
+  const { s, dir } = await open();
+  await s.commit(relayed('w'));
+  const [job] = s.deliveryQueue.lease(clock.now, 1);
+  const plain = { kind: 'deferred' as const, attempts: 3, nextAttemptMs: clock.now + HOUR, lastReply: later };
+  await s.deliveryQueue.complete(job, [{ rcptIndex: 0, state: { ...plain, warned: true } }, { rcptIndex: 1, state: plain }]);
+  await s.deliveryQueue.hold(['w'], T0);
+  expect(s.get('w')!.recipients.map((r) => r.state)).toEqual([
+    { kind: 'held', atMs: T0, attempts: 3, lastReply: later, warned: true },
+    { kind: 'held', atMs: T0, attempts: 3, lastReply: later },
+    { kind: 'local' },
+  ]);
+  const again = await reopen(s, dir);
+  await again.deliveryQueue.releaseHeld(['w'], T0 + 5);
+  expect(again.get('w')!.recipients.map((r) => r.state.kind === 'deferred' && r.state.warned)).toEqual([true, undefined, false]);
+});
+
 test('retry now: deferred recipients are due at once; a leased message is left to its attempt', async () => {
   const { s, dir } = await open();
   await deferred(s, 'd1');
