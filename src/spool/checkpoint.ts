@@ -141,6 +141,64 @@ export interface DecodedLog {
   readonly problem: string | null;
 }
 
+/** What a chunk's header says, and where its payload is in the log: enough to chain it, then load it. */
+export interface ChunkHead {
+  readonly seq: number;
+  readonly ino: number;
+  readonly headerBytes: number;
+  readonly from: number;
+  readonly to: number;
+  readonly count: number;
+  /** Bytes of its ids (with the "\n" between them). */
+  readonly idBytes: number;
+  /** Its payload: offset in the log and length. */
+  readonly at: number;
+  readonly length: number;
+}
+
+/** Reads `length` bytes of the log at `at`; what it returns may be overwritten by its next call. */
+export type LogRead = (at: number, length: number) => Buffer;
+
+export interface ScannedLog {
+  readonly heads: readonly ChunkHead[];
+  readonly validBytes: number;
+  readonly problem: string | null;
+}
+
+/**
+ * Checks a log of `size` bytes chunk by chunk through `read` (one chunk's bytes at a time, so a
+ * caller can read into one buffer it reuses), keeping each whole chunk's head. loadChunk() then
+ * reads the chunks it wants again.
+ */
+export function scanLog(size: number, read: LogRead): ScannedLog {
+  const heads: ChunkHead[] = [];
+  let at = 0;
+  while (at < size) {
+    if (size - at < CHUNK_HEAD) return { heads, validBytes: at, problem: 'a torn chunk header' };
+    const head = read(at, CHUNK_HEAD);
+    const magic = head.readUInt32LE(0);
+    const length = head.readUInt32LE(4);
+    const crc = head.readUInt32LE(8);
+    if (magic !== MAGIC) return { heads, validBytes: at, problem: 'no chunk marker' };
+    if (size - at - CHUNK_HEAD < length) return { heads, validBytes: at, problem: 'a torn chunk' };
+    const payload = read(at + CHUNK_HEAD, length);
+    if (Bun.hash.crc32(payload) >>> 0 !== crc) return { heads, validBytes: at, problem: 'a chunk checksum mismatch' };
+    const chunk = decodePayload(payload);
+    if (typeof chunk === 'string') return { heads, validBytes: at, problem: chunk };
+    const { seq, ino, headerBytes, from, to, count } = chunk;
+    heads.push({ seq, ino, headerBytes, from, to, count, idBytes: chunk.idBytes.length, at: at + CHUNK_HEAD, length });
+    at += CHUNK_HEAD + length;
+  }
+  return { heads, validBytes: at, problem: null };
+}
+
+/** The chunk scanLog() found at `head`, read again; its columns are views of what `read` returned. */
+export function loadChunk(head: ChunkHead, read: LogRead): Chunk {
+  const chunk = decodePayload(read(head.at, head.length));
+  if (typeof chunk === 'string') throw new Error(`spool: the checkpoint changed while it was read (${chunk})`);
+  return chunk;
+}
+
 /** Reads the chunks of a checkpoint log. */
 export function decodeLog(bytes: Buffer): DecodedLog {
   const chunks: Chunk[] = [];
@@ -221,18 +279,21 @@ function decodePayload(payload: Buffer): Chunk | string {
   };
 }
 
+/** What chainChunks() needs of a chunk. */
+type Chainable = Pick<Chunk, 'seq' | 'ino' | 'headerBytes' | 'from' | 'to'>;
+
 /** The chunks of each segment that chain from its header on, and where the chain ends. */
-export interface CoveredSegment {
+export interface CoveredSegment<C extends Chainable = ChunkHead> {
   readonly seq: number;
   readonly ino: number;
   readonly headerBytes: number;
   readonly covered: number;
-  readonly chunks: readonly Chunk[];
+  readonly chunks: readonly C[];
 }
 
-/** Groups chunks by segment, keeping each segment's unbroken chain from its header. */
-export function chainChunks(chunks: readonly Chunk[]): Map<number, CoveredSegment> {
-  const out = new Map<number, { seq: number; ino: number; headerBytes: number; covered: number; chunks: Chunk[]; broken: boolean }>();
+/** Groups chunks (or their heads) by segment, keeping each segment's unbroken chain from its header. */
+export function chainChunks<C extends Chainable>(chunks: readonly C[]): Map<number, CoveredSegment<C>> {
+  const out = new Map<number, { seq: number; ino: number; headerBytes: number; covered: number; chunks: C[]; broken: boolean }>();
   for (const c of chunks) {
     const seg = out.get(c.seq);
     if (!seg) {

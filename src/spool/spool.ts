@@ -15,7 +15,7 @@ import type { Envelope } from '../core/envelope.ts';
 import { SmtpError } from '../core/errors.ts';
 import { replies } from '../core/replies.ts';
 import type { CommitRequest, CommittedMessage } from './commit.ts';
-import { chainChunks, decodeLog, encodeChunk, type Chunk } from './checkpoint.ts';
+import { chainChunks, encodeChunk, loadChunk, scanLog, type ChunkHead, type LogRead } from './checkpoint.ts';
 import {
   emptyReport,
   packRecords,
@@ -328,10 +328,10 @@ export class Spool {
     try {
       const spool = new Spool(opts, layout, pid);
       await spool.#recover();
-      // A large start leaves the mapped checkpoint and the columns' earlier sizes as garbage:
-      // collected now (tens of ms at a million records), it does not sit in the RSS until later.
-      // After a turn of the event loop: the collector scans the stack conservatively, and a stale
-      // pointer to the map left there by the load would keep the whole file mapped.
+      // A large start leaves garbage (the chunks' decoded headers, the id table's earlier sizes):
+      // collected now (tens of ms at a million records), it does not sit in the RSS until later;
+      // after a turn of the event loop, so that no stale pointer on the stack (which the
+      // collector scans conservatively) keeps any of it.
       if (spool.#checkpointed >= LARGE_START_RECORDS) {
         await new Promise((resolve) => setImmediate(resolve));
         Bun.gc(true);
@@ -347,14 +347,21 @@ export class Spool {
     const ctx = this.#ctx;
     removeLeftovers(ctx);
     const report = this.#recovery;
-    const chunks = this.#readCheckpoint();
-    const scanned = recoverSegments(ctx, report, chainChunks(chunks));
-    const journal = recoverJournal(ctx, report);
-    this.#index.reserve(
-      chunks.reduce((n, c) => n + c.count, 0) + scanned.reduce((n, s) => n + s.records.length, 0),
-      chunks.reduce((n, c) => n + c.idBytes.length + 1, 0) + scanned.reduce((n, s) => s.records.reduce((m, r) => m + r.id.length, n), 0),
-    );
-    for (const seg of scanned) this.#track(seg);
+    const checkpoint = this.#readCheckpoint();
+    const chunks = checkpoint.heads;
+    let scanned: ScannedSegment[];
+    let journal: ReturnType<typeof recoverJournal>;
+    try {
+      scanned = recoverSegments(ctx, report, chainChunks(chunks));
+      journal = recoverJournal(ctx, report);
+      this.#index.reserve(
+        chunks.reduce((n, c) => n + c.count, 0) + scanned.reduce((n, s) => n + s.records.length, 0),
+        chunks.reduce((n, c) => n + c.idBytes + 1, 0) + scanned.reduce((n, s) => s.records.reduce((m, r) => m + r.id.length, n), 0),
+      );
+      for (const seg of scanned) this.#track(seg, checkpoint.read);
+    } finally {
+      checkpoint.close();
+    }
     this.#index.finishLoad();
     report.records += this.#checkpointed;
     for (const r of journal.records) this.#index.applyState(r.id, r.rcpt, r.state);
@@ -392,27 +399,37 @@ export class Spool {
     return this.#opts.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
   }
 
-  /** The checkpoint's whole chunks; a torn or damaged end is cut off (it only costs a scan). */
-  #readCheckpoint(): Chunk[] {
+  /**
+   * The heads of the checkpoint's whole chunks, and how to read them again; a torn or damaged
+   * end is cut off (it only costs a scan). The log is read a chunk at a time into one buffer, so
+   * what a start holds beside the index is one chunk, not the whole file (a map of it, or a copy,
+   * would stay in the RSS until the collector frees it).
+   */
+  #readCheckpoint(): { heads: readonly ChunkHead[]; read: LogRead; close(): void } {
+    const none = { heads: [], read: () => Buffer.alloc(0), close() {} };
     const file = this.#layout.checkpointPath;
-    if (!fs.existsSync(file) || fs.statSync(file).size === 0) return [];
-    // Mapped, not read: the pages come from the page cache without a copy, and go with the map
-    // once the chunks are loaded. The file is only cut past what is used, or replaced by rename.
-    const mapped = Bun.mmap(file, { shared: false });
-    const log = decodeLog(Buffer.from(mapped.buffer, mapped.byteOffset, mapped.byteLength));
+    if (!fs.existsSync(file)) return none;
+    const fd = fs.openSync(file, 'r');
+    let buffer = Buffer.alloc(0);
+    const read: LogRead = (at, length) => {
+      if (buffer.length < length) buffer = Buffer.allocUnsafeSlow(Math.max(length, 2 * buffer.length));
+      const got = fs.readSync(fd, buffer, 0, length, at);
+      return buffer.subarray(0, got);
+    };
+    const log = scanLog(fs.fstatSync(fd).size, read);
     if (log.problem !== null) {
       this.#opts.log.warn('spool: the checkpoint ends early; what it does not cover is scanned', { file, offset: log.validBytes, problem: log.problem });
       fs.truncateSync(file, log.validBytes);
     }
     this.#checkpointBytes = log.validBytes;
-    return [...log.chunks];
+    return { heads: log.heads, read, close: () => fs.closeSync(fd) };
   }
 
-  /** Adds a segment's records from its checkpoint chunks: no read, no checksum. */
-  #trackCheckpointed(seq: number, chunks: readonly Chunk[]): void {
-    for (const chunk of chunks) {
-      this.#index.addChunk(seq, chunk);
-      this.#checkpointed += chunk.count;
+  /** Adds a segment's records from its checkpoint chunks, read again: no checksum, no parse of a record. */
+  #trackCheckpointed(seq: number, heads: readonly ChunkHead[], read: LogRead): void {
+    for (const head of heads) {
+      this.#index.addChunk(seq, loadChunk(head, read));
+      this.#checkpointed += head.count;
     }
   }
 
@@ -526,7 +543,7 @@ export class Spool {
     for (const [seq, c] of coverage) this.#coverage.set(seq, c);
   }
 
-  #track(seg: ScannedSegment): void {
+  #track(seg: ScannedSegment, read: LogRead): void {
     this.#index.addSegment({
       seq: seg.seq,
       name: seg.name,
@@ -534,7 +551,7 @@ export class Spool {
       headerBytes: seg.headerBytes,
     });
     if (seg.checkpoint) {
-      this.#trackCheckpointed(seg.seq, seg.checkpoint.chunks);
+      this.#trackCheckpointed(seg.seq, seg.checkpoint.chunks, read);
       this.#coverage.set(seg.seq, { ino: seg.checkpoint.ino, covered: seg.checkpoint.covered });
     }
     for (const r of seg.records) {
