@@ -71,6 +71,8 @@ export interface MailIndexOptions {
 const RETENTION_EVERY_MS = 60_000;
 /** Messages read from the spool per request during a rebuild or catch-up. */
 const FEED_BATCH = 256;
+/** Batches of a rebuild or catch-up between two hints to the garbage collector. */
+const GC_EVERY_BATCHES = 16;
 /** A rebuild or catch-up of at least this many messages ends by trimming both threads' memory. */
 const TRIM_AFTER_MESSAGES = 10_000;
 /** A catch-up starts this far before the recorded position, in case commit order and (time, id) order differ. */
@@ -321,6 +323,7 @@ export class MailIndex {
     }
     let cursor: SpoolPosition | null = rebuild === null && position !== null ? { timeMs: position.timeMs - CATCH_UP_SLACK_MS, id: '' } : null;
     let done = 0;
+    let batches = 0;
     // Two batches in flight: the writer decodes one while this thread reads the next.
     const inFlight: Promise<IngestReply>[] = [];
     try {
@@ -339,6 +342,9 @@ export class MailIndex {
         if (inFlight.length >= 2 || (ending && inFlight.length > 0)) {
           done += (await inFlight.shift()!).added;
           progress(done);
+          // The batches' garbage (listings, envelopes, the clone of each request) is young: a
+          // collection now and then keeps it from piling up on a heap that holds the spool index.
+          if (++batches % GC_EVERY_BATCHES === 0) Bun.gc(false);
         } else if (ending) break;
       }
       if (this.#closed) return;
