@@ -73,9 +73,12 @@ describe('checkpoint', () => {
     const segment = layout.segmentPath(1);
     const bytes = fs.readFileSync(segment);
     bytes[last.offset + 120] ^= 0x04;
-    // Written as a new file: another inode, so the checkpoint no longer speaks for it.
-    fs.rmSync(segment);
-    fs.writeFileSync(segment, bytes);
+    // Written as a new file beside the old one, then renamed over it: another inode (a file
+    // removed first may give its inode number to the next), so the checkpoint no longer speaks for it.
+    const before = fs.statSync(segment).ino;
+    fs.writeFileSync(`${segment}.new`, bytes);
+    fs.renameSync(`${segment}.new`, segment);
+    expect(fs.statSync(segment).ino).not.toBe(before);
     const io = countingIo();
     const again = await open(dir, { io, checkpointEvery: 4 });
     expect(io.bytes()).toBe(bytes.length);
