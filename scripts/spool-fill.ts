@@ -98,7 +98,9 @@ for (let i = 0; i < starts; i++) {
     }
     const line = caughtUp();
     indexed =
-      line === undefined
+      proc.exitCode !== null
+        ? `\n  serve exited (${proc.exitCode}) before the index caught up, RSS at most ${peak.toFixed(0)} MiB; its last lines:\n${log.trimEnd().split('\n').slice(-5).join('\n')}`
+        : line === undefined
         ? `\n  the index had not caught up after ${indexWaitS} s: RSS ${rssMiB(proc.pid).toFixed(0)} MiB, at most ${peak.toFixed(0)} MiB`
         : `\n  index caught up after ${((performance.now() - t0) / 1000).toFixed(1)} s (${cpuMsOf(proc.pid)} ms CPU): RSS ${rssMiB(proc.pid).toFixed(0)} MiB, at most ${peak.toFixed(0)} MiB; ${line}`;
   }
@@ -109,8 +111,14 @@ for (let i = 0; i < starts; i++) {
   console.log(`start ${i + 1}: greeting after ${ms.toFixed(0)} ms (${cpuMs} ms CPU), RSS ${rss.toFixed(0)} MiB; ${opened}${indexed}`);
 }
 
+/** serve's RSS, or 0 once it has exited. */
 function rssMiB(pid: number): number {
-  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  let status: string;
+  try {
+    status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return 0;
+  }
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
 }
 
