@@ -34,17 +34,21 @@ export interface ChunkInput {
   readonly entries: readonly StoredRecord[];
 }
 
-/**
- * One decoded chunk; record i is read from the columns. The columns are the log's own bytes
- * (little-endian, as encodeChunk wrote them, and not aligned): the index copies them whole.
- */
-export interface Chunk {
+/** Where a chunk's records are: segment `seq` (its inode and header length) from `from` to `to`. */
+export interface ChunkSpan {
   readonly seq: number;
   readonly ino: number;
   readonly headerBytes: number;
   readonly from: number;
   readonly to: number;
   readonly count: number;
+}
+
+/**
+ * One decoded chunk; record i is read from the columns. The columns are the log's own bytes
+ * (little-endian, as encodeChunk wrote them, and not aligned): the index copies them whole.
+ */
+export interface Chunk extends ChunkSpan {
   /** The records' ids, ASCII, one after another with "\n" between. */
   readonly idBytes: Uint8Array;
   /** count float64 times (epoch ms). */
@@ -142,13 +146,7 @@ export interface DecodedLog {
 }
 
 /** What a chunk's header says, and where its payload is in the log: enough to chain it, then load it. */
-export interface ChunkHead {
-  readonly seq: number;
-  readonly ino: number;
-  readonly headerBytes: number;
-  readonly from: number;
-  readonly to: number;
-  readonly count: number;
+export interface ChunkHead extends ChunkSpan {
   /** Bytes of its ids (with the "\n" between them). */
   readonly idBytes: number;
   /** Its payload: offset in the log and length. */

@@ -48,6 +48,29 @@ async function waitFor(query: string, timeout = 10): Promise<Record<string, any>
   return ((await r.json()) as { messages: Record<string, any>[] }).messages[0];
 }
 
+/** One server-sent event: its event name ("message" when none), id and data line. */
+interface SseEvent {
+  readonly event: string;
+  readonly id: string | undefined;
+  readonly data: string;
+}
+
+/** Reads an SSE body block by block (blocks end with a blank line), handing each one with data to `onEvent`. */
+async function readSse(body: ReadableStream<Uint8Array>, onEvent: (event: SseEvent) => void): Promise<void> {
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for await (const chunk of body) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let end: number;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const data = /^data: (.*)$/m.exec(block)?.[1];
+      if (data) onEvent({ event: /^event: (.*)$/m.exec(block)?.[1] ?? 'message', id: /^id: (.*)$/m.exec(block)?.[1], data });
+    }
+  }
+}
+
 const MULTIPART = `MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"`;
 const MULTIPART_BODY = `--b\r\nContent-Type: text/html\r\n\r\n<p>Hi <a href="https://x.test/confirm?t=1">confirm</a>, your verification code is 739201</p><script>alert(document.cookie)</script>\r\n--b\r\nContent-Type: text/csv; name="data.csv"\r\nContent-Disposition: attachment; filename="data.csv"\r\n\r\na,b\r\n1,2\r\n--b--`;
 
@@ -188,20 +211,10 @@ describe('wait and the stream', () => {
     const reading = (async () => {
       const r = await fetch(`${base}/api/mailbox/v1/events?after=${start}&rcpt=sse@x.test`, { signal: controller.signal });
       expect(r.headers.get('content-type')).toBe('text/event-stream');
-      const decoder = new TextDecoder();
-      let buffer = '';
-      for await (const chunk of r.body!) {
-        buffer += decoder.decode(chunk, { stream: true });
-        let end: number;
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const id = /^id: (\d+)$/m.exec(block)?.[1];
-          const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (id && data) events.push({ id, subject: (JSON.parse(data) as { Data: { Subject: string } }).Data.Subject });
-          if (events.length === 3) controller.abort();
-        }
-      }
+      await readSse(r.body!, ({ id, data }) => {
+        if (id !== undefined && /^\d+$/.test(id)) events.push({ id, subject: (JSON.parse(data) as { Data: { Subject: string } }).Data.Subject });
+        if (events.length === 3) controller.abort();
+      });
     })().catch((e: Error) => {
       if (e.name !== 'AbortError') throw e;
     });
@@ -232,18 +245,7 @@ describe('wait and the stream', () => {
     const controller = new AbortController();
     const reading = (async () => {
       const r = await fetch(`${base}/api/mailbox/v1/events?rcpt=change@x.test`, { signal: controller.signal });
-      const decoder = new TextDecoder();
-      let buffer = '';
-      for await (const chunk of r.body!) {
-        buffer += decoder.decode(chunk, { stream: true });
-        let end: number;
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (data) events.push({ event: /^event: (.*)$/m.exec(block)?.[1] ?? 'message', id: /^id: (.*)$/m.exec(block)?.[1], data: JSON.parse(data) });
-        }
-      }
+      await readSse(r.body!, ({ event, id, data }) => events.push({ event, id, data: JSON.parse(data) }));
     })().catch((e: Error) => {
       if (e.name !== 'AbortError') throw e;
     });
