@@ -56,7 +56,6 @@ export interface RelayDeps {
   readonly returnLimitBytes: number;
 }
 
-
 /** Messages leased at once at most; more wait in the queue, costing nothing. */
 const MAX_JOBS = 5_000;
 /** Operator wakes closer together than this are one retry (retryNow). */

@@ -272,7 +272,13 @@ export class RelayQueue implements DeliveryQueue {
         return { ...s, nextAttemptMs: nowMs };
       });
       // Pending mail is due already; a relay still hears of it, to forget a cool-off.
-      this.#woken(done, slice.filter((id) => this.#host.entry(id)?.states.some((s) => s.kind === 'pending' || s.kind === 'deferred')));
+      this.#woken(
+        done,
+        slice.filter((id) => {
+          const entry = this.#host.entry(id);
+          return entry !== undefined && shapeOf(entry.states).relay;
+        }),
+      );
       results.push(...done);
     }
     return results;
