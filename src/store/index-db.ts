@@ -263,7 +263,7 @@ export class IndexDb {
 
   /** Ids of every message a parsed Mailpit query matches, oldest first. */
   searchIds(query: SearchQuery, context: SearchContext = {}): string[] {
-    const built = buildWhere(query.terms, context);
+    const built = withMatch(buildWhere(query.terms, context));
     const where = built.conditions.length === 0 ? '' : `WHERE ${built.conditions.join(' AND ')}`;
     return (this.#db.query(`SELECT m.id FROM messages m ${where} ORDER BY m.seq`).all(...built.params) as { id: string }[]).map((r) => r.id);
   }
@@ -355,7 +355,7 @@ export class IndexDb {
   /** Newest first by commit order; `inbox` limits to one envelope recipient. */
   list(options: { inbox?: string; limit: number; start: number }): Page {
     if (options.inbox !== undefined) {
-      return this.#page(['m.seq IN (SELECT seq FROM recipients WHERE rcpt = ?)'], [inboxKey(options.inbox)], options.limit, options.start);
+      return this.#page({ match: null, conditions: ['m.seq IN (SELECT seq FROM recipients WHERE rcpt = ?)'], params: [inboxKey(options.inbox)] }, options.limit, options.start);
     }
     const totals = this.#totals();
     const rows = this.#db.query(`SELECT ${COLUMNS} FROM messages ORDER BY seq DESC LIMIT ?1 OFFSET ?2`).all(options.limit, options.start) as Row[];
@@ -373,13 +373,13 @@ export class IndexDb {
       built.conditions.push('m.seq > ?');
       built.params.push(options.afterSeq);
     }
-    if (built.conditions.length === 0) return this.list({ limit: options.limit, start: options.start });
-    return this.#page(built.conditions, built.params, options.limit, options.start);
+    if (built.match === null && built.conditions.length === 0) return this.list({ limit: options.limit, start: options.start });
+    return this.#page(built, options.limit, options.start);
   }
 
   /** Seqs matching a query with seq > afterSeq, oldest first (for a wait). */
   matchAfter(query: SearchQuery, afterSeq: number, limit: number, context: SearchContext = {}): IndexedMessage[] {
-    const built = buildWhere(query.terms, context);
+    const built = withMatch(buildWhere(query.terms, context));
     built.conditions.push('m.seq > ?');
     built.params.push(afterSeq);
     const sql = `SELECT ${COLUMNS} FROM messages m WHERE ${built.conditions.join(' AND ')} ORDER BY m.seq ASC LIMIT ?`;
@@ -500,15 +500,45 @@ export class IndexDb {
     return this.#db.query('SELECT total, unread FROM totals').get() as { total: number; unread: number };
   }
 
-  #page(conditions: readonly string[], params: (string | number)[], limit: number, start: number): Page {
+  #page(built: Where, limit: number, start: number): Page {
     // One statement evaluates the conditions (and so the FTS lookup) once for the count, the unread
-    // count and the page of seqs; the page's rows are then read by primary key. Conditions that
-    // read no column but seq and read are met from the narrow (seq, read) index: a search with
-    // 10,000 hits then reads a few hundred index pages instead of a table page per hit.
-    const covered = conditions.every((c) => [...c.matchAll(/\bm\.(\w+)/g)].every((column) => column[1] === 'seq' || column[1] === 'read'));
-    const sql = `WITH hits AS MATERIALIZED (SELECT m.seq, m.read FROM messages m ${covered ? 'INDEXED BY messages_seq_read ' : ''}WHERE ${conditions.join(' AND ')})
-      SELECT (SELECT count(*) FROM hits) AS n, (SELECT coalesce(sum(read = 0), 0) FROM hits) AS u,
-        (SELECT json_group_array(seq) FROM (SELECT seq FROM hits ORDER BY seq DESC LIMIT ? OFFSET ?)) AS page`;
+    // count and the page of seqs; the page's rows are then read by primary key.
+    // - With an FTS match and no condition reading more than seq, the hits are the FTS rowids
+    //   themselves: no messages entry is read per hit. Their unread count follows from the totals
+    //   when every stored message is unread or every one is read; otherwise each hit is looked up
+    //   in the unread index, in seq order.
+    // - Otherwise the FTS rowids (when there is a match) are joined to messages by seq, and
+    //   conditions that read no column but seq and read are met from the narrow (seq, read)
+    //   index, not from a table page per hit.
+    // - The page is the hits sorted newest first; when they are exactly the FTS rowids and the
+    //   page lies in the newest eighth, FTS5 walks its rowids backwards instead and stops there.
+    const columns = new Set(built.conditions.flatMap((c) => [...c.matchAll(/\bm\.(\w+)/g)].map((m) => m[1])));
+    const narrow = [...columns].every((c) => c === 'seq' || c === 'read') ? ' INDEXED BY messages_seq_read' : '';
+    const rest = built.conditions.length === 0 ? '' : `WHERE ${built.conditions.join(' AND ')}`;
+    const params: (string | number)[] = built.match === null ? [...built.params] : [built.match, ...built.params];
+    // Numbered after the plain parameters of `hits`, which come first in the statement.
+    const [limitAt, startAt] = [`?${params.length + 1}`, `?${params.length + 2}`];
+    const sorted = `(SELECT json_group_array(seq) FROM (SELECT seq FROM hits ORDER BY seq DESC LIMIT ${limitAt} OFFSET ${startAt}))`;
+    let hits: string;
+    let unread = '(SELECT coalesce(sum(read = 0), 0) FROM hits)';
+    let page = sorted;
+    if (built.match === null) {
+      hits = `SELECT m.seq, m.read FROM messages m${narrow} ${rest}`;
+    } else if (columns.size === 0 || (columns.size === 1 && columns.has('seq'))) {
+      // +rowid: the other conditions filter the FTS rowids; they are not offered to FTS5 as rowid
+      // lookups (an IN list there would run the whole match once per listed seq).
+      hits = `SELECT m.seq FROM (SELECT +rowid AS seq FROM fts WHERE fts MATCH ?) m ${rest}`;
+      unread = `CASE (SELECT unread FROM totals) WHEN 0 THEN 0 WHEN (SELECT total FROM totals) THEN n
+        ELSE (SELECT count(*) FROM hits h CROSS JOIN messages u INDEXED BY messages_unread ON u.seq = h.seq AND u.read = 0) END`;
+      if (rest === '') {
+        page = `CASE WHEN ${limitAt} + ${startAt} <= n / 8
+          THEN (SELECT json_group_array(seq) FROM (SELECT rowid AS seq FROM fts WHERE fts MATCH ?1 ORDER BY rowid DESC LIMIT ${limitAt} OFFSET ${startAt}))
+          ELSE ${sorted} END`;
+      }
+    } else {
+      hits = `SELECT m.seq, m.read FROM (SELECT +rowid AS seq FROM fts WHERE fts MATCH ?) f CROSS JOIN messages m${narrow} ON m.seq = f.seq ${rest}`;
+    }
+    const sql = `WITH hits AS MATERIALIZED (${hits}) SELECT n, ${unread} AS u, ${page} AS page FROM (SELECT count(*) AS n FROM hits)`;
     const found = this.#db.query(sql).get(...params, limit, start) as { n: number; u: number; page: string };
     const byPk = this.#db.query(`SELECT ${COLUMNS} FROM messages WHERE seq = ?1`);
     const rows = (JSON.parse(found.page) as number[]).map((seq) => byPk.get(seq) as Row);
@@ -576,12 +606,28 @@ function addressText(list: readonly IndexAddress[]): string {
 const TRIGRAM = 3;
 
 /**
- * Turns ANDed terms into SQL conditions over `messages m`, with parameters. Positive substring
- * terms of three or more characters share one FTS5 MATCH; shorter ones are instr() scans of the
- * stored FTS columns; negated ones are NOT IN subqueries. Mailpit's comparison for each negated
- * date and size is kept (research/mailpit-api.md §1.5).
+ * ANDed search terms as SQL: `match`, the one FTS5 MATCH expression (bound as a parameter) the
+ * positive substring terms of three or more characters share, or null; and conditions over
+ * `messages m` with their parameters, in order.
  */
-export function buildWhere(terms: readonly SearchTerm[], context: SearchContext): { conditions: string[]; params: (string | number)[] } {
+export interface Where {
+  readonly match: string | null;
+  readonly conditions: string[];
+  readonly params: (string | number)[];
+}
+
+/** The FTS match as the first condition: for a statement that reads `messages m` alone. */
+function withMatch(built: Where): Where {
+  if (built.match === null) return built;
+  return { match: null, conditions: ['m.seq IN (SELECT rowid FROM fts WHERE fts MATCH ?)', ...built.conditions], params: [built.match, ...built.params] };
+}
+
+/**
+ * Turns ANDed terms into SQL (Where). Short substring terms are instr() scans of the stored FTS
+ * columns; negated ones are NOT IN subqueries. Mailpit's comparison for each negated date and size
+ * is kept (research/mailpit-api.md §1.5).
+ */
+export function buildWhere(terms: readonly SearchTerm[], context: SearchContext): Where {
   const conditions: string[] = [];
   const params: (string | number)[] = [];
   const matches: string[] = [];
@@ -653,11 +699,7 @@ export function buildWhere(terms: readonly SearchTerm[], context: SearchContext)
       }
     }
   }
-  if (matches.length > 0) {
-    conditions.unshift('m.seq IN (SELECT rowid FROM fts WHERE fts MATCH ?)');
-    params.unshift(matches.join(' AND '));
-  }
-  return { conditions, params };
+  return { match: matches.length === 0 ? null : matches.join(' AND '), conditions, params };
 }
 
 function flagCondition(flag: SearchFlag, negated: boolean): string {

@@ -299,7 +299,7 @@ test('random queries agree with a brute-force reading of the same summaries', as
     batch.push(await item({ id: `r${i}`, to: `${pick(['ann', 'bob', 'bobby', 'cy'])}@${pick(['x.test', 'y.test'])}`, subject: `${pick(words)} ${pick(words)}`, body, ...(r() < 0.2 ? { attach: 'f.bin' } : {}) }, { read: r() < 0.5, tags: r() < 0.3 ? [pick(['t1', 't2'])] : [] }));
   }
   index.ingest(batch, 'p');
-  const rows = batch.map((b) => index.get(b.id)!);
+  let rows = batch.map((b) => index.get(b.id)!);
   const termPool = [...words, 'to:bob', 'to:y.test', 'subject:ta', 'subject:"alpha beta"', 'is:read', 'is:unread', 'has:attachment', 'tag:t1', 'is:tagged'];
   const matchOne = (m: (typeof rows)[number], term: string): boolean => {
     const neg = term.startsWith('-');
@@ -315,11 +315,23 @@ test('random queries agree with a brute-force reading of the same summaries', as
     else hit = batch.find((b) => b.id === m.id)!.summary.searchText.includes(t);
     return neg ? !hit : hit;
   };
-  for (let k = 0; k < 200; k++) {
-    const terms = Array.from({ length: 1 + Math.floor(r() * 3) }, () => `${r() < 0.25 ? '-' : ''}${pick(termPool)}`);
-    const expected = rows.filter((m) => terms.every((t) => matchOne(m, t))).map((m) => m.id).reverse();
-    const page = index.search(parseMailpitSearch(terms.join(' ')), { limit: 1000, start: 0 });
-    expect({ q: terms.join(' '), got: page.messages.map((m) => m.id) }).toEqual({ q: terms.join(' '), got: expected });
-    expect(page.matched).toBe(expected.length);
+  // Some read, then every one read, then none: a search counts its unread hits from the totals
+  // when all stored messages share one state, and hit by hit otherwise.
+  for (const state of ['mixed', 'all read', 'all unread'] as const) {
+    if (state !== 'mixed') index.setRead(null, state === 'all read');
+    rows = batch.map((b) => index.get(b.id)!);
+    for (let k = 0; k < 200; k++) {
+      const terms = Array.from({ length: 1 + Math.floor(r() * 3) }, () => `${r() < 0.25 ? '-' : ''}${pick(termPool)}`);
+      const hits = rows.filter((m) => terms.every((t) => matchOne(m, t))).reverse();
+      const expected = hits.map((m) => m.id);
+      const q = `${terms.join(' ')} (${state})`;
+      const page = index.search(parseMailpitSearch(terms.join(' ')), { limit: 1000, start: 0 });
+      expect({ q, got: page.messages.map((m) => m.id) }).toEqual({ q, got: expected });
+      expect({ q, matched: page.matched, unread: page.matchedUnread }).toEqual({ q, matched: expected.length, unread: hits.filter((m) => !m.read).length });
+      // Short pages near the newest end and deeper ones (FTS5 walks backwards for the first).
+      const start = Math.floor(r() * 8);
+      const small = index.search(parseMailpitSearch(terms.join(' ')), { limit: 3, start });
+      expect({ q, start, got: small.messages.map((m) => m.id), matched: small.matched }).toEqual({ q, start, got: expected.slice(start, start + 3), matched: expected.length });
+    }
   }
 });
