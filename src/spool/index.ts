@@ -7,8 +7,9 @@
  * Rule 5: records are rows of typed-array columns (time, segment, offsets, lengths, size, an
  *         envelope number, a flags number, bits), ids are bytes in one arena, equal envelopes are
  *         one numbered object, and delivery states are kept only for the rows whose states
- *         differ from the initial ones: about 60 bytes a record, where an object per record and
- *         its fields cost several hundred. An `Entry` is a snapshot of a row, made when asked for.
+ *         differ from the initial ones, equal ones shared: about 60 bytes a record, where an
+ *         object per record and its fields cost several hundred. An `Entry` is a snapshot of a
+ *         row, made when asked for.
  * Rule 6: rows are never reused; once most rows are dropped they are renumbered, in order. An
  *         Entry names its record by id, segment and offset, so it outlives a renumbering.
  */
@@ -537,7 +538,8 @@ export class SpoolIndex {
     if (row < 0) return false;
     const states = this.#statesOf(row);
     if (rcpt !== null && rcpt >= states.length) return false;
-    const next = states.map((s, i) => (rcpt === null || rcpt === i ? change(s) : s));
+    // Equal states are one array (and one shape): a queue deferred at once holds one, not one per message.
+    const next = this.#interner.states(states.map((s, i) => (rcpt === null || rcpt === i ? change(s) : s)));
     this.#countQueued(states, -1);
     this.#countQueued(next, 1);
     this.#states.set(row, next);

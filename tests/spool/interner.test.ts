@@ -43,4 +43,24 @@ describe('interner', () => {
     expect(interner.flags([false, true]).states).toEqual([PENDING, LOCAL_COPY]);
     expect(Object.isFrozen(one.states)).toBe(true);
   });
+
+  test('equal states come back as one array of frozen states (their replies too) equal to them', () => {
+    const interner = new Interner();
+    const reply = (text: string) => ({ code: 421, enhanced: '4.3.2', lines: [text] });
+    const deferred = (at: number, text = 'down') => ({ kind: 'deferred', attempts: 1, nextAttemptMs: at, lastReply: reply(text) }) as const;
+    const one = interner.states([deferred(1000)]);
+    expect(one).toEqual([deferred(1000)]);
+    expect(interner.states([deferred(1000)])).toBe(one);
+    expect(Object.isFrozen(one[0])).toBe(true);
+    expect(Object.isFrozen(one[0].kind === 'deferred' && one[0].lastReply)).toBe(true);
+    const two = interner.states([PENDING, deferred(1000)]);
+    expect(two).toEqual([PENDING, deferred(1000)]);
+    expect(two[0]).toBe(PENDING);
+    expect(two[1]).toBe(one[0]);
+    for (const other of [[deferred(2000)], [deferred(1000, 'busy')], [{ ...deferred(1000), warned: true } as const], [deferred(1000), PENDING]]) {
+      const shared = interner.states(other);
+      expect(shared).toEqual(other);
+      expect(shared).not.toBe(one);
+    }
+  });
 });
