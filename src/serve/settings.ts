@@ -70,7 +70,7 @@ export const SERVE_SETTINGS = Object.freeze([
   valued('relay-ca', 'file', 'PEM CA certificates trusted besides the system\'s for smarthosts and --tls-policy verify'),
   valued('relay-password-file', 'file', 'The smarthost password (first line), for --relay URLs that name a user'),
   valued('dns', 'host[:port]', 'DNS server the relay asks for MX records (default: the first nameserver in /etc/resolv.conf)'),
-  valued('workers', 'n', 'Delivery Worker threads (default: the number of cores, at most 4)'),
+  valued('workers', 'n', 'Delivery Worker threads (default: the number of cores less one for the main thread, 1 to 4)'),
   valued('relay-concurrency', 'n', 'Connections per destination (a domain\'s MX hosts, or a smarthost) at most (default 10)'),
   valued('relay-cool-off', 'duration', 'How long a destination that cannot be reached is left alone; its mail is deferred without a connection (default 5m)'),
   valued('relay-timeout', 'duration', 'Caps every relay client timeout (RFC 5321 §4.5.3.2: 5m greeting, MAIL, RCPT; 2m DATA; 3m per block; 10m after the dot; 30s connect)'),
