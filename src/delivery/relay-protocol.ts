@@ -2,7 +2,9 @@
  * @module What the relay's main thread and its delivery Workers say to each other (STYLE
  * convention 8: typed messages across the boundary). The main thread sends a task per destination
  * of a leased message (its id, and where its bytes are in the segment); the worker sends back
- * what each recipient's server said. Everything here survives structured cloning.
+ * what each recipient's server said. Everything here is plain JSON data, and crosses as JSON text
+ * (encodeMessage): a string is posted without the structured clone of an object tree, which cost
+ * the main thread 8 µs per task against 3.5-4 µs for JSON.stringify and a string (batches of 20).
  */
 import type { Mailbox } from '../core/address.ts';
 import type { ClientStage, FailureKind } from '../core/errors.ts';
@@ -91,3 +93,16 @@ export type MainToWorker =
 export type WorkerToMain =
   | { readonly kind: 'outcomes'; readonly outcomes: readonly TaskOutcome[] }
   | { readonly kind: 'closed' };
+
+/** One message as the other thread receives it. */
+export function encodeMessage(message: MainToWorker | WorkerToMain): string {
+  return JSON.stringify(message);
+}
+
+export function decodeToWorker(text: string): MainToWorker {
+  return JSON.parse(text) as MainToWorker;
+}
+
+export function decodeToMain(text: string): WorkerToMain {
+  return JSON.parse(text) as WorkerToMain;
+}

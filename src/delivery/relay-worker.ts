@@ -3,13 +3,13 @@
  * entry points, so the compiled binary carries it). It owns its outbound connections; the main
  * thread owns the spool, and sends tasks that name where a message's bytes are.
  */
-import type { MainToWorker, TaskOutcome, WorkerToMain } from './relay-protocol.ts';
+import { decodeToWorker, encodeMessage, type TaskOutcome, type WorkerToMain } from './relay-protocol.ts';
 import { Transferer } from './relay-transfer.ts';
 
 declare const self: Worker;
 
 let transferer: Transferer | null = null;
-const post = (message: WorkerToMain) => self.postMessage(message);
+const post = (message: WorkerToMain) => self.postMessage(encodeMessage(message));
 
 /** Outcomes of this turn, posted together once its I/O is handled (relay-protocol.ts). */
 let outcomes: TaskOutcome[] = [];
@@ -24,8 +24,8 @@ function report(outcome: TaskOutcome): void {
   outcomes.push(outcome);
 }
 
-self.onmessage = (event: MessageEvent<MainToWorker>) => {
-  const message = event.data;
+self.onmessage = (event: MessageEvent<string>) => {
+  const message = decodeToWorker(event.data);
   switch (message.kind) {
     case 'settings':
       if (transferer === null) transferer = new Transferer(message.settings);

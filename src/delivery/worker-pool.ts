@@ -8,7 +8,7 @@
  * Rule 3: the tasks given in one turn go to each worker in one message (relay-protocol.ts).
  */
 import { workerPath } from '../worker-path.ts';
-import type { MainToWorker, TransferResult, TransferTask, WorkerSettings, WorkerToMain } from './relay-protocol.ts';
+import { decodeToMain, encodeMessage, type MainToWorker, type TransferResult, type TransferTask, type WorkerSettings } from './relay-protocol.ts';
 import type { Transfers } from './relay.ts';
 
 
@@ -35,8 +35,8 @@ export class WorkerPool implements Transfers {
       const worker = new Worker(workerPath('delivery/relay-worker.ts'));
       const closed = Promise.withResolvers<void>();
       this.#closed.push(closed.promise);
-      worker.onmessage = (event: MessageEvent<WorkerToMain>) => {
-        const message = event.data;
+      worker.onmessage = (event: MessageEvent<string>) => {
+        const message = decodeToMain(event.data);
         if (message.kind === 'closed') return closed.resolve();
         for (const outcome of message.outcomes) {
           const taskId = outcome.kind === 'result' ? outcome.result.taskId : outcome.taskId;
@@ -101,6 +101,6 @@ export class WorkerPool implements Transfers {
   }
 
   #post(worker: Worker, message: MainToWorker): void {
-    worker.postMessage(message);
+    worker.postMessage(encodeMessage(message));
   }
 }
