@@ -96,9 +96,11 @@ export function wantsReport(envelope: Envelope, recipient: Recipient, action: Ds
   }
 }
 
+const STATUS = /^[245]\.\d{1,3}\.\d{1,3}$/;
+
 /** RFC 3464 §2.3.4: the status of a reply: its enhanced code, or its class alone. */
 export function statusOf(reply: Reply): string {
-  if (reply.enhanced !== undefined && /^[245]\.\d{1,3}\.\d{1,3}$/.test(reply.enhanced)) return reply.enhanced;
+  if (reply.enhanced !== undefined && STATUS.test(reply.enhanced)) return reply.enhanced;
   return `${Math.floor(reply.code / 100)}.0.0`;
 }
 

@@ -23,7 +23,7 @@ import type { Reply } from '../core/reply.ts';
 import { isSettled, transportState, type CopyState } from './copy-state.ts';
 import { isQueued, type DeliveryState, type StateRecord } from './delivery-state.ts';
 import type { RemovalRecord } from './mailbox-state.ts';
-import { shapeOf, type Entry } from './index.ts';
+import { shapeOf, type Entry, type RelayView } from './index.ts';
 import type { CommitRequest } from './commit.ts';
 
 export interface JobRecipient {
@@ -126,7 +126,7 @@ function warnedAs<T extends DeliveryState & { kind: 'held' | 'deferred' }>(befor
 }
 
 /** When a message's relay work is due, or null when it has none. */
-export function dueMs(entry: Entry): number | null {
+export function dueMs(entry: RelayView): number | null {
   if (!entry.live || !shapeOf(entry.states).relay) return null;
   let due: number | null = null;
   for (const s of entry.states) {
@@ -171,7 +171,7 @@ export class RelayQueue implements DeliveryQueue {
   }
 
   /** The spool calls this whenever an entry is added or its states change. */
-  note(entry: Entry): void {
+  note(entry: RelayView): void {
     if (this.#leases.has(entry.id)) return;
     const due = dueMs(entry);
     if (due === null) return;

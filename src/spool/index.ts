@@ -22,6 +22,16 @@ import { hashOf, IdTable } from './id-table.ts';
 import { Interner } from './interner.ts';
 import type { MailboxFlags } from './mailbox-state.ts';
 
+/** What the relay queue reads of a record to know when it is due (delivery-queue.ts dueMs). */
+export interface RelayView {
+  readonly id: string;
+  readonly timeMs: number;
+  /** Each recipient's copy, by recipient index, as Entry.states. */
+  readonly states: readonly CopyState[];
+  /** As Entry.live. */
+  readonly live: boolean;
+}
+
 /** What the spool knows of a stored record when it adds it. Offsets are absolute within its segment. */
 export interface StoredRecord {
   readonly id: string;
@@ -216,6 +226,8 @@ interface SharedFlags {
   readonly local: readonly boolean[];
   readonly states: readonly CopyState[];
   readonly relay: boolean;
+  /** Some copy starts in a local mailbox: only such a record ever has a 'local' copy (copy-state.ts Rule 1). */
+  readonly someLocal: boolean;
   /** Copies to relay among the initial states (each one pending). */
   readonly pending: number;
 }
@@ -330,13 +342,28 @@ export class SpoolIndex {
     }
   }
 
-  /** The tracked records with relay work (a pending or deferred recipient). */
-  relayEntries(): Entry[] {
-    const out: Entry[] = [];
+  /** The tracked records with relay work (a pending or deferred recipient), as the relay queue reads them. */
+  relayViews(): RelayView[] {
+    const out: RelayView[] = [];
     for (let row = 0; row < this.#rows; row++) {
-      if ((this.#bits[row] & (TRACKED | LIVE)) === (TRACKED | LIVE) && this.#hasRelayWork(row)) out.push(this.#entry(row));
+      if ((this.#bits[row] & (TRACKED | LIVE)) === (TRACKED | LIVE) && this.#hasRelayWork(row)) out.push(this.#relayView(row, this.#idOf(row)));
     }
     return out;
+  }
+
+  /**
+   * The relay queue's view of a tracked record, made of `id` (the caller's string) and three of
+   * its columns: a state change costs no snapshot (an Entry has seventeen fields and its own id).
+   */
+  relayView(id: string): RelayView | undefined {
+    const row = this.#rowOf(id);
+    return row < 0 ? undefined : this.#relayView(row, id);
+  }
+
+  /** A tracked record's copy states, by recipient index; undefined when it is not tracked. */
+  states(id: string): readonly CopyState[] | undefined {
+    const row = this.#rowOf(id);
+    return row < 0 ? undefined : this.#statesOf(row);
   }
 
   /** Whether a record with this id is tracked (no snapshot made). */
@@ -669,8 +696,10 @@ export class SpoolIndex {
   /**
    * Visible messages in commit order (time, then id) from the first at or after `timeMs`, while
    * `take` returns true. Equal times are ordered by id here, whatever order they arrived in.
+   * `localOnly` passes over, without a snapshot, the records that never had a local copy (a
+   * spool of mail to relay has nothing for the local mailboxes).
    */
-  forEachInCommitOrder(timeMs: number, take: (e: Entry) => boolean): void {
+  forEachInCommitOrder(timeMs: number, take: (e: Entry) => boolean, localOnly = false): void {
     const list = this.#byTime;
     const time = this.#time;
     let i = this.#upperBound(timeMs - 1);
@@ -681,7 +710,7 @@ export class SpoolIndex {
       const run: Entry[] = [];
       for (let k = i; k < j; k++) {
         const row = list.data[k];
-        if ((this.#bits[row] & VISIBLE) !== 0) run.push(this.#entry(row));
+        if ((this.#bits[row] & VISIBLE) !== 0 && (!localOnly || this.#flags[this.#flag[row]].someLocal)) run.push(this.#entry(row));
       }
       if (run.length > 1) run.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
       for (const e of run) if (!take(e)) return;
@@ -716,6 +745,10 @@ export class SpoolIndex {
       live: (bits & LIVE) !== 0,
       visible: (bits & VISIBLE) !== 0,
     };
+  }
+
+  #relayView(row: number, id: string): RelayView {
+    return { id, timeMs: this.#time[row], states: this.#statesOf(row), live: (this.#bits[row] & LIVE) !== 0 };
   }
 
   #statesOf(row: number): readonly CopyState[] {
@@ -904,7 +937,7 @@ export class SpoolIndex {
     if (n === undefined) {
       const { local: shared, states } = this.#interner.flags(local);
       n = this.#flags.length;
-      this.#flags.push({ local: shared, states, relay: shapeOf(states).relay, pending: states.filter((st) => st.kind === 'pending').length });
+      this.#flags.push({ local: shared, states, relay: shapeOf(states).relay, someLocal: local.includes(true), pending: states.filter((st) => st.kind === 'pending').length });
       this.#flagNumbers.set(key, n);
     }
     return n;

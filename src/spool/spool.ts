@@ -369,7 +369,7 @@ export class Spool {
     for (const r of journal.mailbox) this.#index.applyMailbox(r.id, r.mailbox, r.flags);
     for (const r of journal.logins) this.#logins.apply(r);
     this.#journalLines = journal.records.length + journal.removals.length + journal.mailbox.length + journal.logins.length;
-    for (const e of this.#index.relayEntries()) this.#queue.note(e);
+    for (const e of this.#index.relayViews()) this.#queue.note(e);
     // A segment a checkpoint names may be gone; its number is still never given out again.
     this.#lastSeq = Math.max(0, ...scanned.map((s) => s.seq), ...chunks.map((c) => c.seq));
 
@@ -697,7 +697,7 @@ export class Spool {
       if (local.length === 0) return true;
       out.push({ id: e.id, timeMs: e.timeMs, envelope: e.envelope, localRecipients: local, state: e.mailboxes?.get(stateKey) ?? null });
       return out.length < limit;
-    });
+    }, true);
     return out;
   }
 
@@ -773,10 +773,12 @@ export class Spool {
 
   /** The bounces, states and removals of one finished delivery attempt or operator action, in one group-commit batch. */
   #commitBatch(states: readonly StateRecord[], bounces: readonly CommitRequest[], removals: readonly RemovalRecord[] = []): Promise<void> {
-    for (const r of [...states, ...removals]) {
-      const entry = this.#index.record(r.id);
-      if (!entry) return Promise.reject(new MessageNotFoundError(r.id));
-      if (r.rcpt !== null && r.rcpt >= entry.states.length) return Promise.reject(new Error(`spool: message ${r.id} has no recipient ${r.rcpt}`));
+    for (const records of [states, removals]) {
+      for (const r of records) {
+        const copies = this.#index.states(r.id);
+        if (!copies) return Promise.reject(new MessageNotFoundError(r.id));
+        if (r.rcpt !== null && r.rcpt >= copies.length) return Promise.reject(new Error(`spool: message ${r.id} has no recipient ${r.rcpt}`));
+      }
     }
     // Every write happens in this turn of the event loop, so they all join one batch.
     const done = bounces.map((b) => this.commit(b));
@@ -790,14 +792,14 @@ export class Spool {
     for (const item of items) {
       if (item.kind === 'message') {
         const r = item.record;
-        if (this.#index.addRecord(r)) this.#queue.note(this.#index.record(r.id)!);
+        if (this.#index.addRecord(r)) this.#queue.note(this.#index.relayView(r.id)!);
         this.#uncovered.push(r);
         this.#commits++;
         this.#store.remember(r.id, item.headers);
         this.#opts.onCommit?.({ id: r.id, timeMs: r.timeMs, envelope: r.envelope, size: r.size, headers: item.headers });
       } else if (item.kind === 'state') {
         if (this.#index.applyState(item.record.id, item.record.rcpt, item.record.state)) {
-          this.#queue.note(this.#index.record(item.record.id)!);
+          this.#queue.note(this.#index.relayView(item.record.id)!);
         }
       } else if (item.kind === 'removal') {
         this.#index.applyRemoval(item.record.id, item.record.rcpt, item.record.atMs);

@@ -124,4 +124,28 @@ describe('SpoolIndex', () => {
     index.dropRecord(index.record('c')!);
     expect(index.queuedCounts()).toEqual({ pending: 1, deferred: 0, held: 1 });
   });
+
+  test('the relay view and the local-only walk: no snapshot of a record that never had a local copy', () => {
+    const index = new SpoolIndex();
+    index.addSegment({ seq: 1, name: 's1', bytes: 0, headerBytes: 10 });
+    const stored = (id: string, n: number, local: boolean[]): StoredRecord => ({ ...record(id, n, 1, 100 * n), envelope: envelopes[1], local });
+    index.addRecord(stored('relayed', 1, [false, false]));
+    index.addRecord(stored('mixed', 1, [false, true]));
+    index.addRecord(stored('local', 2, [true, true]));
+    index.finishLoad();
+    const walk = (localOnly: boolean) => {
+      const ids: string[] = [];
+      index.forEachInCommitOrder(-Infinity, (e) => ids.push(e.id) > 0, localOnly);
+      return ids;
+    };
+    expect(walk(false)).toEqual(['mixed', 'relayed', 'local']);
+    expect(walk(true)).toEqual(['mixed', 'local']);
+    const deferred = { kind: 'deferred', attempts: 1, nextAttemptMs: T0 + 5, lastReply: { code: 421, lines: ['down'] } } as const;
+    index.applyState('relayed', 1, deferred);
+    expect(index.relayView('relayed')).toEqual({ id: 'relayed', timeMs: T0 + 1, states: [{ kind: 'pending' }, deferred], live: true });
+    expect(index.relayViews().map((v) => v.id)).toEqual(['relayed', 'mixed']);
+    expect(index.states('mixed')?.map((s) => s.kind)).toEqual(['pending', 'local']);
+    expect(index.relayView('nothing')).toBeUndefined();
+    expect(index.states('nothing')).toBeUndefined();
+  });
 });
