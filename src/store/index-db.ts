@@ -7,6 +7,12 @@
  * Rule 2: a search is the parsed Mailpit query turned into SQL with every value bound as a
  *         parameter; no text from a query is ever spliced into SQL.
  * Rule 3: one ingest call is one transaction, so a reader never sees half a group commit.
+ * Rule 4: full-text indexing can wait. A live ingest (`deferSearch`) puts a message's search text
+ *         in `backlog`, a plain table, instead of fts: tokenising it into trigrams is most of an
+ *         ingest's cost. `indexBacklog` moves the oldest rows into fts in one transaction, when
+ *         the accept path is quiet or the backlog is too long (mail-index.ts, index-writer.ts).
+ *         Every search reads both: a term matches fts by MATCH and the backlog by instr() on the
+ *         same lowercased columns, so a message is found the moment it is ingested.
  */
 import { Database, type Statement } from 'bun:sqlite';
 import { closeSync, openSync } from 'node:fs';
@@ -16,7 +22,7 @@ import { htmlToText } from '../core/html-text.ts';
 import { parseSimpleMessage, type MessageParts } from './simple-message.ts';
 
 /** Bump when the schema or what is derived into it changes: an older file is rebuilt. */
-export const INDEX_SCHEMA_VERSION = 2;
+export const INDEX_SCHEMA_VERSION = 3;
 /** Mailpit's Snippet is at most 250 characters (research/mailpit-api.md §1.3). */
 export const SNIPPET_CHARS = 250;
 
@@ -133,6 +139,11 @@ CREATE TABLE totals (one INTEGER PRIMARY KEY CHECK (one = 1), total INTEGER NOT 
 INSERT INTO totals VALUES (1, 0, 0);
 -- columnsize=0: no per-row token counts, which only ranking (bm25) reads.
 CREATE VIRTUAL TABLE fts USING fts5(text, subject, from_a, to_a, cc_a, bcc_a, reply_to_a, tokenize = 'trigram', columnsize = 0);
+-- Search text not in fts yet (Rule 4), in fts's columns; scanned by searches until moved.
+CREATE TABLE backlog (
+  seq INTEGER PRIMARY KEY, text TEXT NOT NULL, subject TEXT NOT NULL, from_a TEXT NOT NULL, to_a TEXT NOT NULL,
+  cc_a TEXT NOT NULL, bcc_a TEXT NOT NULL, reply_to_a TEXT NOT NULL
+);
 CREATE TRIGGER messages_ins AFTER INSERT ON messages BEGIN
   UPDATE totals SET total = total + 1, unread = unread + (NEW.read = 0);
 END;
@@ -141,6 +152,7 @@ CREATE TRIGGER messages_del AFTER DELETE ON messages BEGIN
   DELETE FROM recipients WHERE seq = OLD.seq;
   DELETE FROM tags WHERE seq = OLD.seq;
   DELETE FROM fts WHERE rowid = OLD.seq;
+  DELETE FROM backlog WHERE seq = OLD.seq;
 END;
 CREATE TRIGGER messages_read AFTER UPDATE OF read ON messages WHEN OLD.read != NEW.read BEGIN
   UPDATE totals SET unread = unread + (NEW.read = 0) - (OLD.read = 0);
@@ -158,6 +170,7 @@ export class IndexDb {
   readonly #insertRecipient: Statement;
   readonly #insertTag: Statement;
   readonly #insertFts: Statement;
+  readonly #insertBacklog: Statement;
   readonly #setMeta: Statement;
 
   readonly #sync: string;
@@ -172,6 +185,7 @@ export class IndexDb {
     this.#insertRecipient = db.prepare('INSERT OR IGNORE INTO recipients (rcpt, seq) VALUES (?1, ?2)');
     this.#insertTag = db.prepare('INSERT OR IGNORE INTO tags (seq, tag) VALUES (?1, ?2)');
     this.#insertFts = db.prepare('INSERT INTO fts (rowid, text, subject, from_a, to_a, cc_a, bcc_a, reply_to_a) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)');
+    this.#insertBacklog = db.prepare('INSERT INTO backlog (seq, text, subject, from_a, to_a, cc_a, bcc_a, reply_to_a) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)');
     this.#setMeta = db.prepare('INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
   }
 
@@ -327,13 +341,18 @@ export class IndexDb {
   /** Empties the index (keeping the schema), for a rebuild from the spool. */
   reset(): void {
     this.#db.transaction(() => {
-      this.#db.exec('DELETE FROM messages; DELETE FROM recipients; DELETE FROM tags; DELETE FROM fts; UPDATE totals SET total = 0, unread = 0;');
+      this.#db.exec('DELETE FROM messages; DELETE FROM recipients; DELETE FROM tags; DELETE FROM fts; DELETE FROM backlog; UPDATE totals SET total = 0, unread = 0;');
       this.#db.query("DELETE FROM meta WHERE key = 'spool_position'").run();
     })();
   }
 
-  /** Adds one group commit's messages and records the spool position, in one transaction. */
-  ingest(items: readonly IngestItem[], spoolPosition: string): void {
+  /**
+   * Adds one group commit's messages and records the spool position, in one transaction. With
+   * `deferSearch` their search text goes to the backlog (Rule 4); returns how many were added.
+   */
+  ingest(items: readonly IngestItem[], spoolPosition: string, options: { deferSearch?: boolean } = {}): number {
+    const search = options.deferSearch === true ? this.#insertBacklog : this.#insertFts;
+    let added = 0;
     this.#db.transaction(() => {
       for (const item of items) {
         if (this.has(item.id)) continue;
@@ -346,16 +365,33 @@ export class IndexDb {
         );
         for (const rcpt of item.envelope.recipients) this.#insertRecipient.run(inboxKey(rcpt), seq);
         for (const tag of item.tags ?? []) this.#insertTag.run(seq, tag);
-        this.#insertFts.run(seq, s.searchText, s.subject.toLowerCase(), addressText(s.from === null ? [] : [s.from]), addressText(s.to), addressText(s.cc), addressText(s.bcc), addressText(s.replyTo));
+        search.run(seq, s.searchText, s.subject.toLowerCase(), addressText(s.from === null ? [] : [s.from]), addressText(s.to), addressText(s.cc), addressText(s.bcc), addressText(s.replyTo));
+        added++;
       }
       this.#setMeta.run('spool_position', spoolPosition);
+    })();
+    return added;
+  }
+
+  /** Messages whose search text waits in the backlog (Rule 4). */
+  backlogSize(): number {
+    return (this.#db.query('SELECT count(*) AS n FROM backlog').get() as { n: number }).n;
+  }
+
+  /** Moves the oldest `max` rows of the backlog into fts, in one transaction; returns how many moved. */
+  indexBacklog(max: number): number {
+    return this.#db.transaction(() => {
+      const last = this.#db.query('SELECT seq FROM backlog ORDER BY seq LIMIT 1 OFFSET ?1').get(max - 1) as { seq: number } | null;
+      const upTo = last?.seq ?? Number.MAX_SAFE_INTEGER;
+      this.#db.query('INSERT INTO fts (rowid, text, subject, from_a, to_a, cc_a, bcc_a, reply_to_a) SELECT seq, text, subject, from_a, to_a, cc_a, bcc_a, reply_to_a FROM backlog WHERE seq <= ?1 ORDER BY seq').run(upTo);
+      return this.#db.query('DELETE FROM backlog WHERE seq <= ?1').run(upTo).changes;
     })();
   }
 
   /** Newest first by commit order; `inbox` limits to one envelope recipient. */
   list(options: { inbox?: string; limit: number; start: number }): Page {
     if (options.inbox !== undefined) {
-      return this.#page({ match: null, conditions: ['m.seq IN (SELECT seq FROM recipients WHERE rcpt = ?)'], params: [inboxKey(options.inbox)] }, options.limit, options.start);
+      return this.#page({ match: null, matchInBacklog: { sql: '', params: [] }, conditions: ['m.seq IN (SELECT seq FROM recipients WHERE rcpt = ?)'], params: [inboxKey(options.inbox)] }, options.limit, options.start);
     }
     const totals = this.#totals();
     const rows = this.#db.query(`SELECT ${COLUMNS} FROM messages ORDER BY seq DESC LIMIT ?1 OFFSET ?2`).all(options.limit, options.start) as Row[];
@@ -456,7 +492,7 @@ export class IndexDb {
     if (ids === null) {
       const total = this.#totals().total;
       this.#db.transaction(() => {
-        this.#db.exec('DELETE FROM recipients; DELETE FROM tags; DELETE FROM fts; DELETE FROM messages; UPDATE totals SET total = 0, unread = 0;');
+        this.#db.exec('DELETE FROM recipients; DELETE FROM tags; DELETE FROM fts; DELETE FROM backlog; DELETE FROM messages; UPDATE totals SET total = 0, unread = 0;');
       })();
       return total;
     }
@@ -515,7 +551,7 @@ export class IndexDb {
     const columns = new Set(built.conditions.flatMap((c) => [...c.matchAll(/\bm\.(\w+)/g)].map((m) => m[1])));
     const narrow = [...columns].every((c) => c === 'seq' || c === 'read') ? ' INDEXED BY messages_seq_read' : '';
     const rest = built.conditions.length === 0 ? '' : `WHERE ${built.conditions.join(' AND ')}`;
-    const params: (string | number)[] = built.match === null ? [...built.params] : [built.match, ...built.params];
+    const params: (string | number)[] = built.match === null ? [...built.params] : [built.match, ...built.matchInBacklog.params, ...built.params];
     // Numbered after the plain parameters of `hits`, which come first in the statement.
     const [limitAt, startAt] = [`?${params.length + 1}`, `?${params.length + 2}`];
     const sorted = `(SELECT json_group_array(seq) FROM (SELECT seq FROM hits ORDER BY seq DESC LIMIT ${limitAt} OFFSET ${startAt}))`;
@@ -527,16 +563,16 @@ export class IndexDb {
     } else if (columns.size === 0 || (columns.size === 1 && columns.has('seq'))) {
       // +rowid: the other conditions filter the FTS rowids; they are not offered to FTS5 as rowid
       // lookups (an IN list there would run the whole match once per listed seq).
-      hits = `SELECT m.seq FROM (SELECT +rowid AS seq FROM fts WHERE fts MATCH ?) m ${rest}`;
+      hits = `SELECT m.seq FROM (${matchedRows(built, '+rowid')}) m ${rest}`;
       unread = `CASE (SELECT unread FROM totals) WHEN 0 THEN 0 WHEN (SELECT total FROM totals) THEN n
         ELSE (SELECT count(*) FROM hits h CROSS JOIN messages u INDEXED BY messages_unread ON u.seq = h.seq AND u.read = 0) END`;
       if (rest === '') {
-        page = `CASE WHEN ${limitAt} + ${startAt} <= n / 8
+        page = `CASE WHEN ${limitAt} + ${startAt} <= n / 8 AND NOT EXISTS (SELECT 1 FROM backlog)
           THEN (SELECT json_group_array(seq) FROM (SELECT rowid AS seq FROM fts WHERE fts MATCH ?1 ORDER BY rowid DESC LIMIT ${limitAt} OFFSET ${startAt}))
           ELSE ${sorted} END`;
       }
     } else {
-      hits = `SELECT m.seq, m.read FROM (SELECT +rowid AS seq FROM fts WHERE fts MATCH ?) f CROSS JOIN messages m${narrow} ON m.seq = f.seq ${rest}`;
+      hits = `SELECT m.seq, m.read FROM (${matchedRows(built, '+rowid')}) f CROSS JOIN messages m${narrow} ON m.seq = f.seq ${rest}`;
     }
     const sql = `WITH hits AS MATERIALIZED (${hits}) SELECT n, ${unread} AS u, ${page} AS page FROM (SELECT count(*) AS n FROM hits)`;
     const found = this.#db.query(sql).get(...params, limit, start) as { n: number; u: number; page: string };
@@ -612,41 +648,62 @@ const TRIGRAM = 3;
  */
 export interface Where {
   readonly match: string | null;
+  /** The same terms as instr() conditions over the backlog (Rule 4), with their parameters. */
+  readonly matchInBacklog: { readonly sql: string; readonly params: readonly string[] };
   readonly conditions: string[];
   readonly params: (string | number)[];
+}
+
+/**
+ * The seqs the match finds, in fts and in the backlog (Rule 4); its parameters are the match and
+ * then matchInBacklog's. `rowid` is how fts's rowid is selected ('+rowid' keeps it from being
+ * offered to FTS5 as a lookup).
+ */
+function matchedRows(built: Where, rowid: 'rowid' | '+rowid'): string {
+  return `SELECT ${rowid} AS seq FROM fts WHERE fts MATCH ? UNION ALL SELECT seq FROM backlog WHERE ${built.matchInBacklog.sql}`;
 }
 
 /** The FTS match as the first condition: for a statement that reads `messages m` alone. */
 function withMatch(built: Where): Where {
   if (built.match === null) return built;
-  return { match: null, conditions: ['m.seq IN (SELECT rowid FROM fts WHERE fts MATCH ?)', ...built.conditions], params: [built.match, ...built.params] };
+  return {
+    match: null,
+    matchInBacklog: { sql: '', params: [] },
+    conditions: [`m.seq IN (${matchedRows(built, 'rowid')})`, ...built.conditions],
+    params: [built.match, ...built.matchInBacklog.params, ...built.params],
+  };
 }
 
 /**
  * Turns ANDed terms into SQL (Where). Short substring terms are instr() scans of the stored FTS
- * columns; negated ones are NOT IN subqueries. Mailpit's comparison for each negated date and size
- * is kept (research/mailpit-api.md §1.5).
+ * columns; negated ones are NOT IN subqueries. Every substring term also scans the backlog with
+ * instr() (Rule 4). Mailpit's comparison for each negated date and size is kept
+ * (research/mailpit-api.md §1.5).
  */
 export function buildWhere(terms: readonly SearchTerm[], context: SearchContext): Where {
   const conditions: string[] = [];
   const params: (string | number)[] = [];
-  const matches: string[] = [];
+  const matches: { column: FtsColumn; needle: string }[] = [];
   const offsetAt = context.offsetAt ?? localOffset;
+  /** `needle` in any of `columns`, as SQL over either table that holds them (fts, backlog). */
+  const scan = (columns: readonly FtsColumn[], needle: string) => {
+    for (let i = 0; i < columns.length; i++) params.push(needle);
+    return columns.map((c) => `instr(${c}, ?) > 0`).join(' OR ');
+  };
   const substring = (columns: readonly FtsColumn[], value: string, negated: boolean) => {
     const needle = value.toLowerCase();
     if (!negated && columns.length === 1 && [...needle].length >= TRIGRAM) {
-      matches.push(`${columns[0]} : ${ftsPhrase(needle)}`);
+      matches.push({ column: columns[0], needle });
       return;
     }
-    let inner: string;
+    let inFts: string;
     if ([...needle].length >= TRIGRAM) {
-      inner = `SELECT rowid FROM fts WHERE fts MATCH ?`;
+      inFts = 'SELECT rowid FROM fts WHERE fts MATCH ?';
       params.push(columns.length === 1 ? `${columns[0]} : ${ftsPhrase(needle)}` : `{${columns.join(' ')}} : ${ftsPhrase(needle)}`);
     } else {
-      inner = `SELECT rowid FROM fts WHERE ${columns.map((c) => `instr(${c}, ?) > 0`).join(' OR ')}`;
-      for (let i = 0; i < columns.length; i++) params.push(needle);
+      inFts = `SELECT rowid FROM fts WHERE ${scan(columns, needle)}`;
     }
-    conditions.push(`m.seq ${negated ? 'NOT IN' : 'IN'} (${inner})`);
+    conditions.push(`m.seq ${negated ? 'NOT IN' : 'IN'} (${inFts} UNION ALL SELECT seq FROM backlog WHERE ${scan(columns, needle)})`);
   };
   for (const term of terms) {
     switch (term.kind) {
@@ -699,7 +756,12 @@ export function buildWhere(terms: readonly SearchTerm[], context: SearchContext)
       }
     }
   }
-  return { match: matches.length === 0 ? null : matches.join(' AND '), conditions, params };
+  return {
+    match: matches.length === 0 ? null : matches.map((m) => `${m.column} : ${ftsPhrase(m.needle)}`).join(' AND '),
+    matchInBacklog: { sql: matches.map((m) => `instr(${m.column}, ?) > 0`).join(' AND '), params: matches.map((m) => m.needle) },
+    conditions,
+    params,
+  };
 }
 
 function flagCondition(flag: SearchFlag, negated: boolean): string {

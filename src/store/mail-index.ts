@@ -33,6 +33,12 @@
  *         250s are on their way, and one ingest request at a time: what commits while the writer
  *         works goes in the next request, so a busy writer gets fewer, larger transactions (each
  *         costs SQLite and FTS5 a fixed price) instead of a queue of small ones.
+ * Rule 5: full-text indexing waits for a quiet spell (index-db.ts Rule 4). A live ingest leaves
+ *         its messages' search text in the backlog, which searches scan; once no message has
+ *         committed for BACKLOG_QUIET_MS and the writer is free, the backlog goes into FTS5 a
+ *         chunk at a time, each chunk in the same one-request-at-a-time slot as the ingests, so
+ *         a commit waits for at most one chunk. A burst of mail is thus accepted at nearly the
+ *         rate with no index, and its FTS5 work is done after it, in large transactions.
  */
 import { mailboxKey } from '../core/address.ts';
 import type { Logger } from '../log.ts';
@@ -42,7 +48,7 @@ import { CATCHER_MAILBOX, mailboxFlags } from '../spool/mailbox-state.ts';
 import type { LocalMessage, Spool, StoredSession } from '../spool/spool.ts';
 import { IndexDb, type IndexEnvelope, type MessageState, type SearchContext } from './index-db.ts';
 import { threadWriter, workerWriter, type WriterClient } from './index-client.ts';
-import { IndexWriter, type IngestReply, type OpenReply, type RawMessage, type SpoolPosition } from './index-writer.ts';
+import { BACKLOG_CHUNK, IndexWriter, type BacklogReply, type IngestReply, type OpenReply, type RawMessage, type SpoolPosition } from './index-writer.ts';
 
 export type IndexChange =
   | { readonly kind: 'new'; readonly afterSeq: number; readonly lastSeq: number; readonly count: number }
@@ -57,7 +63,7 @@ export interface MailIndexOptions {
   readonly log: Pick<Logger, 'info' | 'warn' | 'error'>;
   /** 'worker' (serve, reindex); 'thread' runs the writer in this thread (tests). */
   readonly writer: 'worker' | 'thread';
-  /** The Worker yields the CPU to the accept path (nice 10): serve's, not reindex's. */
+  /** The Worker yields the CPU to the accept path (nice 19): serve's, not reindex's. */
   readonly background?: boolean;
   /** Rebuild even when the index looks current (`mailbox reindex`). */
   readonly rebuild?: boolean;
@@ -79,6 +85,8 @@ const TRIM_AFTER_MESSAGES = 10_000;
 const CATCH_UP_SLACK_MS = 2000;
 /** The most committed messages one live ingest request carries (their bytes are held until it is answered). */
 const LIVE_BATCH_MAX = 1024;
+/** How long no message may have committed before the backlog is moved into FTS5 (Rule 5). */
+const BACKLOG_QUIET_MS = 100;
 
 export class MailIndex {
   readonly #spool: Spool;
@@ -90,6 +98,10 @@ export class MailIndex {
   /** Messages committed but not yet sent to the writer. */
   #batch: CommittedMessage[] = [];
   #flushScheduled = false;
+  /** Messages whose search text waits in the backlog (Rule 5), as the writer last said. */
+  #backlog = 0;
+  #lastCommitMs = 0;
+  #backlogTimer: ReturnType<typeof setTimeout> | null = null;
   /** The live ingest request the writer has not answered yet, or null (Rule 4). */
   #sending: Promise<void> | null = null;
   /** True once the rebuild or catch-up has reached the end of the spool. */
@@ -141,6 +153,7 @@ export class MailIndex {
     }
     writer.request({ op: 'open', path: options.path, background: options.background === true }).catch((error: unknown) => index.#fail(error as Error));
     index.#lastSeq = index.#reader.lastSeq();
+    index.#backlog = opened.backlog;
     const reason = options.rebuild === true ? 'asked for' : (opened.rebuild ?? index.#mismatch());
     const opening = index;
     index.#stopRemovals = options.spool.mailStore.onRemoved((removals) => opening.#removedElsewhere(removals.map((r) => r.id)));
@@ -205,6 +218,7 @@ export class MailIndex {
   /** The spool's hook: a message is durable. Batched per group commit, sent after its 250s. */
   committed(message: CommittedMessage): void {
     if (this.#closed || !this.#live) return;
+    this.#lastCommitMs = performance.now();
     this.#batch.push(message);
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
@@ -296,6 +310,7 @@ export class MailIndex {
     if (this.#closed) return;
     await this.drain();
     this.#closed = true;
+    if (this.#backlogTimer !== null) clearTimeout(this.#backlogTimer);
     this.#stopRemovals();
     await this.#feeding.catch(() => undefined);
     await this.#writer.close();
@@ -353,6 +368,7 @@ export class MailIndex {
       // What decoding and reading that many messages left behind would otherwise stay in serve's RSS.
       if (done >= TRIM_AFTER_MESSAGES) await this.#trim();
       this.#log.info(rebuild !== null ? 'index-rebuilt' : 'index-ready', { indexed: done, messages: this.db.stats().total, ms: Math.round(performance.now() - started) });
+      this.#scheduleBacklog();
     } catch (error) {
       if (!this.#closed) this.#fail(error as Error);
     }
@@ -387,7 +403,7 @@ export class MailIndex {
     }
     // The writer answers in order, so replies (and 'new' events) keep commit order.
     const sent = Promise.all(local.map((m) => this.#raw(m)))
-      .then((raw) => this.#ingest(raw.filter((m) => m !== null)))
+      .then((raw) => this.#ingest(raw.filter((m) => m !== null), true))
       .then(
         () => undefined,
         (error: unknown) => this.#fail(error as Error),
@@ -395,15 +411,44 @@ export class MailIndex {
       .finally(() => {
         this.#sending = null;
         this.#flush();
+        this.#scheduleBacklog();
       });
     this.#sending = sent;
     this.#ingests = Promise.all([this.#ingests, sent]);
   }
 
-  async #ingest(messages: readonly RawMessage[]): Promise<IngestReply> {
-    if (messages.length === 0) return { added: 0, lastSeq: this.#lastSeq };
+  /** Moves the backlog into FTS5 a chunk at a time once the accept path is quiet (Rule 5). */
+  #scheduleBacklog(delayMs = BACKLOG_QUIET_MS): void {
+    if (this.#backlog === 0 || this.#closed || !this.#live || this.#backlogTimer !== null) return;
+    this.#backlogTimer = setTimeout(() => {
+      this.#backlogTimer = null;
+      const quietFor = performance.now() - this.#lastCommitMs;
+      // An ingest in flight or waiting re-arms this when it is answered.
+      if (this.#sending !== null || this.#batch.length > 0 || this.#closed) return;
+      if (quietFor < BACKLOG_QUIET_MS) {
+        this.#scheduleBacklog(BACKLOG_QUIET_MS - quietFor);
+        return;
+      }
+      this.#sending = (this.#writer.request({ op: 'index-backlog', max: BACKLOG_CHUNK }) as Promise<BacklogReply>)
+        .then(
+          (reply) => {
+            this.#backlog = reply.backlog;
+          },
+          (error: unknown) => this.#fail(error as Error),
+        )
+        .finally(() => {
+          this.#sending = null;
+          this.#flush();
+          this.#scheduleBacklog(0);
+        });
+    }, delayMs);
+  }
+
+  async #ingest(messages: readonly RawMessage[], live = false): Promise<IngestReply> {
+    if (messages.length === 0) return { added: 0, lastSeq: this.#lastSeq, backlog: this.#backlog };
     const transfer = messages.map((m) => m.stuffed.buffer as ArrayBuffer);
-    const reply = (await this.#writer.request({ op: 'ingest', messages }, transfer)) as IngestReply;
+    const reply = (await this.#writer.request({ op: 'ingest', messages, live }, transfer)) as IngestReply;
+    this.#backlog = reply.backlog;
     if (reply.added > 0) {
       const afterSeq = this.#lastSeq;
       this.#lastSeq = reply.lastSeq;

@@ -298,7 +298,11 @@ test('random queries agree with a brute-force reading of the same summaries', as
     const body = Array.from({ length: 1 + Math.floor(r() * 6) }, () => pick(words)).join(' ');
     batch.push(await item({ id: `r${i}`, to: `${pick(['ann', 'bob', 'bobby', 'cy'])}@${pick(['x.test', 'y.test'])}`, subject: `${pick(words)} ${pick(words)}`, body, ...(r() < 0.2 ? { attach: 'f.bin' } : {}) }, { read: r() < 0.5, tags: r() < 0.3 ? [pick(['t1', 't2'])] : [] }));
   }
-  index.ingest(batch, 'p');
+  // A third in FTS5 and the rest in the backlog (index-db.ts Rule 4), which moves into FTS5 in two
+  // steps below: every query must read the same from either table.
+  index.ingest(batch.slice(0, 40), 'p1');
+  expect(index.ingest(batch.slice(40), 'p2', { deferSearch: true })).toBe(80);
+  expect(index.backlogSize()).toBe(80);
   let rows = batch.map((b) => index.get(b.id)!);
   const termPool = [...words, 'to:bob', 'to:y.test', 'subject:ta', 'subject:"alpha beta"', 'is:read', 'is:unread', 'has:attachment', 'tag:t1', 'is:tagged'];
   const matchOne = (m: (typeof rows)[number], term: string): boolean => {
@@ -319,6 +323,7 @@ test('random queries agree with a brute-force reading of the same summaries', as
   // when all stored messages share one state, and hit by hit otherwise.
   for (const state of ['mixed', 'all read', 'all unread'] as const) {
     if (state !== 'mixed') index.setRead(null, state === 'all read');
+    if (state !== 'mixed') expect(index.indexBacklog(40)).toBe(40);
     rows = batch.map((b) => index.get(b.id)!);
     for (let k = 0; k < 200; k++) {
       const terms = Array.from({ length: 1 + Math.floor(r() * 3) }, () => `${r() < 0.25 ? '-' : ''}${pick(termPool)}`);
@@ -334,4 +339,26 @@ test('random queries agree with a brute-force reading of the same summaries', as
       expect({ q, start, got: small.messages.map((m) => m.id), matched: small.matched }).toEqual({ q, start, got: expected.slice(start, start + 3), matched: expected.length });
     }
   }
+});
+
+test('the backlog: moved into FTS5 oldest first, emptied by deletes and resets (index-db.ts Rule 4)', async () => {
+  const batch = [await item({ id: 'b1', subject: 'zircon one' }), await item({ id: 'b2', subject: 'zircon two' }), await item({ id: 'b3', subject: 'zircon three' })];
+  expect(index.ingest(batch, 'p', { deferSearch: true })).toBe(3);
+  const found = (q: string) => index.search(parseMailpitSearch(q), { limit: 10, start: 0 }).messages.map((m) => m.id);
+  expect(found('zircon')).toEqual(['b3', 'b2', 'b1']);
+  expect(found('subject:"zircon t"')).toEqual(['b3', 'b2']);
+  expect(found('-subject:one zircon')).toEqual(['b3', 'b2']);
+  expect(index.indexBacklog(1)).toBe(1);
+  expect(found('zircon')).toEqual(['b3', 'b2', 'b1']);
+  expect(found('subject:one')).toEqual(['b1']);
+  index.delete(['b2']);
+  expect(index.backlogSize()).toBe(1);
+  expect(found('zircon')).toEqual(['b3', 'b1']);
+  expect(index.indexBacklog(10)).toBe(1);
+  expect(index.backlogSize()).toBe(0);
+  expect(found('zircon')).toEqual(['b3', 'b1']);
+  index.ingest([await item({ id: 'b4', subject: 'zircon four' })], 'p2', { deferSearch: true });
+  index.reset();
+  expect(index.backlogSize()).toBe(0);
+  expect(found('zircon')).toEqual([]);
 });
