@@ -19,10 +19,14 @@
  * final merge still running while the first queries come), and serve then opens it as current;
  * MailDev is filled over SMTP by `mailbox replay`.
  *
+ * With --data DIR, mailbox's spool and index live in DIR and are kept: the first run fills and
+ * indexes them, later runs (of this or another build, MAILBOX_BIN) reuse them as they are. Each
+ * run's wait probes add --reps small messages to it, which none of the queries match.
+ *
  * usage: npm run bench:readers -- --part queries [--messages N] [--maildev-messages N] [--reps N]
- *        bash scripts/bun scripts/bench-readers-queries.ts [same flags]
+ *        bash scripts/bun scripts/bench-readers-queries.ts [same flags] [--data DIR]
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -55,6 +59,8 @@ export interface QueryBenchOptions {
   readonly messages: number;
   readonly maildevMessages: number;
   readonly reps: number;
+  /** Where mailbox's spool and index are kept between runs (filled when absent); a temp dir when undefined. */
+  readonly data?: string;
 }
 
 interface Row {
@@ -186,18 +192,23 @@ async function sendOne(port: number, to: string): Promise<number> {
 export async function runQueryBench(options: QueryBenchOptions): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-queries-'));
   const procs: ReturnType<typeof Bun.spawn>[] = [];
+  const data = options.data === undefined ? join(dir, 'mailbox') : resolve(options.data);
   try {
-    console.log(`queries: writing ${options.messages.toLocaleString('en-US')} messages to mailbox's spool`);
-    const filled = performance.now();
-    await fillSpool(join(dir, 'mailbox'), options.messages);
-    console.log(`  ${((performance.now() - filled) / 1000).toFixed(1)} s`);
-    const reindex = Bun.spawn([MAILBOX_BIN, 'reindex', '--data', join(dir, 'mailbox')], { stdout: 'pipe', stderr: 'pipe' });
-    const [reindexOut, reindexErr, reindexCode] = await Promise.all([new Response(reindex.stdout).text(), new Response(reindex.stderr).text(), reindex.exited]);
-    if (reindexCode !== 0) throw new Error(`mailbox reindex exited ${reindexCode}: ${(reindexErr || reindexOut).trim()}`);
-    console.log(`  mailbox reindex: ${reindexOut.trim()}`);
+    if (options.data !== undefined && existsSync(data)) {
+      console.log(`queries: reusing mailbox's spool and index in ${data}`);
+    } else {
+      console.log(`queries: writing ${options.messages.toLocaleString('en-US')} messages to mailbox's spool`);
+      const filled = performance.now();
+      await fillSpool(data, options.messages);
+      console.log(`  ${((performance.now() - filled) / 1000).toFixed(1)} s`);
+      const reindex = Bun.spawn([MAILBOX_BIN, 'reindex', '--data', data], { stdout: 'pipe', stderr: 'pipe' });
+      const [reindexOut, reindexErr, reindexCode] = await Promise.all([new Response(reindex.stdout).text(), new Response(reindex.stderr).text(), reindex.exited]);
+      if (reindexCode !== 0) throw new Error(`mailbox reindex exited ${reindexCode}: ${(reindexErr || reindexOut).trim()}`);
+      console.log(`  mailbox reindex: ${reindexOut.trim()}`);
+    }
     const smtp = await findFreePort();
     const http = await findFreePort();
-    const mailbox = Bun.spawn([MAILBOX_BIN, 'serve', '--listen', `127.0.0.1:${smtp}`, '--http', `127.0.0.1:${http}`, '--pop3', 'off', '--imap', 'off', '--data', join(dir, 'mailbox'), '--log-file', join(dir, 'mailbox.log')], { stdout: 'ignore', stderr: 'ignore' });
+    const mailbox = Bun.spawn([MAILBOX_BIN, 'serve', '--listen', `127.0.0.1:${smtp}`, '--http', `127.0.0.1:${http}`, '--pop3', 'off', '--imap', 'off', '--data', data, '--log-file', join(dir, 'mailbox.log')], { stdout: 'ignore', stderr: 'ignore' });
     procs.push(mailbox);
     await waitForGreeting('127.0.0.1', smtp, { timeoutMs: 20_000 });
     const base = `http://127.0.0.1:${http}`;
@@ -297,9 +308,10 @@ if (import.meta.main) {
       messages: { type: 'string', default: '100000' },
       'maildev-messages': { type: 'string', default: '10000' },
       reps: { type: 'string', default: '30' },
+      data: { type: 'string' },
     },
   });
-  runQueryBench({ messages: Number(values.messages), maildevMessages: Number(values['maildev-messages']), reps: Number(values.reps) }).catch((error: unknown) => {
+  runQueryBench({ messages: Number(values.messages), maildevMessages: Number(values['maildev-messages']), reps: Number(values.reps), data: values.data }).catch((error: unknown) => {
     console.error(`bench:readers queries: ${(error as Error).message}`);
     process.exit(1);
   });

@@ -22,6 +22,7 @@
  *
  * usage: npm run bench:readers -- [--part ingest,queries] [--reps N] [--duration SECS] [--cells 1k-s10-ka,1k-s10]
  *                                  [--servers mailbox,mailbox-noidx,maildev] [--messages N] [--maildev-messages N] [--query-reps N]
+ *                                  [--query-data DIR]   (the query part's spool and index, kept and reused: its --data)
  * Needs dist/mailbox (npm run build), smtp-source (Debian postfix) and node.
  */
 import { Database } from 'bun:sqlite';
@@ -49,6 +50,7 @@ const { values: args } = parseArgs({
     messages: { type: 'string', default: '100000' },
     'maildev-messages': { type: 'string', default: '10000' },
     'query-reps': { type: 'string', default: '30' },
+    'query-data': { type: 'string' },
   },
 });
 const reps = Number(args.reps);
@@ -214,7 +216,7 @@ async function main(): Promise<void> {
 async function parts(): Promise<void> {
   const chosen = args.part!.split(',');
   if (chosen.includes('ingest')) await main();
-  if (chosen.includes('queries')) await runQueryBench({ messages: Number(args.messages), maildevMessages: Number(args['maildev-messages']), reps: Number(args['query-reps']) });
+  if (chosen.includes('queries')) await runQueryBench({ messages: Number(args.messages), maildevMessages: Number(args['maildev-messages']), reps: Number(args['query-reps']), data: args['query-data'] });
 }
 
 parts().catch((error: unknown) => {

@@ -7,6 +7,11 @@
  * a busy machine distorts less), and reported with the spool-opened log line. With --index-wait,
  * each start then waits (up to SECONDS) for the mail index to catch up with the spool (its
  * index-ready or index-rebuilt line) and reports serve's RSS then, and the most it reached on the way.
+ * With --queries (and --index-wait), serve also listens for HTTP, and once the index has caught up
+ * the query set of the readers benchmark, in forms this spool's mail matches (every message is
+ * from filler@client.example to box@mailbox.test with the same body and subject "message N"), is
+ * asked once over the Mailpit API: list newest 50, a free-text word, to:, subject:"two words" and
+ * a three-term AND. Each answer's time and messages_count are printed, then serve's RSS.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -22,7 +27,7 @@ const option = (name: string, fallback: string) => {
 };
 const dir = option('--dir', '');
 if (dir === '') {
-  console.error('usage: spool-fill.ts --dir DIR [--messages N] [--size BYTES] [--in-flight N] [--no-fill] [--starts N] [--bin PATH] [--index-wait SECONDS]');
+  console.error('usage: spool-fill.ts --dir DIR [--messages N] [--size BYTES] [--in-flight N] [--no-fill] [--starts N] [--bin PATH] [--index-wait SECONDS] [--queries]');
   process.exit(2);
 }
 const messages = Number(option('--messages', '1000000'));
@@ -31,6 +36,15 @@ const inFlight = Number(option('--in-flight', '2000'));
 const starts = Number(option('--starts', '3'));
 const bin = path.resolve(option('--bin', path.join(import.meta.dir, '../dist/mailbox')));
 const indexWaitS = Number(option('--index-wait', '0'));
+const queries = args.includes('--queries');
+/** The readers benchmark's query set (scripts/bench-readers-queries.ts) in forms this spool's mail matches. */
+const QUERY_SET: readonly (readonly [string, string])[] = [
+  ['list newest 50', '/api/v1/messages'],
+  ['free-text word: fox', `/api/v1/search?query=fox`],
+  ['to:box@mailbox.test', `/api/v1/search?query=${encodeURIComponent('to:box@mailbox.test')}`],
+  ['subject:"message 12345"', `/api/v1/search?query=${encodeURIComponent('subject:"message 12345"')}`],
+  ['from:filler subject:message lazy', `/api/v1/search?query=${encodeURIComponent('from:filler subject:message lazy')}`],
+];
 
 const quiet = { info() {}, warn() {}, error: (m: string, f?: unknown) => console.error(m, f) };
 const envelope: Envelope = {
@@ -73,8 +87,9 @@ if (!args.includes('--no-fill')) {
 
 for (let i = 0; i < starts; i++) {
   const port = await findFreePort('127.0.0.1');
+  const httpPort = queries ? await findFreePort('127.0.0.1') : 0;
   const t0 = performance.now();
-  const proc = Bun.spawn([bin, 'serve', '--pop3', 'off', '--imap', 'off', '--http', 'off', '--listen', `127.0.0.1:${port}`, '--data', dir, '--log', 'json'], {
+  const proc = Bun.spawn([bin, 'serve', '--pop3', 'off', '--imap', 'off', '--http', queries ? `127.0.0.1:${httpPort}` : 'off', '--listen', `127.0.0.1:${port}`, '--data', dir, '--log', 'json'], {
     stdout: 'ignore',
     stderr: 'pipe',
   });
@@ -103,6 +118,22 @@ for (let i = 0; i < starts; i++) {
         : line === undefined
         ? `\n  the index had not caught up after ${indexWaitS} s: RSS ${rssMiB(proc.pid).toFixed(0)} MiB, at most ${peak.toFixed(0)} MiB`
         : `\n  index caught up after ${((performance.now() - t0) / 1000).toFixed(1)} s (${cpuMsOf(proc.pid)} ms CPU): RSS ${rssMiB(proc.pid).toFixed(0)} MiB, at most ${peak.toFixed(0)} MiB; ${line}`;
+    if (queries && line !== undefined && proc.exitCode === null) {
+      let most = rssMiB(proc.pid);
+      for (const [name, path] of QUERY_SET) {
+        const started = performance.now();
+        const answer = fetch(`http://127.0.0.1:${httpPort}${path}`).then(async (r) => ({ status: r.status, body: (await r.json()) as { messages_count?: number } }));
+        let done = false;
+        void answer.finally(() => (done = true));
+        while (!done) {
+          await Bun.sleep(20);
+          most = Math.max(most, rssMiB(proc.pid));
+        }
+        const { status, body } = await answer;
+        indexed += `\n  ${name}: ${status} in ${(performance.now() - started).toFixed(0)} ms, messages_count ${body.messages_count ?? 'n/a'}`;
+      }
+      indexed += `\n  after the query set: RSS ${rssMiB(proc.pid).toFixed(0)} MiB, at most ${most.toFixed(0)} MiB while it ran`;
+    }
   }
   proc.kill('SIGTERM');
   await proc.exited;
