@@ -57,6 +57,13 @@ export type { CopyState } from './copy-state.ts';
 export type { DeliveryState } from './delivery-state.ts';
 export type { DeliveryJob, DeliveryQueue, OperatorResult, Outcome, ReportMaker } from './delivery-queue.ts';
 export type { HeaderSummary } from './header-summary.ts';
+
+/** Where a message's stored bytes are: a segment file, their offset in it and their length. */
+export interface StoredAt {
+  readonly path: string;
+  readonly offset: number;
+  readonly length: number;
+}
 export type { CommitRequest, CommittedMessage, SessionFacts } from './commit.ts';
 export type { MailStore } from './mail-store.ts';
 export type { ListQuery, QueuedKind } from './index.ts';
@@ -949,6 +956,17 @@ export class Spool {
   /** The message as the client sent it (dot-unstuffed), our Received header first. */
   async readMessage(id: string): Promise<Uint8Array> {
     return dotUnstuff(await this.readRaw(id));
+  }
+
+  /**
+   * Where readRaw(id) reads, for a reader in another thread (the mail index's Worker), or null
+   * for an unknown id. Compaction never rewrites a segment in place (a moved record goes to a new
+   * segment) but may remove this one once the call returns: such a reader gets exactly these
+   * bytes, or fails to open the file and must ask again.
+   */
+  locate(id: string): StoredAt | null {
+    const e = this.#index.get(id);
+    return e ? { path: this.#layout.segmentPath(e.seq), offset: e.bodyOffset, length: e.bodyBytes } : null;
   }
 
   /** The stored bytes: dot-stuffed, as on the wire, without the final ".\r\n". */

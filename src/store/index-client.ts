@@ -3,7 +3,10 @@
  * thread (tests, `mailbox reindex`). Both answer requests in the order sent.
  * Rule 1: the Worker is started by a path string (src/worker-path.ts); scripts/build.ts lists
  *         index-worker.ts among the entry points, so a compiled binary holds it.
- * Rule 2: message bytes go to the Worker as transferred buffers, not copies.
+ * Rule 2: message bytes that go to the Worker go as transferred buffers, not copies (a live
+ *         ingest sends where they are instead: index-writer.ts Rule 6). A request without bytes
+ *         goes as JSON text: a structured clone of a live ingest's small objects (ids, envelopes,
+ *         locations) cost the accept path's thread about twice as much.
  */
 import { workerPath } from '../worker-path.ts';
 import { IndexWriter, type WriterReply, type WriterRequest } from './index-writer.ts';
@@ -68,7 +71,8 @@ export function workerWriter(onFailure: (error: Error) => void): WriterClient {
       const n = ++next;
       return new Promise<WriterReply>((resolve, reject) => {
         waiting.set(n, { resolve, reject });
-        worker.postMessage({ n, request }, [...transfer]);
+        if (transfer.length === 0) worker.postMessage({ n, json: JSON.stringify(request) });
+        else worker.postMessage({ n, request }, [...transfer]);
       });
     },
     get pending() {

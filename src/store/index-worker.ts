@@ -18,8 +18,10 @@ const INDEX_WORKER_NICE = 19;
 const writer = new IndexWriter();
 let queue: Promise<void> = Promise.resolve();
 
-self.onmessage = (event: MessageEvent<{ n: number; request: WriterRequest }>) => {
-  const { n, request } = event.data;
+self.onmessage = (event: MessageEvent<{ n: number; request?: WriterRequest; json?: string }>) => {
+  const { n } = event.data;
+  // Requests without bytes come as JSON text (index-client.ts Rule 2).
+  const request = event.data.request ?? (JSON.parse(event.data.json ?? 'null') as WriterRequest);
   if (request.op === 'open' && request.background === true) runInBackground();
   queue = queue.then(async () => {
     try {

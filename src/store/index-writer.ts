@@ -20,9 +20,15 @@
  *         disk): a process crash loses nothing the kernel was given, and a machine crash is
  *         told by the boot id (Linux) recorded at open and cleared at close: an index still open
  *         in another boot is rebuilt. Where there is no boot id it syncs at checkpoints instead.
+ * Rule 6: a message comes with its bytes or with where they are in the spool (Spool.locate),
+ *         read here so the main thread neither reads nor copies them. When a segment was
+ *         compacted away in between, nothing of the request is ingested and the reply names the
+ *         messages to send again with their bytes (commit order is kept).
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { dotUnstuff } from '../core/data.ts';
+import { readExactly } from '../spool/journal.ts';
+import type { StoredAt } from '../spool/spool.ts';
 import { IndexDb, summarizeMessage, type IndexEnvelope, type IngestItem, type MessageState } from './index-db.ts';
 
 /** The most messages the backlog holds before a live ingest moves some into FTS5 itself (Rule 4). */
@@ -38,8 +44,9 @@ export interface RawMessage {
   readonly id: string;
   readonly timeMs: number;
   readonly envelope: IndexEnvelope;
-  /** The stored message, dot-stuffed, without the final ".\r\n". */
-  readonly stuffed: Uint8Array;
+  /** The stored message, dot-stuffed, without the final ".\r\n", or where to read it (Rule 6). */
+  readonly stuffed?: Uint8Array;
+  readonly at?: StoredAt;
   readonly state: MessageState | null;
 }
 
@@ -79,6 +86,8 @@ export interface IngestReply {
   readonly added: number;
   readonly lastSeq: number;
   readonly backlog: number;
+  /** Messages whose segment could not be read (Rule 6): none of the request was ingested. */
+  readonly unreadable?: readonly string[];
 }
 
 export interface BacklogReply {
@@ -186,10 +195,12 @@ export class IndexWriter {
   }
 
   async #ingest(messages: readonly RawMessage[], live: boolean): Promise<IngestReply> {
+    const bytes = readStored(messages);
+    if (!Array.isArray(bytes)) return { added: 0, lastSeq: this.#lastSeq, backlog: this.#backlog, unreadable: bytes.unreadable };
     const items: IngestItem[] = [];
-    for (const m of messages) {
+    for (const [i, m] of messages.entries()) {
       if (this.#db.has(m.id)) continue;
-      const summary = await summarizeMessage(dotUnstuff(m.stuffed), m.envelope);
+      const summary = await summarizeMessage(dotUnstuff(bytes[i]), m.envelope);
       this.#lastSeq = Math.max(this.#lastSeq + 1, m.timeMs * SEQ_PER_MS);
       items.push({ id: m.id, seq: this.#lastSeq, receivedMs: m.timeMs, envelope: m.envelope, summary, read: m.state?.read, tags: m.state?.tags });
     }
@@ -214,6 +225,35 @@ export class IndexWriter {
       return changed;
     });
   }
+}
+
+/** Each message's stored bytes, or the ids of those whose segment is gone (Rule 6). */
+function readStored(messages: readonly RawMessage[]): Uint8Array[] | { unreadable: string[] } {
+  const fds = new Map<string, number>();
+  const unreadable: string[] = [];
+  const out: Uint8Array[] = [];
+  try {
+    for (const m of messages) {
+      if (m.stuffed !== undefined) {
+        out.push(m.stuffed);
+        continue;
+      }
+      if (m.at === undefined) throw new Error(`message ${m.id} comes with neither its bytes nor where they are`);
+      try {
+        let fd = fds.get(m.at.path);
+        if (fd === undefined) {
+          fd = openSync(m.at.path, 'r');
+          fds.set(m.at.path, fd);
+        }
+        out.push(readExactly(fd, m.at.offset, m.at.length));
+      } catch {
+        unreadable.push(m.id);
+      }
+    }
+  } finally {
+    for (const fd of fds.values()) closeSync(fd);
+  }
+  return unreadable.length > 0 ? { unreadable } : out;
 }
 
 function parsePosition(raw: string): SpoolPosition | null {

@@ -380,15 +380,41 @@ export class MailIndex {
     Bun.gc(true);
   }
 
+  /** The message as the writer takes it, with its bytes (a rebuild or catch-up). */
   async #raw(m: LocalMessage): Promise<RawMessage | null> {
     try {
-      const stuffed = await this.#spool.readRaw(m.id);
-      const envelope: IndexEnvelope = { mailFrom: m.envelope.sender === null ? '' : mailboxKey(m.envelope.sender), recipients: m.localRecipients, authUser: m.envelope.authUser };
-      return { id: m.id, timeMs: m.timeMs, envelope, stuffed, state: m.state === null ? null : { id: m.id, read: m.state.read, tags: m.state.tags } };
+      return { ...rawMessage(m), stuffed: await this.#spool.readRaw(m.id) };
     } catch {
       // Deleted and compacted away between the listing and the read.
       return null;
     }
+  }
+
+  /**
+   * The message as the writer takes it, with where its bytes are, read by the writer itself
+   * (a live ingest: one request at a time, so one sent again keeps its place in commit order).
+   */
+  #located(m: LocalMessage): RawMessage | null {
+    const at = this.#spool.locate(m.id);
+    // Deleted and compacted away since the listing.
+    return at === null ? null : { ...rawMessage(m), at };
+  }
+
+  /** `messages` again, with the bytes of the unreadable ones read here; those gone are left out. */
+  async #withBytes(messages: readonly RawMessage[], unreadable: readonly string[]): Promise<RawMessage[]> {
+    const out: RawMessage[] = [];
+    for (const m of messages) {
+      if (!unreadable.includes(m.id)) {
+        out.push(m);
+        continue;
+      }
+      try {
+        out.push({ id: m.id, timeMs: m.timeMs, envelope: m.envelope, stuffed: await this.#spool.readRaw(m.id), state: m.state });
+      } catch {
+        // Deleted since.
+      }
+    }
+    return out;
   }
 
   #flush(): void {
@@ -402,8 +428,7 @@ export class MailIndex {
       return;
     }
     // The writer answers in order, so replies (and 'new' events) keep commit order.
-    const sent = Promise.all(local.map((m) => this.#raw(m)))
-      .then((raw) => this.#ingest(raw.filter((m) => m !== null), true))
+    const sent = this.#ingest(local.map((m) => this.#located(m)).filter((m) => m !== null), true)
       .then(
         () => undefined,
         (error: unknown) => this.#fail(error as Error),
@@ -446,8 +471,15 @@ export class MailIndex {
 
   async #ingest(messages: readonly RawMessage[], live = false): Promise<IngestReply> {
     if (messages.length === 0) return { added: 0, lastSeq: this.#lastSeq, backlog: this.#backlog };
-    const transfer = messages.map((m) => m.stuffed.buffer as ArrayBuffer);
-    const reply = (await this.#writer.request({ op: 'ingest', messages, live }, transfer)) as IngestReply;
+    const transfer = messages.flatMap((m) => (m.stuffed === undefined ? [] : [m.stuffed.buffer as ArrayBuffer]));
+    let reply = (await this.#writer.request({ op: 'ingest', messages, live }, transfer)) as IngestReply;
+    if (reply.unreadable !== undefined) {
+      // Compacted away after being located: sent again with their bytes, read here as they are now.
+      const again = await this.#withBytes(messages, reply.unreadable);
+      const transfer = again.flatMap((m) => (m.stuffed === undefined ? [] : [m.stuffed.buffer as ArrayBuffer]));
+      reply = (await this.#writer.request({ op: 'ingest', messages: again, live }, transfer)) as IngestReply;
+      if (reply.unreadable !== undefined) throw new Error(`the index writer could not read ${reply.unreadable.join(', ')}`);
+    }
     this.#backlog = reply.backlog;
     if (reply.added > 0) {
       const afterSeq = this.#lastSeq;
@@ -522,4 +554,10 @@ export class MailIndex {
     this.#broken = error;
     this.#log.error('index-failed', { error: error.message, note: 'the index stops following the spool until restart' });
   }
+}
+
+/** What the writer needs of a local message besides its bytes. */
+function rawMessage(m: LocalMessage): Omit<RawMessage, 'stuffed' | 'at'> {
+  const envelope: IndexEnvelope = { mailFrom: m.envelope.sender === null ? '' : mailboxKey(m.envelope.sender), recipients: m.localRecipients, authUser: m.envelope.authUser };
+  return { id: m.id, timeMs: m.timeMs, envelope, state: m.state === null ? null : { id: m.id, read: m.state.read, tags: m.state.tags } };
 }
