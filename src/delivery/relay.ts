@@ -14,6 +14,10 @@
  *         (new mail, finished jobs) make one tick.
  * Rule 4: one log line per attempt and recipient (delivered, deferred, bounced), like Postfix's
  *         smtp lines: id, to, relay, delay, dsn, reply.
+ * Rule 5: a burst of outcomes (a queue due at once for a dead destination: 100,000 deferred in
+ *         seconds) leaves garbage faster than the collector, running beside it, frees it; every
+ *         COLLECT_EVERY outcomes deps.collect() runs (serve: a full collection), in a turn of its
+ *         own, where no stack of this turn's work keeps any of it.
  */
 import type { Mailbox } from '../core/address.ts';
 import { formatMailbox } from '../core/address.ts';
@@ -54,6 +58,8 @@ export interface RelayDeps {
   readonly isLocal: (mailbox: Mailbox) => boolean;
   /** RET=FULL returns the original up to this size (--bounce-size-limit). */
   readonly returnLimitBytes: number;
+  /** Frees the garbage of a burst of outcomes (Rule 5); none when absent. */
+  readonly collect?: () => void;
 }
 
 /** Messages leased at once at most; more wait in the queue, costing nothing. */
@@ -64,6 +70,12 @@ const WAKE_BURST_MS = 2_000;
 const LEASE_BATCH = 250;
 /** How long a known null MX makes RCPT refuse without asking DNS. */
 const NULL_MX_MEMORY_MS = 3_600_000;
+/**
+ * Outcomes between two collections (Rule 5). 100,000 deferred at once for a dead destination
+ * (bench:relay-scale, runs interleaved): serve's peak RSS 218-242 MB with no collection, 193-201
+ * MB with one every 32,768 outcomes, 184-192 MB every 16,384; one takes 25-75 ms.
+ */
+export const COLLECT_EVERY = 16_384;
 /** setTimeout's longest delay. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -106,6 +118,8 @@ export class Relay {
   #lastWakeMs = -Infinity;
   #closing = false;
   #idle = Promise.withResolvers<void>();
+  /** Outcomes recorded since the last collection (Rule 5). */
+  #sinceCollect = 0;
 
   constructor(settings: RelaySettings, deps: RelayDeps) {
     this.#settings = settings;
@@ -321,6 +335,11 @@ export class Relay {
     };
     if (event === 'delivered') this.#deps.log.info(event, fields);
     else this.#deps.log.warn(event, fields);
+    const collect = this.#deps.collect;
+    if (collect !== undefined && ++this.#sinceCollect === COLLECT_EVERY) {
+      this.#sinceCollect = 0;
+      setImmediate(collect);
+    }
     if (state.kind === 'bounced') {
       run.reported.push({ rcptIndex, action: 'failed', reply: how.reply, remoteMta: how.remote ? how.relay : undefined, lastAttemptMs: now });
     }

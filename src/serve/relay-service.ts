@@ -52,6 +52,7 @@ export function startRelay(config: ServeConfig, spool: Spool, log: Logger, now: 
     newId: createIdGenerator(now),
     isLocal: (mailbox: Mailbox) => local.has(normalizeDomain(mailbox.domain)),
     returnLimitBytes: config.bounceSizeLimitBytes,
+    collect: () => Bun.gc(true),
   });
   const route = settings.route === null ? 'mx (relay domains only)' : settings.route.kind === 'mx' ? 'mx' : settings.route.hosts.map((h) => h.label).join(' then ');
   log.info('relay', { route, routes: settings.routes.size || undefined, workers: settings.workers, concurrency: settings.concurrency, relay_domains: settings.relayDomains.length > 0 ? settings.relayDomains : undefined });
