@@ -32,7 +32,8 @@
  * Rule 4: the writer runs off the accept path (index-client.ts): commits are sent after their
  *         250s are on their way, and one ingest request at a time: what commits while the writer
  *         works goes in the next request, so a busy writer gets fewer, larger transactions (each
- *         costs SQLite and FTS5 a fixed price) instead of a queue of small ones.
+ *         costs SQLite and FTS5 a fixed price) instead of a queue of small ones. While commits
+ *         keep coming, requests are at least LIVE_GATHER_MS apart.
  * Rule 5: full-text indexing waits for a quiet spell (index-db.ts Rule 4). A live ingest leaves
  *         its messages' search text in the backlog, which searches scan; once no message has
  *         committed for BACKLOG_QUIET_MS and the writer is free, the backlog goes into FTS5 a
@@ -85,6 +86,14 @@ const TRIM_AFTER_MESSAGES = 10_000;
 const CATCH_UP_SLACK_MS = 2000;
 /** The most committed messages one live ingest request carries (their bytes are held until it is answered). */
 const LIVE_BATCH_MAX = 1024;
+/**
+ * While commits keep coming, a live ingest is sent this long after the one before it (unless
+ * LIVE_GATHER_ENOUGH have gathered): fewer requests cost the accept path's thread less (10 ms
+ * took the index's share of that thread's CPU under smtp-source 1k-s10-ka from 10.4% to 8.5%).
+ * The first commit after a quiet spell is sent at once.
+ */
+const LIVE_GATHER_MS = 10;
+const LIVE_GATHER_ENOUGH = 256;
 /** How long no message may have committed before the backlog is moved into FTS5 (Rule 5). */
 const BACKLOG_QUIET_MS = 100;
 
@@ -102,6 +111,9 @@ export class MailIndex {
   #backlog = 0;
   #lastCommitMs = 0;
   #backlogTimer: ReturnType<typeof setTimeout> | null = null;
+  /** When the last live ingest was sent (performance.now()), and the timer that sends the next. */
+  #lastSentMs = Number.NEGATIVE_INFINITY;
+  #gatherTimer: ReturnType<typeof setTimeout> | null = null;
   /** The live ingest request the writer has not answered yet, or null (Rule 4). */
   #sending: Promise<void> | null = null;
   /** True once the rebuild or catch-up has reached the end of the spool. */
@@ -299,7 +311,7 @@ export class MailIndex {
     if (this.#retentionTimer !== null) clearInterval(this.#retentionTimer);
     this.#retentionTimer = null;
     while (this.#sending !== null || (this.#batch.length > 0 && !this.#closed)) {
-      this.#flush();
+      this.#flush(true);
       await this.#sending;
     }
     await this.#ingests.catch(() => undefined);
@@ -311,6 +323,7 @@ export class MailIndex {
     await this.drain();
     this.#closed = true;
     if (this.#backlogTimer !== null) clearTimeout(this.#backlogTimer);
+    if (this.#gatherTimer !== null) clearTimeout(this.#gatherTimer);
     this.#stopRemovals();
     await this.#feeding.catch(() => undefined);
     await this.#writer.close();
@@ -417,10 +430,24 @@ export class MailIndex {
     return out;
   }
 
-  #flush(): void {
+  /** Sends what has gathered to the writer; `now` skips the gathering wait (drain). */
+  #flush(now = false): void {
     this.#flushScheduled = false;
     // One request at a time (Rule 4): the answer to this one sends what gathered meanwhile.
     if (this.#sending !== null || this.#batch.length === 0 || this.#closed) return;
+    if (!now && this.#batch.length < LIVE_GATHER_ENOUGH) {
+      const wait = this.#lastSentMs + LIVE_GATHER_MS - performance.now();
+      if (wait >= 1) {
+        this.#gatherTimer ??= setTimeout(() => {
+          this.#gatherTimer = null;
+          this.#flush();
+        }, wait);
+        return;
+      }
+    }
+    if (this.#gatherTimer !== null) clearTimeout(this.#gatherTimer);
+    this.#gatherTimer = null;
+    this.#lastSentMs = performance.now();
     const batch = this.#batch.splice(0, LIVE_BATCH_MAX);
     const local = this.#spool.localMessagesById(batch.map((m) => m.id), CATCHER_MAILBOX);
     if (local.length === 0) {
