@@ -54,6 +54,12 @@ export interface TransferRecipient {
   /** The server's reply to this recipient (RCPT, or the end of data), or the failure's status. */
   readonly reply: Reply;
   readonly accepted: boolean;
+  /**
+   * The reply is the server's own, not one mailbox concluded (no answer, a lost connection, or a
+   * refusal to send 8-bit or UTF-8 to a server without the extension): only then does a bounce
+   * name the server as the Remote-MTA (RFC 3464 §2.3.5).
+   */
+  readonly fromServer: boolean;
 }
 
 export interface TransferResult {

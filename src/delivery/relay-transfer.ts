@@ -120,7 +120,7 @@ export class Transferer {
       ...base,
       nullMx,
       relay,
-      recipients: task.recipients.map((r) => ({ rcptIndex: r.rcptIndex, reply: status, accepted: false })),
+      recipients: task.recipients.map((r) => ({ rcptIndex: r.rcptIndex, reply: status, accepted: false, fromServer: failure?.reply !== undefined })),
       failure: failure === null ? { kind: status.code >= 500 ? 'rejected' : 'connect', stage: 'connect', message: status.lines.join(' ') } : { kind: failure.kind, stage: failure.stage, message: failure.message },
       unreachable,
     });
@@ -161,9 +161,9 @@ export class Transferer {
       this.#release(task.destination, slot);
       const recipients: TransferRecipient[] = task.recipients.map((r, i) => {
         const rcpt = outcome.recipients[i];
-        if (rcpt !== undefined && !rcpt.accepted) return { rcptIndex: r.rcptIndex, reply: rcpt.reply, accepted: false };
-        if (outcome.ok) return { rcptIndex: r.rcptIndex, reply: outcome.reply, accepted: true };
-        return { rcptIndex: r.rcptIndex, reply: outcome.failure.status, accepted: false };
+        if (rcpt !== undefined && !rcpt.accepted) return { rcptIndex: r.rcptIndex, reply: rcpt.reply, accepted: false, fromServer: true };
+        if (outcome.ok) return { rcptIndex: r.rcptIndex, reply: outcome.reply, accepted: true, fromServer: true };
+        return { rcptIndex: r.rcptIndex, reply: outcome.failure.status, accepted: false, fromServer: outcome.failure.reply !== undefined };
       });
       const relayedWithoutDsn = outcome.ok && !dsnOffered
         ? task.recipients.filter((r, i) => recipients[i].accepted && (r.recipient.params?.notify ?? task.dsn?.notify ?? []).includes('SUCCESS')).map((r) => r.rcptIndex)

@@ -298,7 +298,7 @@ export class Relay {
       const jr = byIndex.get(r.rcptIndex);
       if (jr === undefined) continue;
       const state = afterAttempt(jr.state, r, run.arrivedMs, now, this.#settings);
-      this.#record(run, jr.rcptIndex, state, now, { relay: result.relay, tls: result.tls ?? undefined, reply: state.kind === 'bounced' ? state.reply : r.reply, remote: result.relay !== group.domain });
+      this.#record(run, jr.rcptIndex, state, now, { relay: result.relay, tls: result.tls ?? undefined, reply: state.kind === 'bounced' ? state.reply : r.reply, remote: r.fromServer && result.relay !== group.domain });
     }
     for (const index of result.relayedWithoutDsn) {
       const jr = byIndex.get(index);

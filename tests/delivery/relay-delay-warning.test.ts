@@ -42,7 +42,7 @@ const greylisting: Transfers = {
   run: async (task: TransferTask): Promise<TransferResult> => ({
     taskId: task.taskId,
     relay: 'mx.far.test[127.0.0.9]:25',
-    recipients: task.recipients.map((r) => ({ rcptIndex: r.rcptIndex, reply: GREYLISTED, accepted: false })),
+    recipients: task.recipients.map((r) => ({ rcptIndex: r.rcptIndex, reply: GREYLISTED, accepted: false, fromServer: true })),
     failure: { kind: 'rejected', stage: 'rcpt', message: 'greylisted' },
     unreachable: false,
     nullMx: false,

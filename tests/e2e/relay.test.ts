@@ -295,6 +295,18 @@ print(json.dumps({'cte': msg['Content-Transfer-Encoding'], 'subject': msg['Subje
     expect(bounced.dsn).toBe('5.6.3');
     expect(String(bounced.reply)).toContain('DKIM');
     expect((await seven.dumps()).length).toBe(1);
+    // The refusal is this relay's, not the server's: the report names no Remote-MTA and does not
+    // present the reply as the server's (RFC 3464 §2.3.5, §2.3.6).
+    const deadline = Date.now() + 20_000;
+    let report: string | undefined;
+    while (report === undefined && Date.now() < deadline) {
+      report = (await aio.messages()).map((m) => Buffer.from(m.bytes).toString('latin1')).find((text) => text.includes('Final-Recipient: rfc822; signed@seven.test'));
+      if (report === undefined) await Bun.sleep(100);
+    }
+    expect(report).toBeDefined();
+    expect(report).toContain('Status: 5.6.3');
+    expect(report).not.toContain('Remote-MTA:');
+    expect(report).toMatch(/^Diagnostic-Code: X-mailbox; 554 5\.6\.3 /m);
   }, 30_000);
 
   test('a receiver that never answers is deferred, then expires with 4.4.7 and the last reply', async () => {
