@@ -127,9 +127,11 @@ function transactionFor(job: Job): AnyTransaction {
   const { item } = job;
   const recipients = job.recipients.map(recordedRecipient);
   const dsn = recordedDsn(item.mailParams);
+  // A recorded SMTPUTF8 travels again: its UTF-8 header fields need it (RFC 6532 §3, RFC 6531 §3.2).
+  const smtpUtf8 = item.mailParams.some((p) => p.name.toUpperCase() === 'SMTPUTF8');
   return item.body.stuffed !== undefined
-    ? { sender: job.sender, recipients, stuffed: item.body.stuffed, dsn }
-    : { sender: job.sender, recipients, message: item.body.message, dsn };
+    ? { sender: job.sender, recipients, stuffed: item.body.stuffed, dsn, smtpUtf8 }
+    : { sender: job.sender, recipients, message: item.body.message, dsn, smtpUtf8 };
 }
 
 /** What the connections share: the feeder, the pacer, and the run's failure state. */

@@ -16,6 +16,8 @@ interface Responder {
   readonly port: number;
   /** Messages received, as "from>to,to". */
   readonly received: string[];
+  /** Every MAIL command, as sent. */
+  readonly mailLines: string[];
   /** Connections accepted. */
   connections: number;
   /** Largest number of commands that arrived in one read. */
@@ -28,6 +30,8 @@ interface ResponderOptions {
   readonly reject?: readonly string[];
   /** Say 421 and close after this many messages on a connection. */
   readonly closeAfter?: number;
+  /** Offer 8BITMIME and SMTPUTF8 (RFC 6531). */
+  readonly smtpUtf8?: boolean;
 }
 
 const listeners: TCPSocketListener<unknown>[] = [];
@@ -37,7 +41,7 @@ afterEach(() => {
 
 /** A line-based SMTP server with PIPELINING: enough to see what the client writes. */
 function startResponder(options: ResponderOptions = {}): Responder {
-  const state: Responder = { port: 0, received: [], connections: 0, maxBatch: 0, stop: () => listener.stop(true) };
+  const state: Responder = { port: 0, received: [], mailLines: [], connections: 0, maxBatch: 0, stop: () => listener.stop(true) };
   type Session = { buffer: string; inData: boolean; from: string; to: string[]; messages: number };
   const sessions = new Map<Socket<unknown>, Session>();
   const listener = Bun.listen<unknown>({
@@ -72,8 +76,9 @@ function startResponder(options: ResponderOptions = {}): Responder {
           }
           commands++;
           const verb = line.slice(0, 4).toUpperCase();
-          if (verb === 'EHLO') out += '250-responder\r\n250 PIPELINING\r\n';
+          if (verb === 'EHLO') out += options.smtpUtf8 === true ? '250-responder\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 PIPELINING\r\n' : '250-responder\r\n250 PIPELINING\r\n';
           else if (verb === 'MAIL') {
+            state.mailLines.push(line);
             s.from = /<(.*)>/.exec(line)![1];
             s.to = [];
             out += '250 2.1.0 OK\r\n';
@@ -162,6 +167,21 @@ describe('runReplay', () => {
     expect(server.connections).toBe(1);
     // ".", then the next MAIL, RCPT and DATA, arrive in one read.
     expect(server.maxBatch).toBeGreaterThanOrEqual(3);
+  });
+
+  test('a transaction recorded with SMTPUTF8 asks for it again; a server without it refuses UTF-8 header fields with 5.6.9 (RFC 6532 §3)', async () => {
+    const [event] = items(1);
+    if (event.kind !== 'item') throw new Error('an item');
+    const utf8: SourceEvent = { kind: 'item', item: { ...event.item, mailParams: [{ name: 'SMTPUTF8', value: null }], body: { stuffed: Buffer.from('Subject: Grüße\r\n\r\nHallo\r\n') } } };
+    const offering = startResponder({ smtpUtf8: true });
+    const sent = await replay([utf8], plan(offering.port));
+    expect(sent.results.map((r) => r.verdict)).toEqual(['sent']);
+    expect(offering.mailLines).toHaveLength(1);
+    expect(offering.mailLines[0]).toContain(' SMTPUTF8');
+    const plain = startResponder();
+    const refused = await replay([utf8], plan(plain.port));
+    expect(refused.results.map((r) => [r.verdict, r.failure?.status.enhanced])).toEqual([['perm', '5.6.9']]);
+    expect(plain.received).toHaveLength(0);
   });
 
   test('with --concurrency the transactions spread over several connections, each one result', async () => {
