@@ -395,7 +395,15 @@ export class IndexDb {
   /** Newest first by commit order; `inbox` limits to one envelope recipient. */
   list(options: { inbox?: string; limit: number; start: number }): Page {
     if (options.inbox !== undefined) {
-      return this.#page({ match: null, matchInBacklog: { sql: '', params: [] }, conditions: ['m.seq IN (SELECT seq FROM recipients WHERE rcpt = ?)'], params: [inboxKey(options.inbox)] }, options.limit, options.start);
+      // An inbox's messages are its entries in recipients, in seq order: counted and paged there
+      // (the page by walking them backwards), their unread as a search's are (#page).
+      const found = this.#db.query(
+        `SELECT n, CASE (SELECT unread FROM totals) WHEN 0 THEN 0 WHEN (SELECT total FROM totals) THEN n
+            ELSE (SELECT count(*) FROM recipients r CROSS JOIN messages u INDEXED BY messages_unread ON u.seq = r.seq AND u.read = 0 WHERE r.rcpt = ?1) END AS u,
+          (SELECT json_group_array(seq) FROM (SELECT seq FROM recipients WHERE rcpt = ?1 ORDER BY seq DESC LIMIT ?2 OFFSET ?3)) AS page
+        FROM (SELECT count(*) AS n FROM recipients WHERE rcpt = ?1)`,
+      ).get(inboxKey(options.inbox), options.limit, options.start) as Found;
+      return this.#pageOf(found);
     }
     const totals = this.#totals();
     const rows = this.#db.query(`SELECT ${COLUMNS} FROM messages ORDER BY seq DESC LIMIT ?1 OFFSET ?2`).all(options.limit, options.start) as Row[];
@@ -579,7 +587,11 @@ export class IndexDb {
       hits = `SELECT m.seq, m.read FROM (${matchedRows(built, '+rowid')}) f CROSS JOIN messages m${narrow} ON m.seq = f.seq ${rest}`;
     }
     const sql = `WITH hits AS MATERIALIZED (${hits}) SELECT n, ${unread} AS u, ${page} AS page FROM (SELECT count(*) AS n FROM hits)`;
-    const found = this.#db.query(sql).get(...params, limit, start) as { n: number; u: number; page: string };
+    return this.#pageOf(this.#db.query(sql).get(...params, limit, start) as Found);
+  }
+
+  /** The page's rows, read by primary key, with the counts. */
+  #pageOf(found: Found): Page {
     const byPk = this.#db.query(`SELECT ${COLUMNS} FROM messages WHERE seq = ?1`);
     const rows = (JSON.parse(found.page) as number[]).map((seq) => byPk.get(seq) as Row);
     return { messages: this.#withTags(rows), matched: found.n, matchedUnread: found.u };
@@ -605,6 +617,13 @@ export class IndexDb {
       };
     });
   }
+}
+
+/** A page as #page's statement finds it: the count, the unread count and the page's seqs as JSON. */
+interface Found {
+  n: number;
+  u: number;
+  page: string;
 }
 
 const COLUMNS = 'seq, id, received_ms, mail_from, rcpts, auth_user, addresses, return_path, subject, message_id, date_ms, size, attachments, inline, snippet, read';

@@ -152,6 +152,16 @@ test('list: newest first by commit order, exact totals, paging, inboxes from the
   expect(even.matched).toBe(7);
   const odd = index.list({ inbox: '<odd@x.test>', limit: 2, start: 0 });
   expect([odd.matched, odd.messages.map((m) => m.id)]).toEqual([3, ['m5', 'm3']]);
+  expect(index.list({ inbox: 'odd@x.test', limit: 2, start: 2 }).messages.map((m) => m.id)).toEqual(['m1']);
+  expect(index.list({ inbox: 'nobody@x.test', limit: 2, start: 0 })).toEqual({ messages: [], matched: 0, matchedUnread: 0 });
+  // An inbox's unread count with some, all and none of the stored messages read.
+  const unread = (inbox: string) => index.list({ inbox, limit: 1, start: 0 }).matchedUnread;
+  index.setRead(['m1', 'm2'], true);
+  expect([unread('even@x.test'), unread('odd@x.test')]).toEqual([5, 2]);
+  index.setRead(null, true);
+  expect([unread('even@x.test'), unread('odd@x.test')]).toEqual([0, 0]);
+  index.setRead(null, false);
+  expect([unread('even@x.test'), unread('odd@x.test')]).toEqual([7, 3]);
   expect(index.inboxes()).toEqual([{ address: 'even@x.test', total: 7, lastSeq: batch[6].seq }, { address: 'odd@x.test', total: 3, lastSeq: batch[5].seq }]);
   const m = index.get('m1')!;
   expect(m).toMatchObject({ id: 'm1', recipients: ['odd@x.test', 'even@x.test'], mailFrom: 'sender@x.test', read: false, tags: [], subject: 'hello' });
