@@ -180,7 +180,7 @@ export class IndexDb {
     this.#sync = sync;
     this.#insertMessage = db.prepare(
       `INSERT INTO messages (seq, id, received_ms, mail_from, rcpts, auth_user, addresses, return_path, subject, message_id, date_ms, size, attachments, inline, snippet, read)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)`,
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT (id) DO NOTHING`,
     );
     this.#insertRecipient = db.prepare('INSERT OR IGNORE INTO recipients (rcpt, seq) VALUES (?1, ?2)');
     this.#insertTag = db.prepare('INSERT OR IGNORE INTO tags (seq, tag) VALUES (?1, ?2)');
@@ -359,14 +359,15 @@ export class IndexDb {
     let added = 0;
     this.#db.transaction(() => {
       for (const item of items) {
-        if (this.has(item.id)) continue;
         const s = item.summary;
         const seq = item.seq;
-        this.#insertMessage.run(
+        const inserted = this.#insertMessage.run(
           seq, item.id, item.receivedMs, item.envelope.mailFrom, JSON.stringify(item.envelope.recipients), item.envelope.authUser,
           JSON.stringify([s.from, s.to, s.cc, s.bcc, s.replyTo]), s.returnPath, s.subject, s.messageId, s.dateMs, s.size,
           s.attachments, s.inline, s.snippet, item.read === true ? 1 : 0,
         );
+        // An id already indexed is skipped.
+        if (inserted.changes === 0) continue;
         for (const rcpt of item.envelope.recipients) this.#insertRecipient.run(inboxKey(rcpt), seq);
         for (const tag of item.tags ?? []) this.#insertTag.run(seq, tag);
         search.run(seq, s.searchText, s.subject.toLowerCase(), addressText(s.from === null ? [] : [s.from]), addressText(s.to), addressText(s.cc), addressText(s.bcc), addressText(s.replyTo));

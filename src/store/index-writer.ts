@@ -199,7 +199,9 @@ export class IndexWriter {
     if (!Array.isArray(bytes)) return { added: 0, lastSeq: this.#lastSeq, backlog: this.#backlog, unreadable: bytes.unreadable };
     const items: IngestItem[] = [];
     for (const [i, m] of messages.entries()) {
-      if (this.#db.has(m.id)) continue;
+      // A live ingest's messages committed after the index's listing ended: none is indexed yet.
+      // A rebuild or catch-up may send some again (its slack): those are not decoded twice.
+      if (!live && this.#db.has(m.id)) continue;
       const summary = await summarizeMessage(dotUnstuff(bytes[i]), m.envelope);
       this.#lastSeq = Math.max(this.#lastSeq + 1, m.timeMs * SEQ_PER_MS);
       items.push({ id: m.id, seq: this.#lastSeq, receivedMs: m.timeMs, envelope: m.envelope, summary, read: m.state?.read, tags: m.state?.tags });
