@@ -553,14 +553,16 @@ export class IndexDb {
     // One statement evaluates the conditions (and so the FTS lookup) once for the count, the unread
     // count and the page of seqs; the page's rows are then read by primary key.
     // - With an FTS match and no condition reading more than seq, the hits are the FTS rowids
-    //   themselves: no messages entry is read per hit. Their unread count follows from the totals
+    //   themselves, and the backlog's seqs the same terms find there (Rule 4): no messages entry
+    //   is read per hit. Their unread count follows from the totals
     //   when every stored message is unread or every one is read; otherwise each hit is looked up
     //   in the unread index, in seq order.
     // - Otherwise the FTS rowids (when there is a match) are joined to messages by seq, and
     //   conditions that read no column but seq and read are met from the narrow (seq, read)
     //   index, not from a table page per hit.
-    // - The page is the hits sorted newest first; when they are exactly the FTS rowids and the
-    //   page lies in the newest eighth, FTS5 walks its rowids backwards instead and stops there.
+    // - The page is the hits sorted newest first; when they are exactly the FTS rowids (nothing
+    //   waits in the backlog) and the page lies in the newest eighth, FTS5 walks its rowids
+    //   backwards instead and stops there.
     const columns = new Set(built.conditions.flatMap((c) => [...c.matchAll(/\bm\.(\w+)/g)].map((m) => m[1])));
     const narrow = [...columns].every((c) => c === 'seq' || c === 'read') ? ' INDEXED BY messages_seq_read' : '';
     const rest = built.conditions.length === 0 ? '' : `WHERE ${built.conditions.join(' AND ')}`;
