@@ -2,8 +2,9 @@
  * @module The one writer of the mail index: it owns the write connection to the database and
  * runs the requests the main thread's MailIndex sends it, one at a time, in the order sent. It
  * runs in a Worker (index-worker.ts) in serve, or in the caller's thread (tests, `reindex`).
- * Rule 1: an ingest request is one group commit of the spool and one transaction; the message
- *         bytes are decoded here (postal-mime), never on the accept path.
+ * Rule 1: an ingest request (the group commits that gathered while the one before was worked
+ *         on) is one transaction; the message bytes are decoded here (postal-mime), never on the
+ *         accept path.
  * Rule 2: every change of read state, tags or membership is journalled by the main thread
  *         first. Before the journal write the main thread calls `begin`, which counts the change
  *         as pending in a synced transaction; `apply` takes it off in the same transaction as the
