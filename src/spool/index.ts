@@ -645,6 +645,14 @@ export class SpoolIndex {
     return row >= 0 && (this.#bits[row] & VISIBLE) !== 0 ? this.#entry(row) : undefined;
   }
 
+  /** Where a visible record's message is (segment, offset and length of the stored bytes), with no snapshot. */
+  bodyOf(id: string): { readonly seq: number; readonly offset: number; readonly length: number } | undefined {
+    const row = this.#rowOf(id);
+    if (row < 0 || (this.#bits[row] & VISIBLE) === 0) return undefined;
+    const bodyBytes = this.#bodyBytes[row];
+    return { seq: this.#seq[row], offset: bodyOffsetOf(this.#offset[row], this.#bytes[row], bodyBytes), length: bodyBytes };
+  }
+
   /** Visible messages, newest first. */
   query(q: ListQuery = {}): Entry[] {
     const since = q.since ?? -Infinity;
@@ -738,7 +746,7 @@ export class SpoolIndex {
       seq: this.#seq[row],
       offset,
       bytes,
-      bodyOffset: offset + bytes - 3 - bodyBytes,
+      bodyOffset: bodyOffsetOf(offset, bytes, bodyBytes),
       bodyBytes,
       size: this.#size[row],
       mailboxes: this.#mailboxes.get(row) ?? null,
@@ -1033,4 +1041,9 @@ function forget(map: Map<string, Set<number>>, key: string, n: number): void {
   if (!set) return;
   set.delete(n);
   if (set.size === 0) map.delete(key);
+}
+
+/** A record's message starts bodyBytes before its end, which is the final ".\r\n" (3 bytes). */
+function bodyOffsetOf(offset: number, bytes: number, bodyBytes: number): number {
+  return offset + bytes - 3 - bodyBytes;
 }

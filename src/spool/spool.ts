@@ -57,6 +57,12 @@ export type { CopyState } from './copy-state.ts';
 export type { DeliveryState } from './delivery-state.ts';
 export type { DeliveryJob, DeliveryQueue, OperatorResult, Outcome, ReportMaker } from './delivery-queue.ts';
 export type { HeaderSummary } from './header-summary.ts';
+export type { CommitRequest, CommittedMessage, SessionFacts } from './commit.ts';
+export type { MailStore } from './mail-store.ts';
+export type { ListQuery, QueuedKind } from './index.ts';
+export type { SpoolIo } from './journal.ts';
+export type { DamagedRecord, RecoveryReport, SpoolLog } from './recovery.ts';
+export { SpoolLockedError, type LockHolder } from './lock.ts';
 
 /** Where a message's stored bytes are: a segment file, their offset in it and their length. */
 export interface StoredAt {
@@ -64,12 +70,6 @@ export interface StoredAt {
   readonly offset: number;
   readonly length: number;
 }
-export type { CommitRequest, CommittedMessage, SessionFacts } from './commit.ts';
-export type { MailStore } from './mail-store.ts';
-export type { ListQuery, QueuedKind } from './index.ts';
-export type { SpoolIo } from './journal.ts';
-export type { DamagedRecord, RecoveryReport, SpoolLog } from './recovery.ts';
-export { SpoolLockedError, type LockHolder } from './lock.ts';
 
 export interface SpoolOptions {
   readonly dir: string;
@@ -965,16 +965,16 @@ export class Spool {
    * bytes, or fails to open the file and must ask again.
    */
   locate(id: string): StoredAt | null {
-    const e = this.#index.get(id);
-    return e ? { path: this.#layout.segmentPath(e.seq), offset: e.bodyOffset, length: e.bodyBytes } : null;
+    const body = this.#index.bodyOf(id);
+    return body ? { path: this.#layout.segmentPath(body.seq), offset: body.offset, length: body.length } : null;
   }
 
   /** The stored bytes: dot-stuffed, as on the wire, without the final ".\r\n". */
   async readRaw(id: string): Promise<Uint8Array> {
-    const e = this.#index.get(id);
-    if (!e) throw new MessageNotFoundError(id);
+    const body = this.#index.bodyOf(id);
+    if (!body) throw new MessageNotFoundError(id);
     // Blocking pread: no compaction can unlink or move the record between lookup and read.
-    return readExactly(this.#readFd(e.seq), e.bodyOffset, e.bodyBytes);
+    return readExactly(this.#readFd(body.seq), body.offset, body.length);
   }
 
   /**

@@ -399,8 +399,7 @@ export class IndexDb {
       // An inbox's messages are its entries in recipients, in seq order: counted and paged there
       // (the page by walking them backwards), their unread as a search's are (#page).
       const found = this.#db.query(
-        `SELECT n, CASE (SELECT unread FROM totals) WHEN 0 THEN 0 WHEN (SELECT total FROM totals) THEN n
-            ELSE (SELECT count(*) FROM recipients r CROSS JOIN messages u INDEXED BY messages_unread ON u.seq = r.seq AND u.read = 0 WHERE r.rcpt = ?1) END AS u,
+        `SELECT n, ${unreadAmong('SELECT count(*) FROM recipients r CROSS JOIN messages u INDEXED BY messages_unread ON u.seq = r.seq AND u.read = 0 WHERE r.rcpt = ?1')} AS u,
           (SELECT json_group_array(seq) FROM (SELECT seq FROM recipients WHERE rcpt = ?1 ORDER BY seq DESC LIMIT ?2 OFFSET ?3)) AS page
         FROM (SELECT count(*) AS n FROM recipients WHERE rcpt = ?1)`,
       ).get(inboxKey(options.inbox), options.limit, options.start) as Found;
@@ -579,8 +578,7 @@ export class IndexDb {
       // +rowid: the other conditions filter the FTS rowids; they are not offered to FTS5 as rowid
       // lookups (an IN list there would run the whole match once per listed seq).
       hits = `SELECT m.seq FROM (${matchedRows(built, '+rowid')}) m ${rest}`;
-      unread = `CASE (SELECT unread FROM totals) WHEN 0 THEN 0 WHEN (SELECT total FROM totals) THEN n
-        ELSE (SELECT count(*) FROM hits h CROSS JOIN messages u INDEXED BY messages_unread ON u.seq = h.seq AND u.read = 0) END`;
+      unread = unreadAmong('SELECT count(*) FROM hits h CROSS JOIN messages u INDEXED BY messages_unread ON u.seq = h.seq AND u.read = 0');
       if (rest === '') {
         page = `CASE WHEN ${limitAt} + ${startAt} <= n / 8 AND NOT EXISTS (SELECT 1 FROM backlog)
           THEN (SELECT json_group_array(seq) FROM (SELECT rowid AS seq FROM fts WHERE fts MATCH ?1 ORDER BY rowid DESC LIMIT ${limitAt} OFFSET ${startAt}))
@@ -627,6 +625,14 @@ interface Found {
   n: number;
   u: number;
   page: string;
+}
+
+/**
+ * The unread among `n` hits: from the totals when every stored message is unread (all n) or every
+ * one read (none), else `counted` (a SELECT of one number), which looks each hit up.
+ */
+function unreadAmong(counted: string): string {
+  return `CASE (SELECT unread FROM totals) WHEN 0 THEN 0 WHEN (SELECT total FROM totals) THEN n ELSE (${counted}) END`;
 }
 
 const COLUMNS = 'seq, id, received_ms, mail_from, rcpts, auth_user, addresses, return_path, subject, message_id, date_ms, size, attachments, inline, snippet, read';
