@@ -33,7 +33,7 @@ export class Interner {
   readonly #envelopes = new Map<string, Envelope>();
   readonly #strings = new Map<string, string>();
   readonly #flags = new Map<string, InitialFlags>();
-  /** Copy states and arrays of them, by stateKey() (arrays: their states' keys, a line each). */
+  /** Copy states and arrays of them, by stateKey() (arrays: their states' keys, each after its length). */
   readonly #states = new Map<string, CopyState>();
   readonly #stateLists = new Map<string, readonly CopyState[]>();
 
@@ -76,7 +76,9 @@ export class Interner {
         remember(this.#states, one, kept, STATES_KEPT);
       }
       shared.push(kept);
-      key += key === '' ? one : `\n${one}`;
+      // Each key with its length first: a reply's lines (which a remote server chooses) can never
+      // make two different arrays read as one.
+      key += `${one.length}:${one}`;
     }
     const list = this.#stateLists.get(key);
     if (list !== undefined) return list;

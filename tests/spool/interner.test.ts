@@ -63,4 +63,14 @@ describe('interner', () => {
       expect(shared).not.toBe(one);
     }
   });
+
+  test("a reply's lines cannot make two different states arrays one (its lines come from the remote server)", () => {
+    const interner = new Interner();
+    const reply = (...lines: string[]) => ({ code: 450, enhanced: '4.2.0', lines });
+    const one = interner.states([{ kind: 'deferred', attempts: 1, nextAttemptMs: 5, lastReply: reply('busy', 'pending') }]);
+    const two = interner.states([{ kind: 'deferred', attempts: 1, nextAttemptMs: 5, lastReply: reply('busy') }, PENDING]);
+    expect(one).toHaveLength(1);
+    expect(two).toHaveLength(2);
+    expect(two[1]).toBe(PENDING);
+  });
 });
