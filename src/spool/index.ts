@@ -18,7 +18,7 @@ import { mailboxKey, type Mailbox } from '../core/address.ts';
 import type { Chunk } from './checkpoint.ts';
 import { isRemoved, isSettled, removedAt, type CopyState } from './copy-state.ts';
 import type { DeliveryState } from './delivery-state.ts';
-import { hashOf, IdTable } from './id-table.ts';
+import { hashOf, hashOfBytes, IdTable } from './id-table.ts';
 import { Interner } from './interner.ts';
 import type { MailboxFlags } from './mailbox-state.ts';
 
@@ -274,7 +274,10 @@ export class SpoolIndex {
   #probeBytes: Uint8Array = new Uint8Array(0);
   #probeStart = 0;
   #probeEnd = 0;
-  readonly #ids = new IdTable((row) => this.#holdsProbe(row));
+  readonly #ids = new IdTable(
+    (row) => this.#holdsProbe(row),
+    (row) => hashOfBytes(this.#arena, this.#idStart[row], this.#idStart[row] + this.#idLength[row]),
+  );
 
   /**
    * Lookup lists, appended to and cleaned lazily: a row that was dropped or hidden stays until a

@@ -16,7 +16,10 @@ function rng(seed: number): () => number {
 function table() {
   const ids: string[] = [];
   let probe = '';
-  const t = new IdTable((row) => ids[row] === probe);
+  const t = new IdTable(
+    (row) => ids[row] === probe,
+    (row) => hashOf(ids[row]),
+  );
   return {
     ids,
     t,
@@ -84,6 +87,32 @@ describe('IdTable', () => {
     expect(tab.t.size).toBe(1_000_000);
     for (let n = 0; n < 1_000_000; n += 997) expect(tab.find(`fill-${n}`)).toBe(n);
     expect(tab.find('fill-1000000')).toBe(-1);
+  });
+
+  test('rows past 2^26 take bits from the tag (Rule 4), and every id is still found', () => {
+    const rows = new Map<number, string>();
+    let probe = '';
+    const t = new IdTable(
+      (row) => rows.get(row) === probe,
+      (row) => hashOf(rows.get(row)!),
+    );
+    const find = (id: string) => {
+      probe = id;
+      return t.find(hashOf(id));
+    };
+    // Rows as a renumbering-free index would reach them: below, at and past each width.
+    const wanted = [0, 1, 2 ** 26 - 1, 2 ** 26, 2 ** 27 + 5, 2 ** 29 + 7, 2 ** 30 - 1];
+    for (let n = 1; n < 5000; n++) wanted.push(n * 12_289);
+    for (const row of wanted) {
+      const id = `row-${row}`;
+      rows.set(row, id);
+      probe = id;
+      expect(t.set(hashOf(id), row)).toBe(-1);
+    }
+    for (const row of wanted) expect(find(`row-${row}`)).toBe(row);
+    expect(find('row-absent')).toBe(-1);
+    probe = '';
+    expect(() => t.add(hashOf('too-far'), 2 ** 30)).toThrow(RangeError);
   });
 
   test('hashOfBytes hashes ASCII bytes as hashOf hashes the string', () => {
