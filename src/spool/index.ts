@@ -4,8 +4,9 @@
  * Rule 2: a record is tracked until its bytes are gone, so a deletion outlives a journal snapshot.
  * Rule 3: removal is final; a message is listed while the copy of some recipient of it is not removed.
  * Rule 4: addresses match without regard to case (as Mailpit's search does).
- * Rule 5: records are rows of typed-array columns (time, segment, offsets, lengths, size, an
- *         envelope number, a flags number, bits), ids are bytes in one arena, equal envelopes are
+ * Rule 5: records are rows of typed-array columns (time, segment, offset, body length, the record
+ *         length and the size as 16-bit differences from it, an envelope number, a flags number,
+ *         bits), ids are bytes in one arena, equal envelopes are
  *         one numbered object, and delivery states are kept only for the rows whose states
  *         differ from the initial ones, equal ones shared: about 60 bytes a record, where an
  *         object per record and its fields cost several hundred. An `Entry` is a snapshot of a
@@ -193,6 +194,9 @@ class RowList {
 const FNV_OFFSET = 0x811c9dc5;
 const FNV_PRIME = 0x01000193;
 
+/** #head and #stuffing of a row whose lengths are in #wide. */
+const WIDE = 0xffff;
+
 const TRACKED = 1;
 const LIVE = 2;
 const VISIBLE = 4;
@@ -252,9 +256,12 @@ export class SpoolIndex {
   #time = new Float64Array(0);
   #seq = new Uint32Array(0);
   #offset = new Uint32Array(0);
-  #bytes = new Uint32Array(0);
   #bodyBytes = new Uint32Array(0);
-  #size = new Uint32Array(0);
+  /** The record's bytes less its body's (its framing), and the body's less the message's size (stuffing dots); WIDE for a row in #wide. */
+  #head = new Uint16Array(0);
+  #stuffing = new Uint16Array(0);
+  /** The bytes and size of the rare rows whose framing or stuffing does not fit 16 bits. */
+  #wide = new Map<number, readonly [bytes: number, size: number]>();
   #envelope = new Uint32Array(0);
   #flag = new Uint32Array(0);
   #bits = new Uint8Array(0);
@@ -489,9 +496,10 @@ export class SpoolIndex {
     into(this.#time, chunk.timeBytes);
     const column = (c: number) => columns.subarray(4 * c * n, 4 * (c + 1) * n);
     into(this.#offset, column(0));
-    into(this.#bytes, column(1));
-    into(this.#bodyBytes, column(2));
-    into(this.#size, column(3));
+    const bytes = uint32s(column(1));
+    const bodyBytes = uint32s(column(2));
+    const sizes = uint32s(column(3));
+    for (let i = 0; i < n; i++) this.#setLengths(first + i, bytes[i], bodyBytes[i], sizes[i]);
     into(this.#envelope, column(4));
     into(this.#flag, column(5));
     this.#seq.fill(seq, first, first + n);
@@ -525,7 +533,7 @@ export class SpoolIndex {
     const seg = this.#segments.get(seq);
     if (seg) {
       let bytes = 0;
-      for (let row = first; row < first + n; row++) bytes += this.#bytes[row];
+      for (let row = first; row < first + n; row++) bytes += this.#bytesOf(row);
       seg.records += n;
       seg.liveRecords += n;
       seg.liveBytes += bytes;
@@ -579,7 +587,7 @@ export class SpoolIndex {
       const seg = this.#segments.get(this.#seq[row]);
       if (seg) {
         seg.liveRecords += shape.live ? 1 : -1;
-        seg.liveBytes += shape.live ? this.#bytes[row] : -this.#bytes[row];
+        seg.liveBytes += shape.live ? this.#bytesOf(row) : -this.#bytesOf(row);
       }
       this.#bits[row] = shape.live ? bits | LIVE : bits & ~LIVE;
     }
@@ -611,7 +619,7 @@ export class SpoolIndex {
     const row = this.#currentRow(entry);
     if (row < 0) return;
     const live = (this.#bits[row] & LIVE) !== 0;
-    const bytes = this.#bytes[row];
+    const bytes = this.#bytesOf(row);
     const from = this.#segments.get(this.#seq[row]);
     const to = this.#segments.get(seq);
     if (from) {
@@ -653,7 +661,7 @@ export class SpoolIndex {
     const row = this.#rowOf(id);
     if (row < 0 || (this.#bits[row] & VISIBLE) === 0) return undefined;
     const bodyBytes = this.#bodyBytes[row];
-    return { seq: this.#seq[row], offset: bodyOffsetOf(this.#offset[row], this.#bytes[row], bodyBytes), length: bodyBytes };
+    return { seq: this.#seq[row], offset: bodyOffsetOf(this.#offset[row], this.#bytesOf(row), bodyBytes), length: bodyBytes };
   }
 
   /** Visible messages, newest first. */
@@ -734,7 +742,7 @@ export class SpoolIndex {
   #entry(row: number): Entry {
     const flags = this.#flags[this.#flag[row]];
     const offset = this.#offset[row];
-    const bytes = this.#bytes[row];
+    const bytes = this.#bytesOf(row);
     const bodyBytes = this.#bodyBytes[row];
     const bits = this.#bits[row];
     const shared = this.#envelopes[this.#envelope[row]]!;
@@ -751,7 +759,7 @@ export class SpoolIndex {
       bytes,
       bodyOffset: bodyOffsetOf(offset, bytes, bodyBytes),
       bodyBytes,
-      size: this.#size[row],
+      size: this.#sizeOf(row),
       mailboxes: this.#mailboxes.get(row) ?? null,
       live: (bits & LIVE) !== 0,
       visible: (bits & VISIBLE) !== 0,
@@ -812,6 +820,31 @@ export class SpoolIndex {
     return true;
   }
 
+  #bytesOf(row: number): number {
+    const head = this.#head[row];
+    return head === WIDE ? this.#wide.get(row)![0] : this.#bodyBytes[row] + head;
+  }
+
+  #sizeOf(row: number): number {
+    const stuffing = this.#stuffing[row];
+    return stuffing === WIDE ? this.#wide.get(row)![1] : this.#bodyBytes[row] - stuffing;
+  }
+
+  /** Sets a new row's bodyBytes, and its bytes and size as what they differ from it by (Rule 5). */
+  #setLengths(row: number, bytes: number, bodyBytes: number, size: number): void {
+    this.#bodyBytes[row] = bodyBytes;
+    const head = bytes - bodyBytes;
+    const stuffing = bodyBytes - size;
+    if (head >= 0 && head < WIDE && stuffing >= 0 && stuffing < WIDE) {
+      this.#head[row] = head;
+      this.#stuffing[row] = stuffing;
+    } else {
+      this.#head[row] = WIDE;
+      this.#stuffing[row] = WIDE;
+      this.#wide.set(row, [bytes, size]);
+    }
+  }
+
   #storeId(row: number, id: string): void {
     this.#ensureArena(id.length);
     const at = this.#arenaUsed;
@@ -825,9 +858,7 @@ export class SpoolIndex {
     this.#time[row] = timeMs;
     this.#seq[row] = seq;
     this.#offset[row] = offset;
-    this.#bytes[row] = bytes;
-    this.#bodyBytes[row] = bodyBytes;
-    this.#size[row] = size;
+    this.#setLengths(row, bytes, bodyBytes, size);
     this.#envelope[row] = env;
     this.#flag[row] = flag;
     // Initial states (local or pending) are never settled nor removed.
@@ -855,7 +886,7 @@ export class SpoolIndex {
       seg.records--;
       if ((bits & LIVE) !== 0) {
         seg.liveRecords--;
-        seg.liveBytes -= this.#bytes[row];
+        seg.liveBytes -= this.#bytesOf(row);
       }
     }
     if ((bits & VISIBLE) !== 0) this.#hide(row);
@@ -961,7 +992,7 @@ export class SpoolIndex {
 
   #resize(capacity: number): void {
     const n = this.#rows;
-    const grow = <T extends Float64Array | Uint32Array | Uint8Array>(old: T, make: (size: number) => T): T => {
+    const grow = <T extends Float64Array | Uint32Array | Uint16Array | Uint8Array>(old: T, make: (size: number) => T): T => {
       const next = make(capacity);
       next.set(old.subarray(0, n) as never);
       return next;
@@ -969,9 +1000,9 @@ export class SpoolIndex {
     this.#time = grow(this.#time, (s) => new Float64Array(s));
     this.#seq = grow(this.#seq, (s) => new Uint32Array(s));
     this.#offset = grow(this.#offset, (s) => new Uint32Array(s));
-    this.#bytes = grow(this.#bytes, (s) => new Uint32Array(s));
     this.#bodyBytes = grow(this.#bodyBytes, (s) => new Uint32Array(s));
-    this.#size = grow(this.#size, (s) => new Uint32Array(s));
+    this.#head = grow(this.#head, (s) => new Uint16Array(s));
+    this.#stuffing = grow(this.#stuffing, (s) => new Uint16Array(s));
     this.#envelope = grow(this.#envelope, (s) => new Uint32Array(s));
     this.#flag = grow(this.#flag, (s) => new Uint32Array(s));
     this.#bits = grow(this.#bits, (s) => new Uint8Array(s));
@@ -1009,9 +1040,9 @@ export class SpoolIndex {
       this.#time[j] = this.#time[i];
       this.#seq[j] = this.#seq[i];
       this.#offset[j] = this.#offset[i];
-      this.#bytes[j] = this.#bytes[i];
       this.#bodyBytes[j] = this.#bodyBytes[i];
-      this.#size[j] = this.#size[i];
+      this.#head[j] = this.#head[i];
+      this.#stuffing[j] = this.#stuffing[i];
       this.#envelope[j] = this.#envelope[i];
       this.#flag[j] = this.#flag[i];
       bits[j] = bits[i];
@@ -1027,6 +1058,7 @@ export class SpoolIndex {
     for (const shared of this.#envelopes) shared?.visible.rewrite(remap);
     this.#states = new Map([...this.#states].map(([row, states]) => [moved[row], states]));
     this.#mailboxes = new Map([...this.#mailboxes].map(([row, flags]) => [moved[row], flags]));
+    this.#wide = new Map([...this.#wide].filter(([row]) => moved[row] >= 0).map(([row, lengths]) => [moved[row], lengths]));
     let capacity = MIN_ROWS;
     while (capacity < 2 * j) capacity *= 2;
     if (capacity < this.#capacity) this.#resize(capacity);
@@ -1044,6 +1076,11 @@ function forget(map: Map<string, Set<number>>, key: string, n: number): void {
   if (!set) return;
   set.delete(n);
   if (set.size === 0) map.delete(key);
+}
+
+/** Little-endian uint32s as an array: a view when they are aligned, else a copy (a Buffer's slice() is a view). */
+function uint32s(bytes: Uint8Array): Uint32Array {
+  return bytes.byteOffset % 4 === 0 ? new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length >> 2) : new Uint32Array(new Uint8Array(bytes).buffer);
 }
 
 /** A record's message starts bodyBytes before its end, which is the final ".\r\n" (3 bytes). */
