@@ -516,15 +516,15 @@ export class IndexDb {
     return deleted;
   }
 
-  /**
-   * Merges the full-text index into one b-tree (FTS5 'optimize'). Worth it after a rebuild or a
-   * large ingest: searches then read one segment instead of many.
-   */
   /** Gives back what SQLite holds in memory beyond what it needs (page cache, scratch): after a rebuild. */
   releaseMemory(): void {
     this.#db.exec('PRAGMA shrink_memory');
   }
 
+  /**
+   * Merges the full-text index into one b-tree (FTS5 'optimize'). Worth it after a rebuild or a
+   * large ingest: searches then read one segment instead of many.
+   */
   optimize(): void {
     this.#db.query("INSERT INTO fts (fts) VALUES ('optimize')").run();
     // The merge rewrote the whole FTS index through the WAL: fold it back and cut the file.
