@@ -28,6 +28,20 @@ export function printable(text: string): string {
   return clean.length > 100 ? `${clean.slice(0, 97)}...` : clean;
 }
 
+/**
+ * The JSON form of a line: time, level and event, then the fields in their order, as
+ * JSON.stringify({ time, level, event, ...fields }) gives it, without copying the fields (a field
+ * named time, level or event takes that place, as in the spread).
+ */
+export function jsonLine(time: string, level: Level, event: string, fields: Fields): string {
+  if (Object.hasOwn(fields, 'time') || Object.hasOwn(fields, 'level') || Object.hasOwn(fields, 'event')) {
+    return JSON.stringify({ time, level, event, ...fields });
+  }
+  const head = `{"time":${JSON.stringify(time)},"level":"${level}","event":${JSON.stringify(event)}`;
+  const rest = JSON.stringify(fields);
+  return rest === '{}' ? `${head}}` : `${head},${rest.slice(1)}`;
+}
+
 export interface Logger {
   info(event: string, fields?: Fields): void;
   warn(event: string, fields?: Fields): void;
@@ -57,9 +71,21 @@ export function createLogger(options: LoggerOptions): Logger {
   let fd = options.file ? openSync(options.file, 'a') : 2;
   const style = options.style ?? PLAIN;
 
+  // A busy relay logs many lines per millisecond: the time's text is made once per millisecond.
+  let lastMs = NaN;
+  let lastTime = '';
+  function timeText(): string {
+    const ms = options.now();
+    if (ms !== lastMs) {
+      lastMs = ms;
+      lastTime = new Date(ms).toISOString();
+    }
+    return lastTime;
+  }
+
   function line(level: Level, event: string, fields: Fields = {}): string {
-    const time = new Date(options.now()).toISOString();
-    if (options.format === 'json') return `${JSON.stringify({ time, level, event, ...fields })}\n`;
+    const time = timeText();
+    if (options.format === 'json') return `${jsonLine(time, level, event, fields)}\n`;
     let text = `${style.time(time)} ${style.event(level, event)}`;
     for (const [key, value] of Object.entries(fields)) {
       if (value === undefined) continue;

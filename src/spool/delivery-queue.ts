@@ -8,7 +8,9 @@
  *         (delivery is at-least-once on the wire, DESIGN.md). A leased message is not handed out
  *         twice, and its segment is pinned: compaction neither moves nor removes it.
  * Rule 3: complete() journals every outcome of a job, and commits any bounce message, in one
- *         group-commit batch; the lease ends once that batch is durable or has failed.
+ *         group-commit batch; the lease ends once that batch is durable or has failed. The jobs
+ *         completed in one turn of the event loop go to the spool together, in one journal write
+ *         (a relay finishing a Worker's batch of results completes them all in one turn).
  * Rule 4: an operator's action (`mailbox queue`: hold, release, retry, delete, bounce) is journal
  *         records too, durable before it is reported. One that lands while a job is leased wins
  *         over the job's outcome: a held recipient stays held (with the new attempt counted), a
@@ -98,6 +100,8 @@ export type ReportMaker = (
 /** What the queue needs of the spool. */
 export interface QueueHost {
   entry(id: string): Entry | undefined;
+  /** The id, time, states and liveness of entry(id), without a snapshot of the whole record. */
+  relayView(id: string): RelayView | undefined;
   segmentPath(seq: number): string;
   /** Appends the bounces, the state records and the removals, and resolves when their one batch is durable. */
   commitBatch(states: readonly StateRecord[], bounces: readonly CommitRequest[], removals?: readonly RemovalRecord[]): Promise<void>;
@@ -150,6 +154,14 @@ interface Lease {
   readonly seq: number;
 }
 
+/** One complete() waiting for the turn's commit (Rule 3). */
+interface Completion {
+  readonly records: readonly StateRecord[];
+  readonly bounces: readonly CommitRequest[];
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+}
+
 export class RelayQueue implements DeliveryQueue {
   readonly #host: QueueHost;
   /** A binary min-heap of (due, id) in two parallel arrays. */
@@ -161,6 +173,8 @@ export class RelayQueue implements DeliveryQueue {
   /** Leased jobs per segment sequence number. */
   readonly #pins = new Map<number, number>();
   readonly #wake: ((ids: readonly string[]) => void)[] = [];
+  /** The completions of this turn, committed together in a microtask (Rule 3); null when none. */
+  #completing: Completion[] | null = null;
 
   constructor(host: QueueHost) {
     this.#host = host;
@@ -192,15 +206,17 @@ export class RelayQueue implements DeliveryQueue {
       const [due, id] = this.#pop();
       if (this.#queued.get(id) !== due) continue;
       this.#queued.delete(id);
-      const entry = this.#host.entry(id);
-      if (!entry || this.#leases.has(id)) continue;
-      const actual = dueMs(entry);
+      const view = this.#host.relayView(id);
+      if (!view || this.#leases.has(id)) continue;
+      const actual = dueMs(view);
       if (actual === null) continue;
       if (actual > nowMs) {
         this.#queued.set(id, actual);
         this.#push(actual, id);
         continue;
       }
+      // The whole record (envelope, segment, offsets) only for a message leased.
+      const entry = this.#host.entry(id)!;
       const recipients: JobRecipient[] = [];
       entry.states.forEach((state, rcptIndex) => {
         if (state.kind === 'pending' || (state.kind === 'deferred' && state.nextAttemptMs <= nowMs)) {
@@ -230,17 +246,54 @@ export class RelayQueue implements DeliveryQueue {
       if (!allowed.has(o.rcptIndex)) throw new Error(`spool: job ${job.id} has no recipient ${o.rcptIndex}`);
       if (!OUTCOME_KINDS.has(o.state.kind)) throw new Error(`spool: ${o.state.kind} is not an outcome of an attempt`);
     }
-    const entry = this.#host.entry(job.id);
+    const entry = this.#host.relayView(job.id);
     const records: StateRecord[] = [];
     for (const o of outcomes) {
       const state = entry === undefined ? o.state : afterOperator(entry.states[o.rcptIndex], o.state);
       if (state !== null) records.push({ id: job.id, rcpt: o.rcptIndex, state });
     }
     try {
-      await this.#host.commitBatch(records, bounces);
+      // A message gone from the spool is the spool's to refuse, alone, not in the turn's commit.
+      if (entry === undefined) await this.#host.commitBatch(records, bounces);
+      else if (records.length > 0 || bounces.length > 0) await this.#inTurn(records, bounces);
     } finally {
       this.#end(lease);
     }
+  }
+
+  /** Rule 3: joins the turn's commit; resolves once it is durable, rejects when it failed. */
+  #inTurn(records: readonly StateRecord[], bounces: readonly CommitRequest[]): Promise<void> {
+    const done = Promise.withResolvers<void>();
+    if (this.#completing === null) {
+      this.#completing = [];
+      queueMicrotask(() => this.#commitTurn());
+    }
+    this.#completing.push({ records, bounces, resolve: done.resolve, reject: done.reject });
+    return done.promise;
+  }
+
+  /**
+   * A leased message's segment is pinned (Rule 2), so its record stays in the index and the
+   * spool has no reason to refuse one job of the turn; if it refused the commit, every job of
+   * the turn fails as its own commit would have, and its recipients stay due.
+   */
+  #commitTurn(): void {
+    const turn = this.#completing ?? [];
+    this.#completing = null;
+    const records: StateRecord[] = [];
+    const bounces: CommitRequest[] = [];
+    for (const c of turn) {
+      for (const r of c.records) records.push(r);
+      for (const b of c.bounces) bounces.push(b);
+    }
+    this.#host.commitBatch(records, bounces).then(
+      () => {
+        for (const c of turn) c.resolve();
+      },
+      (error: unknown) => {
+        for (const c of turn) c.reject(error);
+      },
+    );
   }
 
   hold(ids: readonly string[], nowMs: number): Promise<OperatorResult[]> {
@@ -373,8 +426,8 @@ export class RelayQueue implements DeliveryQueue {
     const pins = (this.#pins.get(lease.seq) ?? 1) - 1;
     if (pins > 0) this.#pins.set(lease.seq, pins);
     else this.#pins.delete(lease.seq);
-    const entry = this.#host.entry(lease.job.id);
-    if (entry) this.note(entry);
+    const view = this.#host.relayView(lease.job.id);
+    if (view) this.note(view);
   }
 
   #push(due: number, id: string): void {

@@ -288,6 +288,7 @@ export class Spool {
     });
     this.#queue = new RelayQueue({
       entry: (id) => this.#index.record(id),
+      relayView: (id) => this.#index.relayView(id),
       segmentPath: (seq) => this.#layout.segmentPath(seq),
       commitBatch: (states, bounces, removals) => this.#commitBatch(states, bounces, removals),
       readMessage: (id) => this.readMessage(id),

@@ -61,6 +61,7 @@ function scenario(envelope: Envelope, delayWarning: string | undefined) {
   const reports: { atMs: number; text: string }[] = [];
   const queue: RelayQueue = new RelayQueue({
     entry: (want) => (want === id ? (entry as unknown as Entry) : undefined),
+    relayView: (want) => (want === id ? (entry as unknown as Entry) : undefined),
     segmentPath: () => segment,
     readMessage: async () => new TextEncoder().encode(MESSAGE),
     commitBatch: async (states, bounces: readonly CommitRequest[]) => {

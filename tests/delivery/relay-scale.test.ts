@@ -57,6 +57,10 @@ test('100,000 due for a dead destination: only the cap of connections, the rest 
       reads++;
       return entries.get(id) as Entry | undefined;
     },
+    relayView: (id) => {
+      reads++;
+      return entries.get(id) as Entry | undefined;
+    },
     segmentPath: () => '/nonexistent/segment',
     readMessage: async () => new Uint8Array(0),
     commitBatch: async (states) => {

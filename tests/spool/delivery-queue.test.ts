@@ -105,6 +105,32 @@ describe('DeliveryQueue', () => {
     expect(syncs).toBeGreaterThan(0);
   });
 
+  test('the jobs completed in one turn are journalled in one write, and each lease ends once it is durable', async () => {
+    const writes: number[] = [];
+    const io: SpoolIo = { write: (fd, bytes, position) => (writes.push(bytes.length), nodeIo.write(fd, bytes, position)), datasync: nodeIo.datasync };
+    const dir = newDir();
+    const s = await open(dir, { io });
+    for (const id of ['m1', 'm2', 'm3']) await s.commit(relayed(id));
+    const q = s.deliveryQueue;
+    const jobs = q.lease(T0, 10);
+    expect(jobs.length).toBe(3);
+    writes.length = 0;
+    const done = jobs.map((job, i) =>
+      q.complete(job, [
+        { rcptIndex: 0, state: { kind: 'delivered', atMs: T0 + i, reply: ok } },
+        { rcptIndex: 1, state: { kind: 'deferred', attempts: 1, nextAttemptMs: T0 + 60_000, lastReply: later } },
+      ]),
+    );
+    expect(q.leased).toBe(3);
+    await Promise.all(done);
+    expect(writes.length).toBe(1);
+    expect(q.leased).toBe(0);
+    expect(q.lease(T0 + 60_000, 10).map((j) => j.id).sort()).toEqual(['m1', 'm2', 'm3']);
+    await close(s);
+    const reopened = await open(dir);
+    for (const id of ['m1', 'm2', 'm3']) expect(reopened.get(id)?.recipients.map((r) => r.state.kind)).toEqual(['delivered', 'deferred', 'local']);
+  });
+
   test('outcomes must name a leased recipient and be the result of an attempt', async () => {
     const s = await open(newDir());
     await s.commit(relayed('m'));
