@@ -27,7 +27,7 @@ import {
   type CompactionReport,
 } from './compaction.ts';
 import type { CopyState } from './copy-state.ts';
-import { formatLoginRecord, formatMailboxRecord, formatRemovalRecord, formatStateRecord, isQueued, type DeliveryState, type StateRecord } from './delivery-state.ts';
+import { formatLoginRecord, formatMailboxRecord, formatRemovalRecord, formatStateRecord, formatStateRecords, isQueued, type DeliveryState, type StateRecord } from './delivery-state.ts';
 import { RelayQueue, type DeliveryQueue } from './delivery-queue.ts';
 import { headerSummary, SUMMARY_HEAD_BYTES, type HeaderSummary } from './header-summary.ts';
 import { SpoolIndex, type Entry, type ListQuery, type QueuedKind, type SegmentInfo, type StoredRecord } from './index.ts';
@@ -733,8 +733,10 @@ export class Spool {
 
   #appendStates(records: readonly StateRecord[]): Promise<void> {
     return this.#appendJournal(
-      records.map(formatStateRecord),
+      [formatStateRecords(records)],
       records.map((record) => ({ kind: 'state', record })),
+      undefined,
+      records.length,
     );
   }
 
@@ -760,19 +762,19 @@ export class Spool {
     });
   }
 
-  /** `written` runs once the lines are in the file (not yet durable). */
-  #appendJournal(lines: readonly Buffer[], items: readonly Durable[], written?: () => void): Promise<void> {
+  /** `written` runs once the lines are in the file (not yet durable); `lineCount` when a buffer holds more than one. */
+  #appendJournal(lines: readonly Buffer[], items: readonly Durable[], written?: () => void, lineCount = lines.length): Promise<void> {
     if (this.#closed || this.#journal === null) {
       return Promise.reject(new SmtpError(replies.spoolUnavailable('the server is shutting down')));
     }
     if (this.#vanished) return Promise.reject(this.#vanished);
     const journal = this.#journal;
     try {
-      journal.append(Buffer.concat(lines));
+      journal.append(lines.length === 1 ? lines[0] : Buffer.concat(lines));
     } catch (err) {
       return Promise.reject(this.#ioError('journal write', err));
     }
-    this.#journalLines += lines.length;
+    this.#journalLines += lineCount;
     written?.();
     let done: Promise<void> = Promise.resolve();
     for (const item of items) done = this.#writer.enqueue(journal, item);
