@@ -23,6 +23,7 @@ import { MailIndex } from '../store/mail-index.ts';
 import { loadTlsMaterial, type CertificateSource, type TlsMaterial } from '../tls/certificates.ts';
 import { ConnectionLimits } from '../transport/connection-limits.ts';
 import { BindError, listen, removeStaleUnixSocket, type Listener, type ListenTarget } from '../transport/tcp-server.ts';
+import { Collector } from './collector.ts';
 import { FaultRules } from './fault-rules.ts';
 import { startRelay, type RelayService } from './relay-service.ts';
 import { relayEnabled } from '../delivery/relay-settings.ts';
@@ -81,6 +82,9 @@ const COMPACT_EVERY_MS = 60_000;
 /** A command (`mailbox queue`, the sendmail link's drop) holds the spool's lock for well under this. */
 export const LOCK_WAIT_MS = 5_000;
 const LOCK_RETRY_MS = 100;
+/** Committed messages between two full collections, and the quiet time after mail before one more (collector.ts). */
+const COLLECT_EVERY_COMMITS = 4096;
+const COLLECT_WHEN_QUIET_MS = 1000;
 
 type Protocol = 'smtp' | 'pop3' | 'imap';
 
@@ -108,6 +112,7 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
   };
 
   let mailIndex: MailIndex | null = null;
+  const collector = new Collector({ every: COLLECT_EVERY_COMMITS, quietMs: COLLECT_WHEN_QUIET_MS, collect: () => Bun.gc(true) });
   // Told of every commit, so that sessions idling on an INBOX hear of new mail.
   const mailboxes = new LoginMailboxes({ store: () => spool.mailStore, states: () => spool.loginStates, directory: () => directory, now });
   const layout = createLayout(config.dataDir);
@@ -125,6 +130,7 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
       maxMessages: deps.index === false ? (config.maxMessages ?? undefined) : undefined,
       maxAgeMs: deps.index === false ? (config.maxAgeMs ?? undefined) : undefined,
       onCommit: (message) => {
+        collector.worked();
         mailboxes.committed(message.id, message.envelope.recipients.map((r) => addressKey(r.mailbox)));
         mailIndex?.committed(message);
         if (!message.envelope.recipients.every((r) => r.local)) relay?.kick();
@@ -142,6 +148,7 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
     throw error instanceof SpoolLockedError ? new SetupError(error.message, EXIT.osErr) : error;
   });
   services.push(spoolService(spool, log));
+  services.push({ drain: async () => {}, close: async () => collector.close() });
   // Deletions by the API and retention reach the IMAP sessions (RFC 3501 §7.4.1).
   spool.mailStore.onRemoved((removals) => mailboxes.removed(removals));
   // Started after the spool and closed before it: its outcomes go to the journal.
