@@ -147,8 +147,7 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
   }).catch((error: unknown) => {
     throw error instanceof SpoolLockedError ? new SetupError(error.message, EXIT.osErr) : error;
   });
-  services.push(spoolService(spool, log));
-  services.push({ drain: async () => {}, close: async () => collector.close() });
+  services.push(spoolService(spool, log, collector));
   // Deletions by the API and retention reach the IMAP sessions (RFC 3501 §7.4.1).
   spool.mailStore.onRemoved((removals) => mailboxes.removed(removals));
   // Started after the spool and closed before it: its outcomes go to the journal.
@@ -303,7 +302,8 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
 }
 
 /** The spool as a service: compaction runs every minute until close, which flushes and unlocks. */
-function spoolService(spool: Spool, log: Logger): Service {
+/** The spool, its compaction timer and the collections its commits call for. */
+function spoolService(spool: Spool, log: Logger, collector: Collector): Service {
   const compactTimer = setInterval(() => {
     spool.compact().catch((error: unknown) => log.error('compaction-failed', { error: (error as Error).message }));
   }, COMPACT_EVERY_MS);
@@ -312,6 +312,7 @@ function spoolService(spool: Spool, log: Logger): Service {
     drain: async () => clearInterval(compactTimer),
     async close() {
       clearInterval(compactTimer);
+      collector.close();
       await spool.close();
     },
   };
