@@ -6,7 +6,8 @@
  * Rule 4: addresses match without regard to case (as Mailpit's search does).
  * Rule 5: records are rows of typed-array columns (time, segment, offset, body length, the record
  *         length and the size as 16-bit differences from it, an envelope number, a flags number,
- *         bits), ids are bytes in one arena, equal envelopes are
+ *         bits; the segment, envelope and flags numbers one byte wide until a number needs two or
+ *         four), ids are bytes in one arena, equal envelopes are
  *         one numbered object, and delivery states are kept only for the rows whose states
  *         differ from the initial ones, equal ones shared: about 60 bytes a record, where an
  *         object per record and its fields cost several hundred. An `Entry` is a snapshot of a
@@ -254,7 +255,8 @@ export class SpoolIndex {
   #rows = 0;
   #tracked = 0;
   #time = new Float64Array(0);
-  #seq = new Uint32Array(0);
+  /** Segment, envelope and flags numbers: narrow columns (Rule 5). */
+  #seq: NarrowColumn = new Uint8Array(0);
   #offset = new Uint32Array(0);
   #bodyBytes = new Uint32Array(0);
   /** The record's bytes less its body's (its framing), and the body's less the message's size (stuffing dots); WIDE for a row in #wide. */
@@ -262,8 +264,8 @@ export class SpoolIndex {
   #stuffing = new Uint16Array(0);
   /** The bytes and size of the rare rows whose framing or stuffing does not fit 16 bits. */
   #wide = new Map<number, readonly [bytes: number, size: number]>();
-  #envelope = new Uint32Array(0);
-  #flag = new Uint32Array(0);
+  #envelope: NarrowColumn = new Uint8Array(0);
+  #flag: NarrowColumn = new Uint8Array(0);
   #bits = new Uint8Array(0);
   /** Where each row's id starts in the arena, and its length (ids are 1-64 ASCII characters). */
   #idStart = new Uint32Array(0);
@@ -500,17 +502,20 @@ export class SpoolIndex {
     const bodyBytes = uint32s(column(2));
     const sizes = uint32s(column(3));
     for (let i = 0; i < n; i++) this.#setLengths(first + i, bytes[i], bodyBytes[i], sizes[i]);
-    into(this.#envelope, column(4));
-    into(this.#flag, column(5));
+    this.#seq = fitting(this.#seq, seq);
     this.#seq.fill(seq, first, first + n);
     // Initial states (local or pending) are never settled nor removed.
     this.#bits.fill(TRACKED | LIVE | VISIBLE, first, first + n);
-    const envelope = this.#envelope;
-    const flag = this.#flag;
+    // The chunk numbers its envelopes and flags from 0; the index's numbers replace them.
+    const envelope = (this.#envelope = fitting(this.#envelope, Math.max(...envelopes)));
+    const flag = (this.#flag = fitting(this.#flag, Math.max(...flags)));
+    const chunkEnvelopes = uint32s(column(4));
+    const chunkFlags = uint32s(column(5));
     let pending = 0;
-    for (let row = first; row < first + n; row++) {
-      envelope[row] = envelopes[envelope[row]];
-      flag[row] = flags[flag[row]];
+    for (let i = 0; i < n; i++) {
+      const row = first + i;
+      envelope[row] = envelopes[chunkEnvelopes[i]];
+      flag[row] = flags[chunkFlags[i]];
       pending += this.#flags[flag[row]].pending;
     }
     this.#queued.pending += pending;
@@ -636,6 +641,7 @@ export class SpoolIndex {
         to.liveBytes += bytes;
       }
     }
+    this.#seq = fitting(this.#seq, seq);
     this.#seq[row] = seq;
     this.#offset[row] = offset;
   }
@@ -856,10 +862,13 @@ export class SpoolIndex {
 
   #fill(row: number, timeMs: number, seq: number, offset: number, bytes: number, bodyBytes: number, size: number, env: number, flag: number): void {
     this.#time[row] = timeMs;
+    this.#seq = fitting(this.#seq, seq);
     this.#seq[row] = seq;
     this.#offset[row] = offset;
     this.#setLengths(row, bytes, bodyBytes, size);
+    this.#envelope = fitting(this.#envelope, env);
     this.#envelope[row] = env;
+    this.#flag = fitting(this.#flag, flag);
     this.#flag[row] = flag;
     // Initial states (local or pending) are never settled nor removed.
     this.#bits[row] = TRACKED | LIVE;
@@ -998,13 +1007,13 @@ export class SpoolIndex {
       return next;
     };
     this.#time = grow(this.#time, (s) => new Float64Array(s));
-    this.#seq = grow(this.#seq, (s) => new Uint32Array(s));
+    this.#seq = grow(this.#seq, (s) => sameWidth(this.#seq, s));
     this.#offset = grow(this.#offset, (s) => new Uint32Array(s));
     this.#bodyBytes = grow(this.#bodyBytes, (s) => new Uint32Array(s));
     this.#head = grow(this.#head, (s) => new Uint16Array(s));
     this.#stuffing = grow(this.#stuffing, (s) => new Uint16Array(s));
-    this.#envelope = grow(this.#envelope, (s) => new Uint32Array(s));
-    this.#flag = grow(this.#flag, (s) => new Uint32Array(s));
+    this.#envelope = grow(this.#envelope, (s) => sameWidth(this.#envelope, s));
+    this.#flag = grow(this.#flag, (s) => sameWidth(this.#flag, s));
     this.#bits = grow(this.#bits, (s) => new Uint8Array(s));
     this.#idStart = grow(this.#idStart, (s) => new Uint32Array(s));
     this.#idLength = grow(this.#idLength, (s) => new Uint8Array(s));
@@ -1076,6 +1085,22 @@ function forget(map: Map<string, Set<number>>, key: string, n: number): void {
   if (!set) return;
   set.delete(n);
   if (set.size === 0) map.delete(key);
+}
+
+/** A column of small numbers (Rule 5): one byte a row until a number needs two, then four. */
+type NarrowColumn = Uint8Array | Uint16Array | Uint32Array;
+
+/** `column`, or a wider copy of it when `value` does not fit its width. */
+function fitting(column: NarrowColumn, value: number): NarrowColumn {
+  if (value < 2 ** (8 * column.BYTES_PER_ELEMENT)) return column;
+  const wider = value <= 0xffff ? new Uint16Array(column.length) : new Uint32Array(column.length);
+  wider.set(column);
+  return wider;
+}
+
+/** An empty column of `size` rows as wide as `column`. */
+function sameWidth(column: NarrowColumn, size: number): NarrowColumn {
+  return column.BYTES_PER_ELEMENT === 1 ? new Uint8Array(size) : column.BYTES_PER_ELEMENT === 2 ? new Uint16Array(size) : new Uint32Array(size);
 }
 
 /** Little-endian uint32s as an array: a view when they are aligned, else a copy (a Buffer's slice() is a view). */

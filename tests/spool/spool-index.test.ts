@@ -115,6 +115,44 @@ describe('SpoolIndex', () => {
     expect(index.record('s3-10')?.seq).toBe(4);
   }, 60_000);
 
+  test('segment, envelope and flags numbers past one byte and past two widen their columns, rows kept (Rule 5)', () => {
+    const index = new SpoolIndex();
+    for (const seq of [1, 300, 70_000]) index.addSegment({ seq, name: `s${seq}`, bytes: 0, headerBytes: 10 });
+    const model = new Map<string, StoredRecord>();
+    const add = (r: StoredRecord) => {
+      index.addRecord(r);
+      model.set(r.id, r);
+    };
+    // One envelope of its own per record: envelope numbers reach 70,000.
+    const own = (i: number) => envelope(`s${i}@one.example`, [`r${i}@two.example`]);
+    for (let i = 0; i < 70_000; i++) {
+      const seq = i < 200 ? 1 : i < 60_000 ? 300 : 70_000;
+      add({ ...record(`own-${i}`, i, seq, 10 + 100 * i), envelope: own(i) });
+    }
+    // Flags of many shapes: a record with 9 recipients and each pattern of local ones (512 sets).
+    const nine = envelope('nine@one.example', Array.from({ length: 9 }, (_, k) => `n${k}@two.example`));
+    for (let pattern = 0; pattern < 512; pattern++) {
+      const local = Array.from({ length: 9 }, (_, k) => (pattern & (1 << k)) !== 0);
+      add({ ...record(`nine-${pattern}`, 100_000 + pattern, 70_000, 10 + 100 * pattern), envelope: nine, local });
+    }
+    // And a chunk loaded after the columns widened.
+    const later = Array.from({ length: 500 }, (_, i) => record(`late-${i}`, 200_000 + i, 70_000, 8_000_000 + 100 * i));
+    index.addChunk(70_000, chunkOf(70_000, later, true));
+    for (const r of later) model.set(r.id, r);
+    index.finishLoad();
+    for (const [id, r] of model) {
+      const e = index.record(id)!;
+      expect(e.seq).toBe(r.seq);
+      expect(e.envelope).toEqual(r.envelope);
+      expect(e.local).toEqual(r.local);
+    }
+    expect(index.query({ recipient: 'r69999@two.example' }).map((e) => e.id)).toEqual(['own-69999']);
+    expect(index.query({ sender: 's123@one.example' }).map((e) => e.id)).toEqual(['own-123']);
+    expect(index.entriesIn(300).length).toBe(59_800);
+    // Half the nine recipients' copies across the 512 patterns are to relay.
+    expect(index.queuedCounts().pending).toBe((512 * 9) / 2);
+  }, 60_000);
+
   test('the queued counts: a later copy of an id replaces the earlier one, a dropped row takes its copies along', () => {
     const index = new SpoolIndex();
     for (let seq = 1; seq <= 2; seq++) index.addSegment({ seq, name: `s${seq}`, bytes: 0, headerBytes: 10 });
