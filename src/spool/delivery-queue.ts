@@ -328,8 +328,8 @@ export class RelayQueue implements DeliveryQueue {
       this.#woken(
         done,
         slice.filter((id) => {
-          const entry = this.#host.entry(id);
-          return entry !== undefined && shapeOf(entry.states).relay;
+          const view = this.#host.relayView(id);
+          return view !== undefined && shapeOf(view.states).relay;
         }),
       );
       results.push(...done);
@@ -378,14 +378,14 @@ export class RelayQueue implements DeliveryQueue {
     const removals: RemovalRecord[] = [];
     const byId = new Map<string, { readonly rcpt: number }[]>();
     for (const id of new Set(ids)) {
-      const entry = this.#host.entry(id);
-      if (!entry || !entry.live) {
+      const view = this.#host.relayView(id);
+      if (!view || !view.live) {
         results.push({ id, outcome: 'not-found', recipients: 0 });
         continue;
       }
       const leased = this.#leases.has(id);
       const mine: { readonly rcpt: number }[] = [];
-      entry.states.forEach((copy, rcpt) => {
+      view.states.forEach((copy, rcpt) => {
         const s = transportState(copy);
         const next = s === null ? null : change(s, leased);
         if (next === null) return;
