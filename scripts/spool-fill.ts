@@ -12,11 +12,15 @@
  * from filler@client.example to box@mailbox.test with the same body and subject "message N"), is
  * asked once over the Mailpit API: list newest 50, a free-text word, to:, subject:"two words" and
  * a three-term AND. Each answer's time and messages_count are printed, then serve's RSS.
+ * With --ingest N (and --index-wait), once the index has caught up Postfix's smtp-source sends N
+ * more 1 KB messages over SMTP (10 sessions, reused); serve's RSS is printed once the index holds
+ * them all, full text too, with the most it reached on the way (before the query set, if asked).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { dotStuff } from '../src/core/data.ts';
 import type { Envelope } from '../src/core/envelope.ts';
+import { Database } from 'bun:sqlite';
 import { openSpool } from '../src/spool/spool.ts';
 import { findFreePort, waitForGreeting } from '../tests/helpers/ports.ts';
 
@@ -27,7 +31,7 @@ const option = (name: string, fallback: string) => {
 };
 const dir = option('--dir', '');
 if (dir === '') {
-  console.error('usage: spool-fill.ts --dir DIR [--messages N] [--size BYTES] [--in-flight N] [--no-fill] [--starts N] [--bin PATH] [--index-wait SECONDS] [--queries]');
+  console.error('usage: spool-fill.ts --dir DIR [--messages N] [--size BYTES] [--in-flight N] [--no-fill] [--starts N] [--bin PATH] [--index-wait SECONDS] [--ingest N] [--queries]');
   process.exit(2);
 }
 const messages = Number(option('--messages', '1000000'));
@@ -37,6 +41,7 @@ const starts = Number(option('--starts', '3'));
 const bin = path.resolve(option('--bin', path.join(import.meta.dir, '../dist/mailbox')));
 const indexWaitS = Number(option('--index-wait', '0'));
 const queries = args.includes('--queries');
+const ingest = Number(option('--ingest', '0'));
 /** The readers benchmark's query set (scripts/bench-readers-queries.ts) in forms this spool's mail matches. */
 const QUERY_SET: readonly (readonly [string, string])[] = [
   ['list newest 50', '/api/v1/messages'],
@@ -118,6 +123,7 @@ for (let i = 0; i < starts; i++) {
         : line === undefined
         ? `\n  the index had not caught up after ${indexWaitS} s: RSS ${rssMiB(proc.pid).toFixed(0)} MiB, at most ${peak.toFixed(0)} MiB`
         : `\n  index caught up after ${((performance.now() - t0) / 1000).toFixed(1)} s (${cpuMsOf(proc.pid)} ms CPU): RSS ${rssMiB(proc.pid).toFixed(0)} MiB, at most ${peak.toFixed(0)} MiB; ${line}`;
+    if (ingest > 0 && line !== undefined && proc.exitCode === null) indexed += `\n  ${await ingestMore(proc.pid, port)}`;
     if (queries && line !== undefined && proc.exitCode === null) {
       let most = rssMiB(proc.pid);
       for (const [name, path] of QUERY_SET) {
@@ -140,6 +146,36 @@ for (let i = 0; i < starts; i++) {
   await reading;
   const opened = log.split('\n').find((l) => l.includes('spool-opened')) ?? '';
   console.log(`start ${i + 1}: greeting after ${ms.toFixed(0)} ms (${cpuMs} ms CPU), RSS ${rss.toFixed(0)} MiB; ${opened}${indexed}`);
+}
+
+/** Sends `ingest` more messages over SMTP and waits until the index holds them, full text too (its backlog empty). */
+async function ingestMore(pid: number, port: number): Promise<string> {
+  const db = () => new Database(path.join(dir, 'index.db'), { readonly: true });
+  const count = (sql: string) => {
+    const reader = db();
+    try {
+      return (reader.query(sql).get() as { n: number }).n;
+    } finally {
+      reader.close();
+    }
+  };
+  const before = count('SELECT count(*) AS n FROM messages');
+  let most = rssMiB(pid);
+  const started = performance.now();
+  const source = Bun.spawn(['/usr/sbin/smtp-source', '-s', '10', '-d', '-l', '1024', '-m', String(ingest), '-f', 'bench@client.example', '-t', 'box@mailbox.test', `127.0.0.1:${port}`], { stdout: 'ignore', stderr: 'pipe' });
+  while (source.exitCode === null) {
+    await Bun.sleep(100);
+    most = Math.max(most, rssMiB(pid));
+  }
+  if (source.exitCode !== 0) return `smtp-source exited ${source.exitCode}: ${await new Response(source.stderr).text()}`;
+  const sentMs = performance.now() - started;
+  for (;;) {
+    await Bun.sleep(500);
+    most = Math.max(most, rssMiB(pid));
+    if (count('SELECT count(*) AS n FROM messages') >= before + ingest && count('SELECT count(*) AS n FROM backlog') === 0) break;
+    if (performance.now() - started > 600_000) return `the index did not take the ${ingest} messages in 10 minutes`;
+  }
+  return `${ingest.toLocaleString('en')} more messages by SMTP in ${(sentMs / 1000).toFixed(1)} s, indexed (full text too) after ${((performance.now() - started) / 1000).toFixed(1)} s: RSS ${rssMiB(pid).toFixed(0)} MiB, at most ${most.toFixed(0)} MiB on the way`;
 }
 
 /** serve's RSS, or 0 once it has exited. */

@@ -83,7 +83,7 @@ const COMPACT_EVERY_MS = 60_000;
 export const LOCK_WAIT_MS = 5_000;
 const LOCK_RETRY_MS = 100;
 /** Committed messages between two full collections, and the quiet time after mail before one more (collector.ts). */
-const COLLECT_EVERY_COMMITS = 4096;
+const COLLECT_EVERY_COMMITS = 1024;
 const COLLECT_WHEN_QUIET_MS = 1000;
 
 type Protocol = 'smtp' | 'pop3' | 'imap';
@@ -112,7 +112,7 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
   };
 
   let mailIndex: MailIndex | null = null;
-  const collector = new Collector({ every: COLLECT_EVERY_COMMITS, quietMs: COLLECT_WHEN_QUIET_MS, collect: () => Bun.gc(true) });
+  const collector = new Collector({ every: COLLECT_EVERY_COMMITS, quietMs: COLLECT_WHEN_QUIET_MS, collect: () => Bun.gc(false), collectWhenQuiet: () => Bun.gc(true) });
   // Told of every commit, so that sessions idling on an INBOX hear of new mail.
   const mailboxes = new LoginMailboxes({ store: () => spool.mailStore, states: () => spool.loginStates, directory: () => directory, now });
   const layout = createLayout(config.dataDir);
