@@ -207,7 +207,7 @@ export class IndexWriter {
       // A live ingest's messages committed after the index's listing ended: none is indexed yet.
       // A rebuild or catch-up may send some again (its slack): those are not decoded twice.
       if (!live && this.#db.has(m.id)) continue;
-      const summary = await summarizeMessage(dotUnstuff(bytes[i]), m.envelope);
+      const summary = await summarizeMessage(unstuffed(bytes[i]), m.envelope);
       this.#lastSeq = Math.max(this.#lastSeq + 1, m.timeMs * SEQ_PER_MS);
       items.push({ id: m.id, seq: this.#lastSeq, receivedMs: m.timeMs, envelope: m.envelope, summary, read: m.state?.read, tags: m.state?.tags });
     }
@@ -246,34 +246,71 @@ export class IndexWriter {
   }
 }
 
-/** Each message's stored bytes, or the ids of those whose segment is gone (Rule 6). */
+/** The most bytes between two messages of a segment that one read of both takes with it (Rule 6). */
+const READ_GAP_MAX = 16 * 1024;
+
+/**
+ * Each message's stored bytes, or the ids of those whose segment is gone (Rule 6). Messages that
+ * follow each other in a segment (a group commit's, with their envelopes between them) are read
+ * with one read, each a view of it.
+ */
 function readStored(messages: readonly RawMessage[]): Uint8Array[] | { unreadable: string[] } {
   const fds = new Map<string, number>();
   const unreadable: string[] = [];
   const out: Uint8Array[] = [];
   try {
-    for (const m of messages) {
+    let i = 0;
+    while (i < messages.length) {
+      const m = messages[i];
       if (m.stuffed !== undefined) {
         out.push(m.stuffed);
+        i++;
         continue;
       }
       if (m.at === undefined) throw new Error(`message ${m.id} comes with neither its bytes nor where they are`);
-      try {
-        let fd = fds.get(m.at.path);
-        if (fd === undefined) {
-          fd = openSync(m.at.path, 'r');
-          fds.set(m.at.path, fd);
-        }
-        out.push(readExactly(fd, m.at.offset, m.at.length));
-      } catch {
-        unreadable.push(m.id);
+      const at = m.at;
+      // The run of messages after this one, in the same segment, each close after the one before.
+      let last = i;
+      let end = at.offset + at.length;
+      while (last + 1 < messages.length) {
+        const next = messages[last + 1].at;
+        if (messages[last + 1].stuffed !== undefined || next === undefined || next.path !== at.path || next.offset < end || next.offset - end > READ_GAP_MAX) break;
+        end = next.offset + next.length;
+        last++;
       }
+      try {
+        let fd = fds.get(at.path);
+        if (fd === undefined) {
+          fd = openSync(at.path, 'r');
+          fds.set(at.path, fd);
+        }
+        const run = readExactly(fd, at.offset, end - at.offset);
+        for (let k = i; k <= last; k++) {
+          const { offset, length } = messages[k].at as StoredAt;
+          out.push(run.subarray(offset - at.offset, offset - at.offset + length));
+        }
+      } catch {
+        for (let k = i; k <= last; k++) unreadable.push(messages[k].id);
+      }
+      i = last + 1;
     }
   } finally {
     for (const fd of fds.values()) closeSync(fd);
   }
   return unreadable.length > 0 ? { unreadable } : out;
 }
+
+/** The message without its dot-stuffing (RFC 5321 §4.5.2); itself when no line starts with a dot. */
+function unstuffed(stuffed: Uint8Array): Uint8Array {
+  if (stuffed[0] === DOT) return dotUnstuff(stuffed);
+  for (let lf = stuffed.indexOf(LF); lf >= 0 && lf + 1 < stuffed.length; lf = stuffed.indexOf(LF, lf + 1)) {
+    if (stuffed[lf + 1] === DOT) return dotUnstuff(stuffed);
+  }
+  return stuffed;
+}
+
+const DOT = 0x2e;
+const LF = 0x0a;
 
 function parsePosition(raw: string): SpoolPosition | null {
   try {

@@ -29,16 +29,9 @@ const IDENTITY = /^(?:7bit|8bit|binary)$/i;
 
 /** The parts postal-mime would give for `bytes`, or null when the message is not simple (Rule 1). */
 export function parseSimpleMessage(bytes: Uint8Array): MessageParts | null {
-  const headers: { key: string; value: string }[] = [];
-  let folded: string[] | null = null;
-  const finish = () => {
-    if (folded === null) return;
-    const line = folded.join('');
-    const sep = line.indexOf(':');
-    headers.push({ key: trimWsp(sep < 0 ? line : line.slice(0, sep)).toLowerCase(), value: sep < 0 ? '' : trimWsp(line.slice(sep + 1).replace(/[\r\n]+/g, ' ')) });
-    folded = null;
-  };
+  // The header section ends at the first line that holds nothing but CRs.
   let pos = 0;
+  let headerEnd = -1;
   let bodyStart = -1;
   while (pos < bytes.length) {
     let lf = bytes.indexOf(LF, pos);
@@ -47,20 +40,43 @@ export function parseSimpleMessage(bytes: Uint8Array): MessageParts | null {
     let end = lf;
     while (end > pos && bytes[end - 1] === CR) end--;
     if (end === pos) {
-      // The empty line ends the header section; a message that ends with it has an empty body.
+      // A message that ends with the empty line has an empty body.
+      headerEnd = pos;
       bodyStart = next;
       break;
-    }
-    const text = HEADER_DECODER.decode(bytes.subarray(pos, end));
-    if (folded !== null && (bytes[pos] === 32 || bytes[pos] === 9)) folded.push(text);
-    else {
-      finish();
-      folded = [text];
     }
     pos = next;
   }
   // postal-mime refuses a header section over 2 MB (and the index then keeps an empty summary).
   if (bodyStart < 0 || bodyStart > HEADERS_MAX) return null;
+
+  // Decoded at once: an LF byte is never part of a UTF-8 sequence, so each line decodes as it
+  // would alone (an unfinished sequence before it is one U+FFFD either way).
+  const lines = HEADER_DECODER.decode(bytes.subarray(0, headerEnd)).split('\n');
+  const headers: { key: string; value: string }[] = [];
+  let folded: string[] | null = null;
+  const finish = () => {
+    if (folded === null) return;
+    const line = folded.length === 1 ? folded[0] : folded.join('');
+    const sep = line.indexOf(':');
+    const value = sep < 0 ? '' : line.slice(sep + 1);
+    // A lone CR inside a line is a space to postal-mime (the line has no LF: split above).
+    headers.push({ key: trimWsp(sep < 0 ? line : line.slice(0, sep)).toLowerCase(), value: trimWsp(value.includes('\r') ? value.replace(/\r+/g, ' ') : value) });
+    folded = null;
+  };
+  // The split leaves an empty string after the section's last LF.
+  for (let i = 0; i < lines.length - 1; i++) {
+    let text = lines[i];
+    let end = text.length;
+    while (end > 0 && text.charCodeAt(end - 1) === CR) end--;
+    if (end < text.length) text = text.slice(0, end);
+    const first = text.charCodeAt(0);
+    if (folded !== null && (first === 32 || first === 9)) folded.push(text);
+    else {
+      finish();
+      folded = [text];
+    }
+  }
   finish();
 
   const first = (key: string) => headers.find((h) => h.key === key);
@@ -78,33 +94,28 @@ export function parseSimpleMessage(bytes: Uint8Array): MessageParts | null {
   const body = bytes.subarray(bodyStart);
   // us-ascii is windows-1252 to a TextDecoder: the same as utf-8 only for 7-bit bytes.
   if (asciiOnly && body.some((b) => b > 0x7f)) return null;
-  let text = '';
-  if (body.length > 0) {
-    // Every line, the last included, ends in "\n" without the CRs before it (Rule 2).
-    text = BODY_DECODER.decode(body).replace(/\r*\n/g, '\n').replace(/\r+$/, '');
-    if (!text.endsWith('\n')) text += '\n';
-  }
+  const text = body.length > 0 ? lineFeeds(BODY_DECODER.decode(body)) : '';
 
   const parts: MessageParts = { attachments: [] };
   const from = first('from');
   if (from !== undefined && from.value !== '') {
-    const list = addressParser(from.value);
+    const list = addresses(from.value);
     if (list.length > 0) parts.from = list[0];
   }
   const returnPath = first('return-path');
   if (returnPath !== undefined && returnPath.value !== '') {
-    const list = addressParser(returnPath.value);
+    const list = addresses(returnPath.value);
     if (list.length > 0 && list[0].address) parts.returnPath = list[0].address;
   }
   for (const [key, field] of [['to', 'to'], ['cc', 'cc'], ['bcc', 'bcc'], ['reply-to', 'replyTo']] as const) {
     const list = [];
-    for (const h of headers) if (h.key === key && h.value !== '') list.push(...addressParser(h.value));
+    for (const h of headers) if (h.key === key && h.value !== '') list.push(...addresses(h.value));
     if (list.length > 0) parts[field] = list;
   }
   const subject = first('subject');
-  if (subject !== undefined && subject.value !== '') parts.subject = decodeWords(subject.value);
+  if (subject !== undefined && subject.value !== '') parts.subject = words(subject.value);
   const messageId = first('message-id');
-  if (messageId !== undefined && messageId.value !== '') parts.messageId = decodeWords(messageId.value);
+  if (messageId !== undefined && messageId.value !== '') parts.messageId = words(messageId.value);
   const date = first('date');
   if (date !== undefined) {
     const d = new Date(date.value);
@@ -112,6 +123,38 @@ export function parseSimpleMessage(bytes: Uint8Array): MessageParts | null {
   }
   if (text !== '') parts.text = text;
   return parts;
+}
+
+/**
+ * `text` with every line, the last included, ending in "\n" without the CRs before it (Rule 2):
+ * each pass of replaceAll takes one CR off every run before an LF. A run of CRs after the last
+ * LF is a line of its own, as postal-mime reads it.
+ */
+function lineFeeds(text: string): string {
+  let out = text;
+  while (out.includes('\r\n')) out = out.replaceAll('\r\n', '\n');
+  let end = out.length;
+  while (end > 0 && out.charCodeAt(end - 1) === CR) end--;
+  if (end < out.length) return `${out.slice(0, end)}\n`;
+  return out.endsWith('\n') ? out : `${out}\n`;
+}
+
+/** A lone address, bare or in angle brackets, of characters no address parser treats specially. */
+const PLAIN_ADDRESS = /^<?([A-Za-z0-9._+-]+@[A-Za-z0-9.-]+)>?$/;
+
+/**
+ * postal-mime's addressParser(value): what it gives a lone plain address (that address with no
+ * name) is given without its tokenizer, the rest goes to it.
+ */
+function addresses(value: string): ReturnType<typeof addressParser> {
+  const m = PLAIN_ADDRESS.exec(value);
+  if (m !== null && (value.charCodeAt(0) === 60) === (value.charCodeAt(value.length - 1) === 62)) return [{ name: '', address: m[1] }];
+  return addressParser(value);
+}
+
+/** postal-mime's decodeWords(value), which leaves a value without "=?" (no encoded word) as it is. */
+function words(value: string): string {
+  return value.includes('=?') ? decodeWords(value) : value;
 }
 
 /** Trims only SP and HTAB, as postal-mime trims field names and values. */

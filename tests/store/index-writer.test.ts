@@ -38,3 +38,41 @@ test('bytes are read where Spool.locate says; a segment that is gone makes the w
   ]);
   reader.close();
 });
+
+test("a group commit's messages are read from their segments as the spool holds them: envelopes between, dot-stuffing undone", async () => {
+  const dir = tempDir('index-writer-');
+  dirs.push(dir);
+  const first = join(dir, 'segment-1');
+  const second = join(dir, 'segment-2');
+  const plain = message('a', 'plain');
+  // RFC 5321 §4.5.2: a line starting with "." is stored with one more.
+  const stuffed = Buffer.from('From: ann@x.test\r\nSubject: dots\r\n\r\n..starts with a dot\r\nthen\r\n...\r\n');
+  // Decoded by postal-mime, from a view of the run read with its neighbours.
+  const far = Buffer.from('From: ann@x.test\r\nSubject: far\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nbody of c\r\n--b--\r\n');
+  const other = message('d', 'other segment');
+  const envelopeLines = Buffer.from('.\r\nNOOP "mailbox id=x"\r\nMAIL FROM:<ann@x.test>\r\nRCPT TO:<bob@y.test>\r\nDATA\r\n');
+  const gap = Buffer.alloc(64 * 1024, 'x');
+  const parts = [plain, envelopeLines, stuffed, gap, far];
+  fs.writeFileSync(first, Buffer.concat(parts));
+  fs.writeFileSync(second, Buffer.concat([envelopeLines, other]));
+  const offsetOf = (i: number) => parts.slice(0, i).reduce((n, p) => n + p.length, 0);
+  const writer = new IndexWriter();
+  await writer.handle({ op: 'open', path: join(dir, 'index.db') });
+  const at = (id: string, path: string, offset: number, bytes: Buffer): RawMessage => ({ id, timeMs: 1_800_000_000_000, envelope, at: { path, offset, length: bytes.length }, state: null });
+  const reply = (await writer.handle({
+    op: 'ingest',
+    live: true,
+    messages: [at('a', first, 0, plain), at('b', first, offsetOf(2), stuffed), at('c', first, offsetOf(4), far), at('d', second, envelopeLines.length, other)],
+  })) as IngestReply;
+  expect(reply).toMatchObject({ added: 4 });
+  expect(reply.unreadable).toBeUndefined();
+  await writer.handle({ op: 'close' });
+  const reader = IndexDb.openReader(join(dir, 'index.db'));
+  expect(reader.list({ limit: 10, start: 0 }).messages.map((m) => [m.id, m.subject, m.snippet, m.size])).toEqual([
+    ['d', 'other segment', 'body of d', other.length],
+    ['c', 'far', 'body of c', far.length],
+    ['b', 'dots', '.starts with a dot then ..', stuffed.length - 2],
+    ['a', 'plain', 'body of a', plain.length],
+  ]);
+  reader.close();
+});
