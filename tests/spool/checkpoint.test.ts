@@ -3,7 +3,7 @@
 import { describe, expect, test } from 'bun:test';
 import * as fs from 'node:fs';
 import { dotStuff } from '../../src/core/data.ts';
-import { encodeChunk } from '../../src/spool/checkpoint.ts';
+import { decodeLog, encodeChunk } from '../../src/spool/checkpoint.ts';
 import type { Entry } from '../../src/spool/index.ts';
 import { nodeIo, type SpoolIo } from '../../src/spool/journal.ts';
 import { createLayout } from '../../src/spool/layout.ts';
@@ -35,6 +35,24 @@ const segmentBytesOf = (dir: string) =>
   fs.readdirSync(createLayout(dir).segmentsDir).reduce((n, f) => n + fs.statSync(`${createLayout(dir).segmentsDir}/${f}`).size, 0);
 
 describe('checkpoint', () => {
+  test('a chunk lists each distinct envelope once, though every message came with its own equal copy', async () => {
+    const dir = newDir();
+    const s = await open(dir, { checkpointEvery: 10 });
+    // As over SMTP: each transaction builds its envelope afresh; every third is to another recipient.
+    for (let i = 0; i < 30; i++) {
+      await s.commit(request(`m${i}`, { timeMs: T0 + i, envelope: envelope('sender@client.example', [i % 3 === 0 ? 'other@server.example' : 'rcpt@server.example']) }));
+    }
+    const before = s.list().map((m) => ({ ...m }));
+    await close(s);
+    const log = decodeLog(fs.readFileSync(createLayout(dir).checkpointPath));
+    expect(log.problem).toBeNull();
+    expect(log.chunks.reduce((n, c) => n + c.count, 0)).toBe(30);
+    for (const chunk of log.chunks) expect(chunk.envelopes.length).toBe(2);
+    const again = await open(dir, { checkpointEvery: 10 });
+    expect(again.list()).toEqual(before);
+    await close(again);
+  });
+
   test('a start reads only the records after the checkpoint, and finds everything as it was', async () => {
     const dir = newDir();
     const s = await open(dir, { checkpointEvery: 10 });
