@@ -39,8 +39,6 @@ export const BACKLOG_CHUNK = 512;
 
 /** Seqs per millisecond of commit time (Rule 3). */
 export const SEQ_PER_MS = 1024;
-/** Messages ingested live between two full collections of this thread's heap. */
-const COLLECT_EVERY = 4096;
 
 /** One message to add, as the spool holds it. */
 export interface RawMessage {
@@ -110,8 +108,6 @@ export class IndexWriter {
   #index: IndexDb | null = null;
   #lastSeq = 0;
   #backlog = 0;
-  /** Messages ingested live since this thread's last full collection. */
-  #sinceCollect = 0;
 
   get #db(): IndexDb {
     if (this.#index === null) throw new Error('the index writer is not open');
@@ -215,12 +211,6 @@ export class IndexWriter {
     const added = last === undefined ? 0 : this.#db.ingest(items, JSON.stringify({ timeMs: last.timeMs, id: last.id }), { deferSearch: live });
     if (live) this.#backlog += added;
     if (this.#backlog > BACKLOG_MAX) this.#indexBacklog(BACKLOG_CHUNK);
-    // Decoding leaves garbage faster than the collector beside this thread frees it (as on the
-    // main thread, serve/collector.ts); a rebuild or catch-up is trimmed by its feeder instead.
-    if (live && (this.#sinceCollect += items.length) >= COLLECT_EVERY) {
-      this.#sinceCollect = 0;
-      Bun.gc(true);
-    }
     return { added: items.length, lastSeq: this.#lastSeq, backlog: this.#backlog };
   }
 
@@ -229,7 +219,6 @@ export class IndexWriter {
     this.#backlog = moved < max ? 0 : Math.max(0, this.#backlog - moved);
     // The backlog is moved once mail has stopped: what the burst left here goes back now.
     if (moved > 0 && this.#backlog === 0) {
-      this.#sinceCollect = 0;
       this.#db.releaseMemory();
       Bun.gc(true);
     }
