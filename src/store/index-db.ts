@@ -174,6 +174,8 @@ export class IndexDb {
   readonly #setMeta: Statement;
 
   readonly #sync: string;
+  /** Told of each search, which scans the backlog (Rule 4): the mail index moves it sooner then. */
+  onSearch: (() => void) | null = null;
 
   private constructor(db: Database, sync = 'NORMAL') {
     this.#db = db;
@@ -281,6 +283,7 @@ export class IndexDb {
 
   /** Ids of every message a parsed Mailpit query matches, oldest first. */
   searchIds(query: SearchQuery, context: SearchContext = {}): string[] {
+    this.onSearch?.();
     const built = withMatch(buildWhere(query.terms, context));
     const where = built.conditions.length === 0 ? '' : `WHERE ${built.conditions.join(' AND ')}`;
     return (this.#db.query(`SELECT m.id FROM messages m ${where} ORDER BY m.seq`).all(...built.params) as { id: string }[]).map((r) => r.id);
@@ -412,6 +415,7 @@ export class IndexDb {
 
   /** The messages a parsed Mailpit query matches, newest first, and the exact number of matches. */
   search(query: SearchQuery, options: { limit: number; start: number; inbox?: string; afterSeq?: number }, context: SearchContext = {}): Page {
+    this.onSearch?.();
     const built = buildWhere(query.terms, context);
     if (options.inbox !== undefined) {
       built.conditions.push('m.seq IN (SELECT seq FROM recipients WHERE rcpt = ?)');

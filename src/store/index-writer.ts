@@ -14,8 +14,11 @@
  *         messages were committed in one millisecond or the clock went back.
  * Rule 4: a live ingest (a group commit, `live`) leaves the search text in the index's backlog
  *         (index-db.ts Rule 4); `index-backlog` moves it into FTS5 when the main thread sees the
- *         accept path quiet. A live ingest that finds more than BACKLOG_MAX waiting moves a chunk
- *         itself, so a search never scans more than that many rows with instr(). A rebuild or
+ *         accept path quiet. While searches are being made (`searched`), a live ingest that finds
+ *         more than BACKLOG_MAX waiting moves a chunk itself, so that searches soon scan no more
+ *         than that many rows with instr(). Without searches, a burst of any length leaves all
+ *         its FTS5 work for the quiet spell: moving a chunk costs about 175 µs a message, and at
+ *         1k-s10-ka it took a third of the Worker's CPU in a run of 30,000 messages. A rebuild or
  *         catch-up ingests straight into FTS5, in large batches.
  * Rule 5: the index never fsyncs (its writes must not queue before the spool's fdatasync on the
  *         disk): a process crash loses nothing the kernel was given, and a machine crash is
@@ -32,7 +35,7 @@ import { readExactly } from '../spool/journal.ts';
 import type { StoredAt } from '../spool/spool.ts';
 import { IndexDb, summarizeMessage, type IndexEnvelope, type IngestItem, type MessageState } from './index-db.ts';
 
-/** The most messages the backlog holds before a live ingest moves some into FTS5 itself (Rule 4). */
+/** The most messages the backlog holds, while searches are made, before a live ingest moves some into FTS5 itself (Rule 4). */
 export const BACKLOG_MAX = 20_000;
 /** Messages moved from the backlog into FTS5 per transaction (about 50 ms of CPU for 1 KB messages). */
 export const BACKLOG_CHUNK = 512;
@@ -61,7 +64,7 @@ export type WriterRequest =
   /** `background`: the writer's thread yields the CPU to the accept path (serve, not reindex). */
   | { readonly op: 'open'; readonly path: string; readonly background?: boolean }
   /** `live`: one or more group commits, whose search text waits in the backlog (Rule 4). */
-  | { readonly op: 'ingest'; readonly messages: readonly RawMessage[]; readonly live?: boolean }
+  | { readonly op: 'ingest'; readonly messages: readonly RawMessage[]; readonly live?: boolean; readonly searched?: boolean }
   /** Moves up to `max` of the backlog into FTS5 (Rule 4). */
   | { readonly op: 'index-backlog'; readonly max: number }
   | { readonly op: 'begin' }
@@ -119,7 +122,7 @@ export class IndexWriter {
       case 'open':
         return this.#open(request.path);
       case 'ingest':
-        return this.#ingest(request.messages, request.live === true);
+        return this.#ingest(request.messages, request.live === true, request.searched === true);
       case 'index-backlog':
         return this.#indexBacklog(request.max);
       case 'begin':
@@ -195,7 +198,7 @@ export class IndexWriter {
     return Number(this.#db.meta(PENDING) ?? '0') || 0;
   }
 
-  async #ingest(messages: readonly RawMessage[], live: boolean): Promise<IngestReply> {
+  async #ingest(messages: readonly RawMessage[], live: boolean, searched: boolean): Promise<IngestReply> {
     const bytes = readStored(messages);
     if (!Array.isArray(bytes)) return { added: 0, lastSeq: this.#lastSeq, backlog: this.#backlog, unreadable: bytes.unreadable };
     const items: IngestItem[] = [];
@@ -210,7 +213,7 @@ export class IndexWriter {
     const last = messages.at(-1);
     const added = last === undefined ? 0 : this.#db.ingest(items, JSON.stringify({ timeMs: last.timeMs, id: last.id }), { deferSearch: live });
     if (live) this.#backlog += added;
-    if (this.#backlog > BACKLOG_MAX) this.#indexBacklog(BACKLOG_CHUNK);
+    if (searched && this.#backlog > BACKLOG_MAX) this.#indexBacklog(BACKLOG_CHUNK);
     return { added: items.length, lastSeq: this.#lastSeq, backlog: this.#backlog };
   }
 

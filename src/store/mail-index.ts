@@ -39,7 +39,9 @@
  *         committed for BACKLOG_QUIET_MS and the writer is free, the backlog goes into FTS5 a
  *         chunk at a time, each chunk in the same one-request-at-a-time slot as the ingests, so
  *         a commit waits for at most one chunk. A burst of mail is thus accepted at nearly the
- *         rate with no index, and its FTS5 work is done after it, in large transactions.
+ *         rate with no index, and its FTS5 work is done after it, in large transactions. While
+ *         searches are being made (one in the last SEARCHED_WITHIN_MS), the writer also keeps
+ *         the backlog to BACKLOG_MAX rows during the burst, so they scan no more.
  */
 import { mailboxKey } from '../core/address.ts';
 import type { Logger } from '../log.ts';
@@ -97,6 +99,8 @@ const LIVE_BATCH_MAX = 1024;
  */
 const LIVE_GATHER_MS = 20;
 const LIVE_GATHER_ENOUGH = 256;
+/** A search this recent makes a live ingest keep the backlog short (Rule 5, index-writer.ts Rule 4). */
+const SEARCHED_WITHIN_MS = 10_000;
 /** How long no message may have committed before the backlog is moved into FTS5 (Rule 5). */
 const BACKLOG_QUIET_MS = 100;
 
@@ -112,6 +116,8 @@ export class MailIndex {
   #flushScheduled = false;
   /** Messages whose search text waits in the backlog (Rule 5), as the writer last said. */
   #backlog = 0;
+  /** When the last search was made (Rule 5: the writer keeps the backlog short meanwhile). */
+  #searchedAt = -Infinity;
   #lastCommitMs = 0;
   #backlogTimer: ReturnType<typeof setTimeout> | null = null;
   /** When the last live ingest was sent (performance.now()), and the timer that sends the next. */
@@ -162,6 +168,7 @@ export class MailIndex {
     try {
       opened = IndexWriter.inspect(options.path);
       index.#reader = IndexDb.openReader(options.path);
+      index.#reader.onSearch = () => (index.#searchedAt = performance.now());
     } catch (error) {
       await writer.close().catch(() => undefined);
       throw error;
@@ -506,12 +513,13 @@ export class MailIndex {
   async #ingest(messages: readonly RawMessage[], live = false): Promise<IngestReply> {
     if (messages.length === 0) return { added: 0, lastSeq: this.#lastSeq, backlog: this.#backlog };
     const transfer = messages.flatMap((m) => (m.stuffed === undefined ? [] : [m.stuffed.buffer as ArrayBuffer]));
-    let reply = (await this.#writer.request({ op: 'ingest', messages, live }, transfer)) as IngestReply;
+    const searched = live && performance.now() - this.#searchedAt < SEARCHED_WITHIN_MS;
+    let reply = (await this.#writer.request({ op: 'ingest', messages, live, searched }, transfer)) as IngestReply;
     if (reply.unreadable !== undefined) {
       // Compacted away after being located: sent again with their bytes, read here as they are now.
       const again = await this.#withBytes(messages, reply.unreadable);
       const transfer = again.flatMap((m) => (m.stuffed === undefined ? [] : [m.stuffed.buffer as ArrayBuffer]));
-      reply = (await this.#writer.request({ op: 'ingest', messages: again, live }, transfer)) as IngestReply;
+      reply = (await this.#writer.request({ op: 'ingest', messages: again, live, searched }, transfer)) as IngestReply;
       if (reply.unreadable !== undefined) throw new Error(`the index writer could not read ${reply.unreadable.join(', ')}`);
     }
     this.#backlog = reply.backlog;

@@ -4,7 +4,7 @@ import { afterEach, expect, test } from 'bun:test';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { IndexDb } from '../../src/store/index-db.ts';
-import { IndexWriter, type IngestReply, type RawMessage } from '../../src/store/index-writer.ts';
+import { BACKLOG_CHUNK, BACKLOG_MAX, IndexWriter, type IngestReply, type RawMessage } from '../../src/store/index-writer.ts';
 import { removeDir, tempDir } from '../spool/fixtures/messages.ts';
 
 const dirs: string[] = [];
@@ -76,3 +76,28 @@ test("a group commit's messages are read from their segments as the spool holds 
   ]);
   reader.close();
 });
+
+test('past BACKLOG_MAX a live ingest moves a chunk into FTS5 only while searches are being made (Rule 4)', async () => {
+  const dir = tempDir('index-writer-');
+  dirs.push(dir);
+  const writer = new IndexWriter();
+  await writer.handle({ op: 'open', path: join(dir, 'index.db') });
+  const batch = (from: number, n: number, searched: boolean) =>
+    writer.handle({
+      op: 'ingest',
+      live: true,
+      searched,
+      messages: Array.from({ length: n }, (_, i) => ({ id: `m${from + i}`, timeMs: 1_800_000_000_000 + from + i, envelope, stuffed: new Uint8Array(message(`m${from + i}`, 'flood')), state: null })),
+    }) as Promise<IngestReply>;
+  let sent = 0;
+  while (sent < BACKLOG_MAX) {
+    await batch(sent, 1000, false);
+    sent += 1000;
+  }
+  // No search: the burst leaves all of it for the quiet spell.
+  expect((await batch(sent, 100, false)).backlog).toBe(BACKLOG_MAX + 100);
+  sent += 100;
+  // A search was made: each ingest moves a chunk.
+  expect((await batch(sent, 100, true)).backlog).toBe(BACKLOG_MAX + 200 - BACKLOG_CHUNK);
+  await writer.handle({ op: 'close' });
+}, 60_000);
