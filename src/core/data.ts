@@ -163,9 +163,11 @@ export function concat(chunks: readonly Uint8Array[], total?: number): Uint8Arra
 
 /**
  * RFC 5321 §4.5.2: removes the extra leading "." of every line. Input is a stuffed message whose
- * lines end in CRLF (as DataReceiver returns it).
+ * lines end in CRLF (as DataReceiver returns it). A message with no line starting with "." is
+ * returned as it is, not copied.
  */
 export function dotUnstuff(stuffed: Uint8Array): Uint8Array {
+  if (!startsAnyLineWithDot(stuffed)) return stuffed;
   const out = new Uint8Array(stuffed.length);
   let o = 0;
   let i = 0;
@@ -178,6 +180,14 @@ export function dotUnstuff(stuffed: Uint8Array): Uint8Array {
     i = lf + 1;
   }
   return out.subarray(0, o);
+}
+
+function startsAnyLineWithDot(bytes: Uint8Array): boolean {
+  if (bytes[0] === DOT) return true;
+  for (let lf = bytes.indexOf(LF); lf >= 0 && lf + 1 < bytes.length; lf = bytes.indexOf(LF, lf + 1)) {
+    if (bytes[lf + 1] === DOT) return true;
+  }
+  return false;
 }
 
 /**

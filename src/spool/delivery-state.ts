@@ -56,11 +56,7 @@ export function formatStateRecord(record: StateRecord): Buffer {
  */
 export function formatStateRecords(records: readonly StateRecord[]): Buffer {
   let text = '';
-  for (const record of records) {
-    const json = stateRecordJson(record);
-    // Bun.hash.crc32 of a string is that of its UTF-8 bytes.
-    text += `${(Bun.hash.crc32(json) >>> 0).toString(16).padStart(8, '0')} ${json}\n`;
-  }
+  for (const record of records) text += journalLineText(stateRecordJson(record));
   return Buffer.from(text, 'utf8');
 }
 
@@ -84,13 +80,12 @@ export function formatLoginRecord(record: LoginRecord): Buffer {
 }
 
 function frameJournalLine(json: string): Buffer {
-  const body = Buffer.from(json, 'utf8');
-  const line = Buffer.allocUnsafe(9 + body.length + 1);
-  line.write((Bun.hash.crc32(body) >>> 0).toString(16).padStart(8, '0'), 0, 'latin1');
-  line[8] = 0x20;
-  line.set(body, 9);
-  line[line.length - 1] = 0x0a;
-  return line;
+  return Buffer.from(journalLineText(json), 'utf8');
+}
+
+/** A journal line: the CRC-32 of the JSON's UTF-8 bytes in hex, a space, the JSON, a line feed (Bun.hash.crc32 of a string hashes its UTF-8 bytes). */
+function journalLineText(json: string): string {
+  return `${(Bun.hash.crc32(json) >>> 0).toString(16).padStart(8, '0')} ${json}\n`;
 }
 
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);

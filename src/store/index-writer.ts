@@ -206,7 +206,7 @@ export class IndexWriter {
       // A live ingest's messages committed after the index's listing ended: none is indexed yet.
       // A rebuild or catch-up may send some again (its slack): those are not decoded twice.
       if (!live && this.#db.has(m.id)) continue;
-      const summary = await summarizeMessage(unstuffed(bytes[i]), m.envelope);
+      const summary = await summarizeMessage(dotUnstuff(bytes[i]), m.envelope);
       this.#lastSeq = Math.max(this.#lastSeq + 1, m.timeMs * SEQ_PER_MS);
       items.push({ id: m.id, seq: this.#lastSeq, receivedMs: m.timeMs, envelope: m.envelope, summary, read: m.state?.read, tags: m.state?.tags });
     }
@@ -291,18 +291,6 @@ function readStored(messages: readonly RawMessage[]): Uint8Array[] | { unreadabl
   }
   return unreadable.length > 0 ? { unreadable } : out;
 }
-
-/** The message without its dot-stuffing (RFC 5321 §4.5.2); itself when no line starts with a dot. */
-function unstuffed(stuffed: Uint8Array): Uint8Array {
-  if (stuffed[0] === DOT) return dotUnstuff(stuffed);
-  for (let lf = stuffed.indexOf(LF); lf >= 0 && lf + 1 < stuffed.length; lf = stuffed.indexOf(LF, lf + 1)) {
-    if (stuffed[lf + 1] === DOT) return dotUnstuff(stuffed);
-  }
-  return stuffed;
-}
-
-const DOT = 0x2e;
-const LF = 0x0a;
 
 function parsePosition(raw: string): SpoolPosition | null {
   try {
