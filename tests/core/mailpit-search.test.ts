@@ -2,6 +2,7 @@
 // (or the client it quotes) describes the behaviour.
 import { expect, test } from 'bun:test';
 import { daysFromCivil } from '../../src/core/calendar.ts';
+import { seededRandom } from '../helpers/seeded-random.ts';
 import { cleanText, parseMailpitSearch, parseSearchDate, parseSearchSize, searchDateToMs, splitArgs, type SearchTerm } from '../../src/core/mailpit-search.ts';
 
 const terms = (q: string, extensions = false) => parseMailpitSearch(q, { extensions }).terms;
@@ -92,6 +93,18 @@ test('our keywords exist only with extensions on (the Mailpit routes read them a
 test('splitArgs and cleanText follow Mailpit', () => {
   expect(splitArgs('  a  "b c"d "e')).toEqual(['a', 'b cd', 'e']);
   expect(cleanText(' A\tB\r\n<c>,"d";(e)\uFEFF ')).toBe('a b c d e');
+});
+
+test('cleanText equals its one-regex definition on random text', () => {
+  // The definition: every run of \s or <>",;() becomes one space, then trim and lower-case.
+  const definition = (t: string) => t.replace(/[\s<>",;()]+/g, ' ').trim().toLowerCase();
+  const alphabet = [...' \t\n\r\v\f<>",;()aZé\u00a0\u2003\u3000\ufeff\u2028😀.'];
+  const r = seededRandom(7);
+  for (let k = 0; k < 20_000; k++) {
+    let t = '';
+    for (let n = Math.floor(r() * 24); n > 0; n--) t += alphabet[Math.floor(r() * alphabet.length)];
+    expect(cleanText(t)).toBe(definition(t));
+  }
 });
 
 test.each<[string, number | null]>([

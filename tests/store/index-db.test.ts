@@ -138,6 +138,20 @@ test('snippets are cut at 250 characters', () => {
   expect(snippetOf(`${'\u00a0'.repeat(5000)}short`)).toBe('short');
 });
 
+test('snippets equal their definition on random text: whitespace runs collapsed, trimmed, 250 code points', () => {
+  const definition = (t: string) => {
+    const flat = [...t.replace(/\s+/g, ' ').trim()];
+    return flat.length <= 250 ? flat.join('') : `${flat.slice(0, 250).join('').trimEnd()}...`;
+  };
+  const pieces = [' ', '  ', '\r\n', '\t', '\u00a0', '\u3000', 'a', 'word', 'X'.repeat(77), '😀', 'é', ' '.repeat(700)];
+  const r = seededRandom(8);
+  for (let k = 0; k < 3_000; k++) {
+    let t = '';
+    for (let n = Math.floor(r() * 400); n > 0; n--) t += pieces[Math.floor(r() * pieces.length)];
+    expect(snippetOf(t)).toBe(definition(t));
+  }
+});
+
 test('list: newest first by commit order, exact totals, paging, inboxes from the envelope', async () => {
   const batch = [];
   for (let i = 0; i < 7; i++) batch.push(await item({ id: `m${i}`, rcpts: i % 2 === 0 ? ['Even@X.test'] : ['odd@x.test', 'even@x.test'] }));
@@ -166,6 +180,14 @@ test('list: newest first by commit order, exact totals, paging, inboxes from the
   const m = index.get('m1')!;
   expect(m).toMatchObject({ id: 'm1', recipients: ['odd@x.test', 'even@x.test'], mailFrom: 'sender@x.test', read: false, tags: [], subject: 'hello' });
   expect(index.get('nope')).toBeNull();
+});
+
+test('an ingest counts what it adds, read or not, and not an id it already has', async () => {
+  expect(index.ingest([await item({ id: 'a' }, { read: true }), await item({ id: 'b' })], 'p1')).toBe(2);
+  expect(index.ingest([await item({ id: 'b' }), await item({ id: 'c' }), await item({ id: 'a' })], 'p2')).toBe(1);
+  expect(index.ingest([await item({ id: 'c' })], 'p3')).toBe(0);
+  expect(index.stats()).toMatchObject({ total: 3, unread: 2 });
+  expect(index.list({ limit: 0, start: 0 })).toMatchObject({ matched: 3, matchedUnread: 2 });
 });
 
 test('read state, tags and deletion keep the totals exact', async () => {
