@@ -59,13 +59,18 @@ export function writeFully(io: SpoolIo, fd: number, bytes: Uint8Array, position:
 /** Reads exactly `length` bytes at `position` (pread); a short file is an error. */
 export function readExactly(fd: number, position: number, length: number): Buffer {
   const out = Buffer.allocUnsafe(length);
+  readExactlyInto(fd, out, 0, position, length);
+  return out;
+}
+
+/** Reads `length` bytes at `position` of `fd` into `target` from `at`, or throws when the file ends first. */
+export function readExactlyInto(fd: number, target: Uint8Array, at: number, position: number, length: number): void {
   let done = 0;
   while (done < length) {
-    const n = fs.readSync(fd, out, done, length - done, position + done);
+    const n = fs.readSync(fd, target, at + done, length - done, position + done);
     if (n <= 0) throw new Error(`spool: file ends ${length - done} bytes early at ${position + done}`);
     done += n;
   }
-  return out;
 }
 
 export class AppendFile {
