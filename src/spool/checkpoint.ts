@@ -289,12 +289,17 @@ export interface CoveredSegment<C extends Chainable = ChunkHead> {
   readonly chunks: readonly C[];
 }
 
-/** Groups chunks (or their heads) by segment, keeping each segment's unbroken chain from its header. */
+/**
+ * Groups chunks (or their heads) by segment, keeping each segment's unbroken chain from its
+ * header. A chunk that starts at its segment's header starts the chain again: the segment was
+ * scanned whole since the chunks before it were written (a copied or restored file has a new
+ * inode), and what the log says later is what holds now.
+ */
 export function chainChunks<C extends Chainable>(chunks: readonly C[]): Map<number, CoveredSegment<C>> {
   const out = new Map<number, { seq: number; ino: number; headerBytes: number; covered: number; chunks: C[]; broken: boolean }>();
   for (const c of chunks) {
     const seg = out.get(c.seq);
-    if (!seg) {
+    if (!seg || c.from === c.headerBytes) {
       if (c.from === c.headerBytes) out.set(c.seq, { seq: c.seq, ino: c.ino, headerBytes: c.headerBytes, covered: c.to, chunks: [c], broken: false });
       continue;
     }

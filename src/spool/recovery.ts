@@ -154,13 +154,15 @@ export function listSegments(layout: SpoolLayout): { seq: number; name: string }
 /**
  * Scans every segment: keeps intact records, cuts torn tails, quarantines damage. A segment the
  * checkpoint covers is scanned only past what it covers, while it is the same file, as long.
+ * Segments come one at a time, in order, so that a caller that takes each one's records before
+ * asking for the next never holds more than one segment's (a spool scanned whole, a million
+ * records, held them all as objects at once: 925 MiB).
  */
-export function recoverSegments(
+export function* recoverSegments(
   ctx: RecoveryContext,
   report: RecoveryReport,
   covered: ReadonlyMap<number, CoveredSegment> = new Map(),
-): ScannedSegment[] {
-  const out: ScannedSegment[] = [];
+): Generator<ScannedSegment> {
   // Records whose stored envelopes are equal (a load test's) are parsed once and share the result.
   const envelopes: EnvelopeCache = new Map();
   const view = new SegmentWindow(ctx);
@@ -173,9 +175,8 @@ export function recoverSegments(
       else ctx.log.warn('spool: a segment changed since the checkpoint; scanning it whole', { file: ctx.layout.segmentPath(seq) });
     }
     const scanned = recoverSegment(ctx, report, seq, name, envelopes, trusted, view);
-    if (scanned) out.push(scanned);
+    if (scanned) yield scanned;
   }
-  return out;
 }
 
 /** Bytes start-up reads of a segment at a time; a record longer than this is read whole. */

@@ -211,6 +211,8 @@ const JOURNAL_SNAPSHOT_MIN_BYTES = 256 * 1024;
 const DEFAULT_CHECKPOINT_EVERY = 10_000;
 /** Records loaded from the checkpoint past which open() ends with a full garbage collection. */
 const LARGE_START_RECORDS = 100_000;
+/** Records scanned in one segment (not read from the checkpoint) after which start-up collects its garbage. */
+const SCAN_COLLECT_RECORDS = 20_000;
 /** The checkpoint log is rewritten once it is this big and mostly about segments that are gone. */
 const CHECKPOINT_REWRITE_MIN_BYTES = 4 * 1024 * 1024;
 /** Bytes a checkpoint holds per record, about (columns, id, framing): to judge when to rewrite. */
@@ -342,11 +344,12 @@ export class Spool {
     try {
       const spool = new Spool(opts, layout, pid);
       await spool.#recover();
-      // A large start leaves garbage (the chunks' decoded headers, the id table's earlier sizes):
-      // collected now (tens of ms at a million records), it does not sit in the RSS until later;
-      // after a turn of the event loop, so that no stale pointer on the stack (which the
-      // collector scans conservatively) keeps any of it.
-      if (spool.#checkpointed >= LARGE_START_RECORDS) {
+      // A large start leaves garbage (the chunks' decoded headers, the id table's earlier sizes,
+      // and after a scan every record's parse): collected now (tens of ms at a million records),
+      // it does not sit in the RSS until later (a copied spool of a million, scanned whole, left
+      // 678 MiB); after a turn of the event loop, so that no stale pointer on the stack (which
+      // the collector scans conservatively) keeps any of it.
+      if (spool.#recovery.records >= LARGE_START_RECORDS) {
         await new Promise((resolve) => setImmediate(resolve));
         Bun.gc(true);
       }
@@ -363,16 +366,36 @@ export class Spool {
     const report = this.#recovery;
     const checkpoint = this.#readCheckpoint();
     const chunks = checkpoint.heads;
-    let scanned: ScannedSegment[];
+    const scanned: ScannedSegment[] = [];
     let journal: ReturnType<typeof recoverJournal>;
     try {
-      scanned = recoverSegments(ctx, report, chainChunks(chunks));
+      const chains = chainChunks(chunks);
+      // Room for the records the chains describe, at once: a segment scanned whole instead (a
+      // copy, with new inodes) holds about as many. Not for every chunk in the log: it may also
+      // describe segments as they were before such a scan.
+      let records = 0;
+      let idBytes = 0;
+      for (const chain of chains.values()) {
+        for (const c of chain.chunks) {
+          records += c.count;
+          idBytes += c.idBytes + 1;
+        }
+      }
+      this.#index.reserve(records, idBytes);
+      for (const seg of recoverSegments(ctx, report, chains)) {
+        // What the index may still need room for: the records scanned past (or without) a chain.
+        let ids = 0;
+        for (const r of seg.records) ids += r.id.length + 1;
+        this.#index.reserve(seg.records.length, ids);
+        this.#track(seg, checkpoint.read);
+        // Tracked: its records are let go before the next segment is scanned, the checkpoint
+        // covers them now (written for a million at the end, its chunks' records peaked at
+        // 780 MiB), and a large scan's garbage is collected before it piles up.
+        scanned.push({ ...seg, records: [] });
+        if (this.#uncovered.length >= this.#checkpointEvery) this.#writeCheckpoint();
+        if (seg.records.length >= SCAN_COLLECT_RECORDS) Bun.gc(true);
+      }
       journal = recoverJournal(ctx, report);
-      this.#index.reserve(
-        chunks.reduce((n, c) => n + c.count, 0) + scanned.reduce((n, s) => n + s.records.length, 0),
-        chunks.reduce((n, c) => n + c.idBytes + 1, 0) + scanned.reduce((n, s) => s.records.reduce((m, r) => m + r.id.length, n), 0),
-      );
-      for (const seg of scanned) this.#track(seg, checkpoint.read);
     } finally {
       checkpoint.close();
     }

@@ -104,6 +104,35 @@ describe('checkpoint', () => {
     expect(again.list().map((m) => m.id)).toEqual(['m4', 'm3', 'm2', 'm1', 'm0']);
   });
 
+  test('a copied spool is scanned whole once; from then on its checkpoint speaks for the copies', async () => {
+    const dir = newDir();
+    const layout = createLayout(dir);
+    const s = await open(dir, { checkpointEvery: 4 });
+    for (let i = 0; i < 8; i++) await s.commit(request(`m${i}`, { timeMs: T0 + i }));
+    const before = s.list().map((m) => ({ ...m }));
+    await close(s);
+    // As cp or a restore from backup leaves it: the same bytes in new files (new inodes).
+    const segment = layout.segmentPath(1);
+    const bytes = fs.readFileSync(segment);
+    fs.writeFileSync(`${segment}.copy`, bytes);
+    fs.renameSync(`${segment}.copy`, segment);
+    const first = countingIo();
+    const copied = await open(dir, { io: first, checkpointEvery: 4 });
+    expect(first.bytes()).toBe(bytes.length);
+    expect(copied.list()).toEqual(before);
+    await close(copied);
+    const checkpointBytes = fs.statSync(layout.checkpointPath).size;
+    // The chunks written after that scan chain from the segment's header: they replace the old ones.
+    for (let start = 0; start < 2; start++) {
+      const io = countingIo();
+      const again = await open(dir, { io, checkpointEvery: 4 });
+      expect(io.bytes()).toBeLessThan(bytes.length / 4);
+      expect(again.list()).toEqual(before);
+      await close(again);
+    }
+    expect(fs.statSync(layout.checkpointPath).size).toBe(checkpointBytes);
+  });
+
   test('a torn checkpoint is cut back to its whole chunks, and the rest is scanned', async () => {
     const dir = newDir();
     const layout = createLayout(dir);
