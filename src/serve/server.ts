@@ -112,7 +112,17 @@ export async function startServer(config: ServeConfig, deps: ServerDeps): Promis
   };
 
   let mailIndex: MailIndex | null = null;
-  const collector = new Collector({ every: COLLECT_EVERY_COMMITS, quietMs: COLLECT_WHEN_QUIET_MS, collect: () => Bun.gc(false), collectWhenQuiet: () => Bun.gc(true) });
+  const collector = new Collector({
+    every: COLLECT_EVERY_COMMITS,
+    quietMs: COLLECT_WHEN_QUIET_MS,
+    collect: () => Bun.gc(false),
+    // Mail has stopped (so the spool is open): what the burst left goes, the ids its checkpoint
+    // would have held until the next chunk too.
+    collectWhenQuiet: () => {
+      spool.checkpointPending();
+      Bun.gc(true);
+    },
+  });
   // Told of every commit, so that sessions idling on an INBOX hear of new mail.
   const mailboxes = new LoginMailboxes({ store: () => spool.mailStore, states: () => spool.loginStates, directory: () => directory, now });
   const layout = createLayout(config.dataDir);

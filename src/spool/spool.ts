@@ -470,6 +470,15 @@ export class Spool {
     }
   }
 
+  /**
+   * Covers in the checkpoint the records no chunk covers yet, however few (serve asks once mail
+   * stops): their ids are held until then, and kept from a burst, scattered among its garbage,
+   * they held heap blocks with them.
+   */
+  checkpointPending(): void {
+    if (!this.#closed && this.#uncovered.length > 0) this.#writeCheckpoint();
+  }
+
   #scheduleCheckpoint(): void {
     if (this.#checkpointScheduled || this.#uncovered.length < this.#checkpointEvery) return;
     this.#checkpointScheduled = true;
@@ -837,7 +846,6 @@ export class Spool {
         if (this.#index.addRecord(r)) this.#queue.note(this.#index.relayView(r.id)!);
         this.#uncovered.push(r.id);
         this.#commits++;
-        this.#store.remember(r.id, item.headers);
         this.#opts.onCommit?.({ id: r.id, timeMs: r.timeMs, envelope: r.envelope, size: r.size, headers: item.headers });
       } else if (item.kind === 'state') {
         if (this.#index.applyState(item.record.id, item.record.rcpt, item.record.state)) {
