@@ -133,6 +133,22 @@ describe('checkpoint', () => {
     expect(fs.statSync(layout.checkpointPath).size).toBe(checkpointBytes);
   });
 
+  test('checkpointPending covers the records written since the last chunk, however few', async () => {
+    const dir = newDir();
+    const s = await open(dir, { checkpointEvery: 100 });
+    for (let i = 0; i < 3; i++) await s.commit(request(`m${i}`, { timeMs: T0 + i }));
+    s.checkpointPending();
+    s.checkpointPending();
+    const log = decodeLog(fs.readFileSync(createLayout(dir).checkpointPath));
+    expect(log.chunks.map((c) => c.count)).toEqual([3]);
+    await close(s);
+    const io = countingIo();
+    const again = await open(dir, { io, checkpointEvery: 100 });
+    expect(io.bytes()).toBe(0);
+    expect(again.list().map((m) => m.id)).toEqual(['m2', 'm1', 'm0']);
+    await close(again);
+  });
+
   test('a torn checkpoint is cut back to its whole chunks, and the rest is scanned', async () => {
     const dir = newDir();
     const layout = createLayout(dir);
