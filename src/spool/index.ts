@@ -732,9 +732,10 @@ export class SpoolIndex {
    */
   forEachInCommitOrder(timeMs: number, take: (e: Entry) => boolean, localOnly = false): void {
     const list = this.#byTime;
-    const time = this.#time;
     let i = this.#upperBound(timeMs - 1);
     while (i < list.length) {
+      // The column is read afresh after each take(): a growth moves it (resized()).
+      const time = this.#time;
       let j = i + 1;
       const t = time[list.data[i]];
       while (j < list.length && time[list.data[j]] === t) j++;
