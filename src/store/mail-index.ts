@@ -111,8 +111,8 @@ export class MailIndex {
   readonly #path: string;
   #reader: IndexDb | null = null;
   #lastSeq = 0;
-  /** Messages committed but not yet sent to the writer. */
-  #batch: CommittedMessage[] = [];
+  /** The ids of messages committed but not yet sent to the writer (what is sent is read from the spool then). */
+  #batch: string[] = [];
   #flushScheduled = false;
   /** Messages whose search text waits in the backlog (Rule 5), as the writer last said. */
   #backlog = 0;
@@ -241,7 +241,7 @@ export class MailIndex {
   committed(message: CommittedMessage): void {
     if (this.#closed || !this.#live) return;
     this.#lastCommitMs = performance.now();
-    this.#batch.push(message);
+    this.#batch.push(message.id);
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
     setImmediate(() => this.#flush());
@@ -463,7 +463,7 @@ export class MailIndex {
     this.#gatherTimer = null;
     this.#lastSentMs = performance.now();
     const batch = this.#batch.splice(0, LIVE_BATCH_MAX);
-    const local = this.#spool.localMessagesById(batch.map((m) => m.id), CATCHER_MAILBOX);
+    const local = this.#spool.localMessagesById(batch, CATCHER_MAILBOX);
     if (local.length === 0) {
       this.#flush();
       return;
