@@ -19,6 +19,7 @@ import { closeSync, openSync } from 'node:fs';
 import PostalMime, { type Address } from 'postal-mime';
 import { cleanText, searchDateToMs, type SearchFlag, type SearchQuery, type SearchTerm } from '../core/mailpit-search.ts';
 import { htmlToText } from '../core/html-text.ts';
+import { isWhitespace } from '../core/whitespace.ts';
 import { parseSimpleMessage, type MessageParts } from './simple-message.ts';
 
 /** Bump when the schema or what is derived into it changes: an older file is rebuilt. */
@@ -855,7 +856,8 @@ export function zoneOffset(timeZone: string): ((wallClockMs: number) => number) 
  * a summary.
  */
 export async function summarizeMessage(bytes: Uint8Array, envelope: IndexEnvelope): Promise<MessageSummary> {
-  let email = parseSimpleMessage(bytes);
+  // The text reaches only cleanText and snippetOf, where a CR is whitespace as the LF after it is.
+  let email = parseSimpleMessage(bytes, true);
   if (email === null) {
     try {
       email = await PostalMime.parse(bytes, { attachmentEncoding: 'arraybuffer' });
@@ -919,27 +921,35 @@ function flatten(list: readonly Address[]): IndexAddress[] {
   return out;
 }
 
-/** Whitespace collapsed, at most SNIPPET_CHARS characters, "..." when cut (as Mailpit shows). */
-export function snippetOf(text: string): string {
-  // Only the start is shown: a prefix is flattened, unless its flattened form is too short to
-  // be sure of (whitespace runs collapse), when the whole text is.
-  const head = text.length > SNIPPET_SCAN ? text.slice(0, SNIPPET_SCAN) : text;
-  const flat = head.replace(WHITESPACE_RUNS, ' ').trim();
-  // Counted in code points, as [...flat] would.
-  let cut = 0;
-  for (let n = 0; n < SNIPPET_CHARS && cut < flat.length; n++) {
-    const c = flat.charCodeAt(cut);
-    const d = cut + 1 < flat.length ? flat.charCodeAt(cut + 1) : 0;
-    cut += c >= 0xd800 && c <= 0xdbff && d >= 0xdc00 && d <= 0xdfff ? 2 : 1;
-  }
-  if (cut >= flat.length) return head === text ? flat : snippetOf(text.replace(WHITESPACE_RUNS, ' '));
-  return `${flat.slice(0, cut).trimEnd()}...`;
-}
-
-/** UTF-16 units of a text snippetOf flattens first: room for SNIPPET_CHARS characters and much whitespace. */
-const SNIPPET_SCAN = 1024;
 /**
- * Whitespace (\s holds U+00A0) that is not a single space: a lone space stays as it is, so the
- * regex replaces only what changes (a 1 KB body of words: 9-13 µs for every run, 3 for these).
+ * Whitespace collapsed, at most SNIPPET_CHARS characters, "..." when cut (as Mailpit shows):
+ * `[...text.replace(/\s+/g, ' ').trim()]`, cut at SNIPPET_CHARS and trimmed again, built a word
+ * at a time from the start of the text only: a 1 KB body costs about half of what a regex
+ * replace over its first kilobyte did (2.3–3.0 µs against 4.5–6.6).
  */
-const WHITESPACE_RUNS = /\s{2,}|[^\S ]/g;
+export function snippetOf(text: string): string {
+  let out = '';
+  let points = 0;
+  let i = 0;
+  while (i < text.length && isWhitespace(text.charCodeAt(i))) i++;
+  while (i < text.length) {
+    const start = i;
+    while (i < text.length && !isWhitespace(text.charCodeAt(i))) {
+      // More text than fits: what is in, without the space before the cut.
+      if (points === SNIPPET_CHARS) return `${`${out}${text.slice(start, i)}`.trimEnd()}...`;
+      const c = text.charCodeAt(i);
+      const d = i + 1 < text.length ? text.charCodeAt(i + 1) : 0;
+      i += c >= 0xd800 && c <= 0xdbff && d >= 0xdc00 && d <= 0xdfff ? 2 : 1;
+      points++;
+    }
+    const word = text.slice(start, i);
+    while (i < text.length && isWhitespace(text.charCodeAt(i))) i++;
+    if (i === text.length) return out + word;
+    // Another word follows: the space between counts.
+    if (points === SNIPPET_CHARS) return `${out}${word}...`;
+    out += `${word} `;
+    points++;
+  }
+  // Nothing but whitespace.
+  return out;
+}

@@ -27,8 +27,13 @@ const HEADERS_MAX = 1024 * 1024;
 /** Transfer encodings postal-mime passes through unchanged. */
 const IDENTITY = /^(?:7bit|8bit|binary)$/i;
 
-/** The parts postal-mime would give for `bytes`, or null when the message is not simple (Rule 1). */
-export function parseSimpleMessage(bytes: Uint8Array): MessageParts | null {
+/**
+ * The parts postal-mime would give for `bytes`, or null when the message is not simple (Rule 1).
+ * With `textAsStored` the text keeps the body's line ends (CRLF, bare CR) instead of postal-mime's
+ * LF: for a reader that treats every CR and LF as whitespace and collapses whitespace runs (the
+ * index's search text and snippet), which then skips rewriting them.
+ */
+export function parseSimpleMessage(bytes: Uint8Array, textAsStored = false): MessageParts | null {
   // The header section ends at the first line that holds nothing but CRs.
   let pos = 0;
   let headerEnd = -1;
@@ -94,7 +99,8 @@ export function parseSimpleMessage(bytes: Uint8Array): MessageParts | null {
   const body = bytes.subarray(bodyStart);
   // us-ascii is windows-1252 to a TextDecoder: the same as utf-8 only for 7-bit bytes.
   if (asciiOnly && body.some((b) => b > 0x7f)) return null;
-  const text = body.length > 0 ? lineFeeds(BODY_DECODER.decode(body)) : '';
+  const decoded = body.length > 0 ? BODY_DECODER.decode(body) : '';
+  const text = textAsStored || body.length === 0 ? decoded : lineFeeds(decoded);
 
   const parts: MessageParts = { attachments: [] };
   const from = first('from');

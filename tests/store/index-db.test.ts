@@ -143,7 +143,7 @@ test('snippets equal their definition on random text: whitespace runs collapsed,
     const flat = [...t.replace(/\s+/g, ' ').trim()];
     return flat.length <= 250 ? flat.join('') : `${flat.slice(0, 250).join('').trimEnd()}...`;
   };
-  const pieces = [' ', '  ', '\r\n', '\t', '\u00a0', '\u3000', 'a', 'word', 'X'.repeat(77), '😀', 'é', ' '.repeat(700)];
+  const pieces = [' ', '  ', '\r\n', '\t', '\u00a0', '\u3000', '\u2028', '\ufeff', '\u200b', 'a', 'word', 'X'.repeat(77), '😀', '\ud83d', 'é', ' '.repeat(700)];
   const r = seededRandom(8);
   for (let k = 0; k < 3_000; k++) {
     let t = '';

@@ -32,6 +32,7 @@ const CASES: [string, Uint8Array, boolean][] = [
   ['encoded words', bytes('From: =?utf-8?q?J=C3=BCrgen?= <j@x.test>\r\nSubject: =?UTF-8?B?w6TDtsO8?= and =?iso-8859-1?q?caf=E9?=\r\n\r\nx\r\n'), true],
   ['raw UTF-8 headers and body', join('From: Zoë <zoe@x.test>\r\nSubject: Grüße ☃\r\n\r\n', 'Ünïcödé body ☃\r\n'), true],
   ['invalid UTF-8', join('Subject: bad \xff here\r\n\r\n', new Uint8Array([0xe2, 0x82, 0x0d, 0x0a, 0x41, 0xff, 0x0a])), true],
+  ['only a BOM in the body', join('Subject: bom\r\n\r\n', new Uint8Array([0xef, 0xbb, 0xbf])), true],
   ['BOM at the body start', join('Subject: bom\r\n\r\n', new Uint8Array([0xef, 0xbb, 0xbf]), 'text\r\n'), true],
   ['Content-Type text/plain utf-8, 8bit', bytes('Content-Type: text/plain; charset="UTF-8"\r\nContent-Transfer-Encoding: 8bit\r\nSubject: ct\r\n\r\nhi ☃\r\n'), true],
   ['Content-Type TEXT/PLAIN us-ascii', bytes('Content-Type: TEXT/PLAIN; charset=us-ascii\r\n\r\nascii only\r\n'), true],
