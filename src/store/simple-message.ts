@@ -24,6 +24,8 @@ const BODY_DECODER = new TextDecoder('utf-8');
 const PLAIN = /^text\/plain[ \t]*(?:;[ \t]*charset[ \t]*=[ \t]*(?:"(utf-8|us-ascii)"|(utf-8|us-ascii))[ \t]*)?;?$/i;
 /** Below postal-mime's maxHeadersSize (2 MB of header lines). */
 const HEADERS_MAX = 1024 * 1024;
+/** The header fields read below; the others are skipped. */
+const READ_FIELDS = new Set(['from', 'return-path', 'to', 'cc', 'bcc', 'reply-to', 'subject', 'message-id', 'date', 'content-type', 'content-transfer-encoding', 'content-disposition']);
 /** Transfer encodings postal-mime passes through unchanged. */
 const IDENTITY = /^(?:7bit|8bit|binary)$/i;
 
@@ -62,11 +64,23 @@ export function parseSimpleMessage(bytes: Uint8Array, textAsStored = false): Mes
   let folded: string[] | null = null;
   const finish = () => {
     if (folded === null) return;
-    const line = folded.length === 1 ? folded[0] : folded.join('');
-    const sep = line.indexOf(':');
-    const value = sep < 0 ? '' : line.slice(sep + 1);
-    // A lone CR inside a line is a space to postal-mime (the line has no LF: split above).
-    headers.push({ key: trimWsp(sep < 0 ? line : line.slice(0, sep)).toLowerCase(), value: trimWsp(value.includes('\r') ? value.replace(/\r+/g, ' ') : value) });
+    // The name ends at the first colon, on the first line unless that has none: a field not
+    // read here is passed over without joining or trimming its value.
+    let line = folded[0];
+    let sep = line.indexOf(':');
+    let joined = folded.length === 1;
+    if (sep < 0 && !joined) {
+      line = folded.join('');
+      sep = line.indexOf(':');
+      joined = true;
+    }
+    const key = trimWsp(sep < 0 ? line : line.slice(0, sep)).toLowerCase();
+    if (READ_FIELDS.has(key)) {
+      if (!joined) line = folded.join('');
+      const value = sep < 0 ? '' : line.slice(sep + 1);
+      // A lone CR inside a line is a space to postal-mime (the line has no LF: split above).
+      headers.push({ key, value: trimWsp(value.includes('\r') ? value.replace(/\r+/g, ' ') : value) });
+    }
     folded = null;
   };
   // The split leaves an empty string after the section's last LF.

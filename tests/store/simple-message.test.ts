@@ -39,6 +39,7 @@ const CASES: [string, Uint8Array, boolean][] = [
   ['us-ascii with 8-bit bytes', join('Content-Type: text/plain; charset=us-ascii\r\n\r\n', new Uint8Array([0xe9, 0x0d, 0x0a])), false],
   ['invalid and empty dates, empty subject', bytes('Date: not a date\r\nSubject:\r\nFrom:\r\n\r\nx\r\n'), true],
   ['no date, no addresses', bytes('X-Other: 1\r\n\r\nonly body\r\n'), true],
+  ['a name whose colon is on the folded line, a folded field not read', bytes('To\r\n : a@x.test\r\nX-Long: one\r\n two\r\nSubject: s\r\n\r\nx\r\n'), true],
   ['line without a colon, continuation first', bytes(' leading continuation\r\nNot a header line\r\nSubject: s\r\n\r\nx\r\n'), true],
   ['Return-Path without an address', bytes('Return-Path: <>\r\nFrom: undisclosed-recipients:;\r\n\r\nx\r\n'), true],
   ['quoted-printable', bytes('Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9\r\n'), false],
