@@ -4,7 +4,6 @@
  * can speak of commits without importing the spool that owns it.
  */
 import type { Envelope } from '../core/envelope.ts';
-import type { HeaderSummary } from './header-summary.ts';
 
 /** What is known of a message when it is committed: an index keeps these. */
 export interface CommittedMessage {
@@ -13,7 +12,6 @@ export interface CommittedMessage {
   readonly envelope: Envelope;
   /** Exact size (unstuffed). */
   readonly size: number;
-  readonly headers: HeaderSummary;
 }
 
 export interface CommitRequest {

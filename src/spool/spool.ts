@@ -29,7 +29,6 @@ import {
 import type { CopyState } from './copy-state.ts';
 import { formatLoginRecord, formatMailboxRecord, formatRemovalRecord, formatStateRecord, formatStateRecords, isQueued, type DeliveryState, type StateRecord } from './delivery-state.ts';
 import { RelayQueue, type DeliveryQueue } from './delivery-queue.ts';
-import { headerSummary, SUMMARY_HEAD_BYTES, type HeaderSummary } from './header-summary.ts';
 import { SpoolIndex, type Entry, type ListQuery, type QueuedKind, type SegmentInfo, type StoredRecord } from './index.ts';
 import type { MailStore } from './mail-store.ts';
 import { LoginStates, type LoginRecord, type LoginStateStore } from './login-state.ts';
@@ -191,7 +190,7 @@ export class MessageNotFoundError extends Error {
 }
 
 type Durable =
-  | { readonly kind: 'message'; readonly record: StoredRecord; readonly headers: HeaderSummary }
+  | { readonly kind: 'message'; readonly record: StoredRecord }
   | { readonly kind: 'state'; readonly record: StateRecord }
   | { readonly kind: 'mailbox'; readonly record: MailboxRecord }
   | { readonly kind: 'removal'; readonly record: RemovalRecord }
@@ -657,8 +656,7 @@ export class Spool {
       bodyBytes: req.stuffed.length,
       size: req.size ?? req.stuffed.length - stuffingDots(req.stuffed, 0, req.stuffed.length),
     };
-    const headers = headerSummary(req.stuffed.subarray(0, SUMMARY_HEAD_BYTES));
-    return this.#writer.enqueue(active.file, { kind: 'message', record: stored, headers });
+    return this.#writer.enqueue(active.file, { kind: 'message', record: stored });
   }
 
   #activeFor(recordBytes: number): ActiveSegment {
@@ -846,7 +844,7 @@ export class Spool {
         if (this.#index.addRecord(r)) this.#queue.note(this.#index.relayView(r.id)!);
         this.#uncovered.push(r.id);
         this.#commits++;
-        this.#opts.onCommit?.({ id: r.id, timeMs: r.timeMs, envelope: r.envelope, size: r.size, headers: item.headers });
+        this.#opts.onCommit?.({ id: r.id, timeMs: r.timeMs, envelope: r.envelope, size: r.size });
       } else if (item.kind === 'state') {
         if (this.#index.applyState(item.record.id, item.record.rcpt, item.record.state)) {
           this.#queue.note(this.#index.relayView(item.record.id)!);
