@@ -10,6 +10,7 @@
  *         so Mailpit's routes never give a Mailpit query a meaning Mailpit does not.
  */
 import { daysFromCivil } from './calendar.ts';
+import { WHITESPACE_BUT_SPACE_CLASS } from './whitespace.ts';
 
 export type AddressField = 'to' | 'from' | 'cc' | 'bcc' | 'reply-to' | 'addressed';
 export type SearchFlag = 'read' | 'unread' | 'tagged' | 'attachment' | 'inline';
@@ -180,7 +181,7 @@ export function cleanText(text: string): string {
  * character instead of three (1 KB of 78-character lines: 1.6 µs instead of 5; of prose: 6
  * instead of 8.7).
  */
-const SEPARATOR_RUNS = /[\s<>",;()]{2,}|[\t-\r\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff<>",;()]/g;
+const SEPARATOR_RUNS = new RegExp(`[\\s<>",;()]{2,}|[${WHITESPACE_BUT_SPACE_CLASS}<>",;()]`, 'g');
 
 /** `N[.N][ ][k|kb|m|mb]` (case-insensitive) in bytes; 0, junk or another unit is null. */
 export function parseSearchSize(text: string): number | null {

@@ -951,5 +951,5 @@ export function snippetOf(text: string): string {
     points++;
   }
   // Nothing but whitespace.
-  return out;
+  return '';
 }

@@ -3,7 +3,8 @@
  * without running the whole MIME parser: the same fields postal-mime gives, from the same
  * header values, through postal-mime's own address and encoded-word decoders.
  * Rule 1: the result equals postal-mime's for every message it accepts (a test holds the two
- *         together); anything else (multipart, base64 or quoted-printable, format=flowed,
+ *         together), but for the text's line ends when the caller asks for them as stored;
+ *         anything else (multipart, base64 or quoted-printable, format=flowed,
  *         another charset, a Content-Disposition, no end of the header section) is null and
  *         goes to postal-mime.
  * Rule 2: lines are read as postal-mime reads them: a line ends at LF, and the CRs before it
