@@ -33,9 +33,13 @@ export interface MailApi {
 export function installMailApi(http: HttpServer, mail: MailSource, deps: Omit<MailApiDeps, 'mail'>): MailApi {
   const waits = new WaitRegistry(mail, deps.maxWaiters ?? DEFAULT_MAX_WAITERS);
   const events = new MailpitEvents(mail, deps.version, deps.maxWebSockets ?? DEFAULT_MAX_WEBSOCKETS);
-  http.addRoutes(mailpitRoutes({ ...deps, mail }));
-  http.addRoutes(events.routes());
-  http.addRoutes(mailboxRoutes({ mail, now: deps.now, waits, session: deps.session, deliveries: deps.deliveries, faults: deps.faults, version: deps.version }));
+  const routes = [
+    ...mailpitRoutes({ ...deps, mail }),
+    ...events.routes(),
+    ...mailboxRoutes({ mail, now: deps.now, waits, session: deps.session, deliveries: deps.deliveries, faults: deps.faults, version: deps.version }),
+  ];
+  // Every route reads the index as of the request: what was committed before it is in it.
+  http.addRoutes(routes.map((route) => ({ ...route, handler: async (context) => (await mail.current(), route.handler(context)) })));
   return {
     waits,
     events,

@@ -22,6 +22,13 @@ export interface MailSource {
   readonly lastSeq: number;
   /** Hears of every change; returns the function that stops it. */
   subscribe(listener: (change: MailChange) => void): () => void;
+  /**
+   * Before a read: resolves once every message committed before the call is in the index (serve
+   * may index a burst after it while nobody reads: src/store/mail-index.ts Rule 6).
+   */
+  current(): Promise<void>;
+  /** A reader that follows new mail (a wait, a stream, a websocket) is attached until the returned function is called. */
+  watch(): () => void;
   /** null means every message. Resolves with how many changed. */
   setRead(ids: readonly string[] | null, read: boolean): Promise<number>;
   setTags(ids: readonly string[], tags: readonly string[]): Promise<number>;

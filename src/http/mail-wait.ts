@@ -84,9 +84,11 @@ export class WaitRegistry {
     return new Promise<WaitOutcome>((resolve) => {
       let checked = after;
       let done = false;
+      const unwatch = mail.watch();
       const finish = (outcome: WaitOutcome) => {
         if (done) return;
         done = true;
+        unwatch();
         stop();
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);

@@ -175,11 +175,13 @@ export function mailboxRoutes(deps: MailboxApiDeps): HttpRoute[] {
           else if (change.kind === 'updated') updated(change.ids);
           else if (change.kind === 'deleted') deleted(change.ids);
         });
+        const unwatch = mail.watch();
         const ping = setInterval(() => send(': ping\n\n'), STREAM_PING_MS);
         stop = () => {
           if (closed) return;
           closed = true;
           unsubscribe();
+          unwatch();
           clearInterval(ping);
           waits.release();
           try {

@@ -548,6 +548,7 @@ const INDEX_WAIT_MS = 10_000;
 
 /** Resolves once `id` is indexed, or after INDEX_WAIT_MS. */
 async function untilIndexed(mail: MailSource, id: string): Promise<void> {
+  await mail.current();
   if (mail.db.get(id) === null) {
     await new Promise<void>((resolve) => {
       const timer = setTimeout(done, INDEX_WAIT_MS);

@@ -21,6 +21,8 @@ export class MailpitEvents {
   readonly #maxClients: number;
   readonly #clients = new Set<ServerWebSocket<WebSocketData>>();
   readonly #stop: () => void;
+  /** Detaches the index's watcher, attached while any client is connected. */
+  #unwatch: (() => void) | null = null;
   #statsTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(mail: MailSource, version: string, maxClients: number) {
@@ -40,9 +42,15 @@ export class MailpitEvents {
 
   close(): void {
     this.#stop();
+    this.#unwatchIndex();
     if (this.#statsTimer !== null) clearTimeout(this.#statsTimer);
     for (const ws of this.#clients) ws.close(1001, 'server shutting down');
     this.#clients.clear();
+  }
+
+  #unwatchIndex(): void {
+    this.#unwatch?.();
+    this.#unwatch = null;
   }
 
   #upgrade({ request, server }: HttpContext): undefined {
@@ -50,9 +58,13 @@ export class MailpitEvents {
     const data: WebSocketData = {
       open: (ws) => {
         this.#clients.add(ws);
+        this.#unwatch ??= this.#mail.watch();
         ws.send(this.#statsFrame());
       },
-      close: (ws) => this.#clients.delete(ws),
+      close: (ws) => {
+        this.#clients.delete(ws);
+        if (this.#clients.size === 0) this.#unwatchIndex();
+      },
     };
     if (server.upgrade(request, { data })) return undefined;
     throw new HttpError(400, 'Bad Request: a websocket upgrade is expected\n');

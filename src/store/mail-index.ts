@@ -42,6 +42,14 @@
  *         rate with no index, and its FTS5 work is done after it, in large transactions. While
  *         searches are being made (one in the last SEARCHED_WITHIN_MS), the writer also keeps
  *         the backlog to BACKLOG_MAX rows during the burst, so they scan no more.
+ * Rule 6: while nobody reads, a burst is indexed after it. With no watcher (a wait, an SSE
+ *         stream, a websocket: `watch()`) and no read in the last READ_WITHIN_MS (`current()`),
+ *         a live ingest waits for BACKLOG_QUIET_MS without a commit, or for DEFER_MAX messages,
+ *         instead of LIVE_GATHER_MS: the Worker's CPU is then not taken from the accept path
+ *         during the burst (on 2 CPUs, a thread busy beside the accept path slows it even at the
+ *         lowest priority). `current()` sends what waits at once and resolves once every message
+ *         committed before the call has been through the writer, so a reader never sees the
+ *         index behind a 250 it was given, deferred or not.
  */
 import { mailboxKey } from '../core/address.ts';
 import type { Logger } from '../log.ts';
@@ -101,8 +109,15 @@ const LIVE_GATHER_MS = 20;
 const LIVE_GATHER_ENOUGH = 256;
 /** A search this recent makes a live ingest keep the backlog short (Rule 5, index-writer.ts Rule 4). */
 const SEARCHED_WITHIN_MS = 10_000;
-/** How long no message may have committed before the backlog is moved into FTS5 (Rule 5). */
+/** How long no message may have committed before the backlog is moved into FTS5 (Rule 5), or a deferred ingest sent (Rule 6). */
 const BACKLOG_QUIET_MS = 100;
+/** A read this recent keeps live ingests prompt (Rule 6). */
+const READ_WITHIN_MS = 10_000;
+/**
+ * The most committed messages a live ingest waits with while nobody reads (Rule 6): about three
+ * seconds of the Worker's CPU, which the first reader after a longer burst waits for at most.
+ */
+const DEFER_MAX = 50_000;
 
 export class MailIndex {
   readonly #spool: Spool;
@@ -113,6 +128,15 @@ export class MailIndex {
   #lastSeq = 0;
   /** The ids of messages committed but not yet sent to the writer (what is sent is read from the spool then). */
   #batch: string[] = [];
+  /** Messages committed while live, and how many of them the writer has answered for (Rule 6). */
+  #committedCount = 0;
+  #sentCount = 0;
+  #answeredCount = 0;
+  /** Readers waiting in current() for the writer to answer for the messages committed before them. */
+  #readers: { readonly upTo: number; readonly resolve: () => void }[] = [];
+  /** Watchers attached (Rule 6), and when current() was last called. */
+  #watchers = 0;
+  #readAtMs = Number.NEGATIVE_INFINITY;
   #flushScheduled = false;
   /** Messages whose search text waits in the backlog (Rule 5), as the writer last said. */
   #backlog = 0;
@@ -237,11 +261,40 @@ export class MailIndex {
     });
   }
 
+  /**
+   * A read is about to be made: resolves once every message committed before this call is
+   * indexed (or has failed to be), at once when none waits; live ingests stay prompt for
+   * READ_WITHIN_MS (Rule 6).
+   */
+  current(): Promise<void> {
+    this.#readAtMs = performance.now();
+    if (this.#answeredCount === this.#committedCount || this.#closed || this.#broken !== null) return Promise.resolve();
+    const upTo = this.#committedCount;
+    const waited = new Promise<void>((resolve) => this.#readers.push({ upTo, resolve }));
+    this.#flush(true);
+    return waited;
+  }
+
+  /**
+   * A reader that follows new mail as it comes (a wait, a stream, a websocket) is attached:
+   * live ingests stay prompt until the returned function detaches it (Rule 6).
+   */
+  watch(): () => void {
+    this.#watchers++;
+    this.#flush(true);
+    let attached = true;
+    return () => {
+      if (attached) this.#watchers--;
+      attached = false;
+    };
+  }
+
   /** The spool's hook: a message is durable. Batched per group commit, sent after its 250s. */
   committed(message: CommittedMessage): void {
     if (this.#closed || !this.#live) return;
     this.#lastCommitMs = performance.now();
     this.#batch.push(message.id);
+    this.#committedCount++;
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
     setImmediate(() => this.#flush());
@@ -332,6 +385,7 @@ export class MailIndex {
     if (this.#closed) return;
     await this.drain();
     this.#closed = true;
+    this.#answered(this.#committedCount);
     if (this.#backlogTimer !== null) clearTimeout(this.#backlogTimer);
     if (this.#gatherTimer !== null) clearTimeout(this.#gatherTimer);
     this.#stopRemovals();
@@ -449,8 +503,13 @@ export class MailIndex {
     this.#flushScheduled = false;
     // One request at a time (Rule 4): the answer to this one sends what gathered meanwhile.
     if (this.#sending !== null || this.#batch.length === 0 || this.#closed) return;
-    if (!now && this.#batch.length < LIVE_GATHER_ENOUGH) {
-      const wait = this.#lastSentMs + LIVE_GATHER_MS - performance.now();
+    const at = performance.now();
+    const watched = this.#watchers > 0 || at - this.#readAtMs < READ_WITHIN_MS;
+    if (!now && this.#readers.length === 0) {
+      // Watched: gathered for LIVE_GATHER_MS (Rule 4); else until the burst is over (Rule 6).
+      const wait = watched
+        ? this.#batch.length < LIVE_GATHER_ENOUGH ? this.#lastSentMs + LIVE_GATHER_MS - at : 0
+        : this.#batch.length < DEFER_MAX ? this.#lastCommitMs + BACKLOG_QUIET_MS - at : 0;
       if (wait >= 1) {
         this.#gatherTimer ??= setTimeout(() => {
           this.#gatherTimer = null;
@@ -462,9 +521,13 @@ export class MailIndex {
     if (this.#gatherTimer !== null) clearTimeout(this.#gatherTimer);
     this.#gatherTimer = null;
     this.#lastSentMs = performance.now();
-    const batch = this.#batch.splice(0, LIVE_BATCH_MAX);
+    // A burst indexed after it (Rule 6) goes as a catch-up does: smaller transactions hold less
+    // of the Worker's garbage at once.
+    const batch = this.#batch.splice(0, watched ? LIVE_BATCH_MAX : FEED_BATCH);
+    const upTo = (this.#sentCount += batch.length);
     const local = this.#spool.localMessagesById(batch, CATCHER_MAILBOX);
     if (local.length === 0) {
+      this.#answered(upTo);
       this.#flush();
       return;
     }
@@ -476,11 +539,21 @@ export class MailIndex {
       )
       .finally(() => {
         this.#sending = null;
+        this.#answered(upTo);
         this.#flush();
         this.#scheduleBacklog();
       });
     this.#sending = sent;
     this.#ingests = Promise.all([this.#ingests, sent]);
+  }
+
+  /** The writer has answered for the first `upTo` messages committed: the readers waiting for them read on. */
+  #answered(upTo: number): void {
+    this.#answeredCount = Math.max(this.#answeredCount, upTo);
+    if (this.#readers.length === 0) return;
+    const waiting = this.#readers;
+    this.#readers = waiting.filter((r) => r.upTo > upTo);
+    for (const r of waiting) if (r.upTo <= upTo) r.resolve();
   }
 
   /** Moves the backlog into FTS5 a chunk at a time once the accept path is quiet (Rule 5). */
@@ -595,6 +668,8 @@ export class MailIndex {
     if (this.#broken !== null) return;
     this.#broken = error;
     this.#log.error('index-failed', { error: error.message, note: 'the index stops following the spool until restart' });
+    // Readers read what there is.
+    this.#answered(this.#committedCount);
   }
 }
 

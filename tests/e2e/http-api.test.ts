@@ -19,7 +19,7 @@ beforeAll(async () => {
 });
 
 /** Sends messages with Python's smtplib, `threads` sessions at once; each item is [to, subject, extra headers, body]. */
-async function sendAll(items: [string, string, string?, string?][], threads = 1): Promise<void> {
+async function sendAll(items: [string, string, string?, string?][], threads = 1, port = server.port): Promise<void> {
   const r = await runPython(
     `import smtplib, sys, json, threading
 items = json.loads(sys.argv[2]); n = int(sys.argv[3]); errors = []
@@ -35,7 +35,7 @@ def work(k):
 ts = [threading.Thread(target=work, args=(k,)) for k in range(n)]
 [t.start() for t in ts]; [t.join() for t in ts]
 print(json.dumps(errors))`,
-    [String(server.port), JSON.stringify(items), String(threads)],
+    [String(port), JSON.stringify(items), String(threads)],
     { timeoutMs: 120_000 },
   );
   expect(r.stderr).toBe('');
@@ -292,6 +292,22 @@ describe('wait and the stream', () => {
     expect(segment).toEndWith('\r\n.\r\n');
     const list = (await (await fetch(`${base}/api/mailbox/v1/inboxes`)).json()) as { Address: string; Total: number }[];
     expect(list.find((i) => i.Address === 'links@x.test')?.Total).toBe(1);
+  });
+});
+
+describe('reading after a burst', () => {
+  test('with nobody reading, a burst is indexed after it, and the first read after its last 250 lists all of it (mail-index.ts Rule 6)', async () => {
+    // A serve of its own: no request has been made to it, so its index defers the burst.
+    const own = await startServe({ args: ['--http', '127.0.0.1:0', '--log', 'json'] });
+    const ownBase = `http://127.0.0.1:${portOf((await listeningAddresses(own)).http[0])}`;
+    const items = Array.from({ length: 300 }, (_, i): [string, string] => [`burst${i % 7}@x.test`, `burst ${i}`]);
+    await sendAll(items, 4, own.port);
+    const r = await fetch(`${ownBase}/api/v1/messages?limit=1`);
+    expect(r.status).toBe(200);
+    const page = (await r.json()) as { total: number; messages_count: number; messages: { Subject: string }[] };
+    expect({ total: page.total, count: page.messages_count }).toEqual({ total: 300, count: 300 });
+    const inboxes = (await (await fetch(`${ownBase}/api/mailbox/v1/inboxes`)).json()) as { Address: string; Total: number }[];
+    expect(inboxes.filter((i) => i.Address.startsWith('burst')).reduce((n, i) => n + i.Total, 0)).toBe(300);
   });
 });
 

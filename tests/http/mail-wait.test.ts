@@ -18,11 +18,14 @@ test('a message already there answers at once; one committed later wakes the wai
   if (first.kind !== 'found') return;
   expect(first.messages[0].subject).toBe('early');
   const later = waits.wait({ query: none, recipients: ['W1@X.TEST'] }, first.cursor, 1, 5000, new AbortController().signal);
+  // A pending wait follows new mail: the index keeps its ingests prompt meanwhile (mail-index.ts Rule 6).
+  expect(mail.watchers).toBe(1);
   await mail.add(sampleMessage({ subject: 'noise' }), { to: ['other@x.test'] });
   await mail.add(sampleMessage({ subject: 'late' }), { to: ['w1@x.test'] });
   const second = await later;
   expect(second.kind === 'found' && second.messages.map((m) => m.subject)).toEqual(['late']);
   expect(mail.listeners).toBe(0);
+  expect(mail.watchers).toBe(0);
 });
 
 test('a timeout carries the cursor up to which nothing matched; an abort ends the wait', async () => {
@@ -38,6 +41,7 @@ test('a timeout carries the cursor up to which nothing matched; an abort ends th
   waits.stop();
   expect((await stopping).kind).toBe('timeout');
   expect(mail.listeners).toBe(0);
+  expect(mail.watchers).toBe(0);
 });
 
 test('slots are capped', () => {

@@ -397,3 +397,35 @@ describe('deliveries of the relay', () => {
     }
   });
 });
+
+describe('reads and watchers (mail-index.ts Rule 6)', () => {
+  test('every route asks for the index as of the request; a websocket and an SSE stream are watchers while open', async () => {
+    const own = startApi();
+    try {
+      const reads = own.mail.reads;
+      expect((await fetch(`${own.base}/api/v1/messages`)).status).toBe(200);
+      expect((await fetch(`${own.base}/api/mailbox/v1/inboxes`)).status).toBe(200);
+      expect(own.mail.reads).toBe(reads + 2);
+      const ws = new WebSocket(`${own.base.replace('http:', 'ws:')}/api/events`);
+      await new Promise((resolve, reject) => {
+        ws.onmessage = resolve;
+        ws.onerror = reject;
+      });
+      expect(own.mail.watchers).toBe(1);
+      const stream = new AbortController();
+      const sse = await fetch(`${own.base}/api/mailbox/v1/events`, { signal: stream.signal });
+      expect(sse.status).toBe(200);
+      const reader = sse.body!.getReader();
+      await reader.read();
+      expect(own.mail.watchers).toBe(2);
+      ws.close();
+      stream.abort();
+      await reader.read().catch(() => undefined);
+      const deadline = Date.now() + 5000;
+      while (own.mail.watchers > 0 && Date.now() < deadline) await Bun.sleep(10);
+      expect(own.mail.watchers).toBe(0);
+    } finally {
+      await own.close();
+    }
+  });
+});

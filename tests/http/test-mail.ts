@@ -56,6 +56,26 @@ export class TestMail implements MailSource {
     return this.#listeners.size;
   }
 
+  /** add() indexes at once: nothing is ever waiting. Counted in `reads`. */
+  async current(): Promise<void> {
+    this.reads++;
+  }
+
+  /** Calls of current() so far. */
+  reads = 0;
+
+  watch(): () => void {
+    this.watchers++;
+    let attached = true;
+    return () => {
+      if (attached) this.watchers--;
+      attached = false;
+    };
+  }
+
+  /** Readers attached by watch() now. */
+  watchers = 0;
+
   async setRead(ids: readonly string[] | null, read: boolean): Promise<number> {
     const n = this.db.setRead(ids, read);
     this.#emit({ kind: 'updated', ids: ids ?? [] });

@@ -117,6 +117,50 @@ describe('MailIndex', () => {
     expect(ids(o.index)).toEqual(Array.from({ length: 24 }, (_, i) => `m${23 - i}`));
   });
 
+  test('while nobody reads, commits wait for a pause; current() indexes what was committed before it, at once (mail-index.ts Rule 6)', async () => {
+    const o = await start(newDir());
+    const changes: IndexChange[] = [];
+    o.index.subscribe((c) => changes.push(c));
+    await commit(o.spool, 0, 3);
+    await commit(o.spool, 3, 5);
+    // Well inside the pause of 100 ms a deferred ingest waits for.
+    await Bun.sleep(20);
+    expect(o.index.lastSeq).toBe(0);
+    await o.index.current();
+    expect(ids(o.index)).toEqual(['m4', 'm3', 'm2', 'm1', 'm0']);
+    expect(changes.filter((c) => c.kind === 'new').map((c) => (c.kind === 'new' ? c.count : 0))).toEqual([5]);
+    // Nothing waits: at once.
+    await o.index.current();
+    // Read just now: the next commit goes to the writer without waiting for a pause.
+    const waited = o.index.waitAfter(o.index.lastSeq);
+    await commit(o.spool, 5, 6);
+    await waited;
+    expect(ids(o.index)[0]).toBe('m5');
+  });
+
+  test('a watcher keeps ingests prompt while commits keep coming; detaching twice counts once (mail-index.ts Rule 6)', async () => {
+    const o = await start(newDir());
+    let next = 0;
+    /** Commits a message every 10 ms until `until` settles or 3 s pass; true when it settled first. */
+    const keepCommitting = async (until: Promise<unknown>): Promise<boolean> => {
+      let settled = false;
+      void until.then(() => (settled = true));
+      const deadline = Date.now() + 3000;
+      while (!settled && Date.now() < deadline) {
+        await commit(o.spool, next, next + 1);
+        next++;
+        await Bun.sleep(10);
+      }
+      return settled;
+    };
+    const unwatch = o.index.watch();
+    expect(await keepCommitting(o.index.waitAfter(0))).toBe(true);
+    unwatch();
+    unwatch();
+    await o.index.current();
+    expect(ids(o.index).length).toBe(next);
+  });
+
   test('a waiter whose signal aborts is rejected with its reason and hears nothing more', async () => {
     const o = await start(newDir());
     const controller = new AbortController();
