@@ -83,6 +83,8 @@ export interface MailIndexOptions {
   /** Retention of local mail (--max-messages, --max-age), applied every minute once ready. */
   readonly retention?: { readonly maxMessages?: number; readonly maxAgeMs?: number };
   readonly now?: () => number;
+  /** The most committed messages a live ingest waits with while nobody reads (Rule 6); DEFER_MAX unless set. */
+  readonly deferMax?: number;
 }
 
 const RETENTION_EVERY_MS = 60_000;
@@ -137,6 +139,8 @@ export class MailIndex {
   /** Watchers attached (Rule 6), and when current() was last called. */
   #watchers = 0;
   #readAtMs = Number.NEGATIVE_INFINITY;
+  /** Commits were sent and more wait: the next request goes at once (Rule 6). */
+  #catchingUp = false;
   #flushScheduled = false;
   /** Messages whose search text waits in the backlog (Rule 5), as the writer last said. */
   #backlog = 0;
@@ -158,6 +162,7 @@ export class MailIndex {
   #closed = false;
   #broken: Error | null = null;
   readonly #retention: MailIndexOptions['retention'];
+  readonly #deferMax: number;
   readonly #now: () => number;
   #retentionTimer: ReturnType<typeof setInterval> | null = null;
   /** Ids a change of this index is deleting: their removal events are its own. */
@@ -167,6 +172,7 @@ export class MailIndex {
   private constructor(options: MailIndexOptions, writer: WriterClient) {
     this.#spool = options.spool;
     this.#retention = options.retention;
+    this.#deferMax = options.deferMax ?? DEFER_MAX;
     this.#now = options.now ?? Date.now;
     this.#log = options.log;
     this.#writer = writer;
@@ -506,10 +512,11 @@ export class MailIndex {
     const at = performance.now();
     const watched = this.#watchers > 0 || at - this.#readAtMs < READ_WITHIN_MS;
     if (!now && this.#readers.length === 0) {
-      // Watched: gathered for LIVE_GATHER_MS (Rule 4); else until the burst is over (Rule 6).
+      // Watched: gathered for LIVE_GATHER_MS (Rule 4); else until the burst is over (Rule 6), and
+      // a catch-up once begun goes on to the end.
       const wait = watched
         ? this.#batch.length < LIVE_GATHER_ENOUGH ? this.#lastSentMs + LIVE_GATHER_MS - at : 0
-        : this.#batch.length < DEFER_MAX ? this.#lastCommitMs + BACKLOG_QUIET_MS - at : 0;
+        : this.#batch.length < this.#deferMax && !this.#catchingUp ? this.#lastCommitMs + BACKLOG_QUIET_MS - at : 0;
       if (wait >= 1) {
         this.#gatherTimer ??= setTimeout(() => {
           this.#gatherTimer = null;
@@ -524,6 +531,7 @@ export class MailIndex {
     // A burst indexed after it (Rule 6) goes as a catch-up does: smaller transactions hold less
     // of the Worker's garbage at once.
     const batch = this.#batch.splice(0, watched ? LIVE_BATCH_MAX : FEED_BATCH);
+    this.#catchingUp = this.#batch.length > 0;
     const upTo = (this.#sentCount += batch.length);
     const local = this.#spool.localMessagesById(batch, CATCHER_MAILBOX);
     if (local.length === 0) {

@@ -29,11 +29,11 @@ function newDir(): string {
   return d;
 }
 
-async function start(dir: string, writer: 'thread' | 'worker' = 'thread', rebuild = false, retention?: { maxMessages?: number; maxAgeMs?: number }) {
+async function start(dir: string, writer: 'thread' | 'worker' = 'thread', rebuild = false, retention?: { maxMessages?: number; maxAgeMs?: number }, deferMax?: number) {
   const log = memoryLog();
   let index: MailIndex | null = null;
   const spool = await openSpool({ dir, hostname: 'mx.test', now: () => T0 + 60_000, log, onCommit: (m) => index?.committed(m) });
-  index = await MailIndex.open({ path: createLayout(dir).indexPath, spool, log, writer, rebuild, retention, now: () => T0 + 60_000 });
+  index = await MailIndex.open({ path: createLayout(dir).indexPath, spool, log, writer, rebuild, retention, now: () => T0 + 60_000, deferMax });
   await index.ready;
   const o = { spool, index, log };
   open.push(o);
@@ -138,27 +138,42 @@ describe('MailIndex', () => {
     expect(ids(o.index)[0]).toBe('m5');
   });
 
+  /** Commits a message every 10 ms from m<next> on until `until` settles or 3 s pass; true when it settled first. */
+  async function keepCommitting(o: { spool: Spool }, from: number, until: Promise<unknown>): Promise<{ settled: boolean; next: number }> {
+    let settled = false;
+    let next = from;
+    void until.then(() => (settled = true));
+    const deadline = Date.now() + 3000;
+    while (!settled && Date.now() < deadline) {
+      await commit(o.spool, next, next + 1);
+      next++;
+      await Bun.sleep(10);
+    }
+    return { settled, next };
+  }
+
   test('a watcher keeps ingests prompt while commits keep coming; detaching twice counts once (mail-index.ts Rule 6)', async () => {
     const o = await start(newDir());
-    let next = 0;
-    /** Commits a message every 10 ms until `until` settles or 3 s pass; true when it settled first. */
-    const keepCommitting = async (until: Promise<unknown>): Promise<boolean> => {
-      let settled = false;
-      void until.then(() => (settled = true));
-      const deadline = Date.now() + 3000;
-      while (!settled && Date.now() < deadline) {
-        await commit(o.spool, next, next + 1);
-        next++;
-        await Bun.sleep(10);
-      }
-      return settled;
-    };
     const unwatch = o.index.watch();
-    expect(await keepCommitting(o.index.waitAfter(0))).toBe(true);
+    const { settled, next } = await keepCommitting(o, 0, o.index.waitAfter(0));
+    expect(settled).toBe(true);
     unwatch();
     unwatch();
     await o.index.current();
     expect(ids(o.index).length).toBe(next);
+  });
+
+  test('while nobody reads, deferMax messages waiting are sent while commits keep coming, and the rest after them (mail-index.ts Rule 6)', async () => {
+    const o = await start(newDir(), 'thread', false, undefined, 4);
+    const changes: IndexChange[] = [];
+    o.index.subscribe((c) => changes.push(c));
+    const { settled, next } = await keepCommitting(o, 0, o.index.waitAfter(0));
+    expect(settled).toBe(true);
+    await o.index.current();
+    expect(ids(o.index).length).toBe(next);
+    // Each request takes up where the one before ended.
+    const added = changes.filter((c) => c.kind === 'new');
+    for (let i = 1; i < added.length; i++) expect(added[i].afterSeq).toBe(added[i - 1].lastSeq);
   });
 
   test('a waiter whose signal aborts is rejected with its reason and hears nothing more', async () => {
