@@ -67,8 +67,11 @@ export interface SpoolPosition {
 export type WriterRequest =
   /** `background`: the writer's thread yields the CPU to the accept path (serve, not reindex). */
   | { readonly op: 'open'; readonly path: string; readonly background?: boolean }
-  /** `live`: one or more group commits, whose search text waits in the backlog (Rule 4). */
-  | { readonly op: 'ingest'; readonly messages: readonly RawMessage[]; readonly live?: boolean; readonly searched?: boolean }
+  /**
+   * `live`: one or more group commits, whose search text waits in the backlog (Rule 4).
+   * `collect`: a full garbage collection follows (a burst indexed after it: mail-index.ts Rule 6).
+   */
+  | { readonly op: 'ingest'; readonly messages: readonly RawMessage[]; readonly live?: boolean; readonly searched?: boolean; readonly collect?: boolean }
   /** Moves up to `max` of the backlog into FTS5 (Rule 4). */
   | { readonly op: 'index-backlog'; readonly max: number }
   | { readonly op: 'begin' }
@@ -127,8 +130,11 @@ export class IndexWriter {
     switch (request.op) {
       case 'open':
         return this.#open(request.path);
-      case 'ingest':
-        return this.#ingest(request.messages, request.live === true, request.searched === true);
+      case 'ingest': {
+        const reply = await this.#ingest(request.messages, request.live === true, request.searched === true);
+        if (request.collect === true) Bun.gc(true);
+        return reply;
+      }
       case 'index-backlog':
         return this.#indexBacklog(request.max);
       case 'begin':

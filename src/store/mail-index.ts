@@ -44,10 +44,12 @@
  *         the backlog to BACKLOG_MAX rows during the burst, so they scan no more.
  * Rule 6: while nobody reads, a burst is indexed after it. With no watcher (a wait, an SSE
  *         stream, a websocket: `watch()`) and no read in the last READ_WITHIN_MS (`current()`),
- *         a live ingest waits for BACKLOG_QUIET_MS without a commit, or for DEFER_MAX messages,
+ *         a live ingest waits for DEFER_QUIET_MS without a commit, or for DEFER_MAX messages,
  *         instead of LIVE_GATHER_MS: the Worker's CPU is then not taken from the accept path
  *         during the burst (on 2 CPUs, a thread busy beside the accept path slows it even at the
- *         lowest priority). `current()` sends what waits at once and resolves once every message
+ *         lowest priority). What waited is then sent as a catch-up is, FEED_BATCH at a time, each
+ *         request's garbage collected by the writer after it; what commits meanwhile waits for
+ *         the next pause. `current()` sends what waits at once and resolves once every message
  *         committed before the call has been through the writer, so a reader never sees the
  *         index behind a 250 it was given, deferred or not.
  */
@@ -92,7 +94,7 @@ const RETENTION_EVERY_MS = 60_000;
 const FEED_BATCH = 256;
 /** Batches of a rebuild or catch-up between two trims of both threads' memory (4,096 messages); the Worker's is trimmed after each. */
 const TRIM_EVERY_BATCHES = 16;
-/** A rebuild or catch-up of at least this many messages ends by trimming both threads' memory. */
+/** A rebuild or catch-up of at least this many messages ends by trimming both threads' memory (a deferred burst: begins with this thread's collection, about 20 ms at a million messages). */
 const TRIM_AFTER_MESSAGES = 10_000;
 /** A catch-up starts this far before the recorded position, in case commit order and (time, id) order differ. */
 const CATCH_UP_SLACK_MS = 2000;
@@ -111,8 +113,13 @@ const LIVE_GATHER_MS = 20;
 const LIVE_GATHER_ENOUGH = 256;
 /** A search this recent makes a live ingest keep the backlog short (Rule 5, index-writer.ts Rule 4). */
 const SEARCHED_WITHIN_MS = 10_000;
-/** How long no message may have committed before the backlog is moved into FTS5 (Rule 5), or a deferred ingest sent (Rule 6). */
+/** How long no message may have committed before the backlog is moved into FTS5 (Rule 5). */
 const BACKLOG_QUIET_MS = 100;
+/**
+ * How long no message may have committed before a deferred ingest is sent (Rule 6): longer than
+ * a group commit's fdatasync takes on a slow disk, which would otherwise look like the burst's end.
+ */
+const DEFER_QUIET_MS = 250;
 /** A read this recent keeps live ingests prompt (Rule 6). */
 const READ_WITHIN_MS = 10_000;
 /**
@@ -139,8 +146,8 @@ export class MailIndex {
   /** Watchers attached (Rule 6), and when current() was last called. */
   #watchers = 0;
   #readAtMs = Number.NEGATIVE_INFINITY;
-  /** Commits were sent and more wait: the next request goes at once (Rule 6). */
-  #catchingUp = false;
+  /** While sentCount is below this, deferred messages are being caught up: the next request goes at once (Rule 6). */
+  #catchUpTo = 0;
   #flushScheduled = false;
   /** Messages whose search text waits in the backlog (Rule 5), as the writer last said. */
   #backlog = 0;
@@ -513,10 +520,10 @@ export class MailIndex {
     const watched = this.#watchers > 0 || at - this.#readAtMs < READ_WITHIN_MS;
     if (!now && this.#readers.length === 0) {
       // Watched: gathered for LIVE_GATHER_MS (Rule 4); else until the burst is over (Rule 6), and
-      // a catch-up once begun goes on to the end.
+      // a catch-up once begun goes on to what waited when it began.
       const wait = watched
         ? this.#batch.length < LIVE_GATHER_ENOUGH ? this.#lastSentMs + LIVE_GATHER_MS - at : 0
-        : this.#batch.length < this.#deferMax && !this.#catchingUp ? this.#lastCommitMs + BACKLOG_QUIET_MS - at : 0;
+        : this.#batch.length < this.#deferMax && this.#sentCount >= this.#catchUpTo ? this.#lastCommitMs + DEFER_QUIET_MS - at : 0;
       if (wait >= 1) {
         this.#gatherTimer ??= setTimeout(() => {
           this.#gatherTimer = null;
@@ -530,8 +537,12 @@ export class MailIndex {
     this.#lastSentMs = performance.now();
     // A burst indexed after it (Rule 6) goes as a catch-up does: smaller transactions hold less
     // of the Worker's garbage at once.
+    if (!watched && this.#sentCount >= this.#catchUpTo) {
+      this.#catchUpTo = this.#sentCount + this.#batch.length;
+      // The burst's garbage goes before the writer's is added to it.
+      if (this.#batch.length >= TRIM_AFTER_MESSAGES) Bun.gc(true);
+    }
     const batch = this.#batch.splice(0, watched ? LIVE_BATCH_MAX : FEED_BATCH);
-    this.#catchingUp = this.#batch.length > 0;
     const upTo = (this.#sentCount += batch.length);
     const local = this.#spool.localMessagesById(batch, CATCHER_MAILBOX);
     if (local.length === 0) {
@@ -540,7 +551,7 @@ export class MailIndex {
       return;
     }
     // The writer answers in order, so replies (and 'new' events) keep commit order.
-    const sent = this.#ingest(local.map((m) => this.#located(m)).filter((m) => m !== null), true)
+    const sent = this.#ingest(local.map((m) => this.#located(m)).filter((m) => m !== null), true, !watched)
       .then(
         () => undefined,
         (error: unknown) => this.#fail(error as Error),
@@ -591,16 +602,16 @@ export class MailIndex {
     }, delayMs);
   }
 
-  async #ingest(messages: readonly RawMessage[], live = false): Promise<IngestReply> {
+  async #ingest(messages: readonly RawMessage[], live = false, collect = false): Promise<IngestReply> {
     if (messages.length === 0) return { added: 0, lastSeq: this.#lastSeq, backlog: this.#backlog };
     const transfer = messages.flatMap((m) => (m.stuffed === undefined ? [] : [m.stuffed.buffer as ArrayBuffer]));
     const searched = live && performance.now() - this.#searchedAt < SEARCHED_WITHIN_MS;
-    let reply = (await this.#writer.request({ op: 'ingest', messages, live, searched }, transfer)) as IngestReply;
+    let reply = (await this.#writer.request({ op: 'ingest', messages, live, searched, collect }, transfer)) as IngestReply;
     if (reply.unreadable !== undefined) {
       // Compacted away after being located: sent again with their bytes, read here as they are now.
       const again = await this.#withBytes(messages, reply.unreadable);
       const transfer = again.flatMap((m) => (m.stuffed === undefined ? [] : [m.stuffed.buffer as ArrayBuffer]));
-      reply = (await this.#writer.request({ op: 'ingest', messages: again, live, searched }, transfer)) as IngestReply;
+      reply = (await this.#writer.request({ op: 'ingest', messages: again, live, searched, collect }, transfer)) as IngestReply;
       if (reply.unreadable !== undefined) throw new Error(`the index writer could not read ${reply.unreadable.join(', ')}`);
     }
     this.#backlog = reply.backlog;
