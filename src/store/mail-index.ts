@@ -33,7 +33,7 @@
  *         250s are on their way, and one ingest request at a time: what commits while the writer
  *         works goes in the next request, so a busy writer gets fewer, larger transactions (each
  *         costs SQLite and FTS5 a fixed price) instead of a queue of small ones. While commits
- *         keep coming, requests are at least LIVE_GATHER_MS apart.
+ *         keep coming and somebody reads (Rule 6), requests are at least LIVE_GATHER_MS apart.
  * Rule 5: full-text indexing waits for a quiet spell (index-db.ts Rule 4). A live ingest leaves
  *         its messages' search text in the backlog, which searches scan; once no message has
  *         committed for BACKLOG_QUIET_MS and the writer is free, the backlog goes into FTS5 a
@@ -47,9 +47,9 @@
  *         a live ingest waits for DEFER_QUIET_MS without a commit, or for DEFER_MAX messages,
  *         instead of LIVE_GATHER_MS: the Worker's CPU is then not taken from the accept path
  *         during the burst (on 2 CPUs, a thread busy beside the accept path slows it even at the
- *         lowest priority). What waited is then sent as a catch-up is, FEED_BATCH at a time, each
- *         request's garbage collected by the writer after it; what commits meanwhile waits for
- *         the next pause. `current()` sends what waits at once and resolves once every message
+ *         lowest priority). What waited is then sent as a catch-up is, FEED_BATCH at a time, the
+ *         garbage of each full request collected by the writer after it; what commits meanwhile
+ *         waits for the next pause. `current()` sends what waits at once and resolves once every message
  *         committed before the call has been through the writer, so a reader never sees the
  *         index behind a 250 it was given, deferred or not.
  */
@@ -106,8 +106,8 @@ const LIVE_BATCH_MAX = 1024;
  * took the index's share of that thread's CPU under smtp-source 1k-s10-ka from 10.4% to 8.5%),
  * and the writer too: each transaction rewrites the last page of every table and index it adds
  * to, and the slower the accept path, the fewer messages share that price (at 1k-s10-ka, 20 ms
- * took the Worker from 64 to 55 µs of CPU per message indexed, medians of 9 runs). The first
- * commit after a quiet spell is sent at once.
+ * took the Worker from 64 to 55 µs of CPU per message indexed, medians of 9 runs). While somebody
+ * reads (Rule 6), the first commit after a quiet spell is sent at once.
  */
 const LIVE_GATHER_MS = 20;
 const LIVE_GATHER_ENOUGH = 256;
@@ -551,7 +551,9 @@ export class MailIndex {
       return;
     }
     // The writer answers in order, so replies (and 'new' events) keep commit order.
-    const sent = this.#ingest(local.map((m) => this.#located(m)).filter((m) => m !== null), true, !watched)
+    // A lone message after a pause is not worth a collection.
+    const collect = !watched && batch.length === FEED_BATCH;
+    const sent = this.#ingest(local.map((m) => this.#located(m)).filter((m) => m !== null), true, collect)
       .then(
         () => undefined,
         (error: unknown) => this.#fail(error as Error),
