@@ -39,7 +39,15 @@ export function installMailApi(http: HttpServer, mail: MailSource, deps: Omit<Ma
     ...mailboxRoutes({ mail, now: deps.now, waits, session: deps.session, deliveries: deps.deliveries, faults: deps.faults, version: deps.version }),
   ];
   // Every route reads the index as of the request: what was committed before it is in it.
-  http.addRoutes(routes.map((route) => ({ ...route, handler: async (context) => (await mail.current(), route.handler(context)) })));
+  http.addRoutes(
+    routes.map((route) => ({
+      ...route,
+      handler: async (context) => {
+        await mail.current();
+        return route.handler(context);
+      },
+    })),
+  );
   return {
     waits,
     events,

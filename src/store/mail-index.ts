@@ -534,7 +534,7 @@ export class MailIndex {
     }
     if (this.#gatherTimer !== null) clearTimeout(this.#gatherTimer);
     this.#gatherTimer = null;
-    this.#lastSentMs = performance.now();
+    this.#lastSentMs = at;
     // A burst indexed after it (Rule 6) goes as a catch-up does: smaller transactions hold less
     // of the Worker's garbage at once.
     if (!watched && this.#sentCount >= this.#catchUpTo) {

@@ -123,7 +123,7 @@ describe('MailIndex', () => {
     o.index.subscribe((c) => changes.push(c));
     await commit(o.spool, 0, 3);
     await commit(o.spool, 3, 5);
-    // Well inside the pause of 100 ms a deferred ingest waits for.
+    // Well inside the pause a deferred ingest waits for (DEFER_QUIET_MS, 250 ms).
     await Bun.sleep(20);
     expect(o.index.lastSeq).toBe(0);
     await o.index.current();
@@ -138,7 +138,7 @@ describe('MailIndex', () => {
     expect(ids(o.index)[0]).toBe('m5');
   });
 
-  /** Commits a message every 10 ms from m<next> on until `until` settles or 3 s pass; true when it settled first. */
+  /** Commits a message every 10 ms from m<from> on until `until` settles or 3 s pass; `settled` is true when it settled first, `next` the first id not committed. */
   async function keepCommitting(o: { spool: Spool }, from: number, until: Promise<unknown>): Promise<{ settled: boolean; next: number }> {
     let settled = false;
     let next = from;
