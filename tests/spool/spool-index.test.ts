@@ -115,6 +115,47 @@ describe('SpoolIndex', () => {
     expect(index.record('s3-10')?.seq).toBe(4);
   }, 60_000);
 
+  test('a chunk read at any byte offset loads the same rows, whether its columns are copied or viewed', () => {
+    // A chunk's columns are aligned or not as its header's length falls; the index views aligned
+    // ones and copies the others into one buffer it reuses, chunk after chunk of other sizes.
+    const sizes = [5_000, 3_000, 7_000, 1];
+    for (const shift of [0, 1, 2, 3]) {
+      for (const hashed of [true, false]) {
+        const index = new SpoolIndex();
+        const model: StoredRecord[] = [];
+        sizes.forEach((n, k) => {
+          const seq = k + 1;
+          index.addSegment({ seq, name: `s${seq}`, bytes: 0, headerBytes: 10 });
+          const records = Array.from({ length: n }, (_, i) => record(`c${seq}-${i}`, seq * 10_000 + i, seq, 10 + 100 * i));
+          const chunk = chunkOf(seq, records, hashed);
+          const payload = chunk.columnBytes;
+          // The same chunk at `shift` bytes past an aligned start.
+          const moved = new Uint8Array(payload.buffer.byteLength + 4);
+          moved.set(new Uint8Array(payload.buffer), shift);
+          const at = (view: Uint8Array | null) => (view === null ? null : moved.subarray(view.byteOffset + shift, view.byteOffset + shift + view.length));
+          const shifted = { ...chunk, idBytes: at(chunk.idBytes)!, timeBytes: at(chunk.timeBytes)!, columnBytes: at(chunk.columnBytes)!, idHashBytes: at(chunk.idHashBytes), idLengths: at(chunk.idLengths) };
+          expect(shifted.columnBytes.byteOffset % 4).toBe((payload.byteOffset + shift) % 4);
+          index.addChunk(seq, shifted);
+          model.push(...records);
+        });
+        index.finishLoad();
+        expect(index.size).toBe(model.length);
+        for (const r of model) {
+          const e = index.record(r.id)!;
+          expect({ id: e.id, timeMs: e.timeMs, seq: e.seq, offset: e.offset, bodyOffset: e.bodyOffset, size: e.size, sender: e.envelope.sender }).toEqual({
+            id: r.id,
+            timeMs: r.timeMs,
+            seq: r.seq,
+            offset: r.offset,
+            bodyOffset: r.offset + r.bytes - 3 - r.bodyBytes,
+            size: r.size,
+            sender: r.envelope.sender,
+          });
+        }
+      }
+    }
+  }, 60_000);
+
   test('segment, envelope and flags numbers past one byte and past two widen their columns, rows kept (Rule 5)', () => {
     const index = new SpoolIndex();
     for (const seq of [1, 300, 70_000]) index.addSegment({ seq, name: `s${seq}`, bytes: 0, headerBytes: 10 });
