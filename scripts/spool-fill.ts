@@ -3,6 +3,7 @@
  * takes to start on it and its RSS once it greets.
  * Usage: npm run bench:startup -- --dir DIR [--messages 1000000] [--size 1024]
  *          [--in-flight 2000] [--no-fill] [--starts 3] [--bin dist/mailbox] [--index-wait SECONDS]
+ *          [--ingest N] [--queries] [--no-jit]
  * Start-up is timed from spawn to the 220 greeting (wall clock, and the CPU time serve used, which
  * a busy machine distorts less), and reported with the spool-opened log line. With --index-wait,
  * each start then waits (up to SECONDS) for the mail index to catch up with the spool (its
@@ -16,6 +17,10 @@
  * more 1 KB messages over SMTP (10 sessions, reused); serve's RSS is printed once the index holds
  * them all, full text too, with the most it reached while they were sent and the most after, until
  * then (before the query set, if asked).
+ * Each RSS line also gives serve's exact peak so far (VmHWM), which 100 ms samples can miss.
+ * With --no-jit, serve runs with JavaScriptCore's JIT compilers off (BUN_JSC_useJIT=false): what
+ * RSS serve's own data and work take, without the memory the JIT takes while it compiles the code
+ * that a burst makes hot. Accepting is then about 2.5 times slower.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -32,7 +37,7 @@ const option = (name: string, fallback: string) => {
 };
 const dir = option('--dir', '');
 if (dir === '') {
-  console.error('usage: spool-fill.ts --dir DIR [--messages N] [--size BYTES] [--in-flight N] [--no-fill] [--starts N] [--bin PATH] [--index-wait SECONDS] [--ingest N] [--queries]');
+  console.error('usage: spool-fill.ts --dir DIR [--messages N] [--size BYTES] [--in-flight N] [--no-fill] [--starts N] [--bin PATH] [--index-wait SECONDS] [--ingest N] [--queries] [--no-jit]');
   process.exit(2);
 }
 const messages = Number(option('--messages', '1000000'));
@@ -43,6 +48,7 @@ const bin = path.resolve(option('--bin', path.join(import.meta.dir, '../dist/mai
 const indexWaitS = Number(option('--index-wait', '0'));
 const queries = args.includes('--queries');
 const ingest = Number(option('--ingest', '0'));
+const noJit = args.includes('--no-jit');
 /** The readers benchmark's query set (scripts/bench-readers-queries.ts) in forms this spool's mail matches. */
 const QUERY_SET: readonly (readonly [string, string])[] = [
   ['list newest 50', '/api/v1/messages'],
@@ -98,6 +104,7 @@ for (let i = 0; i < starts; i++) {
   const proc = Bun.spawn([bin, 'serve', '--pop3', 'off', '--imap', 'off', '--http', queries ? `127.0.0.1:${httpPort}` : 'off', '--listen', `127.0.0.1:${port}`, '--data', dir, '--log', 'json'], {
     stdout: 'ignore',
     stderr: 'pipe',
+    env: noJit ? { ...process.env, BUN_JSC_useJIT: 'false' } : process.env,
   });
   let log = '';
   const reading = (async () => {
@@ -107,6 +114,7 @@ for (let i = 0; i < starts; i++) {
   await waitForGreeting('127.0.0.1', port, { timeoutMs: 120_000, abort: () => (proc.exitCode === null ? undefined : `serve exited ${proc.exitCode}`) });
   const ms = performance.now() - t0;
   const rss = rssMiB(proc.pid);
+  const startPeak = rssMiB(proc.pid, 'VmHWM');
   const cpuMs = cpuMsOf(proc.pid);
   let indexed = '';
   if (indexWaitS > 0) {
@@ -146,7 +154,7 @@ for (let i = 0; i < starts; i++) {
   await proc.exited;
   await reading;
   const opened = log.split('\n').find((l) => l.includes('spool-opened')) ?? '';
-  console.log(`start ${i + 1}: greeting after ${ms.toFixed(0)} ms (${cpuMs} ms CPU), RSS ${rss.toFixed(0)} MiB; ${opened}${indexed}`);
+  console.log(`start ${i + 1}: greeting after ${ms.toFixed(0)} ms (${cpuMs} ms CPU), RSS ${rss.toFixed(0)} MiB (peak ${startPeak.toFixed(0)}); ${opened}${indexed}`);
 }
 
 /** Sends `ingest` more messages over SMTP and waits until the index holds them, full text too (its backlog empty). */
@@ -180,18 +188,18 @@ async function ingestMore(pid: number, port: number): Promise<string> {
     if (count('SELECT count(*) AS n FROM messages') >= before + ingest && count('SELECT count(*) AS n FROM backlog') === 0) break;
     if (performance.now() - started > 600_000) return `the index did not take the ${ingest} messages in 10 minutes`;
   }
-  return `${ingest.toLocaleString('en')} more messages by SMTP in ${(sentMs / 1000).toFixed(1)} s, indexed (full text too) after ${((performance.now() - started) / 1000).toFixed(1)} s: RSS ${rssMiB(pid).toFixed(0)} MiB; at most ${most.toFixed(0)} MiB while sent, ${after.toFixed(0)} MiB after`;
+  return `${ingest.toLocaleString('en')} more messages by SMTP in ${(sentMs / 1000).toFixed(1)} s, indexed (full text too) after ${((performance.now() - started) / 1000).toFixed(1)} s: RSS ${rssMiB(pid).toFixed(0)} MiB; at most ${most.toFixed(0)} MiB while sent, ${after.toFixed(0)} MiB after; peak since start ${rssMiB(pid, 'VmHWM').toFixed(0)} MiB`;
 }
 
-/** serve's RSS, or 0 once it has exited. */
-function rssMiB(pid: number): number {
+/** serve's RSS (or its peak so far, VmHWM), or 0 once it has exited. */
+function rssMiB(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number {
   let status: string;
   try {
     status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   } catch {
     return 0;
   }
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
+  return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) / 1024;
 }
 
 /** utime + stime in clock ticks (100 per second on Linux): CPU spent, whatever else runs. */
