@@ -61,6 +61,12 @@ export interface RecoveryContext {
   readonly now: () => number;
   /** The read call of start-up's scan (tests count what it reads). */
   readonly io?: SpoolIo;
+  /**
+   * Called every SCAN_COLLECT_EVERY records a scan parses: a collection of the garbage their
+   * parsing left (serve: one that JSC runs beside the thread), which otherwise grows with the
+   * segment until the spool collects after it.
+   */
+  readonly collect?: () => void;
 }
 
 /**
@@ -181,6 +187,12 @@ export function* recoverSegments(
 
 /** Bytes start-up reads of a segment at a time; a record longer than this is read whole. */
 const SCAN_WINDOW_BYTES = 1 << 20;
+/**
+ * Records parsed between two of the context's collections. A million records scanned (a copied
+ * spool) peaked at 279 MiB of RSS with a collection after each segment only; 223 with one every
+ * 8,192 records, and 213 every 2,048.
+ */
+const SCAN_COLLECT_EVERY = 4096;
 
 /**
  * A view of one segment file from `base` on, read through the context's read call: whole
@@ -306,6 +318,7 @@ function scanSegment(
     if (scan.kind === 'record') {
       const r = scan.record;
       records.push(view.base === 0 ? r : { ...r, offset: view.base + r.offset, bodyOffset: view.base + r.bodyOffset });
+      if (records.length % SCAN_COLLECT_EVERY === 0) ctx.collect?.();
       pos += r.bytes;
       continue;
     }

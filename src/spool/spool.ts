@@ -84,6 +84,11 @@ export interface SpoolOptions {
   readonly segmentBytes?: number;
   /** The write and fdatasync calls; tests replace them to inject ENOSPC or EIO. */
   readonly io?: SpoolIo;
+  /**
+   * A collection of the garbage a start-up scan leaves, every few thousand records it parses
+   * (recovery.ts, RecoveryContext.collect); default Bun.gc(false), which JSC runs beside the thread.
+   */
+  readonly collect?: () => void;
   /** The pid written in the lock file; default process.pid. */
   readonly pid?: number;
   /** What this process is, written in the lock file beside the pid; default serve. */
@@ -285,7 +290,7 @@ export class Spool {
     this.#layout = layout;
     this.#pid = pid;
     this.#io = opts.io ?? nodeIo;
-    this.#ctx = { layout, log: opts.log, now: opts.now, io: opts.io };
+    this.#ctx = { layout, log: opts.log, now: opts.now, io: opts.io, collect: opts.collect ?? (() => Bun.gc(false)) };
     this.#segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
     this.#writer = new GroupCommit<Durable>({
       onDurable: (items) => this.#onDurable(items),

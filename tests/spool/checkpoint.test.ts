@@ -133,6 +133,21 @@ describe('checkpoint', () => {
     expect(fs.statSync(layout.checkpointPath).size).toBe(checkpointBytes);
   });
 
+  test('a scan collects its garbage every 4,096 records it parses, not only after the segment', async () => {
+    const dir = newDir();
+    const s = await open(dir, { checkpointEvery: 100_000 });
+    const n = 8_200;
+    await Promise.all(Array.from({ length: n }, (_, i) => s.commit(request(`m${i}`, { timeMs: T0 + i }))));
+    await close(s);
+    // No chunk covers them (checkpointEvery is past n, and a close writes none): the next start scans all n.
+    expect(fs.existsSync(createLayout(dir).checkpointPath) ? decodeLog(fs.readFileSync(createLayout(dir).checkpointPath)).chunks.length : 0).toBe(0);
+    let collections = 0;
+    const again = await open(dir, { checkpointEvery: 100_000, collect: () => collections++ });
+    expect(again.stats().messages).toBe(n);
+    expect(collections).toBe(2);
+    await close(again);
+  });
+
   test('checkpointPending covers the records written since the last chunk, however few', async () => {
     const dir = newDir();
     const s = await open(dir, { checkpointEvery: 100 });
