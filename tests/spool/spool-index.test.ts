@@ -37,6 +37,20 @@ function chunkOf(seq: number, records: readonly StoredRecord[], hashes: boolean)
   return log.chunks[0];
 }
 
+/** The index's row for `r.id` holds what `r` says: time, place, lengths and sender. */
+function expectRow(index: SpoolIndex, r: StoredRecord): void {
+  const e = index.record(r.id)!;
+  expect({ id: e.id, timeMs: e.timeMs, seq: e.seq, offset: e.offset, bodyOffset: e.bodyOffset, size: e.size, sender: e.envelope.sender }).toEqual({
+    id: r.id,
+    timeMs: r.timeMs,
+    seq: r.seq,
+    offset: r.offset,
+    bodyOffset: r.offset + r.bytes - 3 - r.bodyBytes,
+    size: r.size,
+    sender: r.envelope.sender,
+  });
+}
+
 describe('SpoolIndex', () => {
   test('chunks with and without stored hashes, single records, duplicates, renumbering', () => {
     const index = new SpoolIndex();
@@ -68,16 +82,7 @@ describe('SpoolIndex', () => {
       expect(index.size).toBe(model.size);
       for (const [id, r] of model) {
         if (Number(id.split('-')[1]) % 97 !== 0 && id !== 's2-7' && id !== 's3-9') continue;
-        const e = index.record(id)!;
-        expect({ id: e.id, timeMs: e.timeMs, seq: e.seq, offset: e.offset, bodyOffset: e.bodyOffset, size: e.size, sender: e.envelope.sender }).toEqual({
-          id,
-          timeMs: r.timeMs,
-          seq: r.seq,
-          offset: r.offset,
-          bodyOffset: r.offset + r.bytes - 3 - r.bodyBytes,
-          size: r.size,
-          sender: r.envelope.sender,
-        });
+        expectRow(index, r);
       }
       expect(index.record('s2-7')?.states.map((s) => s.kind)).toEqual(['removed', 'local']);
       expect(index.record('s3-9')?.mailboxes?.get('x@two.example')?.tags).toEqual(['t']);
@@ -140,18 +145,7 @@ describe('SpoolIndex', () => {
         });
         index.finishLoad();
         expect(index.size).toBe(model.length);
-        for (const r of model) {
-          const e = index.record(r.id)!;
-          expect({ id: e.id, timeMs: e.timeMs, seq: e.seq, offset: e.offset, bodyOffset: e.bodyOffset, size: e.size, sender: e.envelope.sender }).toEqual({
-            id: r.id,
-            timeMs: r.timeMs,
-            seq: r.seq,
-            offset: r.offset,
-            bodyOffset: r.offset + r.bytes - 3 - r.bodyBytes,
-            size: r.size,
-            sender: r.envelope.sender,
-          });
-        }
+        for (const r of model) expectRow(index, r);
       }
     }
   }, 60_000);
